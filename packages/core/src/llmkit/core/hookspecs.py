@@ -1,0 +1,54 @@
+"""pluggy hook specifications of project `llmkit` (entry-point group `llmkit`).
+
+Every hook receives a `register` callback bound to the calling plugin, so a name
+two plugins both claim fails loudly with both plugin names.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("llmkit")
+hookimpl = pluggy.HookimplMarker("llmkit")
+
+
+@hookspec
+def llmkit_register_samplers(register):
+    """register(name, processor): a logits processor usable by name in `SamplingParams.logits_processors`.
+
+    `processor(logits [R, V], args: list[dict]) -> logits` transforms the rows that asked for it;
+    an optional `processor.validate(args: dict)` rejects bad arguments when the request is made.
+    """
+
+
+@hookspec
+def llmkit_register_verifiers(register):
+    """register(name, verifier): `verifier(prompt, completion, reference) -> VerifierResult`."""
+
+
+@hookspec
+def llmkit_register_tools(register):
+    """register(name, function): a typed Python callable exposed to models as a tool."""
+
+
+@hookspec
+def llmkit_register_kernels(register):
+    """register(op, device, implementation, priority=0): a faster implementation of a core op."""
+
+
+@hookspec
+def llmkit_register_model_loaders(register):
+    """register(name, loader): a `ModelLoader` (`can_load(path)`, `load(path) -> Checkpoint`)."""
+
+
+@hookspec
+def llmkit_register_backends(register):
+    """register(name, factory): a chat/completion backend (local engine, HTTP, ...)."""
+
+
+@hookspec
+def llmkit_register_chat_templates(register):
+    """register(name, source): a Jinja chat template selectable by name (e.g. `--chat-template chatml`)."""
+
+
+@hookspec
+def llmkit_register_commands(cli):
+    """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

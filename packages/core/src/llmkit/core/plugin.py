@@ -1,0 +1,25 @@
+"""llmkit-core's own registrations, made through the same entry points as any plugin."""
+
+from .chat_template import BUILTIN_TEMPLATES, builtin_template_source
+from .hookspecs import hookimpl
+from .models.gguf_loader import GGUFLoader
+from .models.hf_loader import HFLoader
+
+
+@hookimpl
+def llmkit_register_model_loaders(register):
+    register("gguf", GGUFLoader())
+    register("hf", HFLoader())
+
+
+@hookimpl
+def llmkit_register_chat_templates(register):
+    for name in BUILTIN_TEMPLATES:
+        register(name, builtin_template_source(name))
+
+
+@hookimpl
+def llmkit_register_commands(cli):
+    from .cli import commands
+
+    commands.register(cli)

@@ -1,0 +1,155 @@
+"""The plugin manager and the registries built from plugins' `register` callbacks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+
+ENTRY_POINT_GROUP = "llmkit"
+
+# Registry kind -> hook that fills it.
+HOOKS = {
+    "samplers": "llmkit_register_samplers",
+    "verifiers": "llmkit_register_verifiers",
+    "tools": "llmkit_register_tools",
+    "kernels": "llmkit_register_kernels",
+    "model_loaders": "llmkit_register_model_loaders",
+    "backends": "llmkit_register_backends",
+    "chat_templates": "llmkit_register_chat_templates",
+}
+
+_manager: pluggy.PluginManager | None = None
+_registries: dict[str, Registry] = {}
+_registrations: dict[str, list[Registration]] = {}
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide manager, with every installed `llmkit` entry point loaded."""
+    global _manager
+    if _manager is None:
+        manager = pluggy.PluginManager("llmkit")
+        manager.add_hookspecs(hookspecs)
+        try:
+            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as err:
+            raise PluginError(f"an llmkit plugin failed to load: {type(err).__name__}: {err}") from err
+        _manager = manager
+    return _manager
+
+
+def plugin_owner(plugin_name: str) -> str:
+    """A human name for a registered plugin: its distribution and entry point when installed."""
+    manager = plugin_manager()
+    plugin = manager.get_plugin(plugin_name)
+    for known, dist in manager.list_plugin_distinfo():
+        if known is plugin:
+            return f"{dist.project_name} ({plugin_name})"
+    return plugin_name
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Add a plugin object at run time (tests, notebooks); registries are rebuilt on next use."""
+    plugin_manager().register(plugin, name=name)
+    _registries.clear()
+    _registrations.clear()
+
+
+def unregister_plugin(name: str) -> None:
+    plugin_manager().unregister(name=name)
+    _registries.clear()
+    _registrations.clear()
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """One call a plugin made to its `register` callback."""
+
+    owner: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def registrations(kind: str) -> list[Registration]:
+    """Every register(...) call made for `kind`, in plugin order."""
+    if kind not in _registrations:
+        hook = getattr(plugin_manager().hook, HOOKS[kind])
+        calls: list[Registration] = []
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            owner = plugin_owner(impl.plugin_name)
+
+            def register(*args: Any, _owner: str = owner, **kwargs: Any) -> None:
+                calls.append(Registration(_owner, args, kwargs))
+
+            try:
+                impl.function(register)
+            except Exception as err:
+                raise PluginError(f"plugin {owner} failed in {HOOKS[kind]}: {type(err).__name__}: {err}") from err
+        _registrations[kind] = calls
+    return _registrations[kind]
+
+
+class Registry:
+    """Named objects of one kind; a name claimed twice is an error naming both plugins."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, tuple[Any, str]] = {}
+
+    def add(self, name: str, value: Any, owner: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {owner} registered a {self.kind} entry with an invalid name {name!r}")
+        if name in self._entries:
+            raise PluginError(
+                f"{self.kind} name {name!r} is registered twice: by {self._entries[name][1]} and by {owner}"
+            )
+        self._entries[name] = (value, owner)
+
+    def get(self, name: str) -> Any:
+        if name not in self._entries:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise PluginError(f"no {self.kind} entry named {name!r} is installed (installed: {known})")
+        return self._entries[name][0]
+
+    def owner(self, name: str) -> str:
+        self.get(name)
+        return self._entries[name][1]
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return ((name, value) for name, (value, _) in self._entries.items())
+
+
+def registry(kind: str) -> Registry:
+    """The registry of `kind` ("samplers", "model_loaders", ...), built from every installed plugin."""
+    if kind not in HOOKS:
+        raise PluginError(f"unknown registry kind {kind!r}; known: {', '.join(HOOKS)}")
+    if kind not in _registries:
+        reg = Registry(kind)
+        for call in registrations(kind):
+            name, value = _name_and_value(kind, call)
+            reg.add(name, value, call.owner)
+        _registries[kind] = reg
+    return _registries[kind]
+
+
+def _name_and_value(kind: str, call: Registration) -> tuple[str, Any]:
+    try:
+        (name, value), extra = call.args[:2], call.args[2:]
+    except ValueError:
+        raise PluginError(f"plugin {call.owner} called register{call.args} for {kind}; expected (name, value)") from None
+    if extra or call.kwargs:
+        raise PluginError(f"plugin {call.owner} passed unexpected arguments to register for {kind}")
+    return name, value
+
+
