@@ -80,7 +80,7 @@ def registrations(kind: str) -> list[Registration]:
     if kind not in _registrations:
         hook = getattr(plugin_manager().hook, HOOKS[kind])
         calls: list[Registration] = []
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             owner = plugin_owner(impl.plugin_name)
 
             def register(*args: Any, _owner: str = owner, **kwargs: Any) -> None:

@@ -56,6 +56,9 @@ class ModelConfig:
             raise ModelFormatError(
                 f"unsupported architecture {named!r} in config.json; llmkit runs {', '.join(by_class)}"
             )
+        activation = raw.get("hidden_act", "silu")
+        if activation != "silu":
+            raise ModelFormatError(f"unsupported activation {activation!r} in config.json; llmkit runs SwiGLU (silu)")
         try:
             hidden = raw["hidden_size"]
             heads = raw["num_attention_heads"]

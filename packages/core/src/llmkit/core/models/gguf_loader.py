@@ -94,7 +94,7 @@ class GGUFLoader:
                     f"(supported: {', '.join(sorted(t.name for t in SUPPORTED_TENSOR_TYPES))})"
                 )
             try:
-                array = dequantize(info.data, info.tensor_type)
+                array = dequantize(np.asarray(info.data), info.tensor_type)
             except Exception as err:
                 raise ModelFormatError(f"tensor {info.name!r} in {path} is corrupt: {err}") from None
             tensor = torch.from_numpy(np.array(array, dtype=np.float32))

@@ -156,25 +156,32 @@ def draw(logits: torch.Tensor, seeds: torch.Tensor, steps: torch.Tensor) -> torc
     return token.clamp_(max=logits.shape[-1] - 1)
 
 
+def filtered_logits(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+    """The logits each non-greedy row samples from: penalized, tempered, processed and filtered."""
+    scaled = apply_penalties(logits, batch) / batch.temperature[:, None]
+    if any(p.logits_processors for p in batch.params):
+        scaled = apply_plugin_processors(scaled, batch)
+    if any(p.top_k or p.top_p < 1 for p in batch.params):
+        scaled = apply_top_k_top_p(scaled, batch.top_k, batch.top_p)
+    if any(p.min_p > 0 for p in batch.params):
+        scaled = apply_min_p(scaled, batch.min_p)
+    return scaled
+
+
 def sample(logits: torch.Tensor, batch: SamplingBatch, with_logprobs: bool | None = None) -> SampleOutput:
     """Choose one token per row of float32 `logits` [B, V]."""
-    raw = logits
-    logits = apply_penalties(logits, batch)
-    tokens = logits.argmax(dim=-1)
-    if not bool(batch.greedy.all()):
-        scaled = logits / batch.temperature[:, None]
-        if any(p.logits_processors for p in batch.params):
-            scaled = apply_plugin_processors(scaled, batch)
-        if any(p.top_k or p.top_p < 1 for p in batch.params):
-            scaled = apply_top_k_top_p(scaled, batch.top_k, batch.top_p)
-        if any(p.min_p > 0 for p in batch.params):
-            scaled = apply_min_p(scaled, batch.min_p)
-        tokens = torch.where(batch.greedy, tokens, draw(scaled, batch.seeds, batch.steps))
+    if bool(batch.greedy.all()):
+        tokens = apply_penalties(logits, batch).argmax(dim=-1)
+    else:
+        drawn = draw(filtered_logits(logits, batch), batch.seeds, batch.steps)
+        if bool(batch.greedy.any()):
+            drawn = torch.where(batch.greedy, apply_penalties(logits, batch).argmax(dim=-1), drawn)
+        tokens = drawn
     if with_logprobs is None:
         with_logprobs = any(p.logprobs or p.top_logprobs for p in batch.params)
     if not with_logprobs:
         return SampleOutput(tokens, None, None, None)
-    logprobs = raw.log_softmax(dim=-1)
+    logprobs = logits.log_softmax(dim=-1)
     k = max(p.top_logprobs for p in batch.params)
     top = logprobs.topk(k, dim=-1) if k else None
     return SampleOutput(
