@@ -9,11 +9,21 @@ import numpy as np
 import torch
 
 LAYER_NAMES = {
-    "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
 }
-GLOBAL_NAMES = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+GLOBAL_NAMES = {
+    "embed_tokens.weight": "token_embd.weight",
+    "norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
 
 
 def gguf_name(name: str) -> str:
@@ -30,8 +40,17 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(path, config: dict, state_dict: dict[str, torch.Tensor], tokenizer, *, arch="llama",
-               quantize=None, skip=(), override_types=None) -> dict[str, torch.Tensor]:
+def write_gguf(
+    path,
+    config: dict,
+    state_dict: dict[str, torch.Tensor],
+    tokenizer,
+    *,
+    arch="llama",
+    quantize=None,
+    skip=(),
+    override_types=None,
+) -> dict[str, torch.Tensor]:
     """Write `state_dict` (HF names) to `path`; return the float tensors the file really holds
     (after quantization, in HF layout) so tests can compare against them.
 
@@ -65,7 +84,11 @@ def write_gguf(path, config: dict, state_dict: dict[str, torch.Tensor], tokenize
         n = heads if "q_proj" in name else kv_heads
         if permuted:
             w = permute(w, n)
-        qtype = (quantize or (lambda _: gguf.GGMLQuantizationType.F32))(name) if w.ndim == 2 else gguf.GGMLQuantizationType.F32
+        qtype = (
+            (quantize or (lambda _: gguf.GGMLQuantizationType.F32))(name)
+            if w.ndim == 2
+            else gguf.GGMLQuantizationType.F32
+        )
         if override_types and name in override_types:
             writer.add_tensor(gguf_name(name), override_types[name](w))
             continue

@@ -85,9 +85,13 @@ def test_tools_refused_by_a_template_without_them(smollm2):
 def test_chatml_renders_tool_definitions_calls_and_results():
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        ]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "18C, sunny"},
     ]
     text = ChatTemplate.named("chatml").render(messages, tools=[WEATHER_TOOL])
@@ -125,7 +129,10 @@ def test_parse_hermes_tool_calls_and_thinking():
     message = parse_assistant_output(text)
     assert message.reasoning == "The user wants weather."
     assert message.content == "Let me check."
-    assert [(c.name, c.arguments) for c in message.tool_calls] == [("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})]
+    assert [(c.name, c.arguments) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {"tz": "CET"}),
+    ]
     assert message.errors == []
     openai = message.to_openai()
     assert json.loads(openai["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
@@ -142,7 +149,9 @@ def test_parse_llama3_and_mistral_formats():
     assert [(c.name, c.arguments) for c in llama.tool_calls] == [("f", {"x": 1})]
     plain_json = parse_assistant_output('{"answer": 42}', "llama3")
     assert plain_json.tool_calls == [] and plain_json.content == '{"answer": 42}'
-    mistral = parse_assistant_output('[TOOL_CALLS] [{"name": "f", "arguments": {"x": 2}}, {"name": "g", "arguments": {}}]', "mistral")
+    mistral = parse_assistant_output(
+        '[TOOL_CALLS] [{"name": "f", "arguments": {"x": 2}}, {"name": "g", "arguments": {}}]', "mistral"
+    )
     assert [c.name for c in mistral.tool_calls] == ["f", "g"]
 
 

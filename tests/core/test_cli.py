@@ -14,7 +14,12 @@ def llmkit(*args, input=None, home=None):
     if home is not None:
         env["LLMKIT_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "llmkit.core.cli", *args], input=input, capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "llmkit.core.cli", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 

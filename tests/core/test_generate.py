@@ -56,7 +56,9 @@ def test_n_samples_are_distinct_and_reproducible(tiny):
 
 
 def test_max_tokens_finishes_with_length(tiny):
-    out = generate(tiny.model, tiny.tokenizer, [PROMPTS[1]], SamplingParams(temperature=0, max_tokens=5, ignore_eos=True))
+    out = generate(
+        tiny.model, tiny.tokenizer, [PROMPTS[1]], SamplingParams(temperature=0, max_tokens=5, ignore_eos=True)
+    )
     completion = out[0].completions[0]
     assert len(completion.token_ids) == 5 and completion.finish_reason == "length"
 

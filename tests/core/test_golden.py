@@ -48,7 +48,7 @@ def test_bf16_first_divergence_report(smollm2_bf16, golden, record_property, cap
     report = {}
     for case, output in zip(golden["cases"], outputs, strict=True):
         ids = output.completions[0].token_ids
-        first = next((i for i, (a, b) in enumerate(zip(ids, case["ids_out"])) if a != b), None)
+        first = next((i for i, (a, b) in enumerate(zip(ids, case["ids_out"], strict=False)) if a != b), None)
         report[case["prompt"]] = first
         assert first is None or first >= 16, f"bf16 diverges at token {first} on {case['prompt']!r}"
     record_property("bf16_first_divergence", report)

@@ -11,15 +11,25 @@ from llmkit.core.models.pretrained import build_model, load_checkpoint, load_pre
 transformers = pytest.importorskip("transformers")
 
 LLAMA = dict(
-    vocab_size=384, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+    vocab_size=384,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+    rms_norm_eps=1e-5,
 )
 ROPE = {
     "default": {"rope_type": "default", "rope_theta": 10000.0},
     "linear": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0},
     "llama3": {
-        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0, "original_max_position_embeddings": 64,
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
     },
     "yarn": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 128},
 }
@@ -102,7 +112,10 @@ def test_gguf_roundtrip_matches_transformers(tmp_path, tiny_model_dir):
     tokenizer = load_checkpoint(tiny_model_dir).tokenizer.backend
     qtype = {"mlp": gguf.GGMLQuantizationType.Q8_0, "self_attn": gguf.GGMLQuantizationType.F16}
     stored = write_gguf(
-        tmp_path / "tiny.gguf", config, hf_model.state_dict(), tokenizer,
+        tmp_path / "tiny.gguf",
+        config,
+        hf_model.state_dict(),
+        tokenizer,
         quantize=lambda name: next((t for key, t in qtype.items() if key in name), gguf.GGMLQuantizationType.F32),
     )
     hf_model.load_state_dict(stored)

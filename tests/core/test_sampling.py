@@ -61,7 +61,9 @@ def test_temperature_matches_the_formula(temperature):
 
 
 def draw_many(params, logits, n=40_000, step=0):
-    batch = batch_of(params, rows=n, seeds=list(range(1000, 1000 + n)), outputs=[[0] * step] * n, vocab=logits.shape[-1])
+    batch = batch_of(
+        params, rows=n, seeds=list(range(1000, 1000 + n)), outputs=[[0] * step] * n, vocab=logits.shape[-1]
+    )
     return sample(logits.expand(n, -1).contiguous(), batch).token_ids
 
 

@@ -31,8 +31,15 @@ def test_pull_is_idempotent_and_verifies(smollm2_path, empty_home, monkeypatch):
     target.mkdir(parents=True)
     shutil.copy(smollm2_path, target / smollm2_path.name)
     entry = store.CATALOG[store.DEFAULT_MODEL]
-    manifest = {"name": store.DEFAULT_MODEL, "file": smollm2_path.name, "format": "gguf", "sha256": entry.sha256,
-                "size": smollm2_path.stat().st_size, "source": {}, "pulled_at": "then"}
+    manifest = {
+        "name": store.DEFAULT_MODEL,
+        "file": smollm2_path.name,
+        "format": "gguf",
+        "sha256": entry.sha256,
+        "size": smollm2_path.stat().st_size,
+        "source": {},
+        "pulled_at": "then",
+    }
     (target / "manifest.json").write_text(json.dumps(manifest))
 
     downloads = []
@@ -123,8 +130,13 @@ def test_gguf_missing_tensor_is_named(tmp_path, tiny_state):
 
 def test_gguf_unsupported_tensor_type_is_named(tmp_path, tiny_state):
     config, tensors, tokenizer = tiny_state
-    write_gguf(tmp_path / "m.gguf", config, tensors, tokenizer,
-               override_types={"layers.0.mlp.down_proj.weight": lambda w: (w * 100).astype(np.int32)})
+    write_gguf(
+        tmp_path / "m.gguf",
+        config,
+        tensors,
+        tokenizer,
+        override_types={"layers.0.mlp.down_proj.weight": lambda w: (w * 100).astype(np.int32)},
+    )
     with pytest.raises(ModelFormatError, match="'blk.0.ffn_down.weight' has type I32"):
         load_pretrained(tmp_path / "m.gguf")
 
@@ -140,11 +152,19 @@ def test_gguf_block_quant_types_load_exactly(tmp_path, tiny_state):
     """Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and BF16 tensors (made by the gguf package's quantizer) load to
     exactly the values the file holds."""
     config, tensors, tokenizer = tiny_state
-    kinds = [gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1, gguf.GGMLQuantizationType.Q5_0,
-             gguf.GGMLQuantizationType.Q5_1, gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.BF16]
+    kinds = [
+        gguf.GGMLQuantizationType.Q4_0,
+        gguf.GGMLQuantizationType.Q4_1,
+        gguf.GGMLQuantizationType.Q5_0,
+        gguf.GGMLQuantizationType.Q5_1,
+        gguf.GGMLQuantizationType.Q8_0,
+        gguf.GGMLQuantizationType.BF16,
+    ]
     names = sorted(n for n, t in tensors.items() if t.ndim == 2 and t.shape[-1] % 32 == 0)
     choice = {n: kinds[i % len(kinds)] for i, n in enumerate(names)}
-    stored = write_gguf(tmp_path / "q.gguf", config, tensors, tokenizer, quantize=lambda n: choice.get(n, gguf.GGMLQuantizationType.F32))
+    stored = write_gguf(
+        tmp_path / "q.gguf", config, tensors, tokenizer, quantize=lambda n: choice.get(n, gguf.GGMLQuantizationType.F32)
+    )
     loaded = load_checkpoint(tmp_path / "q.gguf")
     for name, tensor in stored.items():
         torch.testing.assert_close(loaded.tensors[name], tensor, rtol=0, atol=0)
@@ -175,7 +195,10 @@ def test_sharded_safetensors_index(tmp_path, tiny_model_dir):
     tensors = load_file(sharded / "model.safetensors")
     (sharded / "model.safetensors").unlink()
     names = sorted(tensors)
-    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2], "model-00002-of-00002.safetensors": names[len(names) // 2 :]}
+    shards = {
+        "model-00001-of-00002.safetensors": names[: len(names) // 2],
+        "model-00002-of-00002.safetensors": names[len(names) // 2 :],
+    }
     weight_map = {}
     for shard, keys in shards.items():
         save_file({k: tensors[k] for k in keys}, str(sharded / shard))

@@ -20,7 +20,11 @@ class ToolCall:
     id: str = dataclasses.field(default_factory=lambda: "call_" + uuid.uuid4().hex[:24])
 
     def to_openai(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": json.dumps(self.arguments)}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments)},
+        }
 
 
 @dataclasses.dataclass

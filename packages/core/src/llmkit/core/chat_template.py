@@ -22,7 +22,9 @@ def builtin_template_source(name: str) -> str:
     return resources.files("llmkit.core").joinpath(f"templates/{name}.jinja").read_text()
 
 
-def _tojson(value: Any, indent: int | None = None, separators: Any = None, sort_keys: bool = False, ensure_ascii: bool = False) -> str:
+def _tojson(
+    value: Any, indent: int | None = None, separators: Any = None, sort_keys: bool = False, ensure_ascii: bool = False
+) -> str:
     return json.dumps(value, indent=indent, separators=separators, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
 
 
@@ -51,7 +53,9 @@ class ChatTemplate:
         try:
             self._template = _environment().from_string(source)
         except jinja2.TemplateSyntaxError as err:
-            raise ChatTemplateError(f"chat template {name!r} does not parse: {err.message} (line {err.lineno})") from None
+            raise ChatTemplateError(
+                f"chat template {name!r} does not parse: {err.message} (line {err.lineno})"
+            ) from None
 
     @property
     def supports_tools(self) -> bool:

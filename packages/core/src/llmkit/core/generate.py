@@ -131,8 +131,13 @@ def _run(model: LlamaModel, sequences: list[_Sequence]) -> Iterator[StreamEvent]
     device = model.device
     max_new = max(s.output.max_new_tokens for s in sequences)
     cache = KVCache(
-        model.config.num_layers, batch, longest + max_new, model.config.num_kv_heads,
-        model.config.head_dim, model.dtype, device,
+        model.config.num_layers,
+        batch,
+        longest + max_new,
+        model.config.num_kv_heads,
+        model.config.head_dim,
+        model.dtype,
+        device,
     )
     input_ids = torch.zeros(batch, longest, dtype=torch.int64, device=device)
     valid = torch.zeros(batch, longest, dtype=torch.bool, device=device)
@@ -146,8 +151,12 @@ def _run(model: LlamaModel, sequences: list[_Sequence]) -> Iterator[StreamEvent]
     vocab = logits.shape[-1]
     while True:
         sampling = SamplingBatch.build(
-            [s.params for s in sequences], [s.seed for s in sequences],
-            [s.output.token_ids for s in sequences], [s.prompt_ids for s in sequences], vocab, device,
+            [s.params for s in sequences],
+            [s.seed for s in sequences],
+            [s.output.token_ids for s in sequences],
+            [s.prompt_ids for s in sequences],
+            vocab,
+            device,
         )
         chosen = sample(logits, sampling)
         tokens = chosen.token_ids.tolist()

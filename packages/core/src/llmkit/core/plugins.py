@@ -147,9 +147,9 @@ def _name_and_value(kind: str, call: Registration) -> tuple[str, Any]:
     try:
         (name, value), extra = call.args[:2], call.args[2:]
     except ValueError:
-        raise PluginError(f"plugin {call.owner} called register{call.args} for {kind}; expected (name, value)") from None
+        raise PluginError(
+            f"plugin {call.owner} called register{call.args} for {kind}; expected (name, value)"
+        ) from None
     if extra or call.kwargs:
         raise PluginError(f"plugin {call.owner} passed unexpected arguments to register for {kind}")
     return name, value
-
-

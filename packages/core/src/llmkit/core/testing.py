@@ -85,7 +85,9 @@ def write_tiny_model(directory: str | Path, seed: int = 0, **config_overrides: A
     raw = tiny_config(**config_overrides)
     tokenizer = tiny_tokenizer(raw["vocab_size"])
     model = random_model(ModelConfig.from_hf_dict(raw), seed)
-    tensors = {("model." + k if not k.startswith("lm_head") else k): v.contiguous() for k, v in model.state_dict().items()}
+    tensors = {
+        ("model." + k if not k.startswith("lm_head") else k): v.contiguous() for k, v in model.state_dict().items()
+    }
     save_file(tensors, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps(raw, indent=2))
     tokenizer.save(str(directory / "tokenizer.json"))

@@ -18,7 +18,9 @@ console = Console(width=None if sys.stdout.isatty() else 240)
 
 def register(cli) -> None:
     pull = cli.command("pull", help="fetch a catalog model into the local store")
-    pull.add_argument("name", nargs="?", default=store.DEFAULT_MODEL, help=f"catalog name (default {store.DEFAULT_MODEL})")
+    pull.add_argument(
+        "name", nargs="?", default=store.DEFAULT_MODEL, help=f"catalog name (default {store.DEFAULT_MODEL})"
+    )
     pull.add_argument("--force", action="store_true", help="fetch again even if present")
     pull.add_argument("--verify", action="store_true", help="re-hash a present model and fetch again on mismatch")
     pull.set_defaults(func=run_pull)
@@ -51,7 +53,9 @@ def register(cli) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser, with_dtype: bool = True) -> None:
     parser.add_argument("--model", "-m", default=store.DEFAULT_MODEL, help="catalog name, .gguf file or HF directory")
-    parser.add_argument("--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own")
+    parser.add_argument(
+        "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
+    )
     if with_dtype:
         parser.add_argument("--dtype", default="float32", help="float32 or bfloat16 (default float32)")
 
@@ -66,14 +70,25 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--repetition-penalty", type=float, default=1.0)
     group.add_argument("--seed", type=int)
     group.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    group.add_argument("--sampler", action="append", default=[], metavar="NAME[:K=V,...]",
-                       help="a plugin sampler by name, with arguments, e.g. typical:mass=0.9")
+    group.add_argument(
+        "--sampler",
+        action="append",
+        default=[],
+        metavar="NAME[:K=V,...]",
+        help="a plugin sampler by name, with arguments, e.g. typical:mass=0.9",
+    )
 
 
 def sampling_params(args: argparse.Namespace) -> SamplingParams:
     return SamplingParams(
-        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        min_p=args.min_p, repetition_penalty=args.repetition_penalty, seed=args.seed, stop=tuple(args.stop),
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        stop=tuple(args.stop),
         logits_processors=tuple(parse_sampler_spec(s) for s in args.sampler),
     )
 
@@ -154,7 +169,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.raw or pretrained.chat_template is None:
         prompt_ids = pretrained.tokenizer.encode(args.prompt, add_special_tokens=True)
     else:
-        messages = ([{"role": "system", "content": args.system}] if args.system else [])
+        messages = [{"role": "system", "content": args.system}] if args.system else []
         prompt_ids = pretrained.chat_prompt([*messages, {"role": "user", "content": args.prompt}])
     _stream(pretrained, prompt_ids, params)
     return 0

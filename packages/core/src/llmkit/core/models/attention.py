@@ -23,9 +23,7 @@ class AttentionContext(Protocol):
         ...
 
 
-def _batched_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
+def _batched_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """query [B, H, T, D], key/value [B, Hkv, S, D], boolean mask [B, 1, T, S] -> [B, T, H, D]."""
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, enable_gqa=True)
     return out.transpose(1, 2)

@@ -35,7 +35,11 @@ _LAYER_NAMES = {
     "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
 }
-_GLOBAL_NAMES = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight", "output.weight": "lm_head.weight"}
+_GLOBAL_NAMES = {
+    "token_embd.weight": "embed_tokens.weight",
+    "output_norm.weight": "norm.weight",
+    "output.weight": "lm_head.weight",
+}
 # The llama.cpp converter permutes Q/K rows for its interleaved RoPE only for these architectures.
 _PERMUTED_QK = {"llama"}
 
@@ -105,7 +109,10 @@ class GGUFLoader:
             tensors[name] = tensor
         missing = [n for n in expected_tensor_names(config) if n not in tensors]
         if missing:
-            raise ModelFormatError(f"{path} lacks the tensor {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+            raise ModelFormatError(
+                f"{path} lacks the tensor {missing[0]!r}"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            )
         return Checkpoint(
             config=config,
             tensors=tensors,

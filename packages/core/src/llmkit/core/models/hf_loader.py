@@ -28,7 +28,7 @@ class HFLoader:
         for file in _weight_files(path):
             try:
                 with safe_open(file, framework="pt") as f:
-                    for key in f.keys():
+                    for key in f:
                         name = key.removeprefix("model.")
                         if name.endswith(_IGNORED_SUFFIXES):
                             continue
@@ -43,14 +43,19 @@ class HFLoader:
         missing = [n for n in expected if n not in tensors]
         if missing:
             raise ModelFormatError(
-                f"{path} lacks the tensor {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                f"{path} lacks the tensor {missing[0]!r}"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             )
         unexpected = sorted(set(tensors) - set(expected))
         if unexpected:
-            raise ModelFormatError(f"{path} holds tensors the {config.architecture} architecture does not use: {unexpected[:3]}")
+            raise ModelFormatError(
+                f"{path} holds tensors the {config.architecture} architecture does not use: {unexpected[:3]}"
+            )
         if not (path / "tokenizer.json").is_file():
             raise ModelFormatError(f"{path} lacks tokenizer.json")
-        tokenizer_config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
+        tokenizer_config = (
+            _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
+        )
         tokenizer = Tokenizer.from_file(path / "tokenizer.json", tokenizer_config)
         tokenizer = _with_generation_eos(tokenizer, path)
         return Checkpoint(

@@ -21,9 +21,12 @@ from .rope import RotaryEmbedding
 from .store import DEFAULT_MODEL, resolve
 
 DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
 }
 
 
@@ -75,7 +78,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return find_loader(path)[1].load(path)
 
 
-def build_model(checkpoint: Checkpoint, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> LlamaModel:
+def build_model(
+    checkpoint: Checkpoint, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> LlamaModel:
     """Instantiate `LlamaModel` directly over the checkpoint tensors (no second copy of the weights)."""
     config = checkpoint.config
     with torch.device("meta"):

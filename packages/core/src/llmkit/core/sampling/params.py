@@ -40,13 +40,19 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         _check(self.temperature >= 0, f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
-        _check(isinstance(self.top_k, int) and self.top_k >= 0, f"top_k must be an integer >= 0 (0 disables), got {self.top_k}")
+        _check(
+            isinstance(self.top_k, int) and self.top_k >= 0,
+            f"top_k must be an integer >= 0 (0 disables), got {self.top_k}",
+        )
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(0 <= self.min_p <= 1, f"min_p must be in [0, 1], got {self.min_p}")
         _check(self.repetition_penalty > 0, f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         _check(-2 <= self.presence_penalty <= 2, f"presence_penalty must be in [-2, 2], got {self.presence_penalty}")
         _check(-2 <= self.frequency_penalty <= 2, f"frequency_penalty must be in [-2, 2], got {self.frequency_penalty}")
-        _check(isinstance(self.max_tokens, int) and self.max_tokens >= 1, f"max_tokens must be an integer >= 1, got {self.max_tokens}")
+        _check(
+            isinstance(self.max_tokens, int) and self.max_tokens >= 1,
+            f"max_tokens must be an integer >= 1, got {self.max_tokens}",
+        )
         _check(isinstance(self.n, int) and self.n >= 1, f"n must be an integer >= 1, got {self.n}")
         _check(
             0 <= self.top_logprobs <= MAX_TOP_LOGPROBS,
@@ -92,5 +98,3 @@ def _normalize_processors(spec: Any) -> tuple[tuple[str, Mapping[str, Any]], ...
                 raise InvalidParameterError(f"logits processor {name!r}: {err}") from None
         normalized.append((name, dict(args)))
     return tuple(normalized)
-
-

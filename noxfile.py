@@ -1,0 +1,44 @@
+"""Sessions: one per package in a fresh venv with only its declared dependencies, lint, and the demo.
+
+Run everything CI runs with `python -m nox`; one session with `python -m nox -s core`.
+torch is pinned to 2.13.0 (a CPU build of that version is on this machine's disk).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["core", "plugins", "lint"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+TORCH = "torch==2.13.0"
+
+
+@nox.session(python=PYTHON)
+def core(session: nox.Session) -> None:
+    """llmkit-core alone: its tests against the golden ids, HF transformers and the CLI."""
+    session.install(TORCH, "./packages/core[test]")
+    session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def plugins(session: nox.Session) -> None:
+    """The third-party-style plugin under plugins/, installed beside core and used by name."""
+    session.install(TORCH, "./packages/core[test]", "./plugins/llmkit-typical")
+    session.run("pytest", "tests/plugins", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """llmkit's main job on the default model: pull it and answer a prompt."""
+    session.install(TORCH, "./packages/core")
+    session.run("llmkit", "pull")
+    session.run("llmkit", "generate", "What is the capital of France?", "--temperature", "0")
