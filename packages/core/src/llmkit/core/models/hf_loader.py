@@ -28,7 +28,7 @@ class HFLoader:
         for file in _weight_files(path):
             try:
                 with safe_open(file, framework="pt") as f:
-                    for key in f:
+                    for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                         name = key.removeprefix("model.")
                         if name.endswith(_IGNORED_SUFFIXES):
                             continue
