@@ -1,0 +1,81 @@
+"""Ops with a pure-torch reference (the specification) and faster registered implementations.
+
+Callers use these functions; each dispatches on the device of its first tensor argument to
+the highest-priority kernel registered for that device (see `dispatch`), or the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import kv_quant, paged_attention, token_bitmask
+from .dispatch import implementation, kernels, reference, register_reference
+from .kv_layout import KV_DTYPES, PagedKVCache, allocate, bytes_per_token
+
+for _name, _function in {
+    "reshape_and_cache": kv_quant.reshape_and_cache,
+    "quantize_kv": kv_quant.quantize_kv,
+    "dequantize_kv": kv_quant.dequantize_kv,
+    "paged_attention_decode": paged_attention.paged_attention_decode,
+    "paged_attention_prefill": paged_attention.paged_attention_prefill,
+    "apply_token_bitmask_": token_bitmask.apply_token_bitmask_,
+}.items():
+    register_reference(_name, _function)
+
+
+def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, cache: PagedKVCache, slot_mapping: torch.Tensor) -> None:
+    implementation("reshape_and_cache", key.device.type)(key, value, cache, slot_mapping)
+
+
+def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return implementation("quantize_kv", x.device.type)(x, kv_dtype)
+
+
+def dequantize_kv(q: torch.Tensor, scales: torch.Tensor, kv_dtype: str) -> torch.Tensor:
+    return implementation("dequantize_kv", q.device.type)(q, scales, kv_dtype)
+
+
+def paged_attention_decode(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    cache: PagedKVCache,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+) -> None:
+    implementation("paged_attention_decode", query.device.type)(out, query, cache, block_tables, seq_lens, scale)
+
+
+def paged_attention_prefill(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    cache: PagedKVCache,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    scale: float,
+) -> None:
+    implementation("paged_attention_prefill", query.device.type)(
+        out, query, cache, block_tables, seq_lens, query_start_loc, scale
+    )
+
+
+def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None) -> None:
+    implementation("apply_token_bitmask_", logits.device.type)(logits, bitmask, indices)
+
+
+__all__ = [
+    "KV_DTYPES",
+    "PagedKVCache",
+    "allocate",
+    "apply_token_bitmask_",
+    "bytes_per_token",
+    "dequantize_kv",
+    "implementation",
+    "kernels",
+    "paged_attention_decode",
+    "paged_attention_prefill",
+    "quantize_kv",
+    "reference",
+    "reshape_and_cache",
+]
