@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .kv_quant import gather_blocks
 from .kv_layout import PagedKVCache
+from .kv_quant import gather_blocks
 
 
 def _sequence_kv(cache: PagedKVCache, block_table: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
