@@ -1,5 +1,6 @@
 """llmkit-core's own registrations, made through the same entry points as any plugin."""
 
+from .backends import reference_backend
 from .chat_template import BUILTIN_TEMPLATES, builtin_template_source
 from .hookspecs import hookimpl
 from .models.gguf_loader import GGUFLoader
@@ -23,3 +24,8 @@ def llmkit_register_commands(cli):
     from .cli import commands
 
     commands.register(cli)
+
+
+@hookimpl
+def llmkit_register_backends(register):
+    register("reference", reference_backend)
