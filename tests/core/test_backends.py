@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmkit.core import SamplingParams, generate
+from llmkit.core import SamplingParams
 from llmkit.core.backends import Backend, ModelBackend, open_backend
 from llmkit.core.plugins import registry
 
@@ -27,20 +27,23 @@ def test_backend_satisfies_the_protocol(backend):
     )
 
 
-def test_loglikelihood_equals_teacher_forced_generation(backend, tiny):
-    context, continuation = "The quick brown", " fox jumps"
-    greedy = generate(
-        tiny.model,
-        tiny.tokenizer,
-        [context],
-        SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=True),
-    )
-    completion = greedy[0].completions[0]
-    text = tiny.tokenizer.decode(completion.token_ids)
-    scored = backend.loglikelihood([(context, text), (context, continuation)])
-    assert scored[0].is_greedy and scored[0].num_tokens == 3
-    assert math.isclose(scored[0].logprob, sum(completion.logprobs), rel_tol=1e-4, abs_tol=1e-4)
-    assert not scored[1].is_greedy or scored[1].logprob <= scored[0].logprob + 1e-6
+def test_loglikelihood_matches_transformers(backend, tiny, tiny_model_dir):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    requests = [("The quick brown", " fox jumps"), ("1 + 1 =", " 2"), ("Paris", " is the capital")]
+    for (context, continuation), result in zip(requests, backend.loglikelihood(requests), strict=True):
+        context_ids = tiny.tokenizer.encode(context)
+        ids = tiny.tokenizer.encode(context + continuation)
+        with torch.inference_mode():
+            logprobs = hf(torch.tensor([ids])).logits[0].log_softmax(-1)
+        targets = ids[len(context_ids) :]
+        rows = logprobs[len(context_ids) - 1 : -1]
+        expected = sum(float(rows[i, t]) for i, t in enumerate(targets))
+        assert result.num_tokens == len(targets)
+        assert math.isclose(result.logprob, expected, rel_tol=1e-4, abs_tol=1e-4)
+        assert result.is_greedy == bool((rows.argmax(-1) == torch.tensor(targets)).all())
 
 
 def test_loglikelihood_without_context_starts_from_bos(backend):
