@@ -1,0 +1,279 @@
+"""`Engine`: requests in, tokens out — continuous batching over a paged, prefix-cached KV cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+import uuid
+from collections.abc import Mapping, Sequence as SequenceOf
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from llmkit.core import ops
+from llmkit.core.errors import ContextLengthError, InvalidParameterError
+from llmkit.core.generate import Completion, GenerationOutput
+from llmkit.core.models.pretrained import Pretrained, load_pretrained
+from llmkit.core.models.store import DEFAULT_MODEL
+from llmkit.core.sampling import SamplingBatch, SamplingParams, sample
+from llmkit.core.sampling.rng import derive_seed
+
+from .block_manager import BlockManager
+from .kv_budget import blocks_for_budget, parse_budget
+from .model_runner import ModelRunner
+from .outputs import RequestOutput, RequestTiming, SequenceDelta
+from .scheduler import Scheduler, SchedulingPolicy
+from .sequence import Sequence
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    """Engine sizing. `kv_cache_memory` is bytes ("2GiB") or a fraction of free memory; `num_blocks` overrides it."""
+
+    block_size: int = 16
+    kv_cache_memory: str | float = 0.1
+    kv_cache_dtype: str = "auto"
+    num_blocks: int | None = None
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 2048
+    enable_prefix_caching: bool = True
+
+
+@dataclasses.dataclass
+class EngineStats:
+    running: int
+    waiting: int
+    num_blocks: int
+    free_blocks: int
+    kv_usage: float
+    prefix_cache_queried_blocks: int
+    prefix_cache_hit_blocks: int
+    preemptions: int
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.prefix_cache_hit_blocks / self.prefix_cache_queried_blocks if self.prefix_cache_queried_blocks else 0.0
+
+
+@dataclasses.dataclass
+class _Request:
+    request_id: str
+    prompt_token_ids: list[int]
+    sequences: list[Sequence]
+    timing: RequestTiming
+
+    @property
+    def finished(self) -> bool:
+        return all(s.is_finished for s in self.sequences)
+
+
+class Engine:
+    """The serving engine. `generate()` for batch jobs; `add_request()` + `step()` to drive it yourself."""
+
+    def __init__(
+        self,
+        model: str | Pretrained = DEFAULT_MODEL,
+        *,
+        dtype: str | torch.dtype = "float32",
+        device: str = "cpu",
+        chat_template: str | None = None,
+        config: EngineConfig | None = None,
+        policy: SchedulingPolicy | None = None,
+        **overrides,
+    ):
+        self.pretrained = model if isinstance(model, Pretrained) else load_pretrained(
+            model, dtype=dtype, device=device, chat_template=chat_template
+        )
+        self.config = dataclasses.replace(config or EngineConfig(), **overrides)
+        cfg, model_config = self.config, self.pretrained.config
+        self.tokenizer = self.pretrained.tokenizer
+        device_obj = self.pretrained.model.device
+        num_blocks = cfg.num_blocks or blocks_for_budget(
+            parse_budget(cfg.kv_cache_memory, device_obj), model_config.num_layers, model_config.num_kv_heads,
+            model_config.head_dim, cfg.block_size, cfg.kv_cache_dtype, self.pretrained.model.dtype,
+        )
+        caches = [
+            ops.allocate(num_blocks, model_config.num_kv_heads, cfg.block_size, model_config.head_dim,
+                         cfg.kv_cache_dtype, self.pretrained.model.dtype, device_obj)
+            for _ in range(model_config.num_layers)
+        ]
+        self.kv_cache_bytes = sum(t.numel() * t.element_size() for c in caches for t in (c.key, c.value, c.key_scales, c.value_scales) if t is not None)
+        self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
+        self.scheduler = Scheduler(self.block_manager, cfg.max_num_seqs, cfg.max_num_batched_tokens, policy)
+        self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size)
+        self.requests: dict[str, _Request] = {}
+        self._seq_ids = itertools.count()
+
+    @property
+    def capacity_tokens(self) -> int:
+        return self.block_manager.num_blocks * self.config.block_size
+
+    @property
+    def context_length(self) -> int:
+        return self.pretrained.config.max_position_embeddings
+
+    def describe(self) -> str:
+        return (
+            f"KV cache: {self.block_manager.num_blocks} blocks x {self.config.block_size} tokens = "
+            f"{self.capacity_tokens} tokens, {self.kv_cache_bytes / 2**20:.1f} MiB ({self.config.kv_cache_dtype})"
+        )
+
+    def add_request(
+        self,
+        prompt: str | SequenceOf[int],
+        params: SamplingParams = SamplingParams(),
+        request_id: str | None = None,
+        extra_hash_key: bytes = b"",
+    ) -> str:
+        """Queue a request (n sequences); returns its id. Text prompts are tokenized as is."""
+        ids = self.tokenizer.encode(prompt, add_special_tokens=True) if isinstance(prompt, str) else [int(t) for t in prompt]
+        if not ids:
+            raise InvalidParameterError("the prompt is empty")
+        if len(ids) >= self.context_length:
+            raise ContextLengthError(f"the prompt has {len(ids)} tokens; the model's context holds {self.context_length}")
+        max_new = min(params.max_tokens, self.context_length - len(ids))
+        if len(ids) + max_new > self.capacity_tokens:
+            raise InvalidParameterError(
+                f"the request needs up to {len(ids) + max_new} KV slots; the cache holds {self.capacity_tokens} "
+                "(raise kv_cache_memory or lower max_tokens)"
+            )
+        request_id = request_id or uuid.uuid4().hex
+        if request_id in self.requests:
+            raise InvalidParameterError(f"request id {request_id!r} is already in use")
+        base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)))
+        sequences = [
+            Sequence(next(self._seq_ids), request_id, j, ids, params, derive_seed(base_seed, j), self.tokenizer, max_new, extra_hash_key)
+            for j in range(params.n)
+        ]
+        self.requests[request_id] = _Request(request_id, ids, sequences, RequestTiming(time.monotonic()))
+        for seq in sequences:
+            self.scheduler.add(seq)
+        return request_id
+
+    def abort(self, request_id: str) -> bool:
+        """Stop a request now and free its blocks; False if it is unknown or already done."""
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return False
+        for seq in request.sequences:
+            if not seq.is_finished:
+                seq.output.finish_reason = "abort"
+                self.scheduler.finish(seq)
+        return True
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    def step(self) -> list[RequestOutput]:
+        """Schedule, run one forward, sample; report what each touched request produced."""
+        batch = self.scheduler.schedule()
+        if batch.is_empty:
+            return []
+        inputs, ordered = self.runner.prepare(batch.sequences)
+        logits = self.runner.execute(inputs)
+        for seq, count in batch.sequences:
+            seq.num_computed_tokens += count
+            self.block_manager.commit(seq)
+        samplers = [seq for seq, row in zip(ordered, inputs.sample_rows, strict=True) if row >= 0]
+        if not samplers:
+            return []
+        sampling = SamplingBatch.build(
+            [s.params for s in samplers], [s.seed for s in samplers], [s.output_token_ids for s in samplers],
+            [s.prompt_token_ids for s in samplers], logits.shape[-1], logits.device,
+        )
+        chosen = sample(logits, sampling)
+        tokens = chosen.token_ids.tolist()
+        now = time.monotonic()
+        deltas: dict[str, list[SequenceDelta]] = {}
+        for row, seq in enumerate(samplers):
+            deltas.setdefault(seq.request_id, []).append(self._append(seq, row, tokens[row], chosen, now))
+        return [self._report(request_id, seq_deltas, now) for request_id, seq_deltas in deltas.items()]
+
+    def _append(self, seq: Sequence, row: int, token: int, chosen, now: float) -> SequenceDelta:
+        text = seq.output.append(token)
+        seq.first_token_time = seq.first_token_time or now
+        seq.last_token_time = now
+        logprob = top = None
+        if chosen.logprobs is not None and (seq.params.logprobs or seq.params.top_logprobs):
+            logprob = [float(chosen.logprobs[row])]
+            seq.logprobs.extend(logprob)
+            if seq.params.top_logprobs:
+                k = seq.params.top_logprobs
+                top = [dict(zip(chosen.top_logprob_ids[row, :k].tolist(), chosen.top_logprobs[row, :k].tolist(), strict=True))]
+                seq.top_logprobs.extend(top)
+        if seq.output.finished:
+            self.scheduler.finish(seq)
+        return SequenceDelta(seq.index, [token], text, seq.output.finish_reason, logprob, top)
+
+    def _report(self, request_id: str, deltas: list[SequenceDelta], now: float) -> RequestOutput:
+        request = self.requests[request_id]
+        timing = request.timing
+        timing.first_token = timing.first_token or now
+        timing.num_output_tokens += len(deltas)
+        finished = request.finished
+        if finished:
+            timing.finished = now
+            del self.requests[request_id]
+        cached = request.sequences[0].num_cached_tokens
+        return RequestOutput(request_id, request.prompt_token_ids, deltas, finished, cached, timing)
+
+    def generate(
+        self,
+        prompts: SequenceOf[str | SequenceOf[int]],
+        params: SamplingParams | SequenceOf[SamplingParams] = SamplingParams(),
+        progress: bool = True,
+    ) -> list[GenerationOutput]:
+        """Run every prompt to completion; outputs in input order (core's `GenerationOutput`)."""
+        if isinstance(params, SamplingParams):
+            params = [params] * len(prompts)
+        if len(params) != len(prompts):
+            raise InvalidParameterError(f"{len(prompts)} prompts but {len(params)} SamplingParams")
+        ids = [self.add_request(prompt, p) for prompt, p in zip(prompts, params, strict=True)]
+        sequences = {request_id: self.requests[request_id].sequences for request_id in ids}
+        prompt_ids = {request_id: self.requests[request_id].prompt_token_ids for request_id in ids}
+        columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, disable=not progress, transient=True) as bar:
+            task = bar.add_task("requests", total=len(ids))
+            while self.has_unfinished():
+                for output in self.step():
+                    if output.finished:
+                        bar.advance(task)
+        return [
+            GenerationOutput(
+                prompt_ids[request_id],
+                [
+                    Completion(
+                        s.output_token_ids, s.output.text, s.output.finish_reason or "length",
+                        s.logprobs if s.params.logprobs or s.params.top_logprobs else None,
+                        s.top_logprobs if s.params.top_logprobs else None,
+                    )
+                    for s in sequences[request_id]
+                ],
+            )
+            for request_id in ids
+        ]
+
+    def update_weights(self, tensors: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Load new weights (names as in `LlamaModel.state_dict()`), or note that shared weights changed
+        in place; either way cached prefix blocks are stale and are dropped."""
+        if tensors is not None:
+            model = self.pretrained.model
+            known = dict(model.named_parameters())
+            unknown = sorted(set(tensors) - set(known))
+            if unknown:
+                raise InvalidParameterError(f"update_weights: unknown parameters {unknown[:3]}")
+            with torch.no_grad():
+                for name, value in tensors.items():
+                    if value.shape != known[name].shape:
+                        raise InvalidParameterError(f"update_weights: {name} has shape {tuple(value.shape)}, expected {tuple(known[name].shape)}")
+                    known[name].copy_(value)
+        self.block_manager.reset_prefix_cache()
+
+    def stats(self) -> EngineStats:
+        bm = self.block_manager
+        return EngineStats(
+            running=len(self.scheduler.running), waiting=len(self.scheduler.waiting), num_blocks=bm.num_blocks,
+            free_blocks=bm.num_free_blocks, kv_usage=bm.usage, prefix_cache_queried_blocks=bm.queried_blocks,
+            prefix_cache_hit_blocks=bm.hit_blocks, preemptions=self.scheduler.num_preemptions,
+        )

@@ -1,0 +1,74 @@
+"""`Sequence`: one generation stream, and the states it moves through in the engine."""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from llmkit.core.sampling import SamplingParams
+from llmkit.core.stopping import OutputStream
+from llmkit.core.tokenizer import Tokenizer
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = "waiting"  # not yet scheduled, or preempted and waiting to be recomputed
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class Sequence:
+    """Token ids (prompt then output), how many of them are in the KV cache, and the blocks holding them."""
+
+    def __init__(
+        self,
+        seq_id: int,
+        request_id: str,
+        index: int,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        seed: int,
+        tokenizer: Tokenizer,
+        max_new_tokens: int,
+        extra_hash_key: bytes = b"",
+    ):
+        self.seq_id, self.request_id, self.index = seq_id, request_id, index
+        self.prompt_token_ids = prompt_token_ids
+        self.params, self.seed = params, seed
+        self.output = OutputStream(tokenizer, params, max_new_tokens)
+        self.extra_hash_key = extra_hash_key  # e.g. an adapter id: blocks are shared only within the same key
+        self.status = SequenceStatus.WAITING
+        self.num_computed_tokens = 0  # tokens whose K/V are in the cache
+        self.num_cached_tokens = 0  # of those, how many came from the prefix cache at admission
+        self.block_table: list[int] = []
+        self.block_hashes: list[bytes] = []  # chained hashes of this sequence's full blocks, in order
+        self.logprobs: list[float] = []
+        self.top_logprobs: list[dict[int, float]] = []
+        self.arrival_time = time.monotonic()
+        self.first_token_time: float | None = None
+        self.last_token_time: float | None = None
+        self.num_preemptions = 0
+
+    @property
+    def output_token_ids(self) -> list[int]:
+        return self.output.token_ids
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prompt_token_ids) + len(self.output.token_ids)
+
+    def token_ids(self) -> list[int]:
+        return self.prompt_token_ids + self.output.token_ids
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is SequenceStatus.FINISHED
+
+    @property
+    def num_uncomputed_tokens(self) -> int:
+        return self.num_tokens - self.num_computed_tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"Sequence({self.seq_id}, {self.status.value}, tokens={self.num_tokens}, "
+            f"computed={self.num_computed_tokens}, blocks={self.block_table})"
+        )
