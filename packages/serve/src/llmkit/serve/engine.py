@@ -6,7 +6,8 @@ import dataclasses
 import itertools
 import time
 import uuid
-from collections.abc import Mapping, Sequence as SequenceOf
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -53,7 +54,9 @@ class EngineStats:
 
     @property
     def prefix_cache_hit_rate(self) -> float:
-        return self.prefix_cache_hit_blocks / self.prefix_cache_queried_blocks if self.prefix_cache_queried_blocks else 0.0
+        return (
+            self.prefix_cache_hit_blocks / self.prefix_cache_queried_blocks if self.prefix_cache_queried_blocks else 0.0
+        )
 
 
 @dataclasses.dataclass
@@ -82,23 +85,42 @@ class Engine:
         policy: SchedulingPolicy | None = None,
         **overrides,
     ):
-        self.pretrained = model if isinstance(model, Pretrained) else load_pretrained(
-            model, dtype=dtype, device=device, chat_template=chat_template
+        self.pretrained = (
+            model
+            if isinstance(model, Pretrained)
+            else load_pretrained(model, dtype=dtype, device=device, chat_template=chat_template)
         )
         self.config = dataclasses.replace(config or EngineConfig(), **overrides)
         cfg, model_config = self.config, self.pretrained.config
         self.tokenizer = self.pretrained.tokenizer
         device_obj = self.pretrained.model.device
         num_blocks = cfg.num_blocks or blocks_for_budget(
-            parse_budget(cfg.kv_cache_memory, device_obj), model_config.num_layers, model_config.num_kv_heads,
-            model_config.head_dim, cfg.block_size, cfg.kv_cache_dtype, self.pretrained.model.dtype,
+            parse_budget(cfg.kv_cache_memory, device_obj),
+            model_config.num_layers,
+            model_config.num_kv_heads,
+            model_config.head_dim,
+            cfg.block_size,
+            cfg.kv_cache_dtype,
+            self.pretrained.model.dtype,
         )
         caches = [
-            ops.allocate(num_blocks, model_config.num_kv_heads, cfg.block_size, model_config.head_dim,
-                         cfg.kv_cache_dtype, self.pretrained.model.dtype, device_obj)
+            ops.allocate(
+                num_blocks,
+                model_config.num_kv_heads,
+                cfg.block_size,
+                model_config.head_dim,
+                cfg.kv_cache_dtype,
+                self.pretrained.model.dtype,
+                device_obj,
+            )
             for _ in range(model_config.num_layers)
         ]
-        self.kv_cache_bytes = sum(t.numel() * t.element_size() for c in caches for t in (c.key, c.value, c.key_scales, c.value_scales) if t is not None)
+        self.kv_cache_bytes = sum(
+            t.numel() * t.element_size()
+            for c in caches
+            for t in (c.key, c.value, c.key_scales, c.value_scales)
+            if t is not None
+        )
         self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.scheduler = Scheduler(self.block_manager, cfg.max_num_seqs, cfg.max_num_batched_tokens, policy)
         self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size)
@@ -127,11 +149,17 @@ class Engine:
         extra_hash_key: bytes = b"",
     ) -> str:
         """Queue a request (n sequences); returns its id. Text prompts are tokenized as is."""
-        ids = self.tokenizer.encode(prompt, add_special_tokens=True) if isinstance(prompt, str) else [int(t) for t in prompt]
+        ids = (
+            self.tokenizer.encode(prompt, add_special_tokens=True)
+            if isinstance(prompt, str)
+            else [int(t) for t in prompt]
+        )
         if not ids:
             raise InvalidParameterError("the prompt is empty")
         if len(ids) >= self.context_length:
-            raise ContextLengthError(f"the prompt has {len(ids)} tokens; the model's context holds {self.context_length}")
+            raise ContextLengthError(
+                f"the prompt has {len(ids)} tokens; the model's context holds {self.context_length}"
+            )
         max_new = min(params.max_tokens, self.context_length - len(ids))
         if len(ids) + max_new > self.capacity_tokens:
             raise InvalidParameterError(
@@ -143,7 +171,17 @@ class Engine:
             raise InvalidParameterError(f"request id {request_id!r} is already in use")
         base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)))
         sequences = [
-            Sequence(next(self._seq_ids), request_id, j, ids, params, derive_seed(base_seed, j), self.tokenizer, max_new, extra_hash_key)
+            Sequence(
+                next(self._seq_ids),
+                request_id,
+                j,
+                ids,
+                params,
+                derive_seed(base_seed, j),
+                self.tokenizer,
+                max_new,
+                extra_hash_key,
+            )
             for j in range(params.n)
         ]
         self.requests[request_id] = _Request(request_id, ids, sequences, RequestTiming(time.monotonic()))
@@ -179,8 +217,12 @@ class Engine:
         if not samplers:
             return []
         sampling = SamplingBatch.build(
-            [s.params for s in samplers], [s.seed for s in samplers], [s.output_token_ids for s in samplers],
-            [s.prompt_token_ids for s in samplers], logits.shape[-1], logits.device,
+            [s.params for s in samplers],
+            [s.seed for s in samplers],
+            [s.output_token_ids for s in samplers],
+            [s.prompt_token_ids for s in samplers],
+            logits.shape[-1],
+            logits.device,
         )
         chosen = sample(logits, sampling)
         tokens = chosen.token_ids.tolist()
@@ -200,7 +242,13 @@ class Engine:
             seq.logprobs.extend(logprob)
             if seq.params.top_logprobs:
                 k = seq.params.top_logprobs
-                top = [dict(zip(chosen.top_logprob_ids[row, :k].tolist(), chosen.top_logprobs[row, :k].tolist(), strict=True))]
+                top = [
+                    dict(
+                        zip(
+                            chosen.top_logprob_ids[row, :k].tolist(), chosen.top_logprobs[row, :k].tolist(), strict=True
+                        )
+                    )
+                ]
                 seq.top_logprobs.extend(top)
         if seq.output.finished:
             self.scheduler.finish(seq)
@@ -244,7 +292,9 @@ class Engine:
                 prompt_ids[request_id],
                 [
                     Completion(
-                        s.output_token_ids, s.output.text, s.output.finish_reason or "length",
+                        s.output_token_ids,
+                        s.output.text,
+                        s.output.finish_reason or "length",
                         s.logprobs if s.params.logprobs or s.params.top_logprobs else None,
                         s.top_logprobs if s.params.top_logprobs else None,
                     )
@@ -266,14 +316,21 @@ class Engine:
             with torch.no_grad():
                 for name, value in tensors.items():
                     if value.shape != known[name].shape:
-                        raise InvalidParameterError(f"update_weights: {name} has shape {tuple(value.shape)}, expected {tuple(known[name].shape)}")
+                        raise InvalidParameterError(
+                            f"update_weights: {name} has shape {tuple(value.shape)}, expected {tuple(known[name].shape)}"
+                        )
                     known[name].copy_(value)
         self.block_manager.reset_prefix_cache()
 
     def stats(self) -> EngineStats:
         bm = self.block_manager
         return EngineStats(
-            running=len(self.scheduler.running), waiting=len(self.scheduler.waiting), num_blocks=bm.num_blocks,
-            free_blocks=bm.num_free_blocks, kv_usage=bm.usage, prefix_cache_queried_blocks=bm.queried_blocks,
-            prefix_cache_hit_blocks=bm.hit_blocks, preemptions=self.scheduler.num_preemptions,
+            running=len(self.scheduler.running),
+            waiting=len(self.scheduler.waiting),
+            num_blocks=bm.num_blocks,
+            free_blocks=bm.num_free_blocks,
+            kv_usage=bm.usage,
+            prefix_cache_queried_blocks=bm.queried_blocks,
+            prefix_cache_hit_blocks=bm.hit_blocks,
+            preemptions=self.scheduler.num_preemptions,
         )

@@ -30,7 +30,9 @@ def parse_budget(budget: str | float | int, device: torch.device) -> int:
     if isinstance(budget, str):
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", budget)
         if not match or match.group(2).lower() not in _UNITS:
-            raise InvalidParameterError(f"KV cache memory {budget!r}: use bytes with a unit (2GiB, 512MB) or a fraction like 0.2")
+            raise InvalidParameterError(
+                f"KV cache memory {budget!r}: use bytes with a unit (2GiB, 512MB) or a fraction like 0.2"
+            )
         value, unit = float(match.group(1)), match.group(2).lower()
         if unit or value > 1:
             return int(value * _UNITS[unit])
@@ -43,10 +45,18 @@ def parse_budget(budget: str | float | int, device: torch.device) -> int:
 
 
 def blocks_for_budget(
-    budget_bytes: int, num_layers: int, num_kv_heads: int, head_dim: int, block_size: int, kv_dtype: str, model_dtype: torch.dtype
+    budget_bytes: int,
+    num_layers: int,
+    num_kv_heads: int,
+    head_dim: int,
+    block_size: int,
+    kv_dtype: str,
+    model_dtype: torch.dtype,
 ) -> int:
     per_block = num_layers * block_size * bytes_per_token(num_kv_heads, head_dim, kv_dtype, model_dtype)
     blocks = int(budget_bytes // per_block)
     if blocks < 1:
-        raise InvalidParameterError(f"KV cache budget of {budget_bytes} bytes holds no block ({per_block:.0f} bytes each)")
+        raise InvalidParameterError(
+            f"KV cache budget of {budget_bytes} bytes holds no block ({per_block:.0f} bytes each)"
+        )
     return blocks

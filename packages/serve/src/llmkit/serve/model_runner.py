@@ -46,10 +46,18 @@ class PagedAttention:
         out = torch.empty_like(query)
         d = step.num_decode
         if d:
-            ops.paged_attention_decode(out[:d], query[:d], cache, step.decode_block_tables, step.decode_seq_lens, self.scale)
+            ops.paged_attention_decode(
+                out[:d], query[:d], cache, step.decode_block_tables, step.decode_seq_lens, self.scale
+            )
         if d < query.shape[0]:
             ops.paged_attention_prefill(
-                out[d:], query[d:], cache, step.prefill_block_tables, step.prefill_seq_lens, step.query_start_loc, self.scale
+                out[d:],
+                query[d:],
+                cache,
+                step.prefill_block_tables,
+                step.prefill_seq_lens,
+                step.query_start_loc,
+                self.scale,
             )
         return out
 
@@ -79,7 +87,9 @@ class ModelRunner:
             ids.extend(seq.token_ids()[start : start + count])
             for position in range(start, start + count):
                 positions.append(position)
-                slots.append(seq.block_table[position // self.block_size] * self.block_size + position % self.block_size)
+                slots.append(
+                    seq.block_table[position // self.block_size] * self.block_size + position % self.block_size
+                )
             finishes = start + count == seq.num_tokens
             sample_rows.append(len(ids) - 1 if finishes else -1)
         starts = [0]

@@ -1,0 +1,1 @@
+"""`llmkit serve`: an OpenAI-compatible HTTP server over the engine (Starlette + uvicorn)."""

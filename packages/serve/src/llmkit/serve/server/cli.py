@@ -1,0 +1,138 @@
+"""`llmkit serve` (the server) and `llmkit query` (a one-shot client that waits for it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from llmkit.core.errors import LlmkitError
+from llmkit.core.models.store import DEFAULT_MODEL, canonical_name
+
+
+def register(cli) -> None:
+    serve = cli.command("serve", help="serve a model over an OpenAI-compatible HTTP API")
+    serve.add_argument("--model", "-m", default=DEFAULT_MODEL, help="catalog name, .gguf file or HF directory")
+    serve.add_argument(
+        "--served-model-name", help="the name clients use (default: the catalog name or the path's stem)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 to expose)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("LLMKIT_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (env LLMKIT_API_KEY)",
+    )
+    serve.add_argument("--dtype", default="float32", help="float32 or bfloat16")
+    serve.add_argument(
+        "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
+    )
+    serve.add_argument(
+        "--kv-cache-memory",
+        default="0.1",
+        help="KV cache budget: bytes with unit (2GiB) or fraction of free memory (default 0.1)",
+    )
+    serve.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8_e4m3", "int8", "int4"])
+    serve.add_argument("--block-size", type=int, default=16, help="tokens per KV block (default 16)")
+    serve.add_argument("--max-num-seqs", type=int, default=64, help="sequences computed together (default 64)")
+    serve.add_argument("--max-num-batched-tokens", type=int, default=2048, help="token budget per step (default 2048)")
+    serve.add_argument("--no-prefix-caching", action="store_true", help="disable sharing of cached prompt blocks")
+    serve.add_argument("--max-waiting", type=int, default=256, help="queued sequences before 503 (default 256)")
+    serve.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    serve.set_defaults(func=run_serve)
+
+    query = cli.command("query", help="send one chat message to a running llmkit server and stream the reply")
+    query.add_argument("prompt")
+    query.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
+    query.add_argument(
+        "--wait", type=float, default=300, help="seconds to wait for the server to come up (default 300)"
+    )
+    query.add_argument("--max-tokens", type=int, default=256)
+    query.add_argument("--temperature", type=float, default=0.0)
+    query.add_argument("--api-key", default=os.environ.get("LLMKIT_API_KEY"))
+    query.set_defaults(func=run_query)
+
+
+def served_name(model: str) -> str:
+    try:
+        return canonical_name(model)
+    except LlmkitError:
+        return os.path.splitext(os.path.basename(os.path.normpath(model)))[0]
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from rich.console import Console
+
+    from ..engine import Engine
+    from .app import Server, create_app
+
+    console = Console(stderr=True)
+    with console.status(f"loading {args.model}"):
+        engine = Engine(
+            args.model,
+            dtype=args.dtype,
+            chat_template=args.chat_template,
+            kv_cache_memory=args.kv_cache_memory,
+            kv_cache_dtype=args.kv_cache_dtype,
+            block_size=args.block_size,
+            max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            enable_prefix_caching=not args.no_prefix_caching,
+        )
+    name = args.served_model_name or served_name(args.model)
+    console.print(engine.describe())
+    console.print(
+        f"serving '{name}' on http://{args.host}:{args.port}/v1" + (" (API key required)" if args.api_key else "")
+    )
+    server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting)
+    uvicorn.run(create_app(server), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _get(url: str, headers: dict[str, str], timeout: float = 5) -> dict:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def run_query(args: argparse.Namespace) -> int:
+    headers = {"Content-Type": "application/json"}
+    if args.api_key:
+        headers["Authorization"] = f"Bearer {args.api_key}"
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            model = _get(f"{args.url}/v1/models", headers)["data"][0]["id"]
+            break
+        except (urllib.error.URLError, ConnectionError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise LlmkitError(f"no llmkit server answered at {args.url} within {args.wait:.0f}s ({err})") from None
+            time.sleep(0.5)
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": args.prompt}],
+        "stream": True,
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+    }
+    request = urllib.request.Request(f"{args.url}/v1/chat/completions", data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            for line in response:
+                line = line.decode().strip()
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise LlmkitError(chunk["error"]["message"])
+                for choice in chunk["choices"]:
+                    sys.stdout.write(choice["delta"].get("content") or "")
+                    sys.stdout.flush()
+    except urllib.error.HTTPError as err:
+        raise LlmkitError(json.loads(err.read())["error"]["message"]) from None
+    sys.stdout.write("\n")
+    return 0
