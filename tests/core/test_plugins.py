@@ -102,3 +102,27 @@ def test_a_plugin_that_raises_is_named():
 def test_unknown_registry_kind():
     with pytest.raises(PluginError, match="unknown registry kind"):
         registry("widgets")
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_work(tmp_path):
+    """A broken third-party entry point must not take the CLI down with it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[llmkit]\nbroken = broken_plugin_module_that_does_not_exist\n")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from llmkit.core.cli import main
+        sys.exit(main(["plugins"]))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "plugin broken-plugin (broken) failed to load and is disabled: ModuleNotFoundError" in result.stderr
+    assert "failed to load" in result.stdout and "llmkit-core" in result.stdout

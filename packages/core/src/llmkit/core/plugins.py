@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,30 +29,44 @@ HOOKS = {
 _manager: pluggy.PluginManager | None = None
 _registries: dict[str, Registry] = {}
 _registrations: dict[str, list[Registration]] = {}
+_distributions: dict[str, str] = {}  # entry-point name -> distribution name
+failed_plugins: dict[str, str] = {}  # entry-point name -> why it did not load
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide manager, with every installed `llmkit` entry point loaded."""
+    """The process-wide manager, with every installed `llmkit` entry point loaded.
+
+    A plugin that fails to import is reported on stderr (and by `llmkit plugins`) and left
+    out; the others keep working.
+    """
     global _manager
     if _manager is None:
         manager = pluggy.PluginManager("llmkit")
         manager.add_hookspecs(hookspecs)
-        try:
-            manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as err:
-            raise PluginError(f"an llmkit plugin failed to load: {type(err).__name__}: {err}") from err
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
+                continue
+            dist = entry_point.dist.name if entry_point.dist else "?"
+            try:
+                manager.register(entry_point.load(), name=entry_point.name)
+            except Exception as err:
+                failed_plugins[entry_point.name] = f"{dist}: {type(err).__name__}: {err}"
+                print(
+                    f"llmkit: warning: plugin {dist} ({entry_point.name}) failed to load and is disabled: "
+                    f"{type(err).__name__}: {err}",
+                    file=sys.stderr,
+                )
+                continue
+            _distributions[entry_point.name] = dist
         _manager = manager
     return _manager
 
 
 def plugin_owner(plugin_name: str) -> str:
     """A human name for a registered plugin: its distribution and entry point when installed."""
-    manager = plugin_manager()
-    plugin = manager.get_plugin(plugin_name)
-    for known, dist in manager.list_plugin_distinfo():
-        if known is plugin:
-            return f"{dist.project_name} ({plugin_name})"
-    return plugin_name
+    plugin_manager()
+    dist = _distributions.get(plugin_name)
+    return f"{dist} ({plugin_name})" if dist else plugin_name
 
 
 def register_plugin(plugin: object, name: str) -> None:

@@ -430,6 +430,11 @@ def create_app(server: Server) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={APIError: api_error}, on_shutdown=[server.async_engine.shutdown])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        server.async_engine.shutdown()
+
+    app = Starlette(routes=routes, exception_handlers={APIError: api_error}, lifespan=lifespan)
     app.state.server = server
     return app
