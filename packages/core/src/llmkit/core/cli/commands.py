@@ -133,8 +133,6 @@ def run_models(args: argparse.Namespace) -> int:
         else:
             m = model.manifest
             table.add_row(name, "local", m["format"], f"{m['size'] / 2**20:.1f} MiB", m["sha256"][:12], str(model.path))
-    for name, why in failed_plugins.items():
-        table.add_row(f"[red]{name}[/red]", "failed to load", why)
     console.print(table)
     return 0
 
@@ -218,6 +216,8 @@ def run_plugins(args: argparse.Namespace) -> int:
     _, command_owners = build_parser()
     for owner in dict.fromkeys(command_owners.values()):
         table.add_row(owner, "commands", ", ".join(c for c, o in command_owners.items() if o == owner))
+    for name, why in failed_plugins.items():
+        table.add_row(f"[red]{name}[/red]", "failed to load", why)
     for name, why in failed_plugins.items():
         table.add_row(f"[red]{name}[/red]", "failed to load", why)
     console.print(table)
