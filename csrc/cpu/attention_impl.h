@@ -1,0 +1,362 @@
+// Paged attention on the CPU (decode and prefill), built once per instruction set.
+//
+// A work item is (sequence, kv head, up to kMaxRows query rows sharing that kv head, token range).
+// Its rows stream the K/V blocks of the range once: scores for a chunk of tokens, an online-softmax
+// update, then P.V. Quantized and 16-bit caches are dequantized a chunk at a time into an L1 tile
+// (with the block/group scale applied), never into a full-precision copy of the cache.
+// Decode splits long contexts into partitions run in parallel and merged (split-K) when there are
+// too few (sequence, head) items to keep every thread busy.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+#include "cpu/numeric.h"
+
+namespace llmkit {
+namespace LLMKIT_CPU_ISA {
+
+constexpr int kMaxRows = 16;
+constexpr int64_t kMaxHeadDim = kCpuMaxHeadDim;
+constexpr int64_t kChunkTokens = 32;
+constexpr int64_t kPartitionTokens = 512;
+constexpr float kNegativeInfinity = -__builtin_inff();
+
+struct AttentionItem {
+  int64_t seq;
+  int64_t kv_head;
+  int64_t first_head;   // first query head of the rows
+  int64_t num_heads;    // query heads per query token
+  int64_t first_token;  // first query row (decode: the sequence index)
+  int64_t num_tokens;   // query tokens
+  int64_t kv_begin;     // token range of the cache this item reads
+  int64_t kv_end;
+  int64_t partial;      // -1: write `out`; else slot in the split-K partial buffer
+};
+
+struct Scratch {
+  float* query;   // [kMaxRows][kMaxHeadDim], scaled
+  float* acc;     // [kMaxRows][kMaxHeadDim]
+  float* key;     // [kChunkTokens][kMaxHeadDim]
+  float* value;   // [kChunkTokens][kMaxHeadDim]
+  float* scores;  // [kMaxRows][kChunkTokens]
+  void* memory;
+
+  Scratch() {
+    const size_t floats = 2 * kMaxRows * kMaxHeadDim + 2 * kChunkTokens * kMaxHeadDim + kMaxRows * kChunkTokens;
+    memory = std::aligned_alloc(64, floats * sizeof(float));
+    query = static_cast<float*>(memory);
+    acc = query + kMaxRows * kMaxHeadDim;
+    key = acc + kMaxRows * kMaxHeadDim;
+    value = key + kChunkTokens * kMaxHeadDim;
+    scores = value + kChunkTokens * kMaxHeadDim;
+  }
+  ~Scratch() { std::free(memory); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// Rows [first, first + count) of one (block, kv head) as float32: the cache itself for float32
+// caches, else dequantized into `tile`.
+template <KvFormat F>
+static inline const float* read_rows(const CacheView& c, const void* storage, const void* scales, int64_t block,
+                                     int64_t head, int64_t first, int64_t count, float* tile) {
+  const int64_t D = c.head_dim;
+  const int64_t row0 = (block * c.num_kv_heads + head) * c.block_size + first;
+  const int64_t n = count * D;
+  if constexpr (F == KvFormat::kFloat32) {
+    return static_cast<const float*>(storage) + row0 * D;
+  } else if constexpr (F == KvFormat::kBFloat16) {
+    const uint16_t* src = static_cast<const uint16_t*>(storage) + row0 * D;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) tile[i] = bf16_to_float(src[i]);
+  } else if constexpr (F == KvFormat::kFloat16) {
+    const uint16_t* src = static_cast<const uint16_t*>(storage) + row0 * D;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) tile[i] = half_to_float(src[i]);
+  } else if constexpr (F == KvFormat::kFp8E4M3) {
+    const uint8_t* src = static_cast<const uint8_t*>(storage) + row0 * D;
+    const float s = static_cast<const float*>(scales)[block * c.num_kv_heads + head];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) tile[i] = fp8_e4m3_to_float(src[i]) * s;
+  } else if constexpr (F == KvFormat::kInt8) {
+    const int8_t* src = static_cast<const int8_t*>(storage) + row0 * D;
+    const float s = static_cast<const float*>(scales)[block * c.num_kv_heads + head];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) tile[i] = float(src[i]) * s;
+  } else {
+    const uint8_t* src = static_cast<const uint8_t*>(storage) + row0 * (D / 2);
+    const uint16_t* group_scales = static_cast<const uint16_t*>(scales) + row0 * (D / kInt4Group);
+    const int64_t groups = count * (D / kInt4Group);
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = half_to_float(group_scales[g]);
+      const uint8_t* packed = src + g * (kInt4Group / 2);
+      float* dst = tile + g * kInt4Group;
+#pragma omp simd
+      for (int e = 0; e < kInt4Group; ++e) {
+        const uint8_t byte = packed[e >> 1];
+        const int nibble = (e & 1) ? (byte >> 4) : (byte & 0x0f);
+        dst[e] = float(nibble - 8) * s;
+      }
+    }
+  }
+  return tile;
+}
+
+template <int DT>
+static inline float dot(const float* a, const float* b, int64_t D) {
+  const int64_t n = DT ? DT : D;
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t d = 0; d < n; ++d) s += a[d] * b[d];
+  return s;
+}
+
+template <int DT>
+static inline void scale_add(float* acc, float p, const float* v, int64_t D) {
+  const int64_t n = DT ? DT : D;
+#pragma omp simd
+  for (int64_t d = 0; d < n; ++d) acc[d] += p * v[d];
+}
+
+template <int DT>
+static inline void scale_in_place(float* acc, float alpha, int64_t D) {
+  const int64_t n = DT ? DT : D;
+#pragma omp simd
+  for (int64_t d = 0; d < n; ++d) acc[d] *= alpha;
+}
+
+// One item: rows r = (query token r / num_heads, query head first_head + r % num_heads).
+template <KvFormat F, int DT>
+static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s, float* partials) {
+  const CacheView& c = a.cache;
+  const int64_t D = DT ? DT : c.head_dim;
+  const int rows = int(it.num_tokens * it.num_heads);
+  const int64_t seq_len = a.seq_lens.at(it.seq);
+  const int64_t q_len = a.prefill ? a.query_start_loc.at(it.seq + 1) - a.query_start_loc.at(it.seq) : 1;
+  const int64_t first_position = seq_len - q_len + (a.prefill ? it.first_token - a.query_start_loc.at(it.seq) : 0);
+
+  float m[kMaxRows], l[kMaxRows];
+  int64_t visible[kMaxRows];
+  for (int r = 0; r < rows; ++r) {
+    const int64_t token = it.first_token + r / it.num_heads;
+    const int64_t head = it.first_head + r % it.num_heads;
+    const char* q = static_cast<const char*>(a.query.data);
+    const int64_t element = token * a.query.token_stride + head * D;
+    const int64_t bytes = a.query.dtype == DType::kFloat32 ? 4 : 2;
+    convert_to_float(q + element * bytes, a.query.dtype, s.query + r * kMaxHeadDim, D);
+    scale_in_place<DT>(s.query + r * kMaxHeadDim, a.scale, D);
+    for (int64_t d = 0; d < D; ++d) s.acc[r * kMaxHeadDim + d] = 0.0f;
+    m[r] = kNegativeInfinity;
+    l[r] = 0.0f;
+    visible[r] = first_position + r / it.num_heads + 1;
+  }
+
+  const int64_t bs = c.block_size;
+  for (int64_t t0 = it.kv_begin; t0 < it.kv_end;) {
+    const int64_t logical_block = t0 / bs;
+    const int64_t offset = t0 - logical_block * bs;
+    int64_t count = bs - offset;
+    if (count > kChunkTokens) count = kChunkTokens;
+    if (count > it.kv_end - t0) count = it.kv_end - t0;
+    const int64_t block = a.block_tables.at(it.seq, logical_block);
+    const float* keys = read_rows<F>(c, c.key, c.key_scales, block, it.kv_head, offset, count, s.key);
+    const float* values = read_rows<F>(c, c.value, c.value_scales, block, it.kv_head, offset, count, s.value);
+
+    for (int64_t j = 0; j < count; ++j) {
+      const float* k = keys + j * D;
+      for (int r = 0; r < rows; ++r) {
+        const float score = dot<DT>(s.query + r * kMaxHeadDim, k, D);
+        s.scores[r * kChunkTokens + j] = t0 + j < visible[r] ? score : kNegativeInfinity;
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      float* p = s.scores + r * kChunkTokens;
+      float chunk_max = kNegativeInfinity;
+      for (int64_t j = 0; j < count; ++j) chunk_max = p[j] > chunk_max ? p[j] : chunk_max;
+      if (chunk_max == kNegativeInfinity) {
+        for (int64_t j = 0; j < count; ++j) p[j] = 0.0f;
+        continue;
+      }
+      const float new_max = chunk_max > m[r] ? chunk_max : m[r];
+      const float alpha = exp_nonpositive(m[r] - new_max);
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < count; ++j) {
+        p[j] = exp_nonpositive(p[j] - new_max);
+        sum += p[j];
+      }
+      if (alpha != 1.0f) scale_in_place<DT>(s.acc + r * kMaxHeadDim, alpha, D);
+      l[r] = l[r] * alpha + sum;
+      m[r] = new_max;
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      const float* v = values + j * D;
+      for (int r = 0; r < rows; ++r) scale_add<DT>(s.acc + r * kMaxHeadDim, s.scores[r * kChunkTokens + j], v, D);
+    }
+    t0 += count;
+  }
+
+  for (int r = 0; r < rows; ++r) {
+    float* acc = s.acc + r * kMaxHeadDim;
+    if (it.partial >= 0) {
+      float* slot = partials + (it.partial * kMaxRows + r) * (kMaxHeadDim + 2);
+      slot[0] = m[r];
+      slot[1] = l[r];
+      for (int64_t d = 0; d < D; ++d) slot[2 + d] = acc[d];
+      continue;
+    }
+    const float inverse = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    scale_in_place<DT>(acc, inverse, D);
+    const int64_t token = it.first_token + r / it.num_heads;
+    const int64_t head = it.first_head + r % it.num_heads;
+    const int64_t bytes = a.out.dtype == DType::kFloat32 ? 4 : 2;
+    char* out = static_cast<char*>(a.out.data) + (token * a.out.token_stride + head * D) * bytes;
+    convert_from_float(acc, a.out.dtype, out, D);
+  }
+}
+
+// Merges the partitions [first, first + count) of one split decode item group into `out`.
+static void merge_partials(const AttentionArgs& a, const AttentionItem& head_item, const float* partials,
+                           int64_t first, int64_t count, float* acc) {
+  const int64_t D = a.cache.head_dim;
+  const int rows = int(head_item.num_heads);
+  for (int r = 0; r < rows; ++r) {
+    float global_max = kNegativeInfinity;
+    for (int64_t p = 0; p < count; ++p) {
+      const float mp = partials[((first + p) * kMaxRows + r) * (kMaxHeadDim + 2)];
+      global_max = mp > global_max ? mp : global_max;
+    }
+    float total = 0.0f;
+    for (int64_t d = 0; d < D; ++d) acc[d] = 0.0f;
+    for (int64_t p = 0; p < count; ++p) {
+      const float* slot = partials + ((first + p) * kMaxRows + r) * (kMaxHeadDim + 2);
+      if (slot[0] == kNegativeInfinity) continue;
+      const float w = exp_nonpositive(slot[0] - global_max);
+      total += slot[1] * w;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) acc[d] += slot[2 + d] * w;
+    }
+    const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
+    for (int64_t d = 0; d < D; ++d) acc[d] *= inverse;
+    const int64_t head = head_item.first_head + r;
+    const int64_t bytes = a.out.dtype == DType::kFloat32 ? 4 : 2;
+    char* out = static_cast<char*>(a.out.data) + (head_item.seq * a.out.token_stride + head * D) * bytes;
+    convert_from_float(acc, a.out.dtype, out, D);
+  }
+}
+
+// Splits the work into items: decode rows are the query heads of one kv head (split-K partitions when
+// asked or when too few items), prefill rows are query-token tiles times those heads.
+static AttentionItem* plan_items(const AttentionArgs& a, int num_threads, int64_t* num_items, int64_t* num_partials,
+                                 int64_t* partition_tokens) {
+  const int64_t kv_heads = a.cache.num_kv_heads;
+  const int64_t group = a.query.heads / kv_heads;
+  const int64_t head_chunks = (group + kMaxRows - 1) / kMaxRows;
+  const int64_t bs = a.cache.block_size;
+  const int64_t partition = kPartitionTokens > bs ? (kPartitionTokens / bs) * bs : bs;
+  *partition_tokens = partition;
+  bool split = false;
+  if (!a.prefill) {
+    const int64_t base_items = a.batch * kv_heads * head_chunks;
+    split = a.split == 1 || (a.split == -1 && a.max_seq_len > partition && base_items < 2 * int64_t(num_threads));
+  }
+  int64_t total = 0;
+  for (int64_t b = 0; b < a.batch; ++b) {
+    const int64_t len = a.seq_lens.at(b);
+    if (a.prefill) {
+      const int64_t q_len = a.query_start_loc.at(b + 1) - a.query_start_loc.at(b);
+      for (int64_t chunk = 0; chunk < head_chunks; ++chunk) {
+        const int64_t heads = group - chunk * kMaxRows < kMaxRows ? group - chunk * kMaxRows : kMaxRows;
+        const int64_t tile = kMaxRows / heads;
+        total += kv_heads * ((q_len + tile - 1) / tile);
+      }
+    } else {
+      total += kv_heads * head_chunks * (split ? (len + partition - 1) / partition : 1);
+    }
+  }
+  auto* items = static_cast<AttentionItem*>(std::malloc(sizeof(AttentionItem) * (total > 0 ? total : 1)));
+  int64_t n = 0, partials = 0;
+  for (int64_t b = 0; b < a.batch; ++b) {
+    const int64_t len = a.seq_lens.at(b);
+    for (int64_t h = 0; h < kv_heads; ++h) {
+      for (int64_t chunk = 0; chunk < head_chunks; ++chunk) {
+        const int64_t first_head = h * group + chunk * kMaxRows;
+        const int64_t heads = group - chunk * kMaxRows < kMaxRows ? group - chunk * kMaxRows : kMaxRows;
+        if (a.prefill) {
+          const int64_t start = a.query_start_loc.at(b), stop = a.query_start_loc.at(b + 1);
+          const int64_t tile = kMaxRows / heads;
+          for (int64_t t = start; t < stop; t += tile) {
+            const int64_t tokens = stop - t < tile ? stop - t : tile;
+            const int64_t last_visible = len - (stop - (t + tokens));  // keys visible to the tile's last token
+            items[n++] = {b, h, first_head, heads, t, tokens, 0, last_visible, -1};
+          }
+        } else if (split) {
+          for (int64_t begin = 0; begin < len; begin += partition) {
+            const int64_t end = begin + partition < len ? begin + partition : len;
+            items[n++] = {b, h, first_head, heads, b, 1, begin, end, partials++};
+          }
+        } else {
+          items[n++] = {b, h, first_head, heads, b, 1, 0, len, -1};
+        }
+      }
+    }
+  }
+  *num_items = n;
+  *num_partials = partials;
+  return items;
+}
+
+template <KvFormat F, int DT>
+static void attention_for(const AttentionArgs& a, int num_threads) {
+  int64_t num_items = 0, num_partials = 0, partition = 0;
+  AttentionItem* items = plan_items(a, num_threads, &num_items, &num_partials, &partition);
+  float* partials = num_partials > 0 ? static_cast<float*>(std::malloc(sizeof(float) * num_partials * kMaxRows *
+                                                                       (kMaxHeadDim + 2)))
+                                     : nullptr;
+  const int threads = num_items > 1 ? num_threads : 1;
+#pragma omp parallel num_threads(threads)
+  {
+    Scratch scratch;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < num_items; ++i) run_item<F, DT>(a, items[i], scratch, partials);
+    if (num_partials > 0) {
+      // Items of one (sequence, kv head, head chunk) are consecutive; each group's first item starts it.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < num_items; ++i) {
+        if (i > 0 && items[i - 1].seq == items[i].seq && items[i - 1].first_head == items[i].first_head) continue;
+        int64_t count = 1;
+        while (i + count < num_items && items[i + count].seq == items[i].seq &&
+               items[i + count].first_head == items[i].first_head) {
+          ++count;
+        }
+        merge_partials(a, items[i], partials, items[i].partial, count, scratch.acc);
+      }
+    }
+  }
+  std::free(partials);
+  std::free(items);
+}
+
+template <KvFormat F>
+static void attention_format(const AttentionArgs& a, int num_threads) {
+  if (a.cache.head_dim == 64) attention_for<F, 64>(a, num_threads);
+  else if (a.cache.head_dim == 128) attention_for<F, 128>(a, num_threads);
+  else attention_for<F, 0>(a, num_threads);
+}
+
+static void attention(const AttentionArgs& a, int num_threads) {
+  switch (a.cache.format) {
+    case KvFormat::kFloat32: attention_format<KvFormat::kFloat32>(a, num_threads); break;
+    case KvFormat::kBFloat16: attention_format<KvFormat::kBFloat16>(a, num_threads); break;
+    case KvFormat::kFloat16: attention_format<KvFormat::kFloat16>(a, num_threads); break;
+    case KvFormat::kFp8E4M3: attention_format<KvFormat::kFp8E4M3>(a, num_threads); break;
+    case KvFormat::kInt8: attention_format<KvFormat::kInt8>(a, num_threads); break;
+    case KvFormat::kInt4: attention_format<KvFormat::kInt4>(a, num_threads); break;
+  }
+}
+
+}  // namespace LLMKIT_CPU_ISA
+}  // namespace llmkit

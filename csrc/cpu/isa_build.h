@@ -1,0 +1,22 @@
+// Body of one instruction-set build: the includer defines LLMKIT_CPU_ISA (a namespace name, so the
+// inline helpers of each build stay distinct symbols) and LLMKIT_CPU_TABLE, then includes this file.
+#include "cpu/attention_impl.h"
+#include "cpu/bitmask_impl.h"
+#include "cpu/kernel_table.h"
+#include "cpu/kv_quant_impl.h"
+
+namespace llmkit {
+namespace cpu {
+
+extern const KernelTable LLMKIT_CPU_TABLE;
+const KernelTable LLMKIT_CPU_TABLE = {
+    LLMKIT_CPU_ISA_NAME,
+    &LLMKIT_CPU_ISA::attention,
+    &LLMKIT_CPU_ISA::cache_write,
+    &LLMKIT_CPU_ISA::quantize_kv,
+    &LLMKIT_CPU_ISA::dequantize_kv,
+    &LLMKIT_CPU_ISA::apply_bitmask,
+};
+
+}  // namespace cpu
+}  // namespace llmkit

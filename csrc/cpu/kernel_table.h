@@ -1,0 +1,26 @@
+// The CPU kernels of one instruction-set build, and run-time selection of the best build.
+#pragma once
+
+#include "common/kernel_args.h"
+
+namespace llmkit {
+namespace cpu {
+
+struct KernelTable {
+  const char* isa;
+  void (*attention)(const AttentionArgs& args, int num_threads);
+  void (*cache_write)(const CacheWriteArgs& args, const int64_t* token_order, const int64_t* group_starts,
+                      int64_t num_groups, int num_threads);
+  void (*quantize)(const QuantizeArgs& args, int num_threads);
+  void (*dequantize)(const QuantizeArgs& args, int num_threads);
+  void (*apply_bitmask)(const BitmaskArgs& args, int num_threads);
+};
+
+// Every build this binary holds that this CPU can run, best first ("avx512", "avx2", "baseline").
+const KernelTable* const* supported_tables(int* count);
+const KernelTable& active_table();
+// Selects a build by name; false when the name is unknown or the CPU cannot run it.
+bool select_table(const char* isa);
+
+}  // namespace cpu
+}  // namespace llmkit

@@ -1,0 +1,146 @@
+"""Native ops with the call signatures of their references in llmkit.core.ops.
+
+Each wrapper unpacks `PagedKVCache`, allocates outputs with torch, and hands DLPack capsules to `_C`,
+which checks every argument and raises ValueError/TypeError naming the one that is wrong.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.dlpack import to_dlpack
+
+from llmkit.core.ops import PagedKVCache
+
+from . import _C
+
+_BLOCK_FORMATS = ("fp8_e4m3", "int8", "int4")
+_STORAGE_DTYPES = {"fp8_e4m3": torch.uint8, "int8": torch.int8, "int4": torch.uint8}
+
+
+def _capsule(tensor: torch.Tensor | None):
+    """A DLPack capsule for a torch tensor (much cheaper than `__dlpack__`); other objects pass through."""
+    return to_dlpack(tensor) if isinstance(tensor, torch.Tensor) else tensor
+
+
+def _launch(tensor: torch.Tensor) -> dict[str, int]:
+    """Threads for CPU kernels (torch's setting) or the current CUDA stream for CUDA kernels."""
+    if isinstance(tensor, torch.Tensor) and tensor.device.type == "cuda":
+        return {"num_threads": 1, "stream": torch.cuda.current_stream(tensor.device).cuda_stream}
+    return {"num_threads": torch.get_num_threads(), "stream": 0}
+
+
+def _cache_args(cache: PagedKVCache) -> tuple:
+    return (
+        cache.kv_dtype,
+        _capsule(cache.key),
+        _capsule(cache.value),
+        _capsule(cache.key_scales),
+        _capsule(cache.value_scales),
+    )
+
+
+def _block_format(kv_dtype: str) -> str:
+    if kv_dtype not in _BLOCK_FORMATS:
+        raise ValueError(f"kv_dtype must be one of {', '.join(_BLOCK_FORMATS)}, got {kv_dtype!r}")
+    return kv_dtype
+
+
+def _four_dims(name: str, tensor: torch.Tensor) -> None:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() != 4:
+        raise ValueError(
+            f"{name} must have 4 dimensions [num_blocks, heads, block_size, head_dim], got shape {tuple(tensor.shape)}"
+        )
+
+
+def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, cache: PagedKVCache, slot_mapping: torch.Tensor) -> None:
+    """Write key/value [N, H, D] into their slots, quantizing on the way; a negative slot is skipped."""
+    _C.reshape_and_cache(
+        _capsule(key), _capsule(value), *_cache_args(cache), _capsule(slot_mapping), **_launch(key)
+    )
+
+
+def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole blocks x [num_blocks, H, block_size, D] -> (storage, scales)."""
+    _block_format(kv_dtype)
+    _four_dims("x", x)
+    blocks, heads, block_size, head_dim = x.shape
+    if kv_dtype == "int4":
+        storage = torch.empty(blocks, heads, block_size, head_dim // 2, dtype=torch.uint8, device=x.device)
+        scales = torch.empty(blocks, heads, block_size, head_dim // 32, dtype=torch.float16, device=x.device)
+    else:
+        storage = torch.empty(x.shape, dtype=_STORAGE_DTYPES[kv_dtype], device=x.device)
+        scales = torch.empty(blocks, heads, dtype=torch.float32, device=x.device)
+    _C.quantize_kv(_capsule(x), _capsule(storage), _capsule(scales), kv_dtype, **_launch(x))
+    return storage, scales
+
+
+def dequantize_kv(q: torch.Tensor, scales: torch.Tensor, kv_dtype: str) -> torch.Tensor:
+    """float32 blocks [num_blocks, H, block_size, D] from storage and scales."""
+    _block_format(kv_dtype)
+    _four_dims("q", q)
+    shape = (*q.shape[:3], q.shape[3] * 2) if kv_dtype == "int4" else q.shape
+    out = torch.empty(shape, dtype=torch.float32, device=q.device)
+    _C.dequantize_kv(_capsule(q), _capsule(scales), _capsule(out), kv_dtype, **_launch(q))
+    return out
+
+
+def paged_attention_decode(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    cache: PagedKVCache,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    *,
+    split: bool | None = None,
+) -> None:
+    """out[b] = softmax(scale * q[b] K_b^T) V_b; `split` forces (True) or forbids (False) split-K."""
+    _C.paged_attention_decode(
+        _capsule(out),
+        _capsule(query),
+        *_cache_args(cache),
+        _capsule(block_tables),
+        _capsule(seq_lens),
+        float(scale),
+        split=-1 if split is None else int(split),
+        **_launch(query),
+    )
+
+
+def paged_attention_prefill(
+    out: torch.Tensor,
+    query: torch.Tensor,
+    cache: PagedKVCache,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    scale: float,
+) -> None:
+    """Variable-length causal attention of each sequence's new tokens over its cache (prefix included)."""
+    _C.paged_attention_prefill(
+        _capsule(out),
+        _capsule(query),
+        *_cache_args(cache),
+        _capsule(block_tables),
+        _capsule(seq_lens),
+        _capsule(query_start_loc),
+        float(scale),
+        **_launch(query),
+    )
+
+
+def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None) -> None:
+    """Set logits whose bit is 0 to -inf in place (bit j of word w allows token 32 * w + j)."""
+    _C.apply_token_bitmask(_capsule(logits), _capsule(bitmask), _capsule(indices), **_launch(logits))
+
+
+NATIVE_OPS = {
+    "reshape_and_cache": reshape_and_cache,
+    "quantize_kv": quantize_kv,
+    "dequantize_kv": dequantize_kv,
+    "paged_attention_decode": paged_attention_decode,
+    "paged_attention_prefill": paged_attention_prefill,
+    "apply_token_bitmask_": apply_token_bitmask_,
+}

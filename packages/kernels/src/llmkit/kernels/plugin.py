@@ -1,0 +1,18 @@
+"""llmkit-kernels' registrations, made through the `llmkit` entry point like any third-party plugin."""
+
+from llmkit.core.hookspecs import hookimpl
+
+from . import _C
+from .ops import NATIVE_OPS
+
+# Above the references (the fallback), below any plugin that registers a higher priority to replace us.
+NATIVE_PRIORITY = 1
+
+
+@hookimpl
+def llmkit_register_kernels(register):
+    has_gpu = _C.cuda_built() and _C.cuda_device_count() > 0
+    for op, implementation in NATIVE_OPS.items():
+        register(op, "cpu", implementation, priority=NATIVE_PRIORITY)
+        if has_gpu:
+            register(op, "cuda", implementation, priority=NATIVE_PRIORITY)
