@@ -1,0 +1,1 @@
+"""Backends llmkit-eval registers: an OpenAI-compatible HTTP client."""

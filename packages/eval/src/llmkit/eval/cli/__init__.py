@@ -1,0 +1,1 @@
+"""`llmkit eval ...` and `llmkit cost`, registered through `llmkit_register_commands`."""

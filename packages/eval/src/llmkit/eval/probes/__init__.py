@@ -1,0 +1,3 @@
+"""Probe suites for reward hacking and known failure modes."""
+
+PROBE_TASKS: dict = {}

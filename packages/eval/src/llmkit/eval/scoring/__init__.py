@@ -1,0 +1,1 @@
+"""Answer extraction, per-sample scorers, and the pass@k estimator."""

@@ -1,0 +1,18 @@
+"""Solvers: how a task asks the model (log-likelihood choice, generation, self-consistency, tool use)."""
+
+from .base import Prompt, Solver, stable_seed
+from .choice import MultipleChoice
+from .generation import Generate, SelfConsistency, majority_vote
+from .tools import ToolUse, tool_schema
+
+__all__ = [
+    "Generate",
+    "MultipleChoice",
+    "Prompt",
+    "SelfConsistency",
+    "Solver",
+    "ToolUse",
+    "majority_vote",
+    "stable_seed",
+    "tool_schema",
+]

@@ -1,0 +1,66 @@
+"""`Task`: what to ask (dataset, prompt format), how (solver) and how to grade it (scorer)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..data import Dataset
+from ..prompting import PromptFormat
+from ..scoring.scorers import Scorer
+from ..solvers import Solver
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """A plotted series read from per-k metrics: metric `f"{prefix}{x}"` for each x."""
+
+    prefix: str
+    x_label: str
+    y_label: str
+
+
+@dataclasses.dataclass
+class Task:
+    """One evaluation; `dataset` is loaded only when the task runs."""
+
+    name: str
+    dataset: Callable[[], Dataset]
+    prompt: PromptFormat
+    solver: Solver
+    scorer: Scorer
+    description: str = ""
+    primary_metric: str = "acc"
+    curves: Mapping[str, Curve] = dataclasses.field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """The task's configuration as recorded in results.json."""
+        return {
+            "description": self.description,
+            "prompt": dataclasses.asdict(self.prompt),
+            "solver": _plain(self.solver),
+            "scorer": {"type": type(self.scorer).__name__, **_plain(self.scorer)},
+            "primary_metric": self.primary_metric,
+        }
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    if not dataclasses.is_dataclass(obj):
+        return {"type": type(obj).__name__}
+    out = {}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        out[field.name] = sorted(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def load_task(spec: str) -> Task:
+    """A built-in task by name, or a YAML task file by path."""
+    from .builtin import builtin_task
+    from .yaml_task import task_from_yaml
+
+    if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
+        return task_from_yaml(spec)
+    return builtin_task(spec)
