@@ -47,7 +47,7 @@ def test_full_blocks_are_shared_and_the_last_token_is_computed():
     first = make_seq(0, range(10))  # 2 full blocks + 2 tokens
     assert manager.admit(first, 10)
     compute(manager, first, 10)
-    second = make_seq(1, list(range(8)) + [99, 98, 97])
+    second = make_seq(1, [*list(range(8)), 99, 98, 97])
     assert manager.cached_prefix_blocks(second) == first.block_table[:2]
     assert manager.admit(second, 3)
     assert second.num_cached_tokens == 8 and second.block_table[:2] == first.block_table[:2]
