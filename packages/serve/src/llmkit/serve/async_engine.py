@@ -67,6 +67,8 @@ class AsyncEngine:
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def run() -> None:
+            if not future.set_running_or_notify_cancel():  # the caller gave up before it ran
+                return
             try:
                 future.set_result(function())
             except BaseException as err:
