@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["core", "plugins", "lint"]
+nox.options.sessions = ["core", "plugins", "serve", "lint"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -27,6 +27,13 @@ def plugins(session: nox.Session) -> None:
     """The third-party-style plugin under plugins/, installed beside core and used by name."""
     session.install(TORCH, "./packages/core[test]", "./plugins/llmkit-typical")
     session.run("pytest", "tests/plugins", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """llmkit-serve with core only (native kernels not installed: the engine runs the op references)."""
+    session.install(TORCH, "./packages/core", "./packages/serve[test]")
+    session.run("pytest", "tests/serve", *session.posargs)
 
 
 @nox.session(python=PYTHON)
