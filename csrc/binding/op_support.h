@@ -37,15 +37,6 @@ IndexView index_vector(TensorArg& t, int64_t length, const std::string& meaning)
 // Whether the call runs on CUDA; raises when the tensors are on CUDA but this build or machine has no CUDA.
 bool runs_on_cuda(const TensorArg& first);
 
-// Error bits CUDA kernels raise when a value they read is out of range (see cuda/launch.h).
-enum CudaErrorBits : uint32_t {
-  kBadBlockTable = 1u,
-  kBadSeqLen = 2u,
-  kBadSlot = 4u,
-  kBadQueryStartLoc = 8u,
-  kBadIndex = 16u,
-};
-
 // Raises the ValueError that matches the first set bit, naming the argument.
 void raise_cuda_errors(uint32_t bits, int64_t num_blocks, int64_t capacity);
 

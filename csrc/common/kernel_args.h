@@ -21,6 +21,15 @@ constexpr float kInt4Max = 7.0f;
 // The CPU kernels keep one head vector per row in fixed-size L1 buffers.
 constexpr int64_t kCpuMaxHeadDim = 256;
 
+// Error bits the CUDA kernels raise when a value they read is out of range (see cuda/launch.h).
+enum CudaErrorBits : uint32_t {
+  kBadBlockTable = 1u,
+  kBadSeqLen = 2u,
+  kBadSlot = 4u,
+  kBadQueryStartLoc = 8u,
+  kBadIndex = 16u,
+};
+
 // An int32 or int64 index vector (or matrix rows) read element by element.
 struct IndexView {
   const void* data = nullptr;

@@ -105,13 +105,40 @@ static inline const float* read_rows(const CacheView& c, const void* storage, co
   return tile;
 }
 
+// Dot product with kLanes independent partial sums (one 512-bit, two 256-bit or four 128-bit vector
+// accumulators) reduced as a tree: a serial horizontal sum would dominate the decode loop.
+constexpr int kLanes = 16;
+
 template <int DT>
 static inline float dot(const float* a, const float* b, int64_t D) {
   const int64_t n = DT ? DT : D;
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t d = 0; d < n; ++d) s += a[d] * b[d];
+  const int64_t whole = n - n % kLanes;
+  float part[kLanes] = {};
+  for (int64_t d = 0; d < whole; d += kLanes) {
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) part[l] += a[d + l] * b[d + l];
+  }
+#pragma omp simd
+  for (int l = 0; l < 8; ++l) part[l] += part[l + 8];
+#pragma omp simd
+  for (int l = 0; l < 4; ++l) part[l] += part[l + 4];
+  float s = (part[0] + part[2]) + (part[1] + part[3]);
+  for (int64_t d = whole; d < n; ++d) s += a[d] * b[d];
   return s;
+}
+
+// Starts loading rows [first, first + count) of one (block, kv head) into cache. Blocks are scattered,
+// so the hardware prefetcher restarts at every block; fetching the next chunk early hides that.
+template <KvFormat F>
+static inline void prefetch_rows(const CacheView& c, const void* storage, int64_t block, int64_t head, int64_t first,
+                                 int64_t count) {
+  const int64_t row0 = (block * c.num_kv_heads + head) * c.block_size + first;
+  const int64_t bits = F == KvFormat::kFloat32 ? 32 : (F == KvFormat::kBFloat16 || F == KvFormat::kFloat16) ? 16
+                                                                          : F == KvFormat::kInt4           ? 4
+                                                                                                           : 8;
+  const char* begin = static_cast<const char*>(storage) + row0 * c.head_dim * bits / 8;
+  const int64_t bytes = count * c.head_dim * bits / 8;
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(begin + i, 0, 3);
 }
 
 template <int DT>
@@ -162,6 +189,15 @@ static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s
     if (count > kChunkTokens) count = kChunkTokens;
     if (count > it.kv_end - t0) count = it.kv_end - t0;
     const int64_t block = a.block_tables.at(it.seq, logical_block);
+    const int64_t next = t0 + count + kChunkTokens;  // two chunks ahead
+    if (next < it.kv_end) {
+      const int64_t next_block = a.block_tables.at(it.seq, next / bs);
+      int64_t next_count = bs - next % bs;
+      if (next_count > kChunkTokens) next_count = kChunkTokens;
+      if (next_count > it.kv_end - next) next_count = it.kv_end - next;
+      prefetch_rows<F>(c, c.key, next_block, it.kv_head, next % bs, next_count);
+      prefetch_rows<F>(c, c.value, next_block, it.kv_head, next % bs, next_count);
+    }
     const float* keys = read_rows<F>(c, c.key, c.key_scales, block, it.kv_head, offset, count, s.key);
     const float* values = read_rows<F>(c, c.value, c.value_scales, block, it.kv_head, offset, count, s.value);
 
