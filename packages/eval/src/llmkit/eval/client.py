@@ -66,7 +66,7 @@ class ModelClient:
 
     def _cached_call(self, kind: str, payloads: list[Any], compute, batch_size: int | None = None) -> list[Any]:
         keys = [request_hash(self.identity, kind, p) for p in payloads]
-        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache else {}
+        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
         fresh: dict[str, Any] = {}
         step = batch_size or self.batch_size
@@ -74,7 +74,7 @@ class ModelClient:
             chunk = missing[start : start + step]
             answers = compute([payloads[i] for i in chunk])
             batch = {keys[i]: a for i, a in zip(chunk, answers, strict=True)}
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(batch)
             fresh.update(batch)
         with self._lock:

@@ -58,6 +58,7 @@ class PromptFormat:
     chain_of_thought: str | None = None  # appended to the query when set, e.g. "Let's think step by step."
     fewshot_seed: int = 1234
     fewshot_sampler: str = "random"  # "random" (seeded per sample) or "first" (the pool's first k, in order)
+    assistant_prefix: str | None = None  # chat only: the reply's first words, written for the model to continue
 
     def examples(self, sample: Sample, pool: Sequence[Sample]) -> list[Sample]:
         """`fewshot` examples for `sample`, drawn from `pool` without the sample itself, reproducibly."""
@@ -86,6 +87,15 @@ class PromptFormat:
         description = render_template(self.description, sample) if self.description else ""
         system = f"{self.system}\n\n" if self.system else ""
         return system + description + shots + self.query(sample)
+
+    def build(self, sample: Sample, pool: Sequence[Sample], render_chat) -> str | list[dict[str, str]]:
+        """What the solver sends: raw text, chat messages, or chat text plus the assistant's prefix."""
+        if not self.chat:
+            return self.raw(sample, pool)
+        messages = self.messages(sample, pool)
+        if self.assistant_prefix is None:
+            return messages
+        return render_chat(messages) + render_template(self.assistant_prefix, sample)
 
     def messages(self, sample: Sample, pool: Sequence[Sample] = ()) -> list[dict[str, str]]:
         """The prompt as chat messages: few-shot examples become user/assistant turns."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ class RunOptions:
     chunk_size: int = 32  # samples per solver call; one cache write each
     concurrency: int = 1  # solver calls in flight (threads): >1 pays off for HTTP backends
     quiet: bool = False
+    shuffle: bool = False  # seeded random order: an interrupted run's samples are a uniform subsample
 
 
 def aggregate(scored: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, dict[str, float | int]]:
@@ -70,11 +72,14 @@ def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOpt
     started = time.monotonic()
     dataset = task.dataset().head(options.limit)
     pool = dataset.fewshot_pool or dataset.samples
-    chunks = [dataset.samples[i : i + options.chunk_size] for i in range(0, len(dataset.samples), options.chunk_size)]
+    order = list(dataset.samples)
+    if options.shuffle:
+        random.Random(options.seed).shuffle(order)
+    chunks = [order[i : i + options.chunk_size] for i in range(0, len(order), options.chunk_size)]
     usage_before = dataclasses.replace(client.usage)
 
     def solve(chunk: list[Sample]) -> list[dict[str, Any]]:
-        prompts = [task.prompt.messages(s, pool) if task.prompt.chat else task.prompt.raw(s, pool) for s in chunk]
+        prompts = [task.prompt.build(s, pool, client.render_chat) for s in chunk]
         responses = task.solver.solve(chunk, prompts, client, options.seed)
         scored = task.scorer.score_batch(chunk, responses)
         return [

@@ -40,14 +40,16 @@ def register(cli) -> None:
     run.add_argument("--cache", help=f"response cache file (default {default_cache_path()})")
     run.add_argument("--no-cache", action="store_true", help="ask the model again for everything")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--shuffle", action="store_true", help="seeded random order: a partial run is a uniform subsample")
     run.set_defaults(func=run_eval)
 
     listing = commands.add_parser("list", help="list built-in tasks", description="list built-in tasks")
     listing.set_defaults(func=list_tasks)
 
-    from .analysis_commands import register_analysis
+    from .analysis_commands import register_analysis, register_report_and_judge
 
     register_analysis(commands)
+    register_report_and_judge(commands)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -74,7 +76,7 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        run_options = RunOptions(args.limit, args.seed, args.chunk_size, args.concurrency, args.quiet)
+        run_options = RunOptions(args.limit, args.seed, args.chunk_size, args.concurrency, args.quiet, args.shuffle)
         results = run_tasks(tasks, client, output, run_info, run_options)
     table = Table("task", "metric", "value", "95% CI", "n")
     for task, metric, estimate in primary_summary(results):

@@ -132,22 +132,32 @@ def _gsm8k_sc_task() -> Task:
     )
 
 
-def _humaneval_task(samples: int, temperature: float, k: tuple[int, ...]) -> Callable[[], Task]:
+# lm-evaluation-harness's `humaneval_instruct`: the chat turn asks for the function and the reply is
+# started for the model with the signature and docstring, so it continues with the body.
+HUMANEVAL_INSTRUCT = PromptFormat(
+    template="Write a solution to the following problem and make sure that it passes the tests:\n```python\n{{ prompt }}\n```",
+    chat=True,
+    assistant_prefix="Here is the completed function:\n```python\n{{ prompt }}",
+)
+
+
+def _humaneval_task(samples: int, temperature: float, k: tuple[int, ...], instruct: bool) -> Callable[[], Task]:
     def build() -> Task:
-        name = "humaneval" if samples == 1 else f"humaneval_n{samples}"
+        name = ("humaneval_instruct" if instruct else "humaneval") + (f"_n{samples}" if samples > 1 else "")
+        how = "chat turn, reply prefixed with the prompt" if instruct else "raw completion"
         return Task(
             name,
             builtin.humaneval,
-            PromptFormat(template="{{ prompt }}"),
+            HUMANEVAL_INSTRUCT if instruct else PromptFormat(template="{{ prompt }}"),
             Generate(
-                max_tokens=384,
+                max_tokens=256,
                 stop=HUMANEVAL_STOP,
                 temperature=temperature,
                 top_p=0.95 if temperature else 1.0,
                 samples=samples,
             ),
             CodeScorer(k=k),
-            f"HumanEval (164), raw completion, {samples} sample(s) at T={temperature}, tests in the sandbox",
+            f"HumanEval (164), {how}, {samples} sample(s) at T={temperature}, tests in the sandbox",
             primary_metric="pass@1",
         )
 
@@ -160,8 +170,10 @@ BUILTIN_TASKS: dict[str, Callable[[], Task]] = {
     "truthfulqa_mc1": _truthfulqa_task,
     "gsm8k": _gsm8k_task,
     "gsm8k_sc": _gsm8k_sc_task,
-    "humaneval": _humaneval_task(1, 0.0, (1,)),
-    "humaneval_n10": _humaneval_task(10, 0.8, (1, 10)),
+    "humaneval": _humaneval_task(1, 0.0, (1,), instruct=False),
+    "humaneval_n10": _humaneval_task(10, 0.8, (1, 10), instruct=False),
+    "humaneval_instruct": _humaneval_task(1, 0.0, (1,), instruct=True),
+    "humaneval_instruct_n10": _humaneval_task(10, 0.8, (1, 10), instruct=True),
 }
 
 
