@@ -43,12 +43,16 @@ class PairwiseJudgment:
 
 
 def parse_verdict(text: str) -> str | None:
-    """'A', 'B' or 'tie' from a judge's reply (first such word), None when it gave none."""
-    match = re.search(r"\b(tie|A|B)\b", text.strip(), re.I)
-    if not match:
-        return None
-    word = match.group(1)
-    return "tie" if word.lower() == "tie" else word.upper()
+    """'A', 'B' or 'tie' from a judge's reply (the first one named), None when it names none.
+
+    Letters count only as capitals (the article "a" is not a verdict) unless the reply is the bare letter.
+    """
+    stripped = text.strip().rstrip(".").strip("\"'")
+    if stripped.lower() in ("a", "b"):
+        return stripped.upper()
+    found = [(m.start(), m.group(1)) for m in re.finditer(r"\b(A|B)\b", text)]
+    found += [(m.start(), "tie") for m in re.finditer(r"\btie\b", text, re.I)]
+    return min(found)[1] if found else None
 
 
 def resolve_swap(verdict_original: str | None, verdict_swapped: str | None) -> tuple[str | None, bool]:
