@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["core", "plugins", "serve", "lint"]
+nox.options.sessions = ["core", "plugins", "serve", "eval", "lint"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -34,6 +34,13 @@ def serve(session: nox.Session) -> None:
     """llmkit-serve with core only (native kernels not installed: the engine runs the op references)."""
     session.install(TORCH, "./packages/core", "./packages/serve[test]")
     session.run("pytest", "tests/serve", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="eval")
+def eval_(session: nox.Session) -> None:
+    """llmkit-eval with core only: stats, pass@k, HumanEval in the sandbox, judges, runs, the report in Chromium."""
+    session.install(TORCH, "./packages/core", "./packages/eval[test]")
+    session.run("pytest", "tests/eval", *session.posargs)
 
 
 @nox.session(python=PYTHON)
