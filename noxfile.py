@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["core", "plugins", "serve", "eval", "lint"]
+nox.options.sessions = ["core", "plugins", "serve", "kernels", "kernels_sanitize", "eval", "lint"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -41,6 +41,32 @@ def eval_(session: nox.Session) -> None:
     """llmkit-eval with core only: stats, pass@k, HumanEval in the sandbox, judges, runs, the report in Chromium."""
     session.install(TORCH, "./packages/core", "./packages/eval[test]")
     session.run("pytest", "tests/eval", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def kernels(session: nox.Session) -> None:
+    """llmkit-kernels built from source (C++; CUDA too when nvcc is found) against the op references."""
+    session.install(TORCH, "./packages/core", ".[test]")
+    session.run("pytest", "tests/kernels", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def kernels_sanitize(session: nox.Session) -> None:
+    """The kernel tests on an AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU kernels."""
+    session.install(TORCH, "./packages/core", "pytest", "hypothesis")
+    session.install(
+        ".",
+        "--config-settings=cmake.define.LLMKIT_SANITIZE=ON",
+        "--config-settings=cmake.define.LLMKIT_CUDA=OFF",
+        "--config-settings=build-dir=build/sanitize",
+    )
+    libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True, external=True).strip()
+    env = {
+        "LD_PRELOAD": libasan,  # the ASan runtime must load before Python's own libraries
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",  # CPython and torch keep allocations to exit
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    }
+    session.run("pytest", "tests/kernels", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

@@ -26,14 +26,20 @@ constexpr float kNegativeInfinity = -__builtin_inff();
 
 struct AttentionItem {
   int64_t seq;
-  int64_t kv_head;
-  int64_t first_head;   // first query head of the rows
-  int64_t num_heads;    // query heads per query token
-  int64_t first_token;  // first query row (decode: the sequence index)
-  int64_t num_tokens;   // query tokens
-  int64_t kv_begin;     // token range of the cache this item reads
+  int64_t kv_head;       // first kv head of the rows
+  int64_t num_kv_heads;  // kv heads the rows span (decode packs several small GQA groups in one item)
+  int64_t first_head;    // first query head within each kv head's group
+  int64_t num_heads;     // query heads per kv head
+  int64_t first_token;   // first query row (decode: the sequence index)
+  int64_t num_tokens;    // query tokens
+  int64_t kv_begin;      // token range of the cache this item reads
   int64_t kv_end;
-  int64_t partial;      // -1: write `out`; else slot in the split-K partial buffer
+  int64_t partial;       // -1: write `out`; else first slot in the split-K partial buffer
+
+  // Rows are ordered (query token, kv head, query head): row r belongs to these.
+  int64_t row_token(int r) const { return first_token + r / (num_kv_heads * num_heads); }
+  int64_t row_kv_head(int r) const { return kv_head + (r / num_heads) % num_kv_heads; }
+  int64_t row_head(int r, int64_t group) const { return row_kv_head(r) * group + first_head + r % num_heads; }
 };
 
 struct Scratch {
@@ -155,82 +161,100 @@ static inline void scale_in_place(float* acc, float alpha, int64_t D) {
   for (int64_t d = 0; d < n; ++d) acc[d] *= alpha;
 }
 
-// One item: rows r = (query token r / num_heads, query head first_head + r % num_heads).
+// Scores, softmax update and P.V of rows [r0, r0 + n) (one kv head) for `count` keys starting at t0.
+template <int DT>
+static inline void attend_chunk(const float* keys, const float* values, int64_t t0, int64_t count, int r0, int n,
+                                const int64_t* visible, float* m, float* l, Scratch& s, int64_t D) {
+  for (int64_t j = 0; j < count; ++j) {
+    const float* k = keys + j * D;
+    for (int r = r0; r < r0 + n; ++r) {
+      const float score = dot<DT>(s.query + r * kMaxHeadDim, k, D);
+      s.scores[r * kChunkTokens + j] = t0 + j < visible[r] ? score : kNegativeInfinity;
+    }
+  }
+  for (int r = r0; r < r0 + n; ++r) {
+    float* p = s.scores + r * kChunkTokens;
+    float chunk_max = kNegativeInfinity;
+    for (int64_t j = 0; j < count; ++j) chunk_max = p[j] > chunk_max ? p[j] : chunk_max;
+    if (chunk_max == kNegativeInfinity) {
+      for (int64_t j = 0; j < count; ++j) p[j] = 0.0f;
+      continue;
+    }
+    const float new_max = chunk_max > m[r] ? chunk_max : m[r];
+    const float alpha = exp_nonpositive(m[r] - new_max);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < count; ++j) {
+      p[j] = exp_nonpositive(p[j] - new_max);
+      sum += p[j];
+    }
+    if (alpha != 1.0f) scale_in_place<DT>(s.acc + r * kMaxHeadDim, alpha, D);
+    l[r] = l[r] * alpha + sum;
+    m[r] = new_max;
+  }
+  for (int64_t j = 0; j < count; ++j) {
+    const float* v = values + j * D;
+    for (int r = r0; r < r0 + n; ++r) scale_add<DT>(s.acc + r * kMaxHeadDim, s.scores[r * kChunkTokens + j], v, D);
+  }
+}
+
+static inline void store_row(const AttentionArgs& a, int64_t token, int64_t head, const float* acc, int64_t D) {
+  const int64_t bytes = a.out.dtype == DType::kFloat32 ? 4 : 2;
+  char* out = static_cast<char*>(a.out.data) + (token * a.out.token_stride + head * D) * bytes;
+  convert_from_float(acc, a.out.dtype, out, D);
+}
+
 template <KvFormat F, int DT>
 static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s, float* partials) {
   const CacheView& c = a.cache;
   const int64_t D = DT ? DT : c.head_dim;
-  const int rows = int(it.num_tokens * it.num_heads);
+  const int64_t group = a.query.heads / c.num_kv_heads;
+  const int rows = int(it.num_tokens * it.num_kv_heads * it.num_heads);
   const int64_t seq_len = a.seq_lens.at(it.seq);
   const int64_t q_len = a.prefill ? a.query_start_loc.at(it.seq + 1) - a.query_start_loc.at(it.seq) : 1;
   const int64_t first_position = seq_len - q_len + (a.prefill ? it.first_token - a.query_start_loc.at(it.seq) : 0);
+  const int64_t query_bytes = a.query.dtype == DType::kFloat32 ? 4 : 2;
 
   float m[kMaxRows], l[kMaxRows];
   int64_t visible[kMaxRows];
   for (int r = 0; r < rows; ++r) {
-    const int64_t token = it.first_token + r / it.num_heads;
-    const int64_t head = it.first_head + r % it.num_heads;
-    const char* q = static_cast<const char*>(a.query.data);
-    const int64_t element = token * a.query.token_stride + head * D;
-    const int64_t bytes = a.query.dtype == DType::kFloat32 ? 4 : 2;
-    convert_to_float(q + element * bytes, a.query.dtype, s.query + r * kMaxHeadDim, D);
+    const int64_t element = it.row_token(r) * a.query.token_stride + it.row_head(r, group) * D;
+    convert_to_float(static_cast<const char*>(a.query.data) + element * query_bytes, a.query.dtype,
+                     s.query + r * kMaxHeadDim, D);
     scale_in_place<DT>(s.query + r * kMaxHeadDim, a.scale, D);
     for (int64_t d = 0; d < D; ++d) s.acc[r * kMaxHeadDim + d] = 0.0f;
     m[r] = kNegativeInfinity;
     l[r] = 0.0f;
-    visible[r] = first_position + r / it.num_heads + 1;
+    visible[r] = first_position + (it.row_token(r) - it.first_token) + 1;
   }
 
   const int64_t bs = c.block_size;
+  const int rows_per_kv = int(it.num_heads);
   for (int64_t t0 = it.kv_begin; t0 < it.kv_end;) {
-    const int64_t logical_block = t0 / bs;
-    const int64_t offset = t0 - logical_block * bs;
+    const int64_t offset = t0 % bs;
     int64_t count = bs - offset;
     if (count > kChunkTokens) count = kChunkTokens;
     if (count > it.kv_end - t0) count = it.kv_end - t0;
-    const int64_t block = a.block_tables.at(it.seq, logical_block);
-    const int64_t next = t0 + count + kChunkTokens;  // two chunks ahead
-    if (next < it.kv_end) {
-      const int64_t next_block = a.block_tables.at(it.seq, next / bs);
-      int64_t next_count = bs - next % bs;
-      if (next_count > kChunkTokens) next_count = kChunkTokens;
-      if (next_count > it.kv_end - next) next_count = it.kv_end - next;
-      prefetch_rows<F>(c, c.key, next_block, it.kv_head, next % bs, next_count);
-      prefetch_rows<F>(c, c.value, next_block, it.kv_head, next % bs, next_count);
-    }
-    const float* keys = read_rows<F>(c, c.key, c.key_scales, block, it.kv_head, offset, count, s.key);
-    const float* values = read_rows<F>(c, c.value, c.value_scales, block, it.kv_head, offset, count, s.value);
-
-    for (int64_t j = 0; j < count; ++j) {
-      const float* k = keys + j * D;
-      for (int r = 0; r < rows; ++r) {
-        const float score = dot<DT>(s.query + r * kMaxHeadDim, k, D);
-        s.scores[r * kChunkTokens + j] = t0 + j < visible[r] ? score : kNegativeInfinity;
+    const int64_t block = a.block_tables.at(it.seq, t0 / bs);
+    const int64_t ahead = t0 + count + kChunkTokens;  // two chunks ahead
+    if (ahead < it.kv_end) {
+      const int64_t ahead_block = a.block_tables.at(it.seq, ahead / bs);
+      int64_t ahead_count = bs - ahead % bs;
+      if (ahead_count > kChunkTokens) ahead_count = kChunkTokens;
+      if (ahead_count > it.kv_end - ahead) ahead_count = it.kv_end - ahead;
+      for (int64_t k = 0; k < it.num_kv_heads; ++k) {
+        prefetch_rows<F>(c, c.key, ahead_block, it.kv_head + k, ahead % bs, ahead_count);
+        prefetch_rows<F>(c, c.value, ahead_block, it.kv_head + k, ahead % bs, ahead_count);
       }
     }
-    for (int r = 0; r < rows; ++r) {
-      float* p = s.scores + r * kChunkTokens;
-      float chunk_max = kNegativeInfinity;
-      for (int64_t j = 0; j < count; ++j) chunk_max = p[j] > chunk_max ? p[j] : chunk_max;
-      if (chunk_max == kNegativeInfinity) {
-        for (int64_t j = 0; j < count; ++j) p[j] = 0.0f;
-        continue;
+    for (int64_t k = 0; k < it.num_kv_heads; ++k) {
+      const int64_t kv_head = it.kv_head + k;
+      const float* keys = read_rows<F>(c, c.key, c.key_scales, block, kv_head, offset, count, s.key);
+      const float* values = read_rows<F>(c, c.value, c.value_scales, block, kv_head, offset, count, s.value);
+      for (int64_t i = 0; i < it.num_tokens; ++i) {
+        const int r0 = int((i * it.num_kv_heads + k) * it.num_heads);
+        attend_chunk<DT>(keys, values, t0, count, r0, rows_per_kv, visible, m, l, s, D);
       }
-      const float new_max = chunk_max > m[r] ? chunk_max : m[r];
-      const float alpha = exp_nonpositive(m[r] - new_max);
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < count; ++j) {
-        p[j] = exp_nonpositive(p[j] - new_max);
-        sum += p[j];
-      }
-      if (alpha != 1.0f) scale_in_place<DT>(s.acc + r * kMaxHeadDim, alpha, D);
-      l[r] = l[r] * alpha + sum;
-      m[r] = new_max;
-    }
-    for (int64_t j = 0; j < count; ++j) {
-      const float* v = values + j * D;
-      for (int r = 0; r < rows; ++r) scale_add<DT>(s.acc + r * kMaxHeadDim, s.scores[r * kChunkTokens + j], v, D);
     }
     t0 += count;
   }
@@ -244,21 +268,17 @@ static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s
       for (int64_t d = 0; d < D; ++d) slot[2 + d] = acc[d];
       continue;
     }
-    const float inverse = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-    scale_in_place<DT>(acc, inverse, D);
-    const int64_t token = it.first_token + r / it.num_heads;
-    const int64_t head = it.first_head + r % it.num_heads;
-    const int64_t bytes = a.out.dtype == DType::kFloat32 ? 4 : 2;
-    char* out = static_cast<char*>(a.out.data) + (token * a.out.token_stride + head * D) * bytes;
-    convert_from_float(acc, a.out.dtype, out, D);
+    scale_in_place<DT>(acc, l[r] > 0.0f ? 1.0f / l[r] : 0.0f, D);
+    store_row(a, it.row_token(r), it.row_head(r, group), acc, D);
   }
 }
 
 // Merges the partitions [first, first + count) of one split decode item group into `out`.
-static void merge_partials(const AttentionArgs& a, const AttentionItem& head_item, const float* partials,
-                           int64_t first, int64_t count, float* acc) {
+static void merge_partials(const AttentionArgs& a, const AttentionItem& item, const float* partials, int64_t first,
+                           int64_t count, float* acc) {
   const int64_t D = a.cache.head_dim;
-  const int rows = int(head_item.num_heads);
+  const int64_t group = a.query.heads / a.cache.num_kv_heads;
+  const int rows = int(item.num_kv_heads * item.num_heads);
   for (int r = 0; r < rows; ++r) {
     float global_max = kNegativeInfinity;
     for (int64_t p = 0; p < count; ++p) {
@@ -277,65 +297,66 @@ static void merge_partials(const AttentionArgs& a, const AttentionItem& head_ite
     }
     const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
     for (int64_t d = 0; d < D; ++d) acc[d] *= inverse;
-    const int64_t head = head_item.first_head + r;
-    const int64_t bytes = a.out.dtype == DType::kFloat32 ? 4 : 2;
-    char* out = static_cast<char*>(a.out.data) + (head_item.seq * a.out.token_stride + head * D) * bytes;
-    convert_from_float(acc, a.out.dtype, out, D);
+    store_row(a, item.seq, item.row_head(r, group), acc, D);
   }
 }
 
-// Splits the work into items: decode rows are the query heads of one kv head (split-K partitions when
-// asked or when too few items), prefill rows are query-token tiles times those heads.
-static AttentionItem* plan_items(const AttentionArgs& a, int num_threads, int64_t* num_items, int64_t* num_partials,
-                                 int64_t* partition_tokens) {
+// Splits the work into items. Decode rows are the query heads of as many kv heads as fit in kMaxRows (all
+// heads of a block are adjacent in memory, so one pass reads them together); long contexts are cut into
+// split-K partitions when asked or when there are too few items for the threads. Prefill rows are
+// query-token tiles times one kv head's query heads.
+static AttentionItem* plan_items(const AttentionArgs& a, int num_threads, int64_t* num_items, int64_t* num_partials) {
   const int64_t kv_heads = a.cache.num_kv_heads;
   const int64_t group = a.query.heads / kv_heads;
   const int64_t head_chunks = (group + kMaxRows - 1) / kMaxRows;
+  const int64_t heads_per_chunk = group < kMaxRows ? group : kMaxRows;
+  int64_t kv_per_item = group <= kMaxRows ? kMaxRows / group : 1;
+  if (kv_per_item > kv_heads) kv_per_item = kv_heads;
+  const int64_t kv_items = (kv_heads + kv_per_item - 1) / kv_per_item;
   const int64_t bs = a.cache.block_size;
   const int64_t partition = kPartitionTokens > bs ? (kPartitionTokens / bs) * bs : bs;
-  *partition_tokens = partition;
   bool split = false;
   if (!a.prefill) {
-    const int64_t base_items = a.batch * kv_heads * head_chunks;
+    const int64_t base_items = a.batch * kv_items * head_chunks;
     split = a.split == 1 || (a.split == -1 && a.max_seq_len > partition && base_items < 2 * int64_t(num_threads));
   }
+  const int64_t tile = kMaxRows / heads_per_chunk;  // prefill query tokens per item
   int64_t total = 0;
   for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t len = a.seq_lens.at(b);
     if (a.prefill) {
       const int64_t q_len = a.query_start_loc.at(b + 1) - a.query_start_loc.at(b);
-      for (int64_t chunk = 0; chunk < head_chunks; ++chunk) {
-        const int64_t heads = group - chunk * kMaxRows < kMaxRows ? group - chunk * kMaxRows : kMaxRows;
-        const int64_t tile = kMaxRows / heads;
-        total += kv_heads * ((q_len + tile - 1) / tile);
-      }
+      total += kv_heads * head_chunks * ((q_len + tile - 1) / tile);
     } else {
-      total += kv_heads * head_chunks * (split ? (len + partition - 1) / partition : 1);
+      total += kv_items * head_chunks * (split ? (a.seq_lens.at(b) + partition - 1) / partition : 1);
     }
   }
   auto* items = static_cast<AttentionItem*>(std::malloc(sizeof(AttentionItem) * (total > 0 ? total : 1)));
   int64_t n = 0, partials = 0;
   for (int64_t b = 0; b < a.batch; ++b) {
     const int64_t len = a.seq_lens.at(b);
-    for (int64_t h = 0; h < kv_heads; ++h) {
-      for (int64_t chunk = 0; chunk < head_chunks; ++chunk) {
-        const int64_t first_head = h * group + chunk * kMaxRows;
-        const int64_t heads = group - chunk * kMaxRows < kMaxRows ? group - chunk * kMaxRows : kMaxRows;
-        if (a.prefill) {
-          const int64_t start = a.query_start_loc.at(b), stop = a.query_start_loc.at(b + 1);
-          const int64_t tile = kMaxRows / heads;
+    for (int64_t chunk = 0; chunk < head_chunks; ++chunk) {
+      const int64_t first_head = chunk * kMaxRows;
+      const int64_t heads = group - first_head < kMaxRows ? group - first_head : kMaxRows;
+      if (a.prefill) {
+        const int64_t start = a.query_start_loc.at(b), stop = a.query_start_loc.at(b + 1);
+        for (int64_t h = 0; h < kv_heads; ++h) {
           for (int64_t t = start; t < stop; t += tile) {
             const int64_t tokens = stop - t < tile ? stop - t : tile;
-            const int64_t last_visible = len - (stop - (t + tokens));  // keys visible to the tile's last token
-            items[n++] = {b, h, first_head, heads, t, tokens, 0, last_visible, -1};
+            const int64_t last_visible = len - (stop - (t + tokens));  // keys the tile's last token sees
+            items[n++] = {b, h, 1, first_head, heads, t, tokens, 0, last_visible, -1};
           }
-        } else if (split) {
-          for (int64_t begin = 0; begin < len; begin += partition) {
-            const int64_t end = begin + partition < len ? begin + partition : len;
-            items[n++] = {b, h, first_head, heads, b, 1, begin, end, partials++};
-          }
-        } else {
-          items[n++] = {b, h, first_head, heads, b, 1, 0, len, -1};
+        }
+        continue;
+      }
+      for (int64_t h = 0; h < kv_heads; h += kv_per_item) {
+        const int64_t span = kv_heads - h < kv_per_item ? kv_heads - h : kv_per_item;
+        if (!split) {
+          items[n++] = {b, h, span, first_head, heads, b, 1, 0, len, -1};
+          continue;
+        }
+        for (int64_t begin = 0; begin < len; begin += partition) {
+          const int64_t end = begin + partition < len ? begin + partition : len;
+          items[n++] = {b, h, span, first_head, heads, b, 1, begin, end, partials++};
         }
       }
     }
@@ -345,10 +366,14 @@ static AttentionItem* plan_items(const AttentionArgs& a, int num_threads, int64_
   return items;
 }
 
+static inline bool same_rows(const AttentionItem& x, const AttentionItem& y) {
+  return x.seq == y.seq && x.kv_head == y.kv_head && x.first_head == y.first_head;
+}
+
 template <KvFormat F, int DT>
 static void attention_for(const AttentionArgs& a, int num_threads) {
-  int64_t num_items = 0, num_partials = 0, partition = 0;
-  AttentionItem* items = plan_items(a, num_threads, &num_items, &num_partials, &partition);
+  int64_t num_items = 0, num_partials = 0;
+  AttentionItem* items = plan_items(a, num_threads, &num_items, &num_partials);
   float* partials = num_partials > 0 ? static_cast<float*>(std::malloc(sizeof(float) * num_partials * kMaxRows *
                                                                        (kMaxHeadDim + 2)))
                                      : nullptr;
@@ -359,15 +384,12 @@ static void attention_for(const AttentionArgs& a, int num_threads) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < num_items; ++i) run_item<F, DT>(a, items[i], scratch, partials);
     if (num_partials > 0) {
-      // Items of one (sequence, kv head, head chunk) are consecutive; each group's first item starts it.
+      // The partitions of one row set are consecutive items; the first of each run merges them.
 #pragma omp for schedule(dynamic, 1)
       for (int64_t i = 0; i < num_items; ++i) {
-        if (i > 0 && items[i - 1].seq == items[i].seq && items[i - 1].first_head == items[i].first_head) continue;
+        if (i > 0 && same_rows(items[i - 1], items[i])) continue;
         int64_t count = 1;
-        while (i + count < num_items && items[i + count].seq == items[i].seq &&
-               items[i + count].first_head == items[i].first_head) {
-          ++count;
-        }
+        while (i + count < num_items && same_rows(items[i + count], items[i])) ++count;
         merge_partials(a, items[i], partials, items[i].partial, count, scratch.acc);
       }
     }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from kernel_helpers import MODEL_DTYPES, RELATIVE_TOLERANCE, cpu_isa, paged_cache, random_values, relative_error
 from hypothesis import given
 from hypothesis import strategies as st
+from kernel_helpers import MODEL_DTYPES, RELATIVE_TOLERANCE, cpu_isa, paged_cache, random_values, relative_error
 
 from llmkit.core.ops import KV_DTYPES, paged_attention
 from llmkit.kernels import _C, ops

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from kernel_helpers import MODEL_DTYPES, cpu_isa
 from hypothesis import given
 from hypothesis import strategies as st
+from kernel_helpers import MODEL_DTYPES, cpu_isa
 
 from llmkit.core.ops import token_bitmask
 from llmkit.kernels import _C, ops

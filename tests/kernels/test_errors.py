@@ -36,7 +36,13 @@ def test_wrong_dtypes_are_type_errors_naming_the_argument(decode_inputs):
     with pytest.raises(TypeError, match=r"cache.key_scales must have dtype float32, got float16"):
         decode(out, query, bad_scales, tables, seq_lens)
     with pytest.raises(TypeError, match=r"cache.key must have dtype int8, got uint8"):
-        decode(out, query, PagedKVCache(cache.key.view(torch.uint8), cache.value, "int8", *cache_scales(cache)), tables, seq_lens)
+        decode(
+            out,
+            query,
+            PagedKVCache(cache.key.view(torch.uint8), cache.value, "int8", *cache_scales(cache)),
+            tables,
+            seq_lens,
+        )
     with pytest.raises(TypeError, match=r"slot_mapping must have dtype int32 or int64, got float32"):
         ops.reshape_and_cache(query[:, :2], query[:, :2], cache, torch.zeros(2))
     with pytest.raises(TypeError, match=r"bitmask must have dtype int32, got int64"):
@@ -64,7 +70,13 @@ def test_wrong_shapes_are_value_errors_naming_the_argument(decode_inputs):
     with pytest.raises(ValueError, match=r"cache.value must have size"):
         decode(out, query, PagedKVCache(cache.key, cache.value[:-1], "int8", *cache_scales(cache)), tables, seq_lens)
     with pytest.raises(ValueError, match=r"cache.value_scales must have size"):
-        decode(out, query, PagedKVCache(cache.key, cache.value, "int8", cache.key_scales, cache.value_scales[:-1]), tables, seq_lens)
+        decode(
+            out,
+            query,
+            PagedKVCache(cache.key, cache.value, "int8", cache.key_scales, cache.value_scales[:-1]),
+            tables,
+            seq_lens,
+        )
     with pytest.raises(ValueError, match=r"kv_dtype must be one of auto, fp8_e4m3, int8, int4, got 'int2'"):
         decode(out, query, PagedKVCache(cache.key, cache.value, "int2", *cache_scales(cache)), tables, seq_lens)
     with pytest.raises(ValueError, match=r"bitmask must have shape \(2, 2\) for logits \(2, 40\), got \(2, 1\)"):
@@ -79,7 +91,9 @@ def test_wrong_shapes_are_value_errors_naming_the_argument(decode_inputs):
 
 def test_non_contiguous_tensors_are_rejected(decode_inputs):
     out, query, cache, tables, seq_lens = decode_inputs
-    transposed = PagedKVCache(cache.key.transpose(2, 3).contiguous().transpose(2, 3), cache.value, "int8", *cache_scales(cache))
+    transposed = PagedKVCache(
+        cache.key.transpose(2, 3).contiguous().transpose(2, 3), cache.value, "int8", *cache_scales(cache)
+    )
     with pytest.raises(ValueError, match=r"cache.key must be contiguous, got strides"):
         decode(out, query, transposed, tables, seq_lens)
     heads_strided = torch.randn(4, 2, 64).transpose(0, 1)
@@ -96,7 +110,9 @@ def test_ids_out_of_range_are_value_errors_and_nothing_is_read(decode_inputs):
     for bad in (cache.num_blocks, -1, 2**40):
         broken = tables.long().clone()
         broken[1, 2] = bad
-        with pytest.raises(ValueError, match=rf"block_tables\[1, 2\] = {bad} is not a block id in \[0, {cache.num_blocks}\)"):
+        with pytest.raises(
+            ValueError, match=rf"block_tables\[1, 2\] = {bad} is not a block id in \[0, {cache.num_blocks}\)"
+        ):
             decode(out, query, cache, broken, seq_lens)
     for bad in (0, -5, tables.shape[1] * 16 + 1):
         with pytest.raises(ValueError, match=rf"seq_lens\[0\] = {bad} is outside \[1, {tables.shape[1] * 16}\]"):
@@ -131,14 +147,25 @@ def test_prefill_query_start_loc_must_be_consistent():
 
 
 def test_devices_must_be_cpu_or_cuda_and_agree(decode_inputs):
-    out, query, cache, tables, seq_lens = decode_inputs
+    out, _, cache, tables, seq_lens = decode_inputs
     with pytest.raises(ValueError, match=r"query is on DLPack device type 7; expected a CPU or CUDA tensor"):
         _C.paged_attention_decode(
-            out, ForeignTensor((2, 4, 64), K_DL_VULKAN), "auto", cache.key, cache.value, None, None, tables, seq_lens, 1.0
+            out,
+            ForeignTensor((2, 4, 64), K_DL_VULKAN),
+            "auto",
+            cache.key,
+            cache.value,
+            None,
+            None,
+            tables,
+            seq_lens,
+            1.0,
         )
     on_gpu = ForeignTensor((2, 4, 64), K_DL_CUDA)
     with pytest.raises(ValueError, match=r"query must be on the same device as cache.key \(cpu\), got cuda:0"):
-        _C.paged_attention_decode(out, on_gpu, "int8", cache.key, cache.value, *cache_scales(cache), tables, seq_lens, 1.0)
+        _C.paged_attention_decode(
+            out, on_gpu, "int8", cache.key, cache.value, *cache_scales(cache), tables, seq_lens, 1.0
+        )
     with pytest.raises(ValueError, match=r"bitmask must be on the same device as logits \(cpu\), got cuda:0"):
         _C.apply_token_bitmask(torch.zeros(1, 32), ForeignTensor((1, 1), K_DL_CUDA))
 
@@ -153,4 +180,9 @@ def test_read_only_outputs_are_rejected():
 def test_quantized_scales_must_be_present():
     cache = allocate(2, 1, 16, 64, "fp8_e4m3")
     with pytest.raises(TypeError, match=r"cache.key_scales must be a tensor, got None"):
-        ops.reshape_and_cache(torch.ones(1, 1, 64), torch.ones(1, 1, 64), PagedKVCache(cache.key, cache.value, "fp8_e4m3"), torch.tensor([0]))
+        ops.reshape_and_cache(
+            torch.ones(1, 1, 64),
+            torch.ones(1, 1, 64),
+            PagedKVCache(cache.key, cache.value, "fp8_e4m3"),
+            torch.tensor([0]),
+        )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from kernel_helpers import MODEL_DTYPES, cpu_isa, random_values
 from hypothesis import given
 from hypothesis import strategies as st
+from kernel_helpers import MODEL_DTYPES, cpu_isa, random_values
 
 from llmkit.core.ops import KV_DTYPES, allocate, kv_quant
 from llmkit.kernels import _C, ops
@@ -86,7 +86,9 @@ def test_reshape_and_cache_is_bit_exact_through_scale_growth_and_restarts(kv_dty
     block_size, num_blocks, calls = writes
     heads = 2
     reference = allocate(num_blocks, heads, block_size, head_dim, kv_dtype, dtype)
-    natives = {isa: allocate(num_blocks, heads, block_size, head_dim, kv_dtype, dtype) for isa in _C.supported_cpu_isas()}
+    natives = {
+        isa: allocate(num_blocks, heads, block_size, head_dim, kv_dtype, dtype) for isa in _C.supported_cpu_isas()
+    }
     for slots, magnitude in calls:
         key = random_values(g, len(slots), heads, head_dim, dtype=dtype) * magnitude
         value = random_values(g, len(slots), heads, head_dim, dtype=dtype) * magnitude

@@ -56,9 +56,7 @@ def _four_dims(name: str, tensor: torch.Tensor) -> None:
 
 def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, cache: PagedKVCache, slot_mapping: torch.Tensor) -> None:
     """Write key/value [N, H, D] into their slots, quantizing on the way; a negative slot is skipped."""
-    _C.reshape_and_cache(
-        _capsule(key), _capsule(value), *_cache_args(cache), _capsule(slot_mapping), **_launch(key)
-    )
+    _C.reshape_and_cache(_capsule(key), _capsule(value), *_cache_args(cache), _capsule(slot_mapping), **_launch(key))
 
 
 def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:

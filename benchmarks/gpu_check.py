@@ -1,0 +1,257 @@
+"""On a machine with a CUDA GPU: build llmkit-kernels if needed, check every CUDA op against its reference,
+and time the CUDA kernels against torch (SDPA / FlashAttention, masked_fill_), printing one table.
+
+Run from the repository root: python benchmarks/gpu_check.py [--repeats 50]
+Without a GPU it says so and exits 0. Exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import statistics
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_built():
+    """llmkit.kernels with CUDA compiled in; builds the repository's root project when it is missing."""
+    try:
+        kernels = importlib.import_module("llmkit.kernels")
+        if kernels._C.cuda_built():
+            return kernels
+    except ImportError:
+        pass
+    print("building llmkit-kernels with CUDA (pip install --no-build-isolation --no-deps .) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps", str(ROOT)], check=True)
+    importlib.invalidate_caches()
+    for name in [m for m in sys.modules if m.startswith("llmkit.kernels")]:
+        del sys.modules[name]
+    return importlib.import_module("llmkit.kernels")
+
+
+def gpu_ms(function, repeats: int) -> float:
+    """Median milliseconds of `function` on the current stream, by CUDA events."""
+    function()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        function()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def relative_error(actual, expected) -> float:
+    expected = expected.float()
+    return float((actual.float() - expected).abs().max() / expected.abs().max().clamp_min(1e-30))
+
+
+class Report:
+    def __init__(self):
+        self.rows, self.failures = [], 0
+
+    def check(self, op, case, error, tolerance, native_ms=None, torch_ms=None, peer=""):
+        ok = error <= tolerance
+        self.failures += not ok
+        self.rows.append((op, case, error, tolerance, ok, native_ms, torch_ms, peer))
+
+    def print(self):
+        header = f"{'op':<26}{'case':<44}{'error':>10}{'tol':>8}{'ok':>4}{'native ms':>11}{'torch ms':>10}  peer"
+        print(header + "\n" + "-" * len(header))
+        for op, case, error, tolerance, ok, native_ms, torch_ms, peer in self.rows:
+            timing = f"{native_ms:>11.3f}" if native_ms is not None else " " * 11
+            timing += f"{torch_ms:>10.3f}" if torch_ms is not None else " " * 10
+            print(f"{op:<26}{case:<44}{error:>10.2e}{tolerance:>8.0e}{'yes' if ok else 'NO':>4}{timing}  {peer}")
+
+
+def filled_cache(lens, kv_heads, head_dim, block_size, kv_dtype, dtype, device):
+    from llmkit.core.ops import allocate, kv_quant
+
+    g = torch.Generator(device=device).manual_seed(0)
+    width = max(math.ceil(n / block_size) for n in lens)
+    total = sum(math.ceil(n / block_size) for n in lens) + 2
+    cache = allocate(total, kv_heads, block_size, head_dim, kv_dtype, dtype, device)
+    order = torch.randperm(total, device=device, generator=g)
+    tables = torch.zeros(len(lens), width, dtype=torch.int32, device=device)
+    used = 0
+    for b, n in enumerate(lens):
+        blocks = math.ceil(n / block_size)
+        tables[b, :blocks] = order[used : used + blocks].int()
+        used += blocks
+        positions = torch.arange(n, device=device)
+        slots = tables[b].long()[positions // block_size] * block_size + positions % block_size
+        key = torch.randn(n, kv_heads, head_dim, device=device, generator=g).to(dtype)
+        value = torch.randn(n, kv_heads, head_dim, device=device, generator=g).to(dtype)
+        for piece in positions.chunk(3):
+            kv_quant.reshape_and_cache(key[piece], value[piece], cache, slots[piece])
+    return cache, tables, torch.tensor(lens, dtype=torch.int32, device=device)
+
+
+def check_attention(kernels, report, repeats, device):
+    from llmkit.core.ops import paged_attention
+
+    for kv_dtype in ("auto", "fp8_e4m3", "int8", "int4"):
+        for dtype in (torch.float32, torch.bfloat16):
+            for head_dim, group in ((64, 1), (128, 4), (128, 8)):
+                lens = [1, 17, 300, 1500]
+                cache, tables, seq_lens = filled_cache(lens, 2, head_dim, 16, kv_dtype, dtype, device)
+                query = torch.randn(len(lens), 2 * group, head_dim, device=device).to(dtype)
+                expected = torch.empty_like(query)
+                paged_attention.paged_attention_decode(expected, query, cache, tables, seq_lens, head_dim**-0.5)
+                tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+                for split in (False, True):
+                    out = torch.empty_like(query)
+                    kernels.paged_attention_decode(out, query, cache, tables, seq_lens, head_dim**-0.5, split=split)
+                    case = f"{kv_dtype} {str(dtype)[6:]} d{head_dim} gqa{group} split={split}"
+                    report.check("paged_attention_decode", case, relative_error(out, expected), tolerance)
+                starts = torch.tensor([0, 1, 9, 9 + 100, 9 + 100 + 7], device=device)
+                prefill_query = torch.randn(int(starts[-1]), 2 * group, head_dim, device=device).to(dtype)
+                expected = torch.empty_like(prefill_query)
+                out = torch.empty_like(prefill_query)
+                args = (prefill_query, cache, tables, seq_lens, starts, head_dim**-0.5)
+                paged_attention.paged_attention_prefill(expected, *args)
+                kernels.paged_attention_prefill(out, *args)
+                case = f"{kv_dtype} {str(dtype)[6:]} d{head_dim} gqa{group}"
+                report.check("paged_attention_prefill", case, relative_error(out, expected), tolerance)
+
+
+def check_storage(kernels, report, device):
+    from llmkit.core.ops import allocate, kv_quant, token_bitmask
+
+    g = torch.Generator(device=device).manual_seed(1)
+    for kv_dtype in ("fp8_e4m3", "int8", "int4"):
+        x = torch.randn(64, 4, 16, 128, device=device, generator=g) * 3
+        q, scales = kernels.quantize_kv(x, kv_dtype)
+        expected_q, expected_scales = kv_quant.quantize_kv(x, kv_dtype)
+        exact = torch.equal(q, expected_q) and torch.equal(scales, expected_scales)
+        exact = exact and torch.equal(
+            kernels.dequantize_kv(q, scales, kv_dtype), kv_quant.dequantize_kv(q, scales, kv_dtype)
+        )
+        report.check("quantize/dequantize_kv", f"{kv_dtype} bit-exact", 0.0 if exact else 1.0, 0.0)
+    for kv_dtype in ("auto", "fp8_e4m3", "int8", "int4"):
+        native, reference = (allocate(8, 2, 16, 64, kv_dtype, torch.bfloat16, device) for _ in range(2))
+        exact = True
+        for step in range(6):  # growing magnitudes, restarts at offset 0, skipped slots
+            slots = torch.randperm(8 * 16, device=device, generator=g)[:20]
+            slots[0] = -1
+            key = torch.randn(20, 2, 64, device=device, generator=g) * (step + 1)
+            kv_quant.reshape_and_cache(key, key * 0.5, reference, slots)
+            kernels.reshape_and_cache(key, key * 0.5, native, slots)
+            for a, b in (
+                (native.key, reference.key),
+                (native.value, reference.value),
+                (native.key_scales, reference.key_scales),
+                (native.value_scales, reference.value_scales),
+            ):
+                exact = exact and (a is None or torch.equal(a, b))
+        report.check("reshape_and_cache", f"{kv_dtype} bit-exact", 0.0 if exact else 1.0, 0.0)
+    logits = torch.randn(16, 49_152, device=device)
+    bitmask = torch.randint(-(2**31), 2**31 - 1, (16, 1536), dtype=torch.int32, device=device)
+    expected, actual = logits.clone(), logits.clone()
+    token_bitmask.apply_token_bitmask_(expected, bitmask)
+    kernels.apply_token_bitmask_(actual, bitmask)
+    report.check("apply_token_bitmask_", "49152 vocab, exact", 0.0 if torch.equal(actual, expected) else 1.0, 0.0)
+    try:
+        bad = torch.full((1, 1), 10_000, dtype=torch.int32, device=device)
+        kernels.paged_attention_decode(
+            torch.empty(1, 2, 64, device=device),
+            torch.randn(1, 2, 64, device=device),
+            allocate(4, 2, 16, 64, device=device),
+            bad,
+            torch.ones(1, dtype=torch.int32, device=device),
+            1.0,
+        )
+        raised = False
+    except ValueError as err:
+        raised = "block_tables" in str(err)
+    report.check("errors", "bad block id -> ValueError", 0.0 if raised else 1.0, 0.0)
+
+
+def contiguous_kv(storage, tables, context):
+    """[batch, kv_heads, context, head_dim]: the paged K or V of each sequence, copied contiguously."""
+    blocks = storage[tables.long()].permute(0, 2, 1, 3, 4)
+    return blocks.reshape(blocks.shape[0], blocks.shape[1], -1, blocks.shape[-1])[:, :, :context].contiguous()
+
+
+def time_ops(kernels, report, repeats, device):
+    from llmkit.core.ops import kv_quant
+
+    for batch, context, heads, kv_heads, head_dim, dtype in (
+        (32, 1024, 9, 3, 64, torch.float32),
+        (64, 4096, 32, 8, 128, torch.bfloat16),
+        (4, 32768, 32, 8, 128, torch.bfloat16),
+    ):
+        cache, tables, seq_lens = filled_cache([context] * batch, kv_heads, head_dim, 16, "auto", dtype, device)
+        query = torch.randn(batch, heads, head_dim, device=device).to(dtype)
+        out = torch.empty_like(query)
+        scale = head_dim**-0.5
+
+        key = contiguous_kv(cache.key, tables, context)
+        value = contiguous_kv(cache.value, tables, context)
+        kernels._C.set_cuda_checks(False)
+        native = gpu_ms(partial(kernels.paged_attention_decode, out, query, cache, tables, seq_lens, scale), repeats)
+        kernels._C.set_cuda_checks(True)
+        sdpa = partial(F.scaled_dot_product_attention, query[:, :, None], key, value, scale=scale, enable_gqa=True)
+        peer = gpu_ms(sdpa, repeats)
+        expected = F.scaled_dot_product_attention(
+            query[:, :, None].float(), key.float(), value.float(), scale=scale, enable_gqa=True
+        )[:, :, 0]
+        case = f"decode b{batch} ctx{context} {heads}/{kv_heads}h d{head_dim} {str(dtype)[6:]}"
+        report.check(
+            "decode timing",
+            case,
+            relative_error(out, expected),
+            1e-5 if dtype == torch.float32 else 1e-2,
+            native,
+            peer,
+            "SDPA contiguous K/V",
+        )
+    x = torch.randn(4096, 8, 16, 128, device=device)
+    for kv_dtype in ("fp8_e4m3", "int8", "int4"):
+        native = gpu_ms(partial(kernels.quantize_kv, x, kv_dtype), repeats)
+        peer = gpu_ms(partial(kv_quant.quantize_kv, x, kv_dtype), repeats)
+        report.check("quantize timing", f"{kv_dtype} 268 MB", 0.0, 0.0, native, peer, "torch reference")
+    logits = torch.randn(256, 49_152, device=device)
+    bitmask = torch.randint(-(2**31), 2**31 - 1, (256, 1536), dtype=torch.int32, device=device)
+    disallowed = torch.rand(256, 49_152, device=device) < 0.5
+    native = gpu_ms(lambda: kernels.apply_token_bitmask_(logits, bitmask), repeats)
+    peer = gpu_ms(lambda: logits.masked_fill_(disallowed, float("-inf")), repeats)
+    report.check("bitmask timing", "256 x 49152", 0.0, 0.0, native, peer, "masked_fill_ (bool mask)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA GPU here (torch.cuda.is_available() is False): nothing to check; exiting 0")
+        return 0
+    kernels = ensure_built()
+    device = torch.device("cuda")
+    print(
+        f"GPU: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; "
+        f"CUDA kernels registered: {kernels.cuda_available()}"
+    )
+    report = Report()
+    check_attention(kernels, report, args.repeats, device)
+    check_storage(kernels, report, device)
+    time_ops(kernels, report, args.repeats, device)
+    report.print()
+    print(f"\n{len(report.rows) - report.failures} passed, {report.failures} failed")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
