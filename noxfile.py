@@ -61,8 +61,10 @@ def kernels_sanitize(session: nox.Session) -> None:
         "--config-settings=build-dir=build/sanitize",
     )
     libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True, external=True).strip()
+    libstdcxx = session.run("g++", "-print-file-name=libstdc++.so.6", silent=True, external=True).strip()
     env = {
-        "LD_PRELOAD": libasan,  # the ASan runtime must load before Python's own libraries
+        # The ASan runtime must load first, and libstdc++ with it so ASan finds the real __cxa_throw.
+        "LD_PRELOAD": f"{libasan} {libstdcxx}",
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",  # CPython and torch keep allocations to exit
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     }
