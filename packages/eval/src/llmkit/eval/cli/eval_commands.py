@@ -76,6 +76,7 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = _print_warning
         run_options = RunOptions(args.limit, args.seed, args.chunk_size, args.concurrency, args.quiet, args.shuffle)
         results = run_tasks(tasks, client, output, run_info, run_options)
     table = Table("task", "metric", "value", "95% CI", "n")
@@ -94,6 +95,11 @@ def run_eval(args: argparse.Namespace) -> int:
         f"{usage['completion_tokens']} completion tokens; results in {output / 'results.json'}"
     )
     return 0
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. dropped dataset rows) as one plain line on stderr, shown when they happen."""
+    print(f"llmkit: warning: {message}", file=sys.stderr)
 
 
 def list_tasks(args: argparse.Namespace) -> int:

@@ -1,0 +1,36 @@
+"""llmkit.eval: offline benchmarks, pass@k, self-consistency, LLM-as-judge, probes and regression reports."""
+
+from .cache import ResponseCache
+from .client import ModelClient
+from .compare import compare_runs, regression_markdown
+from .data import Dataset, Sample
+from .errors import EvalError
+from .judge import PairwiseJudge, RubricJudge
+from .prompting import PromptFormat
+from .runner import RunOptions, run_tasks
+from .scoring.passk import pass_at_k
+from .stats import Estimate, bootstrap, cohen_kappa, mcnemar, paired_bootstrap
+from .tasks import Task, load_task
+
+__all__ = [
+    "Dataset",
+    "Estimate",
+    "EvalError",
+    "ModelClient",
+    "PairwiseJudge",
+    "PromptFormat",
+    "ResponseCache",
+    "RubricJudge",
+    "RunOptions",
+    "Sample",
+    "Task",
+    "bootstrap",
+    "cohen_kappa",
+    "compare_runs",
+    "load_task",
+    "mcnemar",
+    "paired_bootstrap",
+    "pass_at_k",
+    "regression_markdown",
+    "run_tasks",
+]
