@@ -80,7 +80,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """llmkit's main job on the default model: pull it and answer a prompt."""
-    session.install(TORCH, "./packages/core")
+    """llmkit's main job on the default model: pull it, serve it, answer a request, stop the server."""
+    session.install(TORCH, "./packages/core", "./packages/serve")
     session.run("llmkit", "pull")
-    session.run("llmkit", "generate", "What is the capital of France?", "--temperature", "0")
+    session.run("bash", "-c", 'llmkit serve --port 8765 & trap "kill $!" EXIT; llmkit query "What is the capital of France?" --url http://127.0.0.1:8765', external=True)

@@ -1,0 +1,335 @@
+"""Serving throughput and latency: llmkit's engine next to its peers, on one seeded workload.
+
+    python benchmarks/serve.py [--requests 128] [--seed 0] [--llama-server PATH] [--skip PEER ...]
+
+Workload: N requests arriving together, prompt and output lengths drawn from a ShareGPT-like
+lognormal (scaled for a 2-core CPU), text windows from this repository's docs, greedy decoding
+with a fixed number of output tokens (EOS ignored) so every engine does the same work.
+Peers: HF transformers `generate` with static padded batches, core's sequential reference
+`generate()`, and llama.cpp's `llama-server` with parallel slots when a binary is given or
+found. Also prints KV waste (paged vs contiguous reservation) and a shared-system-prompt
+workload with and without prefix caching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from llmkit.core import SamplingParams, load_pretrained, stream_generate
+from llmkit.serve.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def corpus_ids(tokenizer) -> list[int]:
+    text = "\n\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))) + (ROOT / "README.md").read_text()
+    return tokenizer.encode(text * 4)
+
+
+def workload(tokenizer, count: int, seed: int) -> list[tuple[list[int], int]]:
+    """(prompt ids, output length) pairs: lognormal lengths like ShareGPT's, scaled down ~4x."""
+    rng = np.random.default_rng(seed)
+    ids = corpus_ids(tokenizer)
+    prompts = np.clip(rng.lognormal(np.log(96), 0.8, count), 16, 768).astype(int)
+    outputs = np.clip(rng.lognormal(np.log(48), 0.7, count), 8, 256).astype(int)
+    jobs = []
+    for length, out in zip(prompts, outputs, strict=True):
+        start = int(rng.integers(0, len(ids) - length))
+        jobs.append((ids[start : start + length], int(out)))
+    return jobs
+
+
+class Recorder:
+    """Per-request first-token and finish times; summary metrics at the end."""
+
+    def __init__(self, jobs):
+        self.jobs, self.start = jobs, time.perf_counter()
+        self.first: dict[int, float] = {}
+        self.done: dict[int, float] = {}
+
+    def token(self, i: int, finished: bool) -> None:
+        now = time.perf_counter() - self.start
+        self.first.setdefault(i, now)
+        if finished:
+            self.done[i] = now
+
+    def summary(self) -> dict[str, float]:
+        elapsed = max(self.done.values())
+        outputs = sum(out for _, out in self.jobs)
+        ttft = [self.first[i] for i in range(len(self.jobs))]
+        tpot = [(self.done[i] - self.first[i]) / (out - 1) for i, (_, out) in enumerate(self.jobs) if out > 1]
+        return {
+            "requests/s": len(self.jobs) / elapsed,
+            "output tok/s": outputs / elapsed,
+            "TTFT p50 (s)": float(np.percentile(ttft, 50)),
+            "TTFT p99 (s)": float(np.percentile(ttft, 99)),
+            "TPOT p50 (ms)": 1000 * statistics.median(tpot),
+            "wall (s)": elapsed,
+        }
+
+
+def run_engine(smol, jobs, **config) -> tuple[dict, dict]:
+    engine = Engine(smol, kv_cache_memory="2GiB", max_num_seqs=64, **config)
+    recorder = Recorder(jobs)
+    index = {
+        engine.add_request(p, SamplingParams(temperature=0, max_tokens=out, ignore_eos=True)): i
+        for i, (p, out) in enumerate(jobs)
+    }
+    waste_paged, waste_job, waste_full = [], [], []
+    context = engine.context_length
+    while engine.has_unfinished():
+        running = engine.scheduler.running
+        if running:
+            size = engine.config.block_size
+            waste_paged.append(sum(len(s.block_table) * size - s.num_computed_tokens for s in running) / len(running))
+            waste_job.append(
+                sum(len(s.prompt_token_ids) + s.output.max_new_tokens - s.num_computed_tokens for s in running)
+                / len(running)
+            )
+            waste_full.append(sum(context - s.num_computed_tokens for s in running) / len(running))
+        for output in engine.step():
+            recorder.token(index[output.request_id], output.finished)
+    kv = {
+        "paged": statistics.mean(waste_paged),
+        "contiguous, prompt+max_tokens": statistics.mean(waste_job),
+        "contiguous, full context": statistics.mean(waste_full),
+        "block_size": engine.config.block_size,
+    }
+    return recorder.summary(), kv
+
+
+def run_sequential(smol, jobs) -> dict:
+    recorder = Recorder(jobs)
+    for i, (prompt, out) in enumerate(jobs):
+        for event in stream_generate(
+            smol.model, smol.tokenizer, [prompt], SamplingParams(temperature=0, max_tokens=out, ignore_eos=True)
+        ):
+            recorder.token(i, event.finish_reason is not None)
+    return recorder.summary()
+
+
+def run_transformers(smol, jobs, batch_size: int) -> dict | None:
+    try:
+        import transformers
+    except ImportError:
+        return None
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(smol.path.parent), gguf_file=smol.path.name, dtype=torch.float32
+    ).eval()
+    pad = smol.tokenizer.pad_token_id if smol.tokenizer.pad_token_id is not None else 0
+    recorder = Recorder(jobs)
+
+    class Clock(transformers.LogitsProcessor):
+        def __init__(self, members):
+            self.members, self.step = members, 0
+
+        def __call__(self, input_ids, scores):
+            self.step += 1
+            for i in self.members:
+                if self.step <= jobs[i][1]:
+                    recorder.token(i, self.step == jobs[i][1])
+            return scores
+
+    for start in range(0, len(jobs), batch_size):
+        members = list(range(start, min(start + batch_size, len(jobs))))
+        width = max(len(jobs[i][0]) for i in members)
+        ids = torch.full((len(members), width), pad)
+        mask = torch.zeros_like(ids)
+        for row, i in enumerate(members):
+            prompt = jobs[i][0]
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        steps = max(jobs[i][1] for i in members)
+        with torch.inference_mode():
+            model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=steps,
+                min_new_tokens=steps,
+                do_sample=False,
+                pad_token_id=pad,
+                logits_processor=transformers.LogitsProcessorList([Clock(members)]),
+            )
+    return recorder.summary()
+
+
+def find_llama_server(explicit: str | None) -> str | None:
+    for candidate in (explicit, os.environ.get("LLAMA_SERVER"), shutil.which("llama-server")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def run_llama_server(binary: str, smol, jobs, slots: int) -> dict:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = slots * 2048
+    process = subprocess.Popen(
+        [
+            binary,
+            "-m",
+            str(smol.path),
+            "--port",
+            str(port),
+            "-np",
+            str(slots),
+            "-c",
+            str(ctx),
+            "-t",
+            str(torch.get_num_threads()),
+            "--cont-batching",
+            "--no-warmup",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama-server did not start")
+            time.sleep(0.5)
+        recorder = Recorder(jobs)
+
+        async def one(http, i, prompt, out):
+            body = {
+                "prompt": prompt,
+                "n_predict": out,
+                "ignore_eos": True,
+                "temperature": 0,
+                "stream": True,
+                "cache_prompt": False,
+            }
+            async with http.stream("POST", f"http://127.0.0.1:{port}/completion", json=body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        chunk = json.loads(line[6:])
+                        recorder.token(i, bool(chunk.get("stop")))
+
+        async def everyone():
+            async with httpx.AsyncClient(timeout=3600, limits=httpx.Limits(max_connections=len(jobs))) as http:
+                await asyncio.gather(*(one(http, i, p, o) for i, (p, o) in enumerate(jobs)))
+
+        recorder.start = time.perf_counter()
+        asyncio.run(everyone())
+        return recorder.summary()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def prefix_workload(smol, caching: bool, count: int = 64) -> dict:
+    ids = corpus_ids(smol.tokenizer)
+    shared = ids[:1000]
+    questions = [ids[2000 + 37 * i : 2000 + 37 * i + 20] for i in range(count)]
+    engine = Engine(smol, kv_cache_memory="2GiB", max_num_seqs=64, enable_prefix_caching=caching)
+    jobs = [(shared + q, 16) for q in questions]
+    recorder = Recorder(jobs)
+    index = {
+        engine.add_request(p, SamplingParams(temperature=0, max_tokens=out, ignore_eos=True)): i
+        for i, (p, out) in enumerate(jobs)
+    }
+    while engine.has_unfinished():
+        for output in engine.step():
+            recorder.token(index[output.request_id], output.finished)
+    shareable = (len(shared) // engine.config.block_size) * (count - 1)
+    stats = engine.stats()
+    summary = recorder.summary()
+    return {
+        "hit blocks / shareable": stats.prefix_cache_hit_blocks / shareable,
+        "TTFT mean (s)": statistics.mean(recorder.first.values()),
+        "TTFT p50 (s)": summary["TTFT p50 (s)"],
+        "wall (s)": summary["wall (s)"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hf-batch", type=int, default=16, help="static batch size for transformers")
+    parser.add_argument("--llama-server", help="path to llama.cpp's llama-server (or env LLAMA_SERVER)")
+    parser.add_argument("--slots", type=int, default=8, help="llama-server parallel slots")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["transformers", "sequential", "llama.cpp", "prefix"])
+    args = parser.parse_args()
+    smol = load_pretrained(quiet=True)
+    jobs = workload(smol.tokenizer, args.requests, args.seed)
+    console.print(
+        f"{len(jobs)} requests: prompt tokens mean {statistics.mean(len(p) for p, _ in jobs):.0f}, "
+        f"output tokens mean {statistics.mean(o for _, o in jobs):.0f}, total output {sum(o for _, o in jobs)}; "
+        f"{torch.get_num_threads()} threads, float32"
+    )
+    results = {}
+    with console.status("llmkit engine"):
+        results["llmkit engine"], kv = run_engine(smol, jobs)
+    if "transformers" not in args.skip:
+        with console.status("transformers static batches"):
+            hf = run_transformers(smol, jobs, args.hf_batch)
+            if hf:
+                results[f"transformers (static b{args.hf_batch})"] = hf
+    binary = find_llama_server(args.llama_server)
+    if binary and "llama.cpp" not in args.skip:
+        with console.status("llama.cpp server"):
+            results[f"llama-server ({args.slots} slots, Q4_1)"] = run_llama_server(binary, smol, jobs, args.slots)
+    if "sequential" not in args.skip:
+        with console.status("core sequential reference"):
+            results["core reference (sequential)"] = run_sequential(smol, jobs)
+
+    table = Table(title="serving, all requests arriving at once")
+    metrics = list(next(iter(results.values())))
+    table.add_column("engine")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("llmkit tok/s ÷ this", justify="right")
+    ours = results["llmkit engine"]["output tok/s"]
+    for name, row in results.items():
+        table.add_row(name, *[f"{row[m]:.2f}" for m in metrics], f"{ours / row['output tok/s']:.2f}x")
+    console.print(table)
+
+    waste = Table(title="KV memory waste: reserved but unused token slots per running sequence (mean over steps)")
+    waste.add_column("allocation")
+    waste.add_column("slots", justify="right")
+    waste.add_column("blocks", justify="right")
+    for name in ("paged", "contiguous, prompt+max_tokens", "contiguous, full context"):
+        waste.add_row(name, f"{kv[name]:.1f}", f"{kv[name] / kv['block_size']:.2f}")
+    console.print(waste)
+
+    if "prefix" not in args.skip:
+        prefix = Table(title="shared 1,000-token system prompt, 64 requests")
+        prefix.add_column("prefix caching")
+        rows = {}
+        for caching in (True, False):
+            with console.status(f"prefix workload, caching={caching}"):
+                rows[caching] = prefix_workload(smol, caching)
+        for metric in rows[True]:
+            prefix.add_column(metric, justify="right")
+        for caching, row in rows.items():
+            prefix.add_row("on" if caching else "off", *[f"{v:.3f}" for v in row.values()])
+        console.print(prefix)
+
+
+if __name__ == "__main__":
+    main()
