@@ -1,8 +1,8 @@
 // Paged attention on the CPU (decode and prefill), built once per instruction set.
 //
-// A work item is (sequence, kv head, up to kMaxRows query rows sharing that kv head, token range).
-// Its rows stream the K/V blocks of the range once: scores for a chunk of tokens, an online-softmax
-// update, then P.V. Quantized and 16-bit caches are dequantized a chunk at a time into an L1 tile
+// A work item is (sequence, kv heads, up to kMaxRows query rows of those kv heads, token range); decode
+// packs several kv heads into one item because all heads of a block are adjacent in memory. Its rows
+// stream the K/V blocks of the range once: scores for a chunk of tokens, an online-softmax update, P.V. Quantized and 16-bit caches are dequantized a chunk at a time into an L1 tile
 // (with the block/group scale applied), never into a full-precision copy of the cache.
 // Decode splits long contexts into partitions run in parallel and merged (split-K) when there are
 // too few (sequence, head) items to keep every thread busy.
