@@ -139,4 +139,23 @@ def test_results_record_dataset_provenance(tmp_path, tiny_backend):
         [_mc_task()], ModelClient(tiny_backend, "tiny"), tmp_path / "r", {"model": "tiny"}, RunOptions(quiet=True)
     )
     results = load_results(tmp_path / "r")
-    assert results["tasks"]["toy_mc"]["dataset"] == {"source": "test"} and results["run"]["finished_at"]
+    assert (
+        results["tasks"]["toy_mc"]["dataset"] == {"source": "test", "shuffled": False} and results["run"]["finished_at"]
+    )
+
+
+def test_shuffled_limit_is_a_seeded_uniform_subsample(tmp_path, scripted):
+    samples = [Sample(f"s{i:02d}", {"question": str(i)}, str(i)) for i in range(40)]
+    task = Task(
+        "echo",
+        lambda: Dataset("echo", samples, {"source": "test"}),
+        PromptFormat(),
+        Generate(max_tokens=2),
+        MatchScorer(),
+    )
+    client = ModelClient(scripted(lambda p: p), "echo")
+    first = run_tasks([task], client, tmp_path / "a", {}, RunOptions(limit=10, shuffle=True, seed=3, quiet=True))
+    ids = [r["id"] for r in load_samples(tmp_path / "a", "echo")]
+    run_tasks([task], client, tmp_path / "b", {}, RunOptions(limit=10, shuffle=True, seed=3, quiet=True))
+    assert [r["id"] for r in load_samples(tmp_path / "b", "echo")] == ids and len(set(ids)) == 10
+    assert ids != [s.id for s in samples[:10]] and first["tasks"]["echo"]["dataset"]["limit"] == 10

@@ -27,7 +27,7 @@ class RunOptions:
     chunk_size: int = 32  # samples per solver call; one cache write each
     concurrency: int = 1  # solver calls in flight (threads): >1 pays off for HTTP backends
     quiet: bool = False
-    shuffle: bool = False  # seeded random order: an interrupted run's samples are a uniform subsample
+    shuffle: bool = False  # seeded random order, before `limit`: a uniform random subsample
 
 
 def aggregate(scored: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, dict[str, float | int]]:
@@ -70,11 +70,17 @@ def _is_number(text: str) -> bool:
 def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOptions) -> dict[str, Any]:
     """Solve and score every sample of `task`; returns the task's entry of results.json."""
     started = time.monotonic()
-    dataset = task.dataset().head(options.limit)
+    dataset = task.dataset()
     pool = dataset.fewshot_pool or dataset.samples
     order = list(dataset.samples)
-    if options.shuffle:
+    if options.shuffle:  # before the limit: `--shuffle --limit N` is a uniform random subsample
         random.Random(options.seed).shuffle(order)
+    order = order[: options.limit] if options.limit else order
+    provenance = {
+        **dataset.provenance,
+        **({"limit": options.limit} if options.limit else {}),
+        "shuffled": options.shuffle,
+    }
     chunks = [order[i : i + options.chunk_size] for i in range(0, len(order), options.chunk_size)]
     usage_before = dataclasses.replace(client.usage)
 
@@ -99,7 +105,7 @@ def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOpt
         Progress(*columns, disable=options.quiet) as progress,
         ThreadPoolExecutor(options.concurrency) as pool_executor,
     ):
-        bar = progress.add_task(task.name, total=len(dataset.samples))
+        bar = progress.add_task(task.name, total=len(order))
         for chunk_records in pool_executor.map(solve, chunks):
             records.extend(chunk_records)
             writer.append_samples(task.name, chunk_records)
@@ -110,7 +116,7 @@ def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOpt
     )
     return {
         **task.describe(),
-        "dataset": dataset.provenance,
+        "dataset": provenance,
         "n": len(records),
         "metrics": metrics,
         "curves": curves(task, metrics),
