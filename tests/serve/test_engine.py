@@ -138,3 +138,27 @@ def test_kv_budget_sizes_the_cache(tiny):
     assert "KV cache:" in engine.describe() and f"{engine.capacity_tokens} tokens" in engine.describe()
     with pytest.raises(InvalidParameterError, match="use bytes with a unit"):
         Engine(tiny, kv_cache_memory="lots")
+
+
+def test_prompt_logprobs_match_the_reference(tiny, make_engine):
+    params = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, prompt_logprobs=True)
+    prompts = mixed_prompts(count=3, seed=8, shared=20)
+    expected = [generate(tiny.model, tiny.tokenizer, [p], params)[0].prompt_logprobs for p in prompts]
+    engine = make_engine(max_num_batched_tokens=16)  # chunked, so logprobs span several steps
+    engine.generate(prompts[:1], params.replace(prompt_logprobs=False), progress=False)  # warm the prefix cache
+    actual = [o.prompt_logprobs for o in engine.generate(prompts, params, progress=False)]
+    for mine, theirs, prompt in zip(actual, expected, prompts, strict=True):
+        assert len(mine) == len(theirs) == len(prompt) and mine[0] is None and theirs[0] is None
+        assert max(abs(a - b) for a, b in zip(mine[1:], theirs[1:], strict=True)) < 1e-4
+
+
+def test_quantized_cache_without_native_kernels_is_refused(tiny, monkeypatch):
+    from llmkit.core import ops
+    from llmkit.serve.engine import Engine
+
+    monkeypatch.delenv("LLMKIT_KERNELS", raising=False)
+    monkeypatch.setattr(ops, "implementation", lambda op, device: ops.reference(op))
+    with pytest.raises(InvalidParameterError, match="kv_cache_dtype='int8' needs native kernels on cpu"):
+        Engine(tiny, num_blocks=16, kv_cache_dtype="int8")
+    monkeypatch.setenv("LLMKIT_KERNELS", "reference")
+    assert Engine(tiny, num_blocks=16, kv_cache_dtype="int8").config.kv_cache_dtype == "int8"

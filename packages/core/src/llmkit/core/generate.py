@@ -33,6 +33,7 @@ class Completion:
 class GenerationOutput:
     prompt_token_ids: list[int]
     completions: list[Completion]
+    prompt_logprobs: list[float | None] | None = None  # None for the first token (it has no context)
 
 
 @dataclasses.dataclass
@@ -58,6 +59,7 @@ class _Sequence:
     output: OutputStream
     logprobs: list[float] = dataclasses.field(default_factory=list)
     top_logprobs: list[dict[int, float]] = dataclasses.field(default_factory=list)
+    prompt_logprobs: list[float | None] | None = None
 
 
 def _prepare(
@@ -112,7 +114,7 @@ def generate(
     outputs: list[GenerationOutput] = []
     for seq in sequences:
         if seq.sample_index == 0:
-            outputs.append(GenerationOutput(seq.prompt_ids, []))
+            outputs.append(GenerationOutput(seq.prompt_ids, [], seq.prompt_logprobs))
         outputs[-1].completions.append(
             Completion(
                 token_ids=seq.output.token_ids,
@@ -145,8 +147,12 @@ def _run(model: LlamaModel, sequences: list[_Sequence]) -> Iterator[StreamEvent]
         input_ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
         valid[row, longest - len(seq.prompt_ids) :] = True
     positions = (valid.cumsum(dim=1) - 1).clamp(min=0)
-    hidden = model(input_ids.flatten(), positions.flatten(), cache.step(valid))
-    logits = model.compute_logits(hidden.view(batch, longest, -1)[:, -1])
+    hidden = model(input_ids.flatten(), positions.flatten(), cache.step(valid)).view(batch, longest, -1)
+    logits = model.compute_logits(hidden[:, -1])
+    for row, seq in enumerate(sequences):
+        if seq.params.prompt_logprobs:
+            n = len(seq.prompt_ids)
+            seq.prompt_logprobs = [None, *prompt_token_logprobs(model, hidden[row, longest - n :], seq.prompt_ids)]
     next_position = positions[:, -1] + 1
     vocab = logits.shape[-1]
     while True:
@@ -169,6 +175,13 @@ def _run(model: LlamaModel, sequences: list[_Sequence]) -> Iterator[StreamEvent]
         hidden = model(step_ids.flatten(), next_position, cache.step(torch.ones_like(step_ids, dtype=torch.bool)))
         logits = model.compute_logits(hidden)
         next_position = next_position + 1
+
+
+def prompt_token_logprobs(model: LlamaModel, hidden: torch.Tensor, prompt_ids: list[int]) -> list[float]:
+    """log P(prompt[i+1] | prompt[:i+1]) from the hidden states of the prompt's positions."""
+    logprobs = model.compute_logits(hidden[:-1]).log_softmax(-1)
+    targets = torch.tensor(prompt_ids[1:], device=hidden.device)
+    return logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
 
 
 def _advance(seq: _Sequence, row: int, token: int, chosen: SampleOutput) -> StreamEvent:

@@ -65,7 +65,7 @@ class BlockManager:
 
     def cached_prefix_blocks(self, seq: Sequence) -> list[int]:
         """Blocks already holding a prefix of `seq`; the last token of `seq` is always left to compute."""
-        if not self.enable_prefix_caching:
+        if not (self.enable_prefix_caching and seq.shares_prefix):
             return []
         self.update_hashes(seq)
         usable = (seq.num_tokens - 1) // self.block_size

@@ -59,6 +59,24 @@ class EngineStats:
         )
 
 
+def _require_native_quantized_kernels(kv_cache_dtype: str, device: str) -> None:
+    """A quantized cache needs native attention: the torch reference dequantizes whole blocks into a
+    full-precision copy on every call, so the engine refuses it unless LLMKIT_KERNELS=reference asks."""
+    if kv_cache_dtype == "auto" or ops.forced_reference():
+        return
+    missing = [
+        op
+        for op in ("reshape_and_cache", "paged_attention_decode", "paged_attention_prefill")
+        if ops.implementation(op, device) is ops.reference(op)
+    ]
+    if missing:
+        raise InvalidParameterError(
+            f"kv_cache_dtype={kv_cache_dtype!r} needs native kernels on {device}, but none is registered for "
+            f"{', '.join(missing)}; install llmkit-kernels (pip install . at the repository root), or set "
+            "LLMKIT_KERNELS=reference to run the slow torch reference on purpose"
+        )
+
+
 @dataclasses.dataclass
 class _Request:
     request_id: str
@@ -103,6 +121,7 @@ class Engine:
             cfg.kv_cache_dtype,
             self.pretrained.model.dtype,
         )
+        _require_native_quantized_kernels(cfg.kv_cache_dtype, device_obj.type)
         caches = [
             ops.allocate(
                 num_blocks,
@@ -209,13 +228,17 @@ class Engine:
         if batch.is_empty:
             return []
         inputs, ordered = self.runner.prepare(batch.sequences)
-        logits = self.runner.execute(inputs)
-        for seq, count in batch.sequences:
-            seq.num_computed_tokens += count
+        hidden = self.runner.execute(inputs)
+        counts = {id(seq): count for seq, count in batch.sequences}
+        for seq, first_row in zip(ordered, inputs.first_rows, strict=True):
+            if seq.prompt_logprobs is not None:
+                self._record_prompt_logprobs(seq, hidden, first_row, counts[id(seq)])
+            seq.num_computed_tokens += counts[id(seq)]
             self.block_manager.commit(seq)
         samplers = [seq for seq, row in zip(ordered, inputs.sample_rows, strict=True) if row >= 0]
         if not samplers:
             return []
+        logits = self.runner.logits(hidden, [row for row in inputs.sample_rows if row >= 0])
         sampling = SamplingBatch.build(
             [s.params for s in samplers],
             [s.seed for s in samplers],
@@ -231,6 +254,19 @@ class Engine:
         for row, seq in enumerate(samplers):
             deltas.setdefault(seq.request_id, []).append(self._append(seq, row, tokens[row], chosen, now))
         return [self._report(request_id, seq_deltas, now) for request_id, seq_deltas in deltas.items()]
+
+    def _record_prompt_logprobs(self, seq: Sequence, hidden: torch.Tensor, first_row: int, count: int) -> None:
+        """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p
+        predicts the token at p + 1; a recomputed prefix after preemption adds nothing twice)."""
+        start, prompt = seq.num_computed_tokens, seq.prompt_token_ids
+        first = max(start + 1, len(seq.prompt_logprobs))  # first prompt position still without a logprob
+        last = min(start + count, len(prompt) - 1)  # last prompt position this chunk predicts
+        if first > last:
+            return
+        rows = [first_row + position - 1 - start for position in range(first, last + 1)]
+        logprobs = self.runner.logits(hidden, rows).log_softmax(-1)
+        targets = torch.tensor(prompt[first : last + 1], device=logprobs.device)
+        seq.prompt_logprobs.extend(logprobs.gather(1, targets[:, None]).squeeze(1).tolist())
 
     def _append(self, seq: Sequence, row: int, token: int, chosen, now: float) -> SequenceDelta:
         text = seq.output.append(token)
@@ -300,6 +336,7 @@ class Engine:
                     )
                     for s in sequences[request_id]
                 ],
+                sequences[request_id][0].prompt_logprobs,
             )
             for request_id in ids
         ]

@@ -31,6 +31,7 @@ class StepInputs:
     prefill_block_tables: torch.Tensor  # [P, max_blocks]
     prefill_seq_lens: torch.Tensor  # [P]
     query_start_loc: torch.Tensor  # [P + 1], offsets into the prefill part
+    first_rows: list[int]  # each sequence's first row in the flat batch
     sample_rows: list[int]  # row of each sequence that samples this step (-1: mid-prefill)
 
 
@@ -81,9 +82,10 @@ class ModelRunner:
         decodes = [(s, n) for s, n in batch if n == 1 and s.num_computed_tokens == s.num_tokens - 1]
         prefills = [(s, n) for s, n in batch if not (n == 1 and s.num_computed_tokens == s.num_tokens - 1)]
         ordered = decodes + prefills
-        ids, positions, slots, sample_rows = [], [], [], []
+        ids, positions, slots, first_rows, sample_rows = [], [], [], [], []
         for seq, count in ordered:
             start = seq.num_computed_tokens
+            first_rows.append(len(ids))
             ids.extend(seq.token_ids()[start : start + count])
             for position in range(start, start + count):
                 positions.append(position)
@@ -109,14 +111,17 @@ class ModelRunner:
             prefill_block_tables=_block_tables([s for s, _ in prefills], self.device),
             prefill_seq_lens=tensor([s.num_computed_tokens + n for s, n in prefills], torch.int32),
             query_start_loc=tensor(starts, torch.int32),
+            first_rows=first_rows,
             sample_rows=sample_rows,
         )
         return inputs, [s for s, _ in ordered]
 
     @torch.inference_mode()
     def execute(self, inputs: StepInputs) -> torch.Tensor:
-        """Logits [S, V] for the rows that sample this step (in `sample_rows` order, skipping -1)."""
-        attention = PagedAttention(self.caches, inputs, self.scale)
-        hidden = self.model(inputs.input_ids, inputs.positions, attention)
-        rows = torch.tensor([r for r in inputs.sample_rows if r >= 0], dtype=torch.int64, device=self.device)
-        return self.model.compute_logits(hidden[rows])
+        """Final hidden states [N, hidden] of every token in the step."""
+        return self.model(inputs.input_ids, inputs.positions, PagedAttention(self.caches, inputs, self.scale))
+
+    @torch.inference_mode()
+    def logits(self, hidden: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """float32 logits [len(rows), V] of the given rows."""
+        return self.model.compute_logits(hidden[torch.tensor(rows, dtype=torch.int64, device=self.device)])

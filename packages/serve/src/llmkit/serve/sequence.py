@@ -43,6 +43,8 @@ class Sequence:
         self.block_hashes: list[bytes] = []  # chained hashes of this sequence's full blocks, in order
         self.logprobs: list[float] = []
         self.top_logprobs: list[dict[int, float]] = []
+        # Prompt logprobs need every prompt position computed, so such sequences skip the prefix cache.
+        self.prompt_logprobs: list[float | None] | None = [None] if params.prompt_logprobs else None
         self.arrival_time = time.monotonic()
         self.first_token_time: float | None = None
         self.last_token_time: float | None = None
@@ -58,6 +60,10 @@ class Sequence:
 
     def token_ids(self) -> list[int]:
         return self.prompt_token_ids + self.output.token_ids
+
+    @property
+    def shares_prefix(self) -> bool:
+        return self.prompt_logprobs is None
 
     @property
     def is_finished(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import kv_quant, paged_attention, token_bitmask
-from .dispatch import implementation, kernels, reference, register_reference
+from .dispatch import forced_reference, implementation, kernels, reference, register_reference
 from .kv_layout import KV_DTYPES, PagedKVCache, allocate, bytes_per_token
 
 for _name, _function in {
@@ -71,6 +71,7 @@ __all__ = [
     "apply_token_bitmask_",
     "bytes_per_token",
     "dequantize_kv",
+    "forced_reference",
     "implementation",
     "kernels",
     "paged_attention_decode",

@@ -18,6 +18,7 @@ class SamplingParams:
     temperature 0 is exact greedy decoding; top_k 0 disables top-k; repetition_penalty
     applies to prompt and output tokens, presence/frequency penalties to output tokens.
     `logits_processors` names plugin samplers: ("typical", {"mass": 0.9}) or just "name".
+    `prompt_logprobs` also reports each prompt token's logprob given the tokens before it.
     """
 
     temperature: float = 1.0
@@ -35,6 +36,7 @@ class SamplingParams:
     skip_special_tokens: bool = True
     logprobs: bool = False
     top_logprobs: int = 0
+    prompt_logprobs: bool = False
     n: int = 1
     logits_processors: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
