@@ -12,6 +12,14 @@ from ..data import Dataset, load_hub, load_jsonl
 from ..data.dataset import sample_from_record
 from ..data.packaged import PackagedFile, read_package_member
 from ..errors import EvalError
+from ..probes.scorers import (
+    ConfidenceScorer,
+    FalsePremiseScorer,
+    FormatScorer,
+    PushbackScorer,
+    RecallByPositionScorer,
+    VerbosityScorer,
+)
 from ..prompting import PromptFormat
 from ..scoring.code import CodeScorer
 from ..scoring.scorers import ChoiceScorer, MatchScorer, Scorer, SelfConsistencyScorer, VerifierScorer
@@ -30,6 +38,12 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "verifier": VerifierScorer,
     "code": CodeScorer,
     "self_consistency": SelfConsistencyScorer,
+    "pushback": PushbackScorer,
+    "false_premise": FalsePremiseScorer,
+    "verbosity": VerbosityScorer,
+    "confidence": ConfidenceScorer,
+    "format": FormatScorer,
+    "recall_by_position": RecallByPositionScorer,
 }
 DEFAULT_SCORER = {"multiple_choice": "choice", "self_consistency": "self_consistency"}
 
