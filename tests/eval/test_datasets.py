@@ -78,3 +78,14 @@ def test_archive_members_are_read_and_gunzipped(tmp_path):
     assert json.loads(read_archive_member(archive, "pkg/data.jsonl.gz")) == {"x": 1}
     with pytest.raises(EvalError, match="has no member pkg/missing"):
         read_archive_member(archive, "pkg/missing")
+
+
+def test_hub_datasets_need_the_datasets_package():
+    import importlib.util
+
+    from llmkit.eval.data import load_hub
+
+    if importlib.util.find_spec("datasets") is not None:
+        pytest.skip("`datasets` is installed here; the hub itself is unreachable from CI")
+    with pytest.raises(EvalError, match=r"pip install 'llmkit-eval\[hub\]'"):
+        load_hub("cais/mmlu", "test")
