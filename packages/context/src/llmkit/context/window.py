@@ -1,0 +1,230 @@
+"""`ContextWindow`: the context as a document authored per call, in zones with budgets and priorities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llmkit.core.backends import Backend
+from llmkit.core.tokenizer import Tokenizer
+
+from .compression.base import HistoryPolicy, HistoryView
+from .compression.corrections import Correction
+from .errors import ContextError
+from .fitting import Unit, fit_total, fit_zones
+from .items import ContextItem, RetrievedChunk
+from .placement import u_shaped_order
+from .render import (
+    RenderedContext,
+    content_hash,
+    history_message,
+    render_document,
+    render_documents,
+    render_reminders,
+    render_retrieved,
+    render_state,
+    render_tools_text,
+)
+from .state import StateObject
+from .summary import TurnSummary, render_summary
+from .tokens import TokenCounter, counter_from
+from .zones import ZoneSpec, default_zones
+
+
+class ContextWindow:
+    """Zones (system, tools, documents, history, retrieved, state, current, reminders) rendered to messages.
+
+    The static prefix (system, tools, documents) renders byte-identically while unchanged, and the
+    history is append-only between summarizations; everything that changes per call goes last.
+    """
+
+    def __init__(
+        self,
+        counter: Backend | TokenCounter | Tokenizer,
+        *,
+        budget: int | None = None,
+        reserve_output: int = 256,
+        zones: Mapping[str, ZoneSpec | int] | None = None,
+        policies: Sequence[HistoryPolicy] = (),
+        tools_in_template: bool | None = None,
+    ):
+        self.counter = counter_from(counter)
+        if budget is None:
+            if self.counter.context_length is None:
+                raise ContextError("give a token budget: this counter does not know the model's context length")
+            budget = self.counter.context_length - reserve_output
+        if budget <= 0:
+            raise ContextError(f"the token budget must be positive, got {budget}")
+        self.budget = budget
+        self.zones = default_zones(budget, **dict(zones or {}))
+        self.policies = list(policies)
+        template = self.counter.chat_template
+        self.tools_in_template = (
+            tools_in_template if tools_in_template is not None else bool(template and template.supports_tools)
+        )
+        self.system = ""
+        self.tools: list[dict[str, Any]] = []
+        self.documents: list[ContextItem] = []
+        self.history: list[ContextItem] = []
+        self.retrieved: list[RetrievedChunk] = []
+        self.state = StateObject()
+        self.objective: str | None = None
+        self.constraints: list[str] = []
+        self.reminders: list[str] = []
+        self.corrections: list[Correction] = []
+        self.summary: TurnSummary | None = None
+        self.summarized_through = 0  # turns 1..summarized_through live only in `summary`
+        self.turn = 0
+
+    # -- authoring -------------------------------------------------------------------------
+
+    def add_document(self, text: str, source: str, *, trusted: bool = False, priority: int = 0) -> ContextItem:
+        """A long document for the static prefix (kept byte-identical across calls)."""
+        item = ContextItem(text, kind="document", role="system", source=source, trusted=trusted, priority=priority)
+        self.documents.append(item)
+        return item
+
+    def add_message(self, role: str, content: str, **fields: Any) -> ContextItem:
+        """Append to the history; a user message opens a new turn."""
+        if role == "user":
+            self.turn += 1
+        item = ContextItem(content, role=role, turn=max(self.turn, 1), **fields)
+        self.history.append(item)
+        return item
+
+    def add_tool_result(self, name: str, content: str, *, summary: str | None = None) -> ContextItem:
+        """A tool's output: untrusted, labeled with the tool's name; `summary` is its one-line form later."""
+        metadata = {"name": name, **({"summary": summary} if summary else {})}
+        return self.add_message("tool", content, kind="tool_result", trusted=False, source=name, metadata=metadata)
+
+    def set_retrieved(self, chunks: Sequence[RetrievedChunk]) -> None:
+        """This call's retrieved chunks, best first; rendered U-shaped (best at the edges)."""
+        self.retrieved = list(chunks)
+
+    def correct(self, claim: str, correction: str, role: str = "user") -> ContextItem:
+        """Record that `claim` (as said earlier) is wrong; earlier mentions render with a correction marker."""
+        if not claim.strip():
+            raise ContextError("a correction needs the claim it supersedes")
+        item = self.add_message(role, f"Correction: {correction} (this replaces the earlier claim: {claim!r})")
+        item.kind = "correction"
+        item.pinned = True
+        self.corrections.append(Correction(claim, correction, item.turn, item.item_id))
+        return item
+
+    def abandon(self, first_turn: int, last_turn: int | None = None, reason: str = "abandoned") -> None:
+        """Mark turns first..last (default: to now) as an abandoned approach, for `SelectiveEviction`."""
+        last = self.turn if last_turn is None else last_turn
+        for item in self.history:
+            if first_turn <= item.turn <= last and not item.pinned:
+                item.metadata["abandoned"] = reason
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def history_view(self) -> HistoryView:
+        """The live history (turns not yet folded into the summary) after every policy ran."""
+        from .compression.corrections import apply_corrections
+
+        view = HistoryView.of([i for i in self.history if i.turn > self.summarized_through], self.turn)
+        apply_corrections(view, self.corrections)
+        for policy in self.policies:
+            policy.apply(view)
+        return view
+
+    def _unit(self, zone: str, text: str, keep_rank: float, description: str, payload: Any, pinned: bool = False):
+        own_message = zone == "history"
+        return Unit(zone, self.counter.count(text), keep_rank, description, payload, pinned, True, text, own_message)
+
+    def _units(self, current: str | None, view: HistoryView) -> list[Unit]:
+        units = [self._unit("system", self.system, 0, "system prompt", None, pinned=True)]
+        if self.tools:
+            units.append(self._unit("tools", render_tools_text(self.tools), 0, f"{len(self.tools)} tools", None, True))
+        for index, doc in enumerate(self.documents):
+            rank = doc.priority * 10_000 - index  # later documents are cut first among equals
+            units.append(self._unit("documents", render_document(doc), rank, f"document {doc.source}", doc))
+        if self.summary is not None:
+            text = render_summary(self.summary, self.summarized_through)
+            units.append(self._unit("history", text, float("inf"), "summary of earlier turns", "summary"))
+        for index, item in enumerate(view.live()):
+            rank = item.priority * 10_000 + index  # oldest first among equals
+            message = history_message(item, view.text(item) or "")
+            units.append(
+                self._unit("history", message["content"], rank, f"turn {item.turn} {item.role}", item, item.pinned)
+            )
+        for rank, chunk in enumerate(self.retrieved):
+            units.append(self._unit("retrieved", chunk.text, -rank, f"chunk {rank + 1} {chunk.source}", (rank, chunk)))
+        state_text = render_state(self.state.render())
+        if state_text:
+            units.append(self._unit("state", state_text, 0, "state object", None))
+        if current is not None:
+            units.append(self._unit("current", current, 0, "current turn", None, pinned=True))
+        anchor = render_reminders(self.objective, self.constraints, ())
+        if anchor:
+            units.append(self._unit("reminders", anchor, float("inf"), "objective and constraints", None, True))
+        for index, reminder in enumerate(self.reminders):
+            units.append(self._unit("reminders", reminder, index, "reminder", reminder))
+        return units
+
+    def _assemble(self, units: list[Unit], current: str | None, view: HistoryView) -> tuple[list, list | None, int]:
+        kept = [u for u in units if u.kept]
+        system_parts = [self.system] if self.system else []
+        tools = None
+        if self.tools and self.tools_in_template:
+            tools = list(self.tools)
+        elif self.tools:
+            system_parts.append(render_tools_text(self.tools))
+        documents = [u.payload for u in kept if u.zone == "documents"]
+        if documents:
+            system_parts.append(render_documents(documents))
+        messages: list[dict[str, Any]] = []
+        if system_parts:
+            messages.append({"role": "system", "content": "\n\n".join(system_parts)})
+        static_messages = len(messages)
+        if any(u.payload == "summary" for u in kept):
+            messages.append({"role": "system", "content": render_summary(self.summary, self.summarized_through)})
+        kept_history = {id(u.payload) for u in kept if u.zone == "history"}
+        messages += [history_message(i, view.text(i) or "") for i in view.live() if id(i) in kept_history]
+        ranked = [u.payload for u in kept if u.zone == "retrieved"]
+        placed = [ranked[i] for i in u_shaped_order(len(ranked))]
+        tail = [
+            render_retrieved([chunk for _, chunk in placed], [rank for rank, _ in placed]),
+            render_state(self.state.render()) if any(u.zone == "state" for u in kept) else "",
+            current or "",
+            render_reminders(
+                self.objective, self.constraints, [u.payload for u in kept if u.zone == "reminders" and u.payload]
+            ),
+        ]
+        tail_text = "\n\n".join(part for part in tail if part)
+        if tail_text:
+            messages.append({"role": "user", "content": tail_text})
+        return messages, tools, static_messages
+
+    def render(self, current: str | None = None) -> RenderedContext:
+        """This call's messages, every zone and the total within budget (content is cut, never overflowed)."""
+        view = self.history_view()
+        units = self._units(current, view)
+        dropped: list = []
+        fit_zones(units, self.zones, dropped)
+        assembled: dict[str, Any] = {}
+
+        def measure() -> int:
+            messages, tools, static = self._assemble(units, current, view)
+            assembled.update(messages=messages, tools=tools, static=static)
+            return self.counter.count_messages(messages, tools)
+
+        total = fit_total(units, self.zones, self.budget, measure, dropped)
+        messages, tools, static = assembled["messages"], assembled["tools"], assembled["static"]
+        zone_tokens = {name: sum(u.tokens for u in units if u.zone == name and u.kept) for name in self.zones}
+        zone_tokens["overhead"] = total - sum(zone_tokens.values())
+        zone_hashes = {name: content_hash([u.text for u in units if u.zone == name and u.kept]) for name in self.zones}
+        return RenderedContext(
+            messages=messages,
+            tools=tools,
+            prefix_hash=content_hash({"messages": messages[:static], "tools": tools}),
+            static_messages=static,
+            zone_tokens=zone_tokens,
+            zone_hashes=zone_hashes,
+            total_tokens=total,
+            budget=self.budget,
+            dropped=dropped,
+            decisions=view.decisions,
+        )
