@@ -6,7 +6,7 @@ Usage (lm-eval lives in its own venv; it is not a dependency of llmkit):
     python benchmarks/eval_vs_lm_eval.py --task hellaswag --lm-eval-python /tmp/lmeval-venv/bin/python
 
 Our side runs the task through `llmkit.eval` (reference backend: the GGUF dequantized by llmkit's
-loader). The other side is lm-eval's `hf` model on an HF copy of the same GGUF written by
+loader). The other side is lm-eval's `hf` model on the same GGUF, loaded and dequantized by
 transformers (`gguf_file=`), fed the very same contexts and choices through a generated task
 YAML over a local JSONL file. Both accuracies are printed with 95% bootstrap CIs, plus the
 paired difference, item agreement and McNemar's test.
@@ -22,7 +22,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from llmkit.core.models.store import DEFAULT_MODEL, llmkit_home, pull
+from llmkit.core.models.store import DEFAULT_MODEL, pull
 from llmkit.eval.cache import ResponseCache
 from llmkit.eval.cli.models import open_model
 from llmkit.eval.client import ModelClient
@@ -34,17 +34,12 @@ LM_EVAL_SIDE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    task_dir, gguf, hf_dir, out, batch_size = sys.argv[1:6]
-    hf = Path(hf_dir)
-    if not (hf / "config.json").is_file():  # an HF copy of the GGUF, dequantized by transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        gguf = Path(gguf)
-        AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(hf)
-        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(hf)
     import lm_eval
     from lm_eval.tasks import TaskManager
+    task_dir, gguf, out, batch_size = sys.argv[1:5]
+    gguf = Path(gguf)  # transformers dequantizes the GGUF to float32 at load (gguf_file=)
     results = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={hf},dtype=float32", tasks=["llmkit_parity"],
+        model="hf", model_args=f"pretrained={gguf.parent},gguf_file={gguf.name},dtype=float32", tasks=["llmkit_parity"],
         task_manager=TaskManager(include_path=task_dir), batch_size=int(batch_size), device="cpu", log_samples=True,
     )
     rows = [{"id": s["doc"]["id"], "acc": s["acc"], "acc_norm": s["acc_norm"]} for s in results["samples"]["llmkit_parity"]]
@@ -110,14 +105,12 @@ def main() -> None:
     (work / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (work / "tasks").mkdir(exist_ok=True)
     (work / "tasks" / "llmkit_parity.yaml").write_text(TASK_YAML.format(data=work / "docs.jsonl"))
-    hf_dir = llmkit_home() / "eval" / "hf-copies" / gguf.stem
     command = [
         args.lm_eval_python,
         "-c",
         LM_EVAL_SIDE,
         str(work / "tasks"),
         str(gguf),
-        str(hf_dir),
         str(work / "lm_eval.json"),
         str(args.batch_size),
     ]
