@@ -78,13 +78,14 @@ def random_model(config: ModelConfig, seed: int = 0, std: float = 0.5) -> LlamaM
     return model.eval()
 
 
-def write_tiny_model(directory: str | Path, seed: int = 0, **config_overrides: Any) -> Path:
-    """Write an HF-layout tiny random model (config, safetensors, tokenizer, ChatML template) and return its path."""
+def write_tiny_model(directory: str | Path, seed: int = 0, std: float = 0.5, **config_overrides: Any) -> Path:
+    """Write an HF-layout tiny random model (config, safetensors, tokenizer, ChatML template) and return its path.
+    A larger `std` gives more peaked next-token distributions."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     raw = tiny_config(**config_overrides)
     tokenizer = tiny_tokenizer(raw["vocab_size"])
-    model = random_model(ModelConfig.from_hf_dict(raw), seed)
+    model = random_model(ModelConfig.from_hf_dict(raw), seed, std)
     tensors = {
         ("model." + k if not k.startswith("lm_head") else k): v.contiguous() for k, v in model.state_dict().items()
     }

@@ -136,6 +136,19 @@ class BlockManager:
         seq.block_table = []
         seq.num_computed_tokens = 0
 
+    def trim(self, seq: Sequence, num_tokens: int) -> None:
+        """Release the tail blocks `seq` holds beyond what `num_tokens` tokens need (rejected drafts)."""
+        keep = -(-num_tokens // self.block_size)
+        while len(seq.block_table) > keep:
+            block = self.blocks[seq.block_table.pop()]
+            block.ref_count -= 1
+            if block.ref_count == 0:
+                if block.hash is not None:
+                    del self.cached_blocks[block.hash]
+                    block.hash = None
+                self.free_queue[block.block_id] = None
+                self.free_queue.move_to_end(block.block_id, last=False)
+
     def reset_prefix_cache(self) -> None:
         """Forget every cached block (the weights changed, so cached K/V are stale)."""
         for block in self.blocks:

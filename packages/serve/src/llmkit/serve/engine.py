@@ -17,15 +17,17 @@ from llmkit.core.errors import ContextLengthError, InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from llmkit.core.models.store import DEFAULT_MODEL
-from llmkit.core.sampling import SamplingBatch, SamplingParams, sample
+from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
 
 from .block_manager import BlockManager
 from .kv_budget import blocks_for_budget, parse_budget
 from .model_runner import ModelRunner
-from .outputs import RequestOutput, RequestTiming, SequenceDelta
+from .outputs import RequestOutput, RequestTiming
 from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
+from .speculative import SpeculativeConfig, Speculator
+from .step_outputs import StepOutputs
 
 
 @dataclasses.dataclass
@@ -39,6 +41,7 @@ class EngineConfig:
     max_num_seqs: int = 64
     max_num_batched_tokens: int = 2048
     enable_prefix_caching: bool = True
+    speculative: SpeculativeConfig | None = None
 
 
 @dataclasses.dataclass
@@ -145,6 +148,10 @@ class Engine:
         self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size)
         self.requests: dict[str, _Request] = {}
         self._seq_ids = itertools.count()
+        self.outputs = StepOutputs(self)
+        self.speculator = Speculator(cfg.speculative, self) if cfg.speculative is not None else None
+        if self.speculator is not None:
+            self.scheduler.on_release = self.speculator.release
 
     @property
     def capacity_tokens(self) -> int:
@@ -223,84 +230,24 @@ class Engine:
         return self.scheduler.has_unfinished()
 
     def step(self) -> list[RequestOutput]:
-        """Schedule, run one forward, sample; report what each touched request produced."""
+        """Propose drafts, schedule, run one forward, sample or verify; report what each request produced."""
+        started = time.perf_counter()
+        if self.speculator is not None:
+            self.speculator.propose(self.scheduler.running, self.context_length)
         batch = self.scheduler.schedule()
         if batch.is_empty:
             return []
+        for seq, count in batch.sequences:
+            if len(seq.draft_token_ids) > count - 1:  # the token budget cut the verification short
+                seq.draft_token_ids = seq.draft_token_ids[: count - 1]
+                if seq.draft_probs is not None:
+                    seq.draft_probs = seq.draft_probs[: count - 1]
         inputs, ordered = self.runner.prepare(batch.sequences)
         hidden = self.runner.execute(inputs)
-        counts = {id(seq): count for seq, count in batch.sequences}
-        for seq, first_row in zip(ordered, inputs.first_rows, strict=True):
-            if seq.prompt_logprobs is not None:
-                self._record_prompt_logprobs(seq, hidden, first_row, counts[id(seq)])
-            seq.num_computed_tokens += counts[id(seq)]
-            self.block_manager.commit(seq)
-        samplers = [seq for seq, row in zip(ordered, inputs.sample_rows, strict=True) if row >= 0]
-        if not samplers:
-            return []
-        logits = self.runner.logits(hidden, [row for row in inputs.sample_rows if row >= 0])
-        sampling = SamplingBatch.build(
-            [s.params for s in samplers],
-            [s.seed for s in samplers],
-            [s.output_token_ids for s in samplers],
-            [s.prompt_token_ids for s in samplers],
-            logits.shape[-1],
-            logits.device,
-        )
-        chosen = sample(logits, sampling)
-        tokens = chosen.token_ids.tolist()
-        now = time.monotonic()
-        deltas: dict[str, list[SequenceDelta]] = {}
-        for row, seq in enumerate(samplers):
-            deltas.setdefault(seq.request_id, []).append(self._append(seq, row, tokens[row], chosen, now))
-        return [self._report(request_id, seq_deltas, now) for request_id, seq_deltas in deltas.items()]
-
-    def _record_prompt_logprobs(self, seq: Sequence, hidden: torch.Tensor, first_row: int, count: int) -> None:
-        """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p
-        predicts the token at p + 1; a recomputed prefix after preemption adds nothing twice)."""
-        start, prompt = seq.num_computed_tokens, seq.prompt_token_ids
-        first = max(start + 1, len(seq.prompt_logprobs))  # first prompt position still without a logprob
-        last = min(start + count, len(prompt) - 1)  # last prompt position this chunk predicts
-        if first > last:
-            return
-        rows = [first_row + position - 1 - start for position in range(first, last + 1)]
-        logprobs = self.runner.logits(hidden, rows).log_softmax(-1)
-        targets = torch.tensor(prompt[first : last + 1], device=logprobs.device)
-        seq.prompt_logprobs.extend(logprobs.gather(1, targets[:, None]).squeeze(1).tolist())
-
-    def _append(self, seq: Sequence, row: int, token: int, chosen, now: float) -> SequenceDelta:
-        text = seq.output.append(token)
-        seq.first_token_time = seq.first_token_time or now
-        seq.last_token_time = now
-        logprob = top = None
-        if chosen.logprobs is not None and (seq.params.logprobs or seq.params.top_logprobs):
-            logprob = [float(chosen.logprobs[row])]
-            seq.logprobs.extend(logprob)
-            if seq.params.top_logprobs:
-                k = seq.params.top_logprobs
-                top = [
-                    dict(
-                        zip(
-                            chosen.top_logprob_ids[row, :k].tolist(), chosen.top_logprobs[row, :k].tolist(), strict=True
-                        )
-                    )
-                ]
-                seq.top_logprobs.extend(top)
-        if seq.output.finished:
-            self.scheduler.finish(seq)
-        return SequenceDelta(seq.index, [token], text, seq.output.finish_reason, logprob, top)
-
-    def _report(self, request_id: str, deltas: list[SequenceDelta], now: float) -> RequestOutput:
-        request = self.requests[request_id]
-        timing = request.timing
-        timing.first_token = timing.first_token or now
-        timing.num_output_tokens += len(deltas)
-        finished = request.finished
-        if finished:
-            timing.finished = now
-            del self.requests[request_id]
-        cached = request.sequences[0].num_cached_tokens
-        return RequestOutput(request_id, request.prompt_token_ids, deltas, finished, cached, timing)
+        outputs = self.outputs.process({id(seq): count for seq, count in batch.sequences}, inputs, ordered, hidden)
+        if self.speculator is not None:
+            self.speculator.step_seconds += time.perf_counter() - started
+        return outputs
 
     def generate(
         self,

@@ -32,7 +32,8 @@ class StepInputs:
     prefill_seq_lens: torch.Tensor  # [P]
     query_start_loc: torch.Tensor  # [P + 1], offsets into the prefill part
     first_rows: list[int]  # each sequence's first row in the flat batch
-    sample_rows: list[int]  # row of each sequence that samples this step (-1: mid-prefill)
+    logit_rows: list[list[int]]  # rows whose logits each sequence needs: [] mid-prefill, [last] to sample,
+    # or the rows of the last token and its drafts to verify them
 
 
 class PagedAttention:
@@ -77,23 +78,25 @@ class ModelRunner:
         self.device = model.device
         self.scale = model.config.head_dim**-0.5
 
+    def slot(self, seq: Sequence, position: int) -> int:
+        return seq.block_table[position // self.block_size] * self.block_size + position % self.block_size
+
     def prepare(self, batch: list[tuple[Sequence, int]]) -> tuple[StepInputs, list[Sequence]]:
         """Order the batch (decodes first) and build the step's tensors."""
-        decodes = [(s, n) for s, n in batch if n == 1 and s.num_computed_tokens == s.num_tokens - 1]
-        prefills = [(s, n) for s, n in batch if not (n == 1 and s.num_computed_tokens == s.num_tokens - 1)]
+        decodes = [(s, n) for s, n in batch if n == 1 and s.is_decoding]
+        prefills = [(s, n) for s, n in batch if not (n == 1 and s.is_decoding)]
         ordered = decodes + prefills
-        ids, positions, slots, first_rows, sample_rows = [], [], [], [], []
+        ids, positions, slots, first_rows, logit_rows = [], [], [], [], []
         for seq, count in ordered:
             start = seq.num_computed_tokens
             first_rows.append(len(ids))
-            ids.extend(seq.token_ids()[start : start + count])
+            ids.extend((seq.token_ids() + seq.draft_token_ids)[start : start + count])
             for position in range(start, start + count):
                 positions.append(position)
-                slots.append(
-                    seq.block_table[position // self.block_size] * self.block_size + position % self.block_size
-                )
-            finishes = start + count == seq.num_tokens
-            sample_rows.append(len(ids) - 1 if finishes else -1)
+                slots.append(self.slot(seq, position))
+            end = len(ids) - 1
+            finishes = start + count == seq.num_tokens + len(seq.draft_token_ids)
+            logit_rows.append(list(range(end - len(seq.draft_token_ids), end + 1)) if finishes else [])
         starts = [0]
         for _, count in prefills:
             starts.append(starts[-1] + count)
@@ -112,7 +115,7 @@ class ModelRunner:
             prefill_seq_lens=tensor([s.num_computed_tokens + n for s, n in prefills], torch.int32),
             query_start_loc=tensor(starts, torch.int32),
             first_rows=first_rows,
-            sample_rows=sample_rows,
+            logit_rows=logit_rows,
         )
         return inputs, [s for s, _ in ordered]
 
@@ -125,3 +128,31 @@ class ModelRunner:
     def logits(self, hidden: torch.Tensor, rows: list[int]) -> torch.Tensor:
         """float32 logits [len(rows), V] of the given rows."""
         return self.model.compute_logits(hidden[torch.tensor(rows, dtype=torch.int64, device=self.device)])
+
+    @torch.inference_mode()
+    def decode_logits(
+        self, sequences: list[Sequence], tokens: list[int], positions: list[int], num_layers: int | None = None
+    ) -> torch.Tensor:
+        """One token per sequence at `positions` (its slot already allocated), through the first
+        `num_layers` layers; float32 logits [B, V]."""
+
+        def tensor(values, dtype=torch.int64):
+            return torch.tensor(values, dtype=dtype, device=self.device)
+
+        inputs = StepInputs(
+            input_ids=tensor(tokens),
+            positions=tensor(positions),
+            slot_mapping=tensor([self.slot(s, p) for s, p in zip(sequences, positions, strict=True)]),
+            num_decode=len(sequences),
+            decode_block_tables=_block_tables(sequences, self.device),
+            decode_seq_lens=tensor([p + 1 for p in positions], torch.int32),
+            prefill_block_tables=_block_tables([], self.device),
+            prefill_seq_lens=tensor([], torch.int32),
+            query_start_loc=tensor([0], torch.int32),
+            first_rows=list(range(len(sequences))),
+            logit_rows=[[i] for i in range(len(sequences))],
+        )
+        hidden = self.model(
+            inputs.input_ids, inputs.positions, PagedAttention(self.caches, inputs, self.scale), num_layers
+        )
+        return self.model.compute_logits(hidden)

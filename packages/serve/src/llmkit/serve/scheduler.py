@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from .block_manager import BlockManager
@@ -67,6 +68,7 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.num_preemptions = 0
+        self.on_release: Callable[[Sequence], None] | None = None  # told when a sequence gives up its blocks
 
     def add(self, seq: Sequence) -> None:
         seq.status = SequenceStatus.WAITING
@@ -114,12 +116,18 @@ class Scheduler:
             self.running.remove(seq)
         elif seq.status is SequenceStatus.WAITING and seq in self.waiting:
             self.waiting.remove(seq)
-        self.block_manager.free(seq)
+        self._release(seq)
         seq.status = SequenceStatus.FINISHED
+
+    def _release(self, seq: Sequence) -> None:
+        seq.draft_token_ids, seq.draft_probs = [], None
+        if self.on_release is not None:
+            self.on_release(seq)
+        self.block_manager.free(seq)
 
     def _preempt(self, seq: Sequence) -> None:
         self.running.remove(seq)
-        self.block_manager.free(seq)
+        self._release(seq)
         seq.status = SequenceStatus.WAITING
         seq.num_preemptions += 1
         self.num_preemptions += 1

@@ -16,6 +16,20 @@ class SequenceStatus(enum.Enum):
     FINISHED = "finished"
 
 
+class SpeculationStats:
+    """Drafts proposed to and accepted by one sequence (for adaptive speculation and metrics)."""
+
+    def __init__(self) -> None:
+        self.proposals = 0
+        self.proposed = 0
+        self.accepted = 0
+        self.enabled = True
+
+    @property
+    def mean_accepted(self) -> float:
+        return self.accepted / self.proposals if self.proposals else 0.0
+
+
 class Sequence:
     """Token ids (prompt then output), how many of them are in the KV cache, and the blocks holding them."""
 
@@ -45,6 +59,9 @@ class Sequence:
         self.top_logprobs: list[dict[int, float]] = []
         # Prompt logprobs need every prompt position computed, so such sequences skip the prefix cache.
         self.prompt_logprobs: list[float | None] | None = [None] if params.prompt_logprobs else None
+        self.draft_token_ids: list[int] = []  # proposed by speculative decoding, verified in the next forward
+        self.draft_probs = None  # [len(drafts), V] float32 draft distributions, or None for a deterministic proposer
+        self.speculation = SpeculationStats()
         self.arrival_time = time.monotonic()
         self.first_token_time: float | None = None
         self.last_token_time: float | None = None
@@ -71,7 +88,13 @@ class Sequence:
 
     @property
     def num_uncomputed_tokens(self) -> int:
-        return self.num_tokens - self.num_computed_tokens
+        """Tokens the next forward can compute, draft tokens included."""
+        return self.num_tokens + len(self.draft_token_ids) - self.num_computed_tokens
+
+    @property
+    def is_decoding(self) -> bool:
+        """Every known token but the last is in the cache: the next forward produces a new token."""
+        return self.num_computed_tokens == self.num_tokens - 1
 
     def __repr__(self) -> str:
         return (
