@@ -143,3 +143,16 @@ def test_bad_speculative_configs(tiny):
     other = write_tiny_model(load_pretrained.__globals__["Path"]("/tmp") / "llmkit-vocab-mismatch", vocab_size=320)
     with pytest.raises(InvalidParameterError, match="share the target's tokenizer"):
         Engine(tiny, num_blocks=16, speculative=SpeculativeConfig("draft", draft_model=str(other)))
+
+
+def test_speculation_metrics_are_exported(tiny):
+    from llmkit.serve.server.metrics import ServerMetrics
+
+    engine = Engine(tiny, num_blocks=64, speculative=SpeculativeConfig("ngram", num_tokens=4, ngram_min=1))
+    engine.generate([REPETITIVE], SamplingParams(temperature=0, max_tokens=16, ignore_eos=True), progress=False)
+    stats = engine.stats()
+    assert stats.speculative_method == "ngram" and stats.draft_tokens_proposed > 0
+    assert 0 <= stats.draft_acceptance_rate <= 1
+    text = ServerMetrics(engine).render().decode()
+    assert f'llmkit_draft_tokens_proposed_total{{proposer="ngram"}} {float(stats.draft_tokens_proposed)}' in text
+    assert 'llmkit_mean_accepted_length{proposer="ngram"}' in text

@@ -54,6 +54,18 @@ class EngineStats:
     prefix_cache_queried_blocks: int
     prefix_cache_hit_blocks: int
     preemptions: int
+    speculative_method: str | None = None
+    draft_tokens_proposed: int = 0
+    draft_tokens_accepted: int = 0
+    speculative_proposals: int = 0
+
+    @property
+    def draft_acceptance_rate(self) -> float:
+        return self.draft_tokens_accepted / self.draft_tokens_proposed if self.draft_tokens_proposed else 0.0
+
+    @property
+    def mean_accepted_length(self) -> float:
+        return self.draft_tokens_accepted / self.speculative_proposals if self.speculative_proposals else 0.0
 
     @property
     def prefix_cache_hit_rate(self) -> float:
@@ -317,4 +329,16 @@ class Engine:
             prefix_cache_queried_blocks=bm.queried_blocks,
             prefix_cache_hit_blocks=bm.hit_blocks,
             preemptions=self.scheduler.num_preemptions,
+            **self._speculation_stats(),
         )
+
+    def _speculation_stats(self) -> dict:
+        if self.speculator is None:
+            return {}
+        stats = self.speculator.stats
+        return {
+            "speculative_method": self.speculator.config.method,
+            "draft_tokens_proposed": stats.proposed,
+            "draft_tokens_accepted": stats.accepted,
+            "speculative_proposals": stats.proposals,
+        }

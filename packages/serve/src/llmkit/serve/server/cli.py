@@ -41,6 +41,12 @@ def register(cli) -> None:
     serve.add_argument("--max-num-seqs", type=int, default=64, help="sequences computed together (default 64)")
     serve.add_argument("--max-num-batched-tokens", type=int, default=2048, help="token budget per step (default 2048)")
     serve.add_argument("--no-prefix-caching", action="store_true", help="disable sharing of cached prompt blocks")
+    serve.add_argument(
+        "--speculative", choices=["ngram", "early_exit", "draft"], help="speculative decoding proposer (default off)"
+    )
+    serve.add_argument("--num-speculative-tokens", type=int, default=4, help="drafts per step (default 4)")
+    serve.add_argument("--early-exit-layers", type=int, help="layers the early-exit drafter runs (default: a quarter)")
+    serve.add_argument("--draft-model", help="draft model for --speculative draft (same tokenizer)")
     serve.add_argument("--max-waiting", type=int, default=256, help="queued sequences before 503 (default 256)")
     serve.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
     serve.set_defaults(func=run_serve)
@@ -55,6 +61,19 @@ def register(cli) -> None:
     query.add_argument("--temperature", type=float, default=0.0)
     query.add_argument("--api-key", default=os.environ.get("LLMKIT_API_KEY"))
     query.set_defaults(func=run_query)
+
+
+def speculative_config(args: argparse.Namespace):
+    from ..speculative import SpeculativeConfig
+
+    if args.speculative is None:
+        return None
+    return SpeculativeConfig(
+        args.speculative,
+        num_tokens=args.num_speculative_tokens,
+        early_exit_layers=args.early_exit_layers,
+        draft_model=args.draft_model,
+    )
 
 
 def served_name(model: str) -> str:
@@ -83,6 +102,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens,
             enable_prefix_caching=not args.no_prefix_caching,
+            speculative=speculative_config(args),
         )
     name = args.served_model_name or served_name(args.model)
     console.print(engine.describe())

@@ -32,6 +32,23 @@ class _EngineCollector:
         ):
             yield GaugeMetricFamily(name, doc, value=value)
         yield CounterMetricFamily("llmkit_preemptions", "Sequences preempted by recompute", value=stats.preemptions)
+        if stats.speculative_method is not None:
+            labels = ["proposer"]
+            for name, doc, value in (
+                ("llmkit_draft_tokens_proposed", "Draft tokens proposed", stats.draft_tokens_proposed),
+                ("llmkit_draft_tokens_accepted", "Draft tokens accepted", stats.draft_tokens_accepted),
+                ("llmkit_speculative_proposals", "Verified proposals", stats.speculative_proposals),
+            ):
+                family = CounterMetricFamily(name, doc, labels=labels)
+                family.add_metric([stats.speculative_method], value)
+                yield family
+            for name, doc, value in (
+                ("llmkit_draft_acceptance_ratio", "Accepted / proposed draft tokens", stats.draft_acceptance_rate),
+                ("llmkit_mean_accepted_length", "Accepted draft tokens per proposal", stats.mean_accepted_length),
+            ):
+                family = GaugeMetricFamily(name, doc, labels=labels)
+                family.add_metric([stats.speculative_method], value)
+                yield family
         yield CounterMetricFamily(
             "llmkit_prefix_cache_queried_blocks", "Shareable blocks looked up", value=stats.prefix_cache_queried_blocks
         )
