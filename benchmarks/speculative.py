@@ -62,7 +62,7 @@ def run(smol, prompts, params, speculative):
     outputs = engine.generate(prompts, params, progress=False)
     elapsed = time.perf_counter() - start
     tokens = [o.completions[0].token_ids for o in outputs]
-    return tokens, sum(len(t) for t in tokens) / elapsed, engine.stats()
+    return tokens, sum(len(t) for t in tokens) / elapsed, engine
 
 
 def main() -> None:
@@ -100,14 +100,15 @@ def main() -> None:
         prompts = [smol.chat_prompt([{"role": "user", "content": t}]) for t in (texts * args.batch)[: args.batch]]
         baseline_tokens, baseline_speed = None, None
         for name, config in methods.items():
-            speeds, tokens, stats = [], None, None
+            speeds, tokens, engine = [], None, None
             for _ in range(args.repeats):
                 with console.status(f"{workload}: {name}"):
-                    tokens, speed, stats = run(smol, prompts, params, config)
+                    tokens, speed, engine = run(smol, prompts, params, config)
                 speeds.append(speed)
             speed = statistics.median(speeds)
             if config is None:
                 baseline_tokens, baseline_speed = tokens, speed
+            stats = engine.stats()
             table.add_row(
                 workload,
                 name,
@@ -115,7 +116,7 @@ def main() -> None:
                 f"{speed / baseline_speed:.2f}x",
                 f"{stats.draft_acceptance_rate:.2f}" if config else "-",
                 f"{stats.mean_accepted_length:.2f}" if config else "-",
-                "-" if config is None else "",
+                "-" if config is None else str(engine.speculator.stats.disabled_sequences),
                 str(tokens == baseline_tokens),
             )
     console.print(table)
