@@ -81,8 +81,9 @@ class AsyncEngine:
     async def stats(self) -> EngineStats:
         return await asyncio.wrap_future(self.call(self.engine.stats))
 
-    async def generate(self, prompt, params, request_id: str) -> AsyncIterator[RequestOutput]:
-        """Stream the outputs of one request; closing the stream early aborts it."""
+    async def generate(self, prompt, params, request_id: str, admit=None) -> AsyncIterator[RequestOutput]:
+        """Stream the outputs of one request; closing the stream early aborts it. `admit` (an async
+        callable) replaces the usual queueing of the prompt, e.g. to import prefilled K/V."""
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue = asyncio.Queue()
         self._streams[request_id] = (loop, outputs)
@@ -94,7 +95,10 @@ class AsyncEngine:
 
         finished = False
         try:
-            await asyncio.wrap_future(self.call(add))
+            if admit is None:
+                await asyncio.wrap_future(self.call(add))
+            else:
+                await admit()
             while not finished:
                 item = await outputs.get()
                 if isinstance(item, BaseException):

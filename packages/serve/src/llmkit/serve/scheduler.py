@@ -116,7 +116,8 @@ class Scheduler:
             self.running.remove(seq)
         elif seq.status is SequenceStatus.WAITING and seq in self.waiting:
             self.waiting.remove(seq)
-        self._release(seq)
+        if not seq.keep_blocks:
+            self._release(seq)
         seq.status = SequenceStatus.FINISHED
 
     def _release(self, seq: Sequence) -> None:

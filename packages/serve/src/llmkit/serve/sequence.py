@@ -66,6 +66,8 @@ class Sequence:
         self.first_token_time: float | None = None
         self.last_token_time: float | None = None
         self.num_preemptions = 0
+        self.keep_blocks = False  # a prefill worker keeps a finished sequence's blocks until they are sent
+        self.imported = False  # a decode worker received this sequence's prompt K/V from a prefill worker
 
     @property
     def output_token_ids(self) -> list[int]:
@@ -80,7 +82,7 @@ class Sequence:
 
     @property
     def shares_prefix(self) -> bool:
-        return self.prompt_logprobs is None
+        return self.prompt_logprobs is None and not self.imported
 
     @property
     def is_finished(self) -> bool:

@@ -1,0 +1,134 @@
+"""`Server`: what the routes share — the engine, the served name, auth, body limits, admission."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+
+from llmkit.core.assistant_output import detect_tool_call_format
+from llmkit.core.errors import ContextLengthError, InvalidParameterError
+
+from ..async_engine import AsyncEngine, EngineOverloaded
+from ..engine import Engine
+from .errors import APIError
+from .metrics import ServerMetrics
+
+# Admission hook: how a prepared prompt enters the engine for one HTTP request (None: add it).
+Admission = Callable[[Request, list[int], object, str], Awaitable[None]] | None
+
+
+class Server:
+    """State shared by the routes: the engine, the served name, auth and limits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        model_name: str,
+        api_key: str | None = None,
+        max_body_bytes: int = 4 * 2**20,
+        max_waiting: int = 256,
+    ):
+        self.engine = engine
+        self.model_name = model_name
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.async_engine = AsyncEngine(engine, max_waiting)
+        self.metrics = ServerMetrics(engine)
+        template = engine.pretrained.chat_template
+        self.tool_call_format = detect_tool_call_format(template.source) if template else "hermes"
+        self.created = int(time.time())
+        self.admission: Admission = None  # a decode worker imports prompts' K/V instead of computing them
+
+    def check_auth(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+            raise APIError(
+                401,
+                "invalid or missing API key (send 'Authorization: Bearer <key>')",
+                "authentication_error",
+                code="invalid_api_key",
+            )
+
+    async def read_json(self, request: Request) -> dict:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise APIError(
+                413,
+                f"request body of {declared} bytes exceeds the limit of {self.max_body_bytes}",
+                code="body_too_large",
+            )
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise APIError(
+                    413, f"request body exceeds the limit of {self.max_body_bytes} bytes", code="body_too_large"
+                )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise APIError(400, f"the request body is not valid JSON: {err}", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+        return data
+
+    def check_model(self, name: str) -> None:
+        if name != self.model_name:
+            raise APIError(
+                404,
+                f"the model '{name}' does not exist; this server serves '{self.model_name}'",
+                param="model",
+                code="model_not_found",
+            )
+
+    def max_tokens_for(self, prompt_tokens: int, requested: int | None) -> int:
+        context = self.engine.context_length
+        if prompt_tokens >= context:
+            raise APIError(
+                400,
+                f"this model's maximum context length is {context} tokens; the prompt has {prompt_tokens}",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if requested is None:
+            return context - prompt_tokens
+        if prompt_tokens + requested > context:
+            raise APIError(
+                400,
+                f"this model's maximum context length is {context} tokens; you requested {prompt_tokens + requested} "
+                f"({prompt_tokens} in the prompt, {requested} for the completion)",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        return requested
+
+    async def run(self, request: Request, prompt, params, request_id: str) -> AsyncIterator:
+        """Engine outputs for one prompt, with engine errors turned into API errors."""
+        admit = None
+        if self.admission is not None:
+
+            async def admit() -> None:
+                await self.admission(request, prompt, params, request_id)
+
+        try:
+            async for output in self.async_engine.generate(prompt, params, request_id, admit):
+                if output.finished:
+                    self.metrics.observe(output.timing)
+                yield output
+        except EngineOverloaded as err:
+            raise APIError(
+                503,
+                f"the server is overloaded ({err}); retry shortly",
+                "server_error",
+                code="overloaded",
+                headers={"Retry-After": "1"},
+            ) from None
+        except (InvalidParameterError, ContextLengthError) as err:
+            raise APIError(400, str(err)) from None
