@@ -255,7 +255,9 @@ async def metrics(request: Request) -> Response:
     return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def create_app(server: Server) -> Starlette:
+def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starlette:
+    """The OpenAI-compatible app over `server`; `extra_routes` (authenticated like /v1) add worker endpoints."""
+
     async def api_error(request: Request, err: APIError) -> Response:
         return err.response()
 
@@ -273,6 +275,7 @@ def create_app(server: Server) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    routes += [Route(r.path, authed(r.endpoint), methods=list(r.methods or ())) for r in extra_routes or []]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

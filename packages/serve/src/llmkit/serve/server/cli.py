@@ -49,6 +49,21 @@ def register(cli) -> None:
     serve.add_argument("--draft-model", help="draft model for --speculative draft (same tokenizer)")
     serve.add_argument("--max-waiting", type=int, default=256, help="queued sequences before 503 (default 256)")
     serve.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    roles = serve.add_argument_group("disaggregated serving")
+    roles.add_argument(
+        "--role",
+        default="standalone",
+        choices=["standalone", "prefill", "decode", "router"],
+        help="standalone (default), a prefill or decode worker, or the router in front of them",
+    )
+    roles.add_argument(
+        "--kv-transfer-address",
+        default="127.0.0.1:29600",
+        help="HOST:PORT where the prefill and decode workers meet (torch.distributed TCP store)",
+    )
+    roles.add_argument("--kv-transfer-timeout", type=float, default=60.0, help="seconds a KV transfer may take")
+    roles.add_argument("--prefill-url", default="http://127.0.0.1:8001", help="router: the prefill worker")
+    roles.add_argument("--decode-url", default="http://127.0.0.1:8002", help="router: the decode worker")
     serve.set_defaults(func=run_serve)
 
     query = cli.command("query", help="send one chat message to a running llmkit server and stream the reply")
@@ -91,6 +106,19 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import Server, create_app
 
     console = Console(stderr=True)
+    if args.role == "router":
+        from ..disaggregated.router import create_router
+
+        console.print(
+            f"routing on http://{args.host}:{args.port}/v1: prefill {args.prefill_url}, decode {args.decode_url}"
+        )
+        uvicorn.run(
+            create_router(args.prefill_url, args.decode_url, args.api_key),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+        )
+        return 0
     with console.status(f"loading {args.model}"):
         engine = Engine(
             args.model,
@@ -110,7 +138,18 @@ def run_serve(args: argparse.Namespace) -> int:
         f"serving '{name}' on http://{args.host}:{args.port}/v1" + (" (API key required)" if args.api_key else "")
     )
     server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting)
-    uvicorn.run(create_app(server), host=args.host, port=args.port, log_level="warning")
+    extra_routes = []
+    if args.role in ("prefill", "decode"):
+        from ..disaggregated.kv_transfer import KVTransport, fingerprint
+        from ..disaggregated.workers import DecodeWorker, PrefillWorker
+
+        transport = KVTransport(args.role, args.kv_transfer_address, fingerprint(engine), args.kv_transfer_timeout)
+        if args.role == "prefill":
+            extra_routes = PrefillWorker(server, transport).routes()
+        else:
+            DecodeWorker(server, transport)
+        console.print(f"{args.role} worker: KV transfers through {args.kv_transfer_address}")
+    uvicorn.run(create_app(server, extra_routes), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

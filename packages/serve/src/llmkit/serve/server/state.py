@@ -109,10 +109,10 @@ class Server:
             )
         return requested
 
-    async def run(self, request: Request, prompt, params, request_id: str) -> AsyncIterator:
-        """Engine outputs for one prompt, with engine errors turned into API errors."""
-        admit = None
-        if self.admission is not None:
+    async def run(self, request: Request, prompt, params, request_id: str, admit=None) -> AsyncIterator:
+        """Engine outputs for one prompt, with engine errors turned into API errors. `admit` (an async
+        callable) replaces how the prompt enters the engine; by default the server's admission hook."""
+        if admit is None and self.admission is not None:
 
             async def admit() -> None:
                 await self.admission(request, prompt, params, request_id)
