@@ -162,3 +162,10 @@ def test_quantized_cache_without_native_kernels_is_refused(tiny, monkeypatch):
         Engine(tiny, num_blocks=16, kv_cache_dtype="int8")
     monkeypatch.setenv("LLMKIT_KERNELS", "reference")
     assert Engine(tiny, num_blocks=16, kv_cache_dtype="int8").config.kv_cache_dtype == "int8"
+
+
+def test_unknown_engine_option_is_named(tiny):
+    from llmkit.serve.engine import Engine
+
+    with pytest.raises(InvalidParameterError, match=r"unknown engine option\(s\) \['max_seqs'\]"):
+        Engine(tiny, max_seqs=4)

@@ -123,6 +123,10 @@ class Engine:
             if isinstance(model, Pretrained)
             else load_pretrained(model, dtype=dtype, device=device, chat_template=chat_template)
         )
+        fields = {f.name for f in dataclasses.fields(EngineConfig)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise InvalidParameterError(f"unknown engine option(s) {unknown}; EngineConfig has {sorted(fields)}")
         self.config = dataclasses.replace(config or EngineConfig(), **overrides)
         cfg, model_config = self.config, self.pretrained.config
         self.tokenizer = self.pretrained.tokenizer
