@@ -187,3 +187,20 @@ def test_kernel_collisions_and_unknown_ops_are_loud():
         unregister_plugin("kernels-b")
     with pytest.raises(PluginError, match="unknown op 'flash'"):
         ops.implementation("flash", "cpu")
+
+
+def test_reference_refuses_meaningless_arguments():
+    from llmkit.core import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="not a quantized format"):
+        ops.reference("quantize_kv")(torch.randn(1, 1, 16, 64), "auto")
+    cache = ops.allocate(2, 1, 16, 64)
+    with pytest.raises(InvalidParameterError, match="seq_lens must be >= 1"):
+        ops.reference("paged_attention_decode")(
+            torch.empty(1, 1, 64),
+            torch.randn(1, 1, 64),
+            cache,
+            torch.zeros(1, 1, dtype=torch.int32),
+            torch.tensor([0]),
+            0.125,
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InvalidParameterError
 from .kv_layout import FP8_MAX, INT4_GROUP, INT4_MAX, INT8_MAX, PagedKVCache, check_kv_dtype
 
 
@@ -51,9 +52,15 @@ def _group_scales(x: torch.Tensor) -> torch.Tensor:
     return (groups.abs().amax(-1, keepdim=True) / INT4_MAX).to(torch.float16).to(torch.float32)
 
 
+def _check_quantized(kv_dtype: str) -> None:
+    check_kv_dtype(kv_dtype)
+    if kv_dtype == "auto":
+        raise InvalidParameterError("kv_dtype 'auto' is not a quantized format; use fp8_e4m3, int8 or int4")
+
+
 def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize whole blocks x [num_blocks, H, block_size, D] -> (storage, scales)."""
-    check_kv_dtype(kv_dtype)
+    _check_quantized(kv_dtype)
     x = x.to(torch.float32)
     if kv_dtype == "int4":
         scales = _group_scales(x)
@@ -66,7 +73,7 @@ def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Ten
 
 def dequantize_kv(q: torch.Tensor, scales: torch.Tensor, kv_dtype: str) -> torch.Tensor:
     """float32 blocks [num_blocks, H, block_size, D] from storage and scales."""
-    check_kv_dtype(kv_dtype)
+    _check_quantized(kv_dtype)
     if kv_dtype == "int4":
         values = unpack_int4(q).unflatten(-1, (-1, INT4_GROUP))
         return dequantize_values(values, scales.to(torch.float32)[..., None], "int4").flatten(-2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidParameterError
 from .kv_layout import PagedKVCache
 from .kv_quant import gather_blocks
 
@@ -36,6 +37,8 @@ def paged_attention_decode(
     batch = query.shape[0]
     if batch == 0:
         return
+    if int(seq_lens.min()) < 1:
+        raise InvalidParameterError("seq_lens must be >= 1: a decoding sequence attends to at least its own token")
     width = int(seq_lens.max())
     num_blocks = -(-width // cache.block_size)
     blocks = block_tables[:, :num_blocks].to(torch.int64)
