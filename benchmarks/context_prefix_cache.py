@@ -17,14 +17,15 @@ import json
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
 from llmkit.context import ContextWindow, RetrievedChunk
 from llmkit.context.render import render_retrieved, render_state, render_tools_text
 from llmkit.context.retrieval import BM25Retriever, chunk_markdown
 from llmkit.core.backends import open_backend
 from llmkit.core.sampling import SamplingParams
-from rich.console import Console
-from rich.progress import track
-from rich.table import Table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SYSTEM = "You are llmkit's support assistant. Answer from the reference document; be brief."

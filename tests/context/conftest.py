@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llmkit.core.assistant_output import AssistantMessage
 from llmkit.core.backends import ChatChoice, ChatResult, Loglikelihood, ModelBackend
 

@@ -105,7 +105,9 @@ def test_corrections_mark_superseded_assertions(tiny_backend):
     window.correct("deadline is Friday", "the deadline is Monday")
     view = window.history_view()
     texts = [view.text(i) for i in view.items]
-    assert texts[0] == "The ~~deadline is Friday~~ [superseded at turn 2: the deadline is Monday] and the budget is 300."
+    assert (
+        texts[0] == "The ~~deadline is Friday~~ [superseded at turn 2: the deadline is Monday] and the budget is 300."
+    )
     assert "~~deadline is Friday~~" in texts[1]
     assert texts[2].startswith("Correction: the deadline is Monday")
     assert {d.action for d in view.decisions} == {"supersede"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llmkit.context import BudgetError, ContextError, ContextWindow, RetrievedChunk, ZoneSpec
 from llmkit.context.placement import u_shaped, u_shaped_order
 from llmkit.context.render import DATA_NOTICE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ def window_to_dict(window: ContextWindow, current: str | None = None) -> dict[st
     return {
         "budget": window.budget,
         "zones": {name: spec.budget for name, spec in window.zones.items()},
-        "policies": [p.name for p in window.policies if p.name in POLICIES],
+        "policies": [dataclasses.asdict(p) for p in window.policies if getattr(p, "name", None) in POLICIES],
         "system": window.system,
         "tools": window.tools,
         "documents": [d.to_dict() for d in window.documents],
@@ -47,6 +48,18 @@ def window_to_dict(window: ContextWindow, current: str | None = None) -> dict[st
     }
 
 
+def _policy(spec: str | dict[str, Any]):
+    """A policy from its name, or from {"name": ..., parameters ...}."""
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name", None)
+    if name not in POLICIES:
+        raise ContextError(f"unknown policy {name!r}; known: {sorted(POLICIES)}")
+    try:
+        return POLICIES[name](**spec)
+    except (TypeError, ValueError) as err:
+        raise ContextError(f"bad parameters for policy {name!r}: {err}") from None
+
+
 def window_from_dict(data: dict[str, Any], counter) -> tuple[ContextWindow, str | None]:
     """The window and its pending current turn; a malformed document is a `ContextError` naming the field."""
     if not isinstance(data, dict):
@@ -54,10 +67,7 @@ def window_from_dict(data: dict[str, Any], counter) -> tuple[ContextWindow, str 
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise ContextError(f"unknown session fields {unknown}; known: {sorted(_KEYS)}")
-    try:
-        policies = [POLICIES[name]() for name in data.get("policies", [])]
-    except KeyError as err:
-        raise ContextError(f"unknown policy {err.args[0]!r}; known: {sorted(POLICIES)}") from None
+    policies = [_policy(spec) for spec in data.get("policies", [])]
     window = ContextWindow(counter, budget=data.get("budget"), zones=data.get("zones"), policies=policies)
     window.system = data.get("system", "")
     window.tools = list(data.get("tools", []))

@@ -26,12 +26,13 @@ def apply_corrections(view: HistoryView, corrections: list[Correction]) -> None:
     """Rewrite each earlier mention of a corrected claim as `~~claim~~ [superseded at turn N: ...]`."""
     for correction in corrections:
         pattern = re.compile(re.escape(correction.claim), re.IGNORECASE)
+        note = marker(correction)
         for item in view.items:
             text = view.text(item)
             if item.item_id == correction.item_id or item.turn > correction.turn or text is None:
                 continue
             if pattern.search(text):
-                rewritten = pattern.sub(lambda m: f"~~{m.group(0)}~~ {marker(correction)}", text)
+                rewritten = pattern.sub(lambda m, note=note: f"~~{m.group(0)}~~ {note}", text)
                 view.decide(
                     item,
                     "corrections",

@@ -11,9 +11,10 @@ from ..render import RenderedContext
 from ..window import ContextWindow
 
 _DIRECTIVE = re.compile(
-    r"\b(always|never|must not|must|do not|don't|should not|shouldn't|avoid|only)\s+([^.;:!?\n]{3,80})", re.IGNORECASE
+    r"\b(always|must never|never|must not|must|do not|don't|should not|shouldn't|avoid|only)\s+([^.;:!?\n]{3,80})",
+    re.IGNORECASE,
 )
-_NEGATIVE = {"never", "must not", "do not", "don't", "should not", "shouldn't", "avoid"}
+_NEGATIVE = {"never", "must never", "must not", "do not", "don't", "should not", "shouldn't", "avoid"}
 _ASSERTION = re.compile(
     r"\b(?:the\s+)?([a-z][\w-]*(?:\s[a-z][\w-]*){0,3})\s+(?:is|=|:)\s+"
     r"(`[^`]+`|\"[^\"]+\"|[\w./-]*\d[\w./-]*|[A-Z][\w./-]+)",
@@ -44,7 +45,7 @@ def conflicting_instructions(texts: Sequence[str]) -> list[LintFinding]:
     for index, (negative, obj) in enumerate(found):
         for other_negative, other in found[index + 1 :]:
             a, b = _content_words(obj), _content_words(other)
-            if negative != other_negative and a and b and len(a & b) / len(a | b) >= 0.6:
+            if negative != other_negative and a and b and len(a & b) / min(len(a), len(b)) >= 0.8:
                 findings.append(
                     LintFinding(
                         "conflicting-instructions", "error", f"{obj!r} is both required and forbidden ({other!r})"
@@ -58,8 +59,8 @@ def superseded_assertions(window: ContextWindow) -> list[LintFinding]:
     corrected = " ".join(c.claim.lower() for c in window.corrections)
     latest: dict[str, tuple[str, int]] = {}
     findings = []
-    for item in window.history:
-        for key, value in ((k.lower(), v) for k, v in _ASSERTION.findall(item.content)):
+    for item in (i for i in window.history if i.kind != "correction"):
+        for key, value in ((k.lower(), v.rstrip(".-/")) for k, v in _ASSERTION.findall(item.content)):
             if key in latest and latest[key][0].lower() != value.lower():
                 old, turn = latest[key]
                 if old.lower() not in corrected:
