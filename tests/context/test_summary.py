@@ -64,7 +64,7 @@ def test_a_summary_never_loses_a_constraint(scripted):
 
 
 def fill(window, turns):
-    for turn in range(turns):
+    for _turn in range(turns):
         window.add_message("user", f"request {window.turn + 1}")
         window.add_message("assistant", f"response {window.turn}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,7 +66,7 @@ def test_static_prefix_is_byte_identical_and_its_hash_stable(tiny_backend):
     assert len({r.prefix_hash for r in renders}) == 1
     assert len({r.messages[0]["content"] for r in renders}) == 1
     # the history is append-only: each call's messages minus its last are a prefix of the next call's
-    for before, after in zip(renders, renders[1:], strict=False):
+    for before, after in itertools.pairwise(renders):
         assert after.messages[: len(before.messages) - 1] == before.messages[:-1]
     window.system = "You are a different assistant."
     assert window.render("q").prefix_hash != renders[0].prefix_hash
