@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["core", "plugins", "serve", "kernels", "kernels_sanitize", "eval", "lint"]
+nox.options.sessions = ["core", "plugins", "serve", "kernels", "kernels_sanitize", "eval", "context", "integration", "lint"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -41,6 +41,20 @@ def eval_(session: nox.Session) -> None:
     """llmkit-eval with core only: stats, pass@k, HumanEval in the sandbox, judges, runs, the report in Chromium."""
     session.install(TORCH, "./packages/core", "./packages/eval[test]")
     session.run("pytest", "tests/eval", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def context(session: nox.Session) -> None:
+    """llmkit-context with core only: windows and budgets, compression, retrieval (MiniLM fetched once), memory, CLI."""
+    session.install(TORCH, "./packages/core", "./packages/context[test]")
+    session.run("pytest", "tests/context", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Tests across packages: context with the serve engine (prefix-cache hits) and with eval's probes."""
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", "./packages/context[test]")
+    session.run("pytest", "tests/integration", *session.posargs)
 
 
 @nox.session(python=PYTHON)
