@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["core", "plugins", "serve", "kernels", "kernels_sanitize", "eval", "context", "integration", "lint"]
+nox.options.sessions = [
+    "core",
+    "plugins",
+    "serve",
+    "kernels",
+    "kernels_sanitize",
+    "eval",
+    "context",
+    "integration",
+    "lint",
+]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -97,4 +107,9 @@ def demo(session: nox.Session) -> None:
     """llmkit's main job on the default model: pull it, serve it, answer a request, stop the server."""
     session.install(TORCH, "./packages/core", "./packages/serve")
     session.run("llmkit", "pull")
-    session.run("bash", "-c", 'llmkit serve --port 8765 & trap "kill $!" EXIT; llmkit query "What is the capital of France?" --url http://127.0.0.1:8765', external=True)
+    session.run(
+        "bash",
+        "-c",
+        'llmkit serve --port 8765 & trap "kill $!" EXIT; llmkit query "What is the capital of France?" --url http://127.0.0.1:8765',
+        external=True,
+    )

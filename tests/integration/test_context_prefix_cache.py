@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llmkit.context import ContextWindow, RetrievedChunk
 from llmkit.context.render import render_retrieved, render_state
 from llmkit.core.backends import open_backend
@@ -48,7 +49,9 @@ def test_context_window_layout_hits_the_prefix_cache_and_the_naive_layout_does_n
     window_stats, hashes = session(engine_backend(), "context_window")
     naive_stats, _ = session(engine_backend(), "naive")
     assert len(hashes) == 1  # the static prefix never changed
-    print(f"hit rate: ContextWindow {window_stats.prefix_cache_hit_rate:.3f}, naive {naive_stats.prefix_cache_hit_rate:.3f}")
+    print(
+        f"hit rate: ContextWindow {window_stats.prefix_cache_hit_rate:.3f}, naive {naive_stats.prefix_cache_hit_rate:.3f}"
+    )
     assert window_stats.prefix_cache_hit_rate > 0.5  # the first call has nothing cached: 8 calls cap it near 0.6
     assert naive_stats.prefix_cache_hit_rate < 0.15
     assert window_stats.prefix_cache_hit_rate > naive_stats.prefix_cache_hit_rate + 0.4
