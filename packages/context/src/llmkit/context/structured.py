@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from llmkit.core.backends import Backend
 from llmkit.core.sampling import SamplingParams
 
-from .errors import StructuredOutputError
+from .errors import ContextError, StructuredOutputError
 
 Model = TypeVar("Model", bound=BaseModel)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -49,7 +49,7 @@ class PromptedJSON:
 
     def __init__(self, backend: Backend, *, max_attempts: int = 3, params: SamplingParams | None = None):
         if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+            raise ContextError(f"max_attempts must be at least 1, got {max_attempts}")
         self.backend = backend
         self.max_attempts = max_attempts
         self.params = params or SamplingParams(temperature=0.0, max_tokens=512)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import ContextError
 from ..items import ContextItem
 from .base import HistoryView
 
@@ -28,7 +29,7 @@ class ToolResultLifecycle:
 
     def __post_init__(self) -> None:
         if not 0 <= self.verbatim_turns <= self.summary_turns:
-            raise ValueError(
+            raise ContextError(
                 f"need 0 <= verbatim_turns <= summary_turns, got {self.verbatim_turns}, {self.summary_turns}"
             )
 

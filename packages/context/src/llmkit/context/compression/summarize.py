@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..errors import ContextError
 from ..items import ContextItem
 from ..structured import StructuredGenerator
 from ..summary import TurnSummary, render_summary
@@ -67,7 +68,7 @@ class RollingSummary:
 
     def __post_init__(self) -> None:
         if self.live_turns < 1 or self.fold_every < 1:
-            raise ValueError(f"live_turns and fold_every must be >= 1, got {self.live_turns}, {self.fold_every}")
+            raise ContextError(f"live_turns and fold_every must be >= 1, got {self.live_turns}, {self.fold_every}")
 
     def due(self, window) -> bool:
         """Whether enough turns have aged out of the live window to fold."""

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from llmkit.core.backends import Backend
 
+from ..errors import ContextError
 from .chunking import Chunk
 
 
@@ -33,11 +34,11 @@ class HybridRetriever:
 
     def __init__(self, retrievers: Sequence[Retriever], *, depth: int = 50, rrf_k: int = 60):
         if not retrievers:
-            raise ValueError("a hybrid retriever needs at least one retriever")
+            raise ContextError("a hybrid retriever needs at least one retriever")
         self.retrievers = list(retrievers)
         self.chunks = self.retrievers[0].chunks
         if any(r.chunks is not self.chunks and r.chunks != self.chunks for r in self.retrievers):
-            raise ValueError("hybrid retrievers must index the same chunks")
+            raise ContextError("hybrid retrievers must index the same chunks")
         self.depth, self.rrf_k = depth, rrf_k
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
