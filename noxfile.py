@@ -6,7 +6,18 @@ torch is pinned to 2.13.0 (a CPU build of that version is on this machine's disk
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nox
+
+# uv builds the fresh venvs (seconds instead of minutes per torch install). It does not read pip's
+# configuration, so point it at the CPU torch wheel on this machine's disk, and seed pip into each
+# venv: `llmkit pull` and the dataset fetchers run `python -m pip download`.
+nox.options.default_venv_backend = "uv|virtualenv"
+if Path("/opt/wheels").is_dir():
+    os.environ.setdefault("UV_FIND_LINKS", "/opt/wheels")
+os.environ.setdefault("UV_VENV_SEED", "1")
 
 nox.options.sessions = [
     "core",
@@ -80,9 +91,12 @@ def kernels_sanitize(session: nox.Session) -> None:
     session.install(TORCH, "./packages/core", "pytest", "hypothesis")
     session.install(
         ".",
-        "--config-settings=cmake.define.LLMKIT_SANITIZE=ON",
-        "--config-settings=cmake.define.LLMKIT_CUDA=OFF",
-        "--config-settings=build-dir=build/sanitize",
+        "-C",
+        "cmake.define.LLMKIT_SANITIZE=ON",
+        "-C",
+        "cmake.define.LLMKIT_CUDA=OFF",
+        "-C",
+        "build-dir=build/sanitize",
     )
     libasan = session.run("gcc", "-print-file-name=libasan.so", silent=True, external=True).strip()
     libstdcxx = session.run("g++", "-print-file-name=libstdc++.so.6", silent=True, external=True).strip()
