@@ -1,0 +1,459 @@
+"""IR -> one minimized DFA per rule over bytes and "call rule" symbols.
+
+Every rule that is not part of a recursion cycle is inlined where it is used, so a
+non-recursive grammar becomes a single DFA; only references inside recursion cycles stay
+call edges. A called rule never matches the empty string (a nullable reference becomes
+"call, or skip"), which keeps the Earley matcher free of empty completions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .ir import Alt, Bytes, Exclude, Expr, Grammar, GrammarError, Ref, Repeat, Seq, nullable_rules, references
+
+MAX_NFA_STATES = 200_000
+MAX_DFA_STATES = 60_000
+FULL_MINIMIZATION_LIMIT = 3_000  # larger DFAs get the cheap sound reduction (merge_identical_rows)
+START_RULE = "__start__"
+
+
+@dataclasses.dataclass
+class RuleDFA:
+    """States 0..n-1 (start 0): accepting flags, byte edges (mask, target), call edges (rule name, target)."""
+
+    name: str
+    accepting: list[bool]
+    byte_edges: list[list[tuple[int, int]]]
+    call_edges: list[list[tuple[str, int]]]
+
+    @property
+    def num_states(self) -> int:
+        return len(self.accepting)
+
+
+class _NFA:
+    def __init__(self) -> None:
+        self.eps: list[list[int]] = []
+        self.bytes: list[list[tuple[int, int]]] = []
+        self.calls: list[list[tuple[str, int]]] = []
+
+    def new(self) -> int:
+        if len(self.eps) >= MAX_NFA_STATES:
+            raise GrammarError(
+                f"the grammar is too large: its automaton passes {MAX_NFA_STATES} states "
+                "(very long bounded repetitions or deeply duplicated sub-schemas)"
+            )
+        self.eps.append([])
+        self.bytes.append([])
+        self.calls.append([])
+        return len(self.eps) - 1
+
+
+class _Builder:
+    """Thompson construction with inlining of non-recursive rules."""
+
+    def __init__(self, grammar: Grammar, called: set[str], nullable: set[str]):
+        self.grammar, self.called, self.nullable = grammar, called, nullable
+
+    def emit(self, nfa: _NFA, expr: Expr, entry: int) -> int:
+        if isinstance(expr, Bytes):
+            if expr.mask == 0:
+                return nfa.new()  # unreachable exit: matches nothing
+            out = nfa.new()
+            nfa.bytes[entry].append((expr.mask, out))
+            return out
+        if isinstance(expr, Seq):
+            for item in expr.items:
+                entry = self.emit(nfa, item, entry)
+            return entry
+        if isinstance(expr, Alt):
+            join = nfa.new()
+            for item in expr.items:
+                branch = nfa.new()
+                nfa.eps[entry].append(branch)
+                nfa.eps[self.emit(nfa, item, branch)].append(join)
+            return join
+        if isinstance(expr, Repeat):
+            for _ in range(expr.min_count):
+                entry = self.emit(nfa, expr.item, entry)
+            if expr.max_count is None:
+                loop = nfa.new()
+                nfa.eps[entry].append(loop)
+                nfa.eps[self.emit(nfa, expr.item, loop)].append(loop)
+                return loop
+            ends = [entry]
+            for _ in range(expr.max_count - expr.min_count):
+                entry = self.emit(nfa, expr.item, entry)
+                ends.append(entry)
+            join = nfa.new()
+            for end in ends:
+                nfa.eps[end].append(join)
+            return join
+        if isinstance(expr, Ref):
+            if expr.rule not in self.called:
+                return self.emit(nfa, self.grammar.rules[expr.rule], entry)
+            out = nfa.new()
+            nfa.calls[entry].append((expr.rule, out))
+            if expr.rule in self.nullable:
+                nfa.eps[entry].append(out)
+            return out
+        if isinstance(expr, Exclude):
+            return self.emit_exclusion(nfa, expr, entry)
+        raise GrammarError(f"unknown grammar expression {expr!r}")
+
+    def emit_exclusion(self, nfa: _NFA, expr: Exclude, entry: int) -> int:
+        """The product of the item's DFA with the trie of excluded words."""
+        inner = _NFA()
+        start = inner.new()
+        final = self.emit(inner, expr.item, start)
+        if any(inner.calls):
+            raise GrammarError("an excluded-words expression cannot contain recursive rules")
+        dfa = determinize(inner, start, final, "exclusion")
+        prefixes = {w[:k] for w in expr.words for k in range(len(w) + 1)}
+        out = nfa.new()
+        nodes: dict[tuple[int, bytes | None], int] = {}
+
+        def node_for(key: tuple[int, bytes | None]) -> int:
+            if key not in nodes:
+                nodes[key] = nfa.new()
+                pending.append(key)
+                state, prefix = key
+                if dfa.accepting[state] and (prefix is None or prefix not in expr.words):
+                    nfa.eps[nodes[key]].append(out)
+            return nodes[key]
+
+        pending: list[tuple[int, bytes | None]] = []
+        nfa.eps[entry].append(node_for((0, b"")))
+        while pending:
+            key = pending.pop()
+            state, prefix = key
+            for mask, target in dfa.byte_edges[state]:
+                rest = mask
+                if prefix is not None:
+                    for byte in _bytes_of(mask):
+                        if prefix + bytes([byte]) in prefixes:
+                            nfa.bytes[nodes[key]].append((1 << byte, node_for((target, prefix + bytes([byte])))))
+                            rest &= ~(1 << byte)
+                if rest:
+                    nfa.bytes[nodes[key]].append((rest, node_for((target, None))))
+        return out
+
+
+def _bytes_of(mask: int) -> list[int]:
+    return [b for b in range(256) if mask >> b & 1]
+
+
+def _closure(nfa: _NFA, states: set[int]) -> frozenset[int]:
+    stack, seen = list(states), set(states)
+    while stack:
+        for nxt in nfa.eps[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return frozenset(seen)
+
+
+def atoms_of(masks: set[int]) -> list[int]:
+    """The coarsest partition of the bytes such that every mask is a union of parts."""
+    key = frozenset(masks)
+    if key not in _ATOMS:
+        _ATOMS[key] = _compute_atoms(masks)
+        if len(_ATOMS) > 4096:
+            _ATOMS.clear()
+    return _ATOMS.get(key) or _compute_atoms(masks)
+
+
+_ATOMS: dict[frozenset[int], list[int]] = {}
+
+
+def _compute_atoms(masks: set[int]) -> list[int]:
+    atoms: list[int] = []
+    covered = 0
+    for mask in masks:
+        refined = []
+        for atom in atoms:
+            inside, outside = atom & mask, atom & ~mask
+            refined.extend(x for x in (inside, outside) if x)
+        fresh = mask & ~covered
+        if fresh:
+            refined.append(fresh)
+        covered |= mask
+        atoms = refined
+    return atoms
+
+
+def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
+    """Subset construction, then minimization (Moore refinement on a dense table) and trimming."""
+    first = _closure(nfa, {start})
+    index = {first: 0}
+    order = [first]
+    byte_edges: list[list[tuple[int, int]]] = []
+    call_edges: list[list[tuple[str, int]]] = []
+    i = 0
+    while i < len(order):
+        current = order[i]
+        i += 1
+        edges = [edge for s in current for edge in nfa.bytes[s]]
+        by_target: dict[frozenset[int], int] = {}
+        for atom in atoms_of({mask for mask, _ in edges}):
+            targets = {t for mask, t in edges if mask & atom}
+            key = _closure(nfa, targets)
+            by_target[key] = by_target.get(key, 0) | atom
+        calls: dict[str, set[int]] = {}
+        for s in current:
+            for rule, target in nfa.calls[s]:
+                calls.setdefault(rule, set()).add(target)
+        row_bytes, row_calls = [], []
+        for key, mask in by_target.items():
+            row_bytes.append((mask, _intern(key, index, order)))
+        for rule, targets in sorted(calls.items()):
+            row_calls.append((rule, _intern(_closure(nfa, targets), index, order)))
+        byte_edges.append(row_bytes)
+        call_edges.append(row_calls)
+        if len(order) > MAX_DFA_STATES:
+            raise GrammarError(f"the grammar is too large: a rule's DFA passes {MAX_DFA_STATES} states")
+    dfa = RuleDFA(name, [final in s for s in order], byte_edges, call_edges)
+    return minimize(dfa)
+
+
+def _intern(key: frozenset[int], index: dict, order: list) -> int:
+    if key not in index:
+        index[key] = len(order)
+        order.append(key)
+    return index[key]
+
+
+def dense_table(dfa: RuleDFA) -> tuple[np.ndarray, list[int], list[str]]:
+    """[n + 1, symbols] transitions with a dead sink at row n: byte atoms first, then callees."""
+    atoms = atoms_of({mask for row in dfa.byte_edges for mask, _ in row})
+    callees = sorted({rule for row in dfa.call_edges for rule, _ in row})
+    n = dfa.num_states
+    table = np.full((n + 1, len(atoms) + len(callees)), n, dtype=np.int64)
+    column = {rule: len(atoms) + k for k, rule in enumerate(callees)}
+    for s in range(n):
+        for mask, target in dfa.byte_edges[s]:
+            for k, atom in enumerate(atoms):
+                if atom & mask:
+                    table[s, k] = target
+        for rule, target in dfa.call_edges[s]:
+            table[s, column[rule]] = target
+    return table, atoms, callees
+
+
+def row_ids(matrix: np.ndarray) -> np.ndarray:
+    """Equal rows get equal ids (dense, in sorted order): an exact, fast replacement for unique(axis=0)."""
+    order = np.lexsort(matrix.T[::-1])
+    ordered = matrix[order]
+    starts = np.ones(len(order), dtype=np.int64)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(starts) - 1
+    return ids
+
+
+def refine(table: np.ndarray, initial: np.ndarray, max_rounds: int | None = None) -> np.ndarray:
+    """Moore partition refinement: block ids of rows that no string of symbols (of length <= max_rounds,
+    or any length) tells apart, starting from the `initial` partition."""
+    blocks = row_ids(np.asarray(initial).reshape(-1, 1))
+    rounds = 0
+    while max_rounds is None or rounds < max_rounds:
+        refined = row_ids(np.concatenate([blocks[:, None], blocks[table]], axis=1))
+        rounds += 1
+        if refined.max() == blocks.max():
+            return refined
+        blocks = refined
+    return blocks
+
+
+def merge_identical_rows(table: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """Merge states whose accepting flag and successors are identical, until nothing changes: always
+    sound, and enough for the large, nearly minimal DFAs of long bounded repetitions."""
+    ids = np.arange(len(table))
+    while True:
+        merged = row_ids(np.concatenate([np.asarray(initial)[:, None], ids[table]], axis=1))
+        if merged.max() == ids.max():
+            return merged
+        ids = merged
+
+
+def minimize(dfa: RuleDFA) -> RuleDFA:
+    table, atoms, callees = dense_table(dfa)
+    n = dfa.num_states
+    initial = np.array([*(int(a) for a in dfa.accepting), 2])  # the sink is its own block
+    blocks = refine(table, initial) if n <= FULL_MINIMIZATION_LIMIT else merge_identical_rows(table, initial)
+    live = _live_states(dfa)
+    new_id: dict[int, int] = {}
+    representative: list[int] = []
+    for s in _bfs_order(dfa):
+        if s in live and blocks[s] not in new_id:
+            new_id[blocks[s]] = len(representative)
+            representative.append(s)
+    if not representative or 0 not in live:
+        return RuleDFA(dfa.name, [False], [[]], [[]])
+    accepting, byte_edges, call_edges = [], [], []
+    for s in representative:
+        accepting.append(dfa.accepting[s])
+        merged: dict[int, int] = {}
+        for k, atom in enumerate(atoms):
+            t = int(table[s, k])
+            if t < n and t in live:
+                merged[new_id[blocks[t]]] = merged.get(new_id[blocks[t]], 0) | atom
+        byte_edges.append([(mask, t) for t, mask in merged.items()])
+        calls = []
+        for k, rule in enumerate(callees):
+            t = int(table[s, len(atoms) + k])
+            if t < n and t in live:
+                calls.append((rule, new_id[blocks[t]]))
+        call_edges.append(calls)
+    return RuleDFA(dfa.name, accepting, byte_edges, call_edges)
+
+
+def _bfs_order(dfa: RuleDFA) -> list[int]:
+    order, seen = [0], {0}
+    for s in order:
+        for t in [t for _, t in dfa.byte_edges[s]] + [t for _, t in dfa.call_edges[s]]:
+            if t not in seen:
+                seen.add(t)
+                order.append(t)
+    return order
+
+
+def _live_states(dfa: RuleDFA) -> set[int]:
+    """States reachable from the start that can still reach an accepting state."""
+    reachable = set(_bfs_order(dfa))
+    preds: dict[int, list[int]] = {}
+    for s in range(dfa.num_states):
+        for t in [t for _, t in dfa.byte_edges[s]] + [t for _, t in dfa.call_edges[s]]:
+            preds.setdefault(t, []).append(s)
+    live = {s for s in range(dfa.num_states) if dfa.accepting[s]}
+    stack = list(live)
+    while stack:
+        for p in preds.get(stack.pop(), []):
+            if p not in live:
+                live.add(p)
+                stack.append(p)
+    return live & reachable
+
+
+def recursive_rules(grammar: Grammar) -> set[str]:
+    """Rules on a reference cycle (Tarjan's strongly connected components)."""
+    graph = {name: sorted(references(expr)) for name, expr in grammar.rules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: set[str] = set()
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            if child < len(graph[node]):
+                work.append((node, child + 1))
+                nxt = graph[node][child]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    result.update(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return result
+
+
+def _without_empty_start(dfa: RuleDFA) -> RuleDFA:
+    """The same language minus the empty string: a fresh, non-accepting start state."""
+    if not dfa.accepting[0]:
+        return dfa
+    shift = [(m, t + 1) for m, t in dfa.byte_edges[0]], [(r, t + 1) for r, t in dfa.call_edges[0]]
+    return RuleDFA(
+        dfa.name,
+        [False, *dfa.accepting],
+        [shift[0], *([(m, t + 1) for m, t in row] for row in dfa.byte_edges)],
+        [shift[1], *([(r, t + 1) for r, t in row] for row in dfa.call_edges)],
+    )
+
+
+def build_rule_dfas(grammar: Grammar) -> dict[str, RuleDFA]:
+    """The start rule's DFA and those of the recursive rules it reaches, with empty rules pruned."""
+    grammar.check_references()
+    rules = dict(grammar.rules)
+    rules[START_RULE] = Ref(grammar.root)
+    full = Grammar(rules, START_RULE)
+    called = recursive_rules(full) | set(grammar.called)
+    nullable = nullable_rules(full)
+    builder = _Builder(full, called, nullable)
+    dfas: dict[str, RuleDFA] = {}
+    pending = [START_RULE]
+    while pending:
+        name = pending.pop()
+        if name in dfas:
+            continue
+        nfa = _NFA()
+        start = nfa.new()
+        final = builder.emit(nfa, full.rules[name], start)
+        dfa = determinize(nfa, start, final, name)
+        dfas[name] = _without_empty_start(dfa) if name != START_RULE else dfa
+        pending.extend(rule for row in dfa.call_edges for rule, _ in row)
+    return _prune_empty_rules(dfas)
+
+
+def _prune_empty_rules(dfas: dict[str, RuleDFA]) -> dict[str, RuleDFA]:
+    nonempty: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, dfa in dfas.items():
+            if name not in nonempty and _accepts_something(dfa, nonempty):
+                nonempty.add(name)
+                changed = True
+    if START_RULE not in nonempty:
+        raise GrammarError("the grammar matches no string at all")
+    result = {}
+    for name in [START_RULE, *sorted(n for n in nonempty if n != START_RULE)]:
+        dfa = dfas[name]
+        calls = [[(r, t) for r, t in row if r in nonempty] for row in dfa.call_edges]
+        result[name] = minimize(RuleDFA(name, dfa.accepting, dfa.byte_edges, calls))
+    reachable = {START_RULE}
+    stack = [START_RULE]
+    while stack:
+        for row in result[stack.pop()].call_edges:
+            for rule, _ in row:
+                if rule not in reachable:
+                    reachable.add(rule)
+                    stack.append(rule)
+    return {name: dfa for name, dfa in result.items() if name in reachable}
+
+
+def _accepts_something(dfa: RuleDFA, nonempty: set[str]) -> bool:
+    seen, stack = {0}, [0]
+    while stack:
+        s = stack.pop()
+        if dfa.accepting[s]:
+            return True
+        for t in [t for _, t in dfa.byte_edges[s]] + [t for r, t in dfa.call_edges[s] if r in nonempty]:
+            if t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return False

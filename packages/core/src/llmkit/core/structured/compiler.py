@@ -1,0 +1,136 @@
+"""What a request asks for (`StructuredOutput`) and `GrammarCompiler`, which compiles it once per content
+hash and can do so on a background thread so that decoding never waits for a compilation."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import threading
+from typing import Any
+
+from .compiled import CompiledGrammar, compile_grammar_ir
+from .gbnf import parse_gbnf
+from .ir import Grammar, GrammarError, Ref, seq
+from .json_schema import JsonOptions, compile_json_schema
+from .json_values import ANY_VALUE, add_any_value_rules, whitespace
+from .regex import regex_to_ir
+
+KINDS = ("json_schema", "json_object", "regex", "grammar")
+
+
+@dataclasses.dataclass(frozen=True)
+class StructuredOutput:
+    """kind: json_schema (source = the schema), json_object (any JSON object), regex (source = the
+    pattern, matched against the whole output) or grammar (source = GBNF text)."""
+
+    kind: str
+    source: Any = None
+    options: JsonOptions = dataclasses.field(default_factory=JsonOptions)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise GrammarError(f"structured output kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+    @property
+    def key(self) -> str:
+        """Content hash: equal keys compile to the same grammar."""
+        try:
+            source = json.dumps(self.source, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError) as err:
+            raise GrammarError(f"the {self.kind} source is not JSON-serializable: {err}") from None
+        text = f"{self.kind}\0{source}\0{dataclasses.astuple(self.options)}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def to_grammar(spec: StructuredOutput) -> Grammar:
+    if spec.kind == "json_schema":
+        return compile_json_schema(spec.source, spec.options)
+    if spec.kind == "json_object":
+        return compile_json_schema({"type": "object"}, spec.options)
+    if spec.kind == "regex":
+        return Grammar({"root": regex_to_ir(spec.source)}, "root")
+    return parse_gbnf(spec.source)
+
+
+def compile_structured(spec: StructuredOutput) -> CompiledGrammar:
+    """Compile without caching; GrammarError for anything unsupported or malformed."""
+    try:
+        return compile_grammar_ir(to_grammar(spec), f"{spec.kind} {spec.key[:12]}")
+    except RecursionError:
+        raise GrammarError(f"the {spec.kind} is nested too deeply to compile") from None
+
+
+def any_json_grammar(options: JsonOptions = JsonOptions()) -> Grammar:
+    ws = whitespace(options)
+    rules: dict = {}
+    add_any_value_rules(rules, ws)
+    rules["root"] = seq(ws, Ref(ANY_VALUE), ws)
+    return Grammar(rules, "root")
+
+
+class GrammarCompiler:
+    """An LRU cache of compiled grammars (and of compile errors) keyed by content hash."""
+
+    def __init__(self, max_entries: int = 256, workers: int = 1):
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict[str, CompiledGrammar | GrammarError] = collections.OrderedDict()
+        self._pending: dict[str, concurrent.futures.Future] = {}
+        self._lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="llmkit-grammar")
+        self.hits = self.misses = 0
+
+    def cached(self, spec: StructuredOutput) -> CompiledGrammar | None:
+        """The compiled grammar if it is ready (raises its GrammarError if it failed), else None."""
+        with self._lock:
+            entry = self._entries.get(spec.key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(spec.key)
+        if isinstance(entry, GrammarError):
+            raise entry
+        return entry
+
+    def compile(self, spec: StructuredOutput) -> CompiledGrammar:
+        return self.submit(spec).result()
+
+    def submit(self, spec: StructuredOutput) -> concurrent.futures.Future:
+        """A future of the compiled grammar; cached results and compilations in flight are shared."""
+        key = spec.key
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.hits += 1
+                self._entries.move_to_end(key)
+                future: concurrent.futures.Future = concurrent.futures.Future()
+                if isinstance(entry, GrammarError):
+                    future.set_exception(entry)
+                else:
+                    future.set_result(entry)
+                return future
+            if key in self._pending:
+                self.hits += 1
+                return self._pending[key]
+            self.misses += 1
+            future = self._executor.submit(self._compile, spec, key)
+            self._pending[key] = future
+            return future
+
+    def _compile(self, spec: StructuredOutput, key: str) -> CompiledGrammar:
+        try:
+            result: CompiledGrammar | GrammarError = compile_structured(spec)
+        except GrammarError as err:
+            result = err
+        with self._lock:
+            self._pending.pop(key, None)
+            self._entries[key] = result
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        if isinstance(result, GrammarError):
+            raise result
+        return result
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
