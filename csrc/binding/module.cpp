@@ -13,6 +13,10 @@
 namespace py = pybind11;
 using namespace pybind11::literals;
 
+namespace llmkit {
+void bind_grammar(py::module_& m);  // binding/grammar_ops.cpp
+}  // namespace llmkit
+
 namespace {
 
 std::vector<std::string> supported_cpu_isas() {
@@ -69,6 +73,8 @@ PYBIND11_MODULE(_C, m) {
         "num_threads"_a = 1, "stream"_a = 0, "Dequantize whole blocks into a preallocated float32 out.");
   m.def("apply_token_bitmask", &llmkit::apply_token_bitmask, "logits"_a, "bitmask"_a, "indices"_a = py::none(),
         "num_threads"_a = 1, "stream"_a = 0, "Set logits whose bit is 0 to -inf, in place.");
+
+  llmkit::bind_grammar(m);
 
   m.def("cpu_isa", []() { return std::string(llmkit::cpu::active_table().isa); },
         "The instruction-set build the CPU kernels use now.");

@@ -1,8 +1,10 @@
 """llmkit-kernels' registrations, made through the `llmkit` entry point like any third-party plugin."""
 
+from llmkit.core import structured  # registers the reference "grammar_matcher" op this plugin overrides
 from llmkit.core.hookspecs import hookimpl
 
 from . import _C
+from .grammar_matcher import NativeGrammarMatcher
 from .ops import NATIVE_OPS
 
 # Above the references (the fallback), below any plugin that registers a higher priority to replace us.
@@ -16,3 +18,4 @@ def llmkit_register_kernels(register):
         register(op, "cpu", implementation, priority=NATIVE_PRIORITY)
         if has_gpu:
             register(op, "cuda", implementation, priority=NATIVE_PRIORITY)
+    register(structured.MATCHER_OP, "cpu", NativeGrammarMatcher, priority=NATIVE_PRIORITY)

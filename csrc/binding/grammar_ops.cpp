@@ -1,0 +1,140 @@
+// llmkit.kernels._C grammar classes: tables, vocabulary, the per-grammar index and the matcher.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "binding/tensor_arg.h"
+#include "grammar/grammar_tables.h"
+#include "grammar/matcher.h"
+#include "grammar/vocabulary.h"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace llmkit {
+
+namespace {
+
+using grammar::GrammarIndex;
+using grammar::GrammarTables;
+using grammar::Matcher;
+using grammar::Vocabulary;
+
+struct GrammarHandle {
+  std::shared_ptr<const GrammarTables> tables;
+};
+struct VocabularyHandle {
+  std::shared_ptr<const Vocabulary> vocabulary;
+};
+
+// The row pointer of an int32 [batch, words] CPU bitmask, checked against the vocabulary it must hold.
+struct BitmaskRows {
+  int32_t* data = nullptr;
+  int64_t rows = 0, words = 0, row_stride = 0;
+};
+
+BitmaskRows bitmask_rows(py::handle bitmask, int vocab_size) {
+  TensorArg m("bitmask", bitmask, true);
+  m.dtype_in({DType::kInt32}).rank(2).compact_from(1);
+  if (m.device() != DeviceKind::kCPU) raise_value_error("bitmask must be on the CPU, got " + m.device_string());
+  const int64_t needed = (vocab_size + 31) / 32;
+  if (m.size(1) < needed) {
+    raise_value_error("bitmask must have at least " + std::to_string(needed) + " words per row for a vocabulary of " +
+                      std::to_string(vocab_size) + ", got shape " + m.shape_string());
+  }
+  return BitmaskRows{static_cast<int32_t*>(m.data()), m.size(0), m.size(1), m.size(0) > 1 ? m.stride(0) : m.size(1)};
+}
+
+void check_row(const BitmaskRows& b, int64_t row) {
+  if (row < 0 || row >= b.rows) {
+    raise_value_error("row " + std::to_string(row) + " is outside the bitmask's " + std::to_string(b.rows) + " rows");
+  }
+}
+
+void fill_one(Matcher& matcher, py::handle bitmask, int64_t row) {
+  BitmaskRows b = bitmask_rows(bitmask, matcher.vocab_size());
+  check_row(b, row);
+  py::gil_scoped_release release;
+  matcher.fill_mask(b.data + row * b.row_stride, b.words);
+}
+
+void fill_batch(const std::vector<Matcher*>& matchers, py::handle bitmask, const std::vector<int64_t>& rows,
+                int num_threads) {
+  if (matchers.size() != rows.size()) raise_value_error("fill_batch needs one row per matcher");
+  int vocab_size = 0;
+  for (const Matcher* matcher : matchers) {
+    if (matcher == nullptr) raise_value_error("fill_batch got None instead of a matcher");
+    vocab_size = std::max(vocab_size, matcher->vocab_size());
+  }
+  BitmaskRows b = bitmask_rows(bitmask, vocab_size);
+  for (int64_t row : rows) check_row(b, row);
+  py::gil_scoped_release release;
+  const int64_t count = static_cast<int64_t>(matchers.size());
+#pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
+  for (int64_t i = 0; i < count; ++i) {
+    matchers[i]->fill_mask(b.data + rows[i] * b.row_stride, b.words);
+  }
+}
+
+}  // namespace
+
+void bind_grammar(py::module_& m) {
+  py::class_<GrammarHandle>(m, "GrammarTables", "A compiled grammar's tables, checked on construction.")
+      .def(py::init([](std::vector<int32_t> rule_start, std::vector<int32_t> state_rule, std::vector<uint8_t> accepting,
+                       std::vector<int32_t> byte_class, std::vector<int32_t> transitions, int num_classes,
+                       std::vector<int32_t> call_offsets, std::vector<int32_t> call_rules,
+                       std::vector<int32_t> call_targets) {
+             return GrammarHandle{grammar::make_grammar_tables(
+                 std::move(rule_start), std::move(state_rule), std::move(accepting), std::move(byte_class),
+                 std::move(transitions), num_classes, std::move(call_offsets), std::move(call_rules),
+                 std::move(call_targets))};
+           }),
+           "rule_start"_a, "state_rule"_a, "accepting"_a, "byte_class"_a, "transitions"_a, "num_classes"_a,
+           "call_offsets"_a, "call_rules"_a, "call_targets"_a)
+      .def_property_readonly("num_states", [](const GrammarHandle& h) { return h.tables->num_states; });
+
+  py::class_<VocabularyHandle>(m, "Vocabulary", "Token byte strings and their trie.")
+      .def(py::init([](const std::vector<std::optional<std::string>>& token_bytes, std::vector<int32_t> stop_ids) {
+             return VocabularyHandle{grammar::make_vocabulary(token_bytes, std::move(stop_ids))};
+           }),
+           "token_bytes"_a, "stop_token_ids"_a)
+      .def_property_readonly("vocab_size", [](const VocabularyHandle& h) { return h.vocabulary->vocab_size; })
+      .def_property_readonly("num_nodes", [](const VocabularyHandle& h) { return h.vocabulary->node_byte.size(); })
+      .def_property_readonly("max_token_length",
+                             [](const VocabularyHandle& h) { return h.vocabulary->max_token_length; });
+
+  py::class_<GrammarIndex, std::shared_ptr<GrammarIndex>>(
+      m, "GrammarIndex", "A grammar over one vocabulary: depth-L state classes and the shared token-mask cache.")
+      .def(py::init([](const GrammarHandle& g, const VocabularyHandle& v) {
+             py::gil_scoped_release release;
+             return std::make_shared<GrammarIndex>(g.tables, v.vocabulary);
+           }),
+           "grammar"_a, "vocabulary"_a)
+      .def_property_readonly("num_state_classes", &GrammarIndex::num_classes)
+      .def_property_readonly("cache_size", &GrammarIndex::cache_size);
+
+  py::class_<Matcher>(m, "GrammarMatcher", "One generation's Earley chart over a GrammarIndex.")
+      .def(py::init<std::shared_ptr<GrammarIndex>, std::vector<int32_t>>(), "index"_a, "stop_token_ids"_a)
+      .def("accept_token", &Matcher::accept_token, "token_id"_a)
+      .def("accept_bytes", [](Matcher& self, const py::bytes& data) { return self.accept_bytes(std::string(data)); },
+           "data"_a)
+      .def("rollback", &Matcher::rollback, "count"_a)
+      .def("reset", &Matcher::reset)
+      .def("is_terminated", &Matcher::is_terminated)
+      .def("can_terminate", &Matcher::can_terminate)
+      .def_property_readonly("num_accepted_tokens", &Matcher::num_accepted_tokens)
+      .def("fill_next_token_bitmask", &fill_one, "bitmask"_a, "row"_a = 0,
+           "Write the allowed tokens into row `row` of an int32 [batch, words] CPU bitmask (GIL released).")
+      .def("find_forced_bytes",
+           [](Matcher& self, int limit) { return py::bytes(self.forced_bytes(limit)); }, "limit"_a = 256);
+
+  m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
+        "Fill one bitmask row per matcher, in parallel, without the GIL.");
+}
+
+}  // namespace llmkit

@@ -1,0 +1,46 @@
+// The Earley chart over rule DFAs: one item set per byte position; rollback truncates it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "grammar/grammar_tables.h"
+
+namespace llmkit::grammar {
+
+struct Item {
+  int32_t state;
+  int32_t origin;
+  bool operator==(const Item& o) const { return state == o.state && origin == o.origin; }
+};
+
+struct Waiting {
+  int32_t rule;  // the callee this caller waits for
+  Item resume;   // the caller's return state and origin
+};
+
+class EarleyChart {
+ public:
+  explicit EarleyChart(const GrammarTables* grammar);
+
+  int position() const { return static_cast<int>(set_begin_.size()) - 1; }
+  bool scan(uint8_t byte);                // false (chart unchanged) when no item reads the byte
+  bool scan_all(const std::string& data);  // all bytes, or none
+  void pop(int count);                    // drop the last `count` positions
+  bool can_finish() const;
+  std::vector<int32_t> root_states() const;  // items not predicted here: where token masks start
+  void next_bytes(bool out[256]) const;
+
+ private:
+  void close_last_set(size_t kernel_begin);
+  void add(const Item& item, size_t set_begin);
+
+  const GrammarTables* g_;
+  std::vector<Item> items_;
+  std::vector<size_t> set_begin_;
+  std::vector<Waiting> waiting_;
+  std::vector<size_t> waiting_begin_;
+};
+
+}  // namespace llmkit::grammar

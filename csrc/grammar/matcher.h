@@ -1,0 +1,63 @@
+// GrammarIndex (a grammar over one vocabulary, with the shared token-mask cache) and Matcher (one
+// generation's Earley chart, token history and mask filling).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "grammar/earley_chart.h"
+#include "grammar/grammar_tables.h"
+#include "grammar/token_walk.h"
+#include "grammar/vocabulary.h"
+
+namespace llmkit::grammar {
+
+class GrammarIndex {
+ public:
+  GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary);
+
+  const GrammarTables& grammar() const { return *grammar_; }
+  const Vocabulary& vocabulary() const { return *vocabulary_; }
+  int num_classes() const { return num_classes_; }
+  int cache_size() const;
+  // The cached classification of an item in `state` (computed on first use; thread-safe).
+  std::shared_ptr<const MaskEntry> entry(int32_t state);
+
+ private:
+  std::shared_ptr<const GrammarTables> grammar_;
+  std::shared_ptr<const Vocabulary> vocabulary_;
+  std::vector<int32_t> state_class_;
+  int num_classes_ = 0;
+  mutable std::mutex mutex_;
+  std::unordered_map<int32_t, std::shared_ptr<const MaskEntry>> cache_;
+};
+
+class Matcher {
+ public:
+  Matcher(std::shared_ptr<GrammarIndex> index, std::vector<int32_t> stop_token_ids);
+
+  bool accept_token(int32_t token);
+  bool accept_bytes(const std::string& data);
+  void rollback(int count);
+  void reset() { rollback(num_accepted_tokens()); }
+  bool is_terminated() const { return terminated_; }
+  bool can_terminate() const { return !terminated_ && chart_.can_finish(); }
+  int num_accepted_tokens() const { return static_cast<int>(history_.size()); }
+  int vocab_size() const { return index_->vocabulary().vocab_size; }
+  // Write the allowed tokens as bits into words[0 .. num_words); words past the vocabulary stay 0.
+  void fill_mask(int32_t* words, int64_t num_words);
+  std::string forced_bytes(int limit);
+
+ private:
+  std::shared_ptr<GrammarIndex> index_;
+  EarleyChart chart_;
+  std::vector<int32_t> stop_token_ids_;
+  std::vector<int32_t> history_;  // bytes per accepted token, -1 for a stop token
+  bool terminated_ = false;
+};
+
+}  // namespace llmkit::grammar

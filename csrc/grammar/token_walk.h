@@ -1,0 +1,24 @@
+// Per-item token classification (accepted / uncertain / rejected) by walking the vocabulary trie,
+// and the depth-L state classes that key its cache.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "grammar/grammar_tables.h"
+#include "grammar/vocabulary.h"
+
+namespace llmkit::grammar {
+
+struct MaskEntry {
+  std::vector<uint32_t> accepted;  // [ceil(vocab / 32)] bit set: read without leaving the item's rule
+  std::vector<int32_t> uncertain;  // token ids whose fate depends on the rule's callers
+};
+
+MaskEntry classify_tokens(const GrammarTables& g, const Vocabulary& v, int state);
+
+// States that no byte string of length <= depth (entering callees, which read >= 1 byte) tells apart
+// get the same class; their MaskEntry is identical for every token of at most `depth` bytes.
+std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth);
+
+}  // namespace llmkit::grammar

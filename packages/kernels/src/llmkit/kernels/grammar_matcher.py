@@ -1,0 +1,104 @@
+"""The native grammar matcher behind the interface of llmkit.core.structured's `ReferenceMatcher`.
+
+The C++ tables, the vocabulary trie and the per-grammar index (with its token-mask cache) are built
+once and kept in the `backend_state` of the compiled grammar and of the vocabulary index.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+from torch.utils.dlpack import to_dlpack
+
+from llmkit.core.structured import CompiledGrammar, VocabularyIndex, words_for
+
+from . import _C
+
+_lock = threading.Lock()
+
+
+def native_vocabulary(vocabulary: VocabularyIndex):
+    with _lock:
+        native = vocabulary.backend_state.get("native")
+        if native is None:
+            native = _C.Vocabulary(vocabulary.token_bytes, list(vocabulary.stop_token_ids))
+            vocabulary.backend_state["native"] = native
+        return native
+
+
+def native_index(grammar: CompiledGrammar, vocabulary: VocabularyIndex):
+    """The `_C.GrammarIndex` of this grammar over this vocabulary, built on first use."""
+    key = ("native", id(vocabulary))
+    hit = grammar.backend_state.get(key)
+    if hit is not None and hit[0] is vocabulary:
+        return hit[1]
+    tables = grammar.backend_state.get("native_tables")
+    if tables is None:
+        tables = _C.GrammarTables(
+            grammar.rule_start.tolist(),
+            grammar.state_rule.tolist(),
+            grammar.accepting.tolist(),
+            grammar.byte_class.tolist(),
+            grammar.transitions.reshape(-1).tolist(),
+            grammar.num_classes,
+            grammar.call_offsets.tolist(),
+            grammar.call_rules.tolist(),
+            grammar.call_targets.tolist(),
+        )
+        grammar.backend_state["native_tables"] = tables
+    index = _C.GrammarIndex(tables, native_vocabulary(vocabulary))
+    with _lock:
+        grammar.backend_state[key] = (vocabulary, index)
+    return index
+
+
+class NativeGrammarMatcher:
+    """Byte-level Earley matching in C++; masks come from the shared cache plus run-time checks."""
+
+    def __init__(self, grammar: CompiledGrammar, vocabulary: VocabularyIndex, stop_token_ids=None):
+        self.grammar, self.vocabulary = grammar, vocabulary
+        self.stop_token_ids = tuple(vocabulary.stop_token_ids if stop_token_ids is None else stop_token_ids)
+        self._native = _C.GrammarMatcher(native_index(grammar, vocabulary), list(self.stop_token_ids))
+
+    @property
+    def num_accepted_tokens(self) -> int:
+        return self._native.num_accepted_tokens
+
+    def accept_token(self, token_id: int) -> bool:
+        return self._native.accept_token(int(token_id))
+
+    def accept_bytes(self, data: bytes) -> bool:
+        return self._native.accept_bytes(bytes(data))
+
+    def rollback(self, count: int) -> None:
+        self._native.rollback(int(count))
+
+    def reset(self) -> None:
+        self._native.reset()
+
+    def is_terminated(self) -> bool:
+        return self._native.is_terminated()
+
+    def can_terminate(self) -> bool:
+        return self._native.can_terminate()
+
+    def find_forced_bytes(self) -> bytes:
+        return self._native.find_forced_bytes()
+
+    def fill_next_token_bitmask(self, bitmask: torch.Tensor, row: int = 0) -> None:
+        self._native.fill_next_token_bitmask(to_dlpack(bitmask), int(row))
+
+    def allowed_tokens(self) -> np.ndarray:
+        bitmask = torch.zeros(1, words_for(self.vocabulary.vocab_size), dtype=torch.int32)
+        self.fill_next_token_bitmask(bitmask)
+        bits = np.unpackbits(bitmask.numpy().view(np.uint8), bitorder="little").astype(bool)
+        return bits[: self.vocabulary.vocab_size]
+
+    @staticmethod
+    def fill_batch(matchers: list[NativeGrammarMatcher], bitmask: torch.Tensor, rows: list[int]) -> None:
+        """All rows in one call: the GIL is released and the rows are filled by torch's thread count."""
+        _C.fill_grammar_bitmasks(
+            [m._native for m in matchers], to_dlpack(bitmask), [int(r) for r in rows], torch.get_num_threads()
+        )
