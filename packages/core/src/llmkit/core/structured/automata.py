@@ -12,12 +12,13 @@ import dataclasses
 
 import numpy as np
 
-from .ir import Alt, Bytes, Exclude, Expr, Grammar, GrammarError, Ref, Repeat, Seq, nullable_rules, references
+from .ir import Alt, Avoid, Bytes, Exclude, Expr, Grammar, GrammarError, Ref, Repeat, Seq, nullable_rules, references
 
 MAX_NFA_STATES = 200_000
 MAX_DFA_STATES = 60_000
 FULL_MINIMIZATION_LIMIT = 3_000  # larger DFAs get the cheap sound reduction (merge_identical_rows)
 START_RULE = "__start__"
+DEAD = object()  # a product automaton's "no way on"
 
 
 @dataclasses.dataclass
@@ -102,43 +103,89 @@ class _Builder:
             return out
         if isinstance(expr, Exclude):
             return self.emit_exclusion(nfa, expr, entry)
+        if isinstance(expr, Avoid):
+            return self.emit_avoidance(nfa, expr, entry)
         raise GrammarError(f"unknown grammar expression {expr!r}")
 
     def emit_exclusion(self, nfa: _NFA, expr: Exclude, entry: int) -> int:
-        """The product of the item's DFA with the trie of excluded words."""
-        inner = _NFA()
-        start = inner.new()
-        final = self.emit(inner, expr.item, start)
-        if any(inner.calls):
-            raise GrammarError("an excluded-words expression cannot contain recursive rules")
-        dfa = determinize(inner, start, final, "exclusion")
+        """The item's DFA times the trie of excluded words (None: no excluded word can match any more)."""
         prefixes = {w[:k] for w in expr.words for k in range(len(w) + 1)}
-        out = nfa.new()
-        nodes: dict[tuple[int, bytes | None], int] = {}
 
-        def node_for(key: tuple[int, bytes | None]) -> int:
+        def step(prefix, byte):
+            longer = prefix + bytes([byte])
+            return longer if longer in prefixes else None
+
+        return self.emit_product(
+            nfa, expr.item, entry, b"",
+            relevant=lambda p: range(256) if p is not None else (),
+            step=step,
+            default=lambda p: None,
+            accepting=lambda p: p is None or p not in expr.words,
+        )  # fmt: skip
+
+    def emit_avoidance(self, nfa: _NFA, expr: Avoid, entry: int) -> int:
+        """The item's DFA times the Knuth-Morris-Pratt automaton of the avoided word."""
+        word = expr.word
+        if not word:
+            raise GrammarError("the avoided word must not be empty")
+        fail = [0] * (len(word) + 1)
+        for i in range(1, len(word)):
+            k = fail[i]
+            while k and word[i] != word[k]:
+                k = fail[k]
+            fail[i + 1] = k + 1 if word[i] == word[k] else 0
+
+        def step(matched, byte):
+            while matched and word[matched] != byte:
+                matched = fail[matched]
+            matched = matched + 1 if word[matched] == byte else 0
+            return matched if matched < len(word) else DEAD
+
+        return self.emit_product(
+            nfa, expr.item, entry, 0,
+            relevant=lambda k: set(word),
+            step=step,
+            default=lambda k: 0,
+            accepting=lambda k: True,
+        )  # fmt: skip
+
+    def emit_product(self, nfa: _NFA, item: Expr, entry: int, start, relevant, step, default, accepting) -> int:
+        """Embed the product of `item`'s DFA with a small automaton over bytes: `step(aux, byte)` for the
+        bytes `relevant(aux)` names, `default(aux)` for the others; DEAD ends the path."""
+        inner = _NFA()
+        inner_start = inner.new()
+        final = self.emit(inner, item, inner_start)
+        if any(inner.calls):
+            raise GrammarError("an exclusion or avoidance cannot contain recursive rules")
+        dfa = determinize(inner, inner_start, final, "product")
+        out = nfa.new()
+        nodes: dict[tuple, int] = {}
+        pending: list[tuple] = []
+
+        def node_for(key: tuple) -> int:
             if key not in nodes:
                 nodes[key] = nfa.new()
                 pending.append(key)
-                state, prefix = key
-                if dfa.accepting[state] and (prefix is None or prefix not in expr.words):
+                if dfa.accepting[key[0]] and accepting(key[1]):
                     nfa.eps[nodes[key]].append(out)
             return nodes[key]
 
-        pending: list[tuple[int, bytes | None]] = []
-        nfa.eps[entry].append(node_for((0, b"")))
+        nfa.eps[entry].append(node_for((0, start)))
         while pending:
             key = pending.pop()
-            state, prefix = key
+            state, aux = key
+            special = set(relevant(aux))
             for mask, target in dfa.byte_edges[state]:
                 rest = mask
-                if prefix is not None:
-                    for byte in _bytes_of(mask):
-                        if prefix + bytes([byte]) in prefixes:
-                            nfa.bytes[nodes[key]].append((1 << byte, node_for((target, prefix + bytes([byte])))))
-                            rest &= ~(1 << byte)
-                if rest:
-                    nfa.bytes[nodes[key]].append((rest, node_for((target, None))))
+                for byte in special:
+                    if mask >> byte & 1:
+                        rest &= ~(1 << byte)
+                        nxt = step(aux, byte)
+                        if nxt is not DEAD:
+                            nfa.bytes[nodes[key]].append((1 << byte, node_for((target, nxt))))
+                fallback = default(aux)
+                if rest and fallback is not DEAD:
+                    nfa.bytes[nodes[key]].append((rest, node_for((target, fallback))))
         return out
 
 

@@ -17,14 +17,16 @@ from .ir import Grammar, GrammarError, Ref, seq
 from .json_schema import JsonOptions, compile_json_schema
 from .json_values import ANY_VALUE, add_any_value_rules, whitespace
 from .regex import regex_to_ir
+from .tool_calls import tool_call_grammar
 
-KINDS = ("json_schema", "json_object", "regex", "grammar")
+KINDS = ("json_schema", "json_object", "regex", "grammar", "tool_calls")
 
 
 @dataclasses.dataclass(frozen=True)
 class StructuredOutput:
     """kind: json_schema (source = the schema), json_object (any JSON object), regex (source = the
-    pattern, matched against the whole output) or grammar (source = GBNF text)."""
+    pattern, matched against the whole output), grammar (source = GBNF text) or tool_calls (source =
+    {"tools", "tool_choice", "format", "parallel"}, see tool_calls.py)."""
 
     kind: str
     source: Any = None
@@ -52,6 +54,10 @@ def to_grammar(spec: StructuredOutput) -> Grammar:
         return compile_json_schema({"type": "object"}, spec.options)
     if spec.kind == "regex":
         return Grammar({"root": regex_to_ir(spec.source)}, "root")
+    if spec.kind == "tool_calls":
+        if not isinstance(spec.source, dict):
+            raise GrammarError("a tool_calls source must be an object with tools and tool_choice")
+        return tool_call_grammar(spec.source)
     return parse_gbnf(spec.source)
 
 

@@ -56,7 +56,15 @@ class Exclude:
     words: frozenset[bytes]
 
 
-Expr = Bytes | Seq | Alt | Repeat | Ref | Exclude
+@dataclasses.dataclass(frozen=True)
+class Avoid:
+    """Strings of `item` (which must not reference rules) that do not contain `word` anywhere."""
+
+    item: Expr
+    word: bytes
+
+
+Expr = Bytes | Seq | Alt | Repeat | Ref | Exclude | Avoid
 EMPTY = Seq(())
 
 
@@ -138,7 +146,7 @@ def references(expr: Expr) -> set[str]:
             found.add(e.rule)
         elif isinstance(e, Seq | Alt):
             stack.extend(e.items)
-        elif isinstance(e, Repeat | Exclude):
+        elif isinstance(e, Repeat | Exclude | Avoid):
             stack.append(e.item)
     return found
 
@@ -158,6 +166,8 @@ def nullable_rules(grammar: Grammar) -> set[str]:
             return e.min_count == 0 or is_nullable(e.item)
         if isinstance(e, Exclude):
             return is_nullable(e.item) and b"" not in e.words
+        if isinstance(e, Avoid):
+            return is_nullable(e.item) and e.word != b""
         return e.rule in nullable
 
     changed = True

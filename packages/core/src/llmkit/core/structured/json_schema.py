@@ -53,9 +53,9 @@ def pointer(base: str, *parts: str | int) -> str:
 
 
 class SchemaCompiler:
-    def __init__(self, root: Any, options: JsonOptions):
-        self.root, self.options = root, options
-        self.rules: dict[str, Expr] = {}
+    def __init__(self, root: Any, options: JsonOptions, rules: dict[str, Expr] | None = None, prefix: str = ""):
+        self.root, self.options, self.prefix = root, options, prefix
+        self.rules: dict[str, Expr] = {} if rules is None else rules
         self.ws = V.whitespace(options)
         self.called: set[str] = set()
 
@@ -138,7 +138,7 @@ class SchemaCompiler:
     def reference(self, ref: Any, where: str) -> Expr:
         if not isinstance(ref, str) or not ref.startswith("#"):
             raise self.fail(where, f"only local references ('#/...') are supported, got {ref!r}")
-        name = "ref:" + ref
+        name = f"{self.prefix}ref:{ref}"
         if name not in self.rules:
             self.rules[name] = EMPTY  # placeholder: recursive references find the rule while it is built
             self.rules[name] = self.schema(self.resolve(ref, where), ref)
@@ -249,7 +249,7 @@ class SchemaCompiler:
         return seq(literal("["), self.ws, body, self.ws, literal("]"))
 
     def called_rule(self, name: str, expr: Expr) -> Expr:
-        rule = "items:" + name
+        rule = f"{self.prefix}items:{name}"
         self.rules[rule] = expr
         self.called.add(rule)
         return Ref(rule)
