@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
+from llmkit.core.structured import CompiledGrammar, StructuredOutput
 
 from .block_manager import BlockManager
 from .kv_budget import blocks_for_budget, parse_budget
@@ -28,6 +30,9 @@ from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
 from .speculative import SpeculativeConfig, Speculator
 from .step_outputs import StepOutputs
+from .structured import StructuredOutputs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -163,8 +168,10 @@ class Engine:
         self.scheduler = Scheduler(self.block_manager, cfg.max_num_seqs, cfg.max_num_batched_tokens, policy)
         self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size)
         self.requests: dict[str, _Request] = {}
+        self._failed: list[str] = []  # requests ended by fail_request, reported by the next step
         self._seq_ids = itertools.count()
         self.outputs = StepOutputs(self)
+        self.structured = StructuredOutputs(self)
         self.speculator = Speculator(cfg.speculative, self) if cfg.speculative is not None else None
         if self.speculator is not None:
             self.scheduler.on_release = self.speculator.release
@@ -189,8 +196,11 @@ class Engine:
         params: SamplingParams = SamplingParams(),
         request_id: str | None = None,
         extra_hash_key: bytes = b"",
+        structured: StructuredOutput | CompiledGrammar | None = None,
     ) -> str:
-        """Queue a request (n sequences); returns its id. Text prompts are tokenized as is."""
+        """Queue a request (n sequences); returns its id. Text prompts are tokenized as is. With `structured`
+        every sequence's output follows that grammar; the request waits (outside the scheduler) while its
+        grammar compiles on a background thread."""
         ids = (
             self.tokenizer.encode(prompt, add_special_tokens=True)
             if isinstance(prompt, str)
@@ -211,6 +221,7 @@ class Engine:
         request_id = request_id or uuid.uuid4().hex
         if request_id in self.requests:
             raise InvalidParameterError(f"request id {request_id!r} is already in use")
+        grammar = None if structured is None else self.structured.resolve(structured)
         base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)))
         sequences = [
             Sequence(
@@ -227,15 +238,32 @@ class Engine:
             for j in range(params.n)
         ]
         self.requests[request_id] = _Request(request_id, ids, sequences, RequestTiming(time.monotonic()))
+        if grammar is not None and not isinstance(grammar, CompiledGrammar):
+            self.structured.park(request_id, grammar, sequences)
+            return request_id
+        if grammar is not None:
+            self.structured.attach(grammar, sequences)
         for seq in sequences:
             self.scheduler.add(seq)
         return request_id
+
+    def fail_request(self, request_id: str, reason: str) -> None:
+        """End a request that cannot run (its grammar failed to compile): finish reason "error"."""
+        request = self.requests.get(request_id)
+        if request is None:
+            return
+        logger.warning("request %s: %s", request_id, reason)
+        for seq in request.sequences:
+            seq.output.finish_reason = "error"
+            self.scheduler.finish(seq)
+        self._failed.append(request_id)
 
     def abort(self, request_id: str) -> bool:
         """Stop a request now and free its blocks; False if it is unknown or already done."""
         request = self.requests.pop(request_id, None)
         if request is None:
             return False
+        self.structured.forget(request_id)
         for seq in request.sequences:
             if not seq.is_finished:
                 seq.output.finish_reason = "abort"
@@ -243,16 +271,21 @@ class Engine:
         return True
 
     def has_unfinished(self) -> bool:
-        return self.scheduler.has_unfinished()
+        return self.scheduler.has_unfinished() or self.structured.has_parked() or bool(self._failed)
 
     def step(self) -> list[RequestOutput]:
         """Propose drafts, schedule, run one forward, sample or verify; report what each request produced."""
         started = time.perf_counter()
+        self.structured.admit_ready()
+        failed = [self.outputs.report_failure(request_id) for request_id in self._failed]
+        self._failed.clear()
         if self.speculator is not None:
             self.speculator.propose(self.scheduler.running, self.context_length)
         batch = self.scheduler.schedule()
         if batch.is_empty:
-            return []
+            if self.structured.has_parked():
+                time.sleep(0.001)  # only requests waiting for their grammars: do not spin
+            return failed
         for seq, count in batch.sequences:
             if len(seq.draft_token_ids) > count - 1:  # the token budget cut the verification short
                 seq.draft_token_ids = seq.draft_token_ids[: count - 1]
@@ -263,20 +296,31 @@ class Engine:
         outputs = self.outputs.process({id(seq): count for seq, count in batch.sequences}, inputs, ordered, hidden)
         if self.speculator is not None:
             self.speculator.step_seconds += time.perf_counter() - started
-        return outputs
+        return failed + outputs
 
     def generate(
         self,
         prompts: SequenceOf[str | SequenceOf[int]],
         params: SamplingParams | SequenceOf[SamplingParams] = SamplingParams(),
         progress: bool = True,
+        structured: StructuredOutput
+        | CompiledGrammar
+        | SequenceOf[StructuredOutput | CompiledGrammar | None]
+        | None = None,
     ) -> list[GenerationOutput]:
-        """Run every prompt to completion; outputs in input order (core's `GenerationOutput`)."""
+        """Run every prompt to completion; outputs in input order (core's `GenerationOutput`).
+        `structured` constrains every prompt's output, or each prompt's when it is a list."""
         if isinstance(params, SamplingParams):
             params = [params] * len(prompts)
         if len(params) != len(prompts):
             raise InvalidParameterError(f"{len(prompts)} prompts but {len(params)} SamplingParams")
-        ids = [self.add_request(prompt, p) for prompt, p in zip(prompts, params, strict=True)]
+        if structured is None or isinstance(structured, StructuredOutput | CompiledGrammar):
+            structured = [structured] * len(prompts)
+        if len(structured) != len(prompts):
+            raise InvalidParameterError(f"{len(prompts)} prompts but {len(structured)} structured outputs")
+        ids = [
+            self.add_request(prompt, p, structured=g) for prompt, p, g in zip(prompts, params, structured, strict=True)
+        ]
         sequences = {request_id: self.requests[request_id].sequences for request_id in ids}
         prompt_ids = {request_id: self.requests[request_id].prompt_token_ids for request_id in ids}
         columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

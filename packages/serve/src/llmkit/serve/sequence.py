@@ -62,6 +62,7 @@ class Sequence:
         self.draft_token_ids: list[int] = []  # proposed by speculative decoding, verified in the next forward
         self.draft_probs = None  # [len(drafts), V] float32 draft distributions, or None for a deterministic proposer
         self.speculation = SpeculationStats()
+        self.grammar = None  # a structured.SequenceGrammar when the request constrains the output
         self.arrival_time = time.monotonic()
         self.first_token_time: float | None = None
         self.last_token_time: float | None = None

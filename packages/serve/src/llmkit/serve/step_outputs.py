@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from llmkit.core import ops
 from llmkit.core.sampling import SamplingBatch, sample
 
 from .model_runner import StepInputs
@@ -52,18 +53,29 @@ class StepOutputs:
                 logits.shape[-1],
                 logits.device,
             )
-            tokens = sample(logits[rows], batch, with_logprobs=False).token_ids.tolist()
-            for (i, _), row, token in zip(plain, rows, tokens, strict=True):
-                emitted[i] = ([token], [row])
+            chosen = logits[rows]
+            engine.structured.apply(chosen, seqs)
+            tokens = sample(chosen, batch, with_logprobs=False).token_ids.tolist()
+            for (i, seq), row, token in zip(plain, rows, tokens, strict=True):
+                emitted[i] = self._constrained(seq, token, row) if seq.grammar is not None else ([token], [row])
         if drafting:
             global_rows = [r for i, _ in drafting for r in range(spans[i][0], spans[i][0] + spans[i][1])]
             local_spans, offset = [], 0
             for i, _ in drafting:
                 local_spans.append((offset, spans[i][1]))
                 offset += spans[i][1]
-            verdicts = verify(logits[global_rows], [seq for _, seq in drafting], local_spans)
+            verdicts = verify(
+                self._masked_for_drafts(logits[global_rows], drafting, local_spans),
+                [seq for _, seq in drafting],
+                local_spans,
+            )
             for (i, seq), verdict in zip(drafting, verdicts, strict=True):
-                emitted[i] = (verdict.tokens, [global_rows[r] for r in verdict.rows])
+                if seq.grammar is not None:
+                    kept = [t for t in verdict.tokens if engine.structured.accept(seq, t)]
+                    if len(kept) < len(verdict.tokens):
+                        seq.output.finish_reason = "stop"  # the grammar cannot go on (a dead end)
+                    verdict.tokens = kept
+                emitted[i] = (verdict.tokens, [global_rows[r] for r in verdict.rows[: len(verdict.tokens)]])
                 engine.speculator.record(seq, len(seq.draft_token_ids), verdict.accepted_drafts)
                 seq.num_computed_tokens += 1 + verdict.accepted_drafts
                 seq.draft_token_ids, seq.draft_probs = [], None
@@ -76,7 +88,36 @@ class StepOutputs:
                 engine.block_manager.trim(seq, seq.num_tokens)
                 engine.block_manager.commit(seq)
             deltas.setdefault(seq.request_id, []).append(delta)
+        engine.structured.start_masks(engine.scheduler.running)  # overlaps the next step's forward
         return [self._report(request_id, seq_deltas, now) for request_id, seq_deltas in deltas.items()]
+
+    def _constrained(self, seq: Sequence, token: int, row: int) -> tuple[list[int], list[int]]:
+        """Accept a sampled token into the sequence's grammar, then the tokens it forces (jump-forward)."""
+        structured = self.engine.structured
+        if not structured.accept(seq, token):
+            seq.output.finish_reason = "stop"  # every token was masked: the grammar cannot go on
+            return [], []
+        forced = structured.forced_tokens(seq, seq.output.max_new_tokens - len(seq.output.token_ids) - 1)
+        return [token, *forced], [row] * (1 + len(forced))
+
+    def _masked_for_drafts(
+        self, logits: torch.Tensor, drafting: list[tuple[int, Sequence]], spans: list[tuple[int, int]]
+    ) -> torch.Tensor:
+        """Verification logits with each constrained sequence's rows masked by its grammar along its drafts."""
+        constrained = [(seq, span) for (_, seq), span in zip(drafting, spans, strict=True) if seq.grammar is not None]
+        if not constrained:
+            return logits
+        bitmask = torch.full((logits.shape[0], self.engine.structured.words), -1, dtype=torch.int32)
+        for seq, (first, count) in constrained:
+            bitmask[first : first + count] = self.engine.structured.draft_masks(seq, count)
+        ops.apply_token_bitmask_(logits, bitmask[:, : (logits.shape[-1] + 31) // 32].to(logits.device))
+        return logits
+
+    def report_failure(self, request_id: str) -> RequestOutput:
+        """The final report of a request that ended without running (see Engine.fail_request)."""
+        request = self.engine.requests[request_id]
+        deltas = [SequenceDelta(s.index, [], "", s.output.finish_reason) for s in request.sequences]
+        return self._report(request_id, deltas, time.monotonic())
 
     def _record_prompt_logprobs(self, seq: Sequence, hidden: torch.Tensor, first_row: int, count: int) -> None:
         """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p

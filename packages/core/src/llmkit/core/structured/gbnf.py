@@ -61,6 +61,7 @@ class _GbnfParser:
             if not self.text.startswith("::=", self.pos):
                 raise self.fail(f"expected '::=' after rule name {name!r}")
             self.pos += 3
+            self.skip_space(True)  # a body may start on the next line
             if name in rules:
                 raise self.fail(f"rule {name!r} is defined twice")
             rules[name] = self.alternatives(nested=False)

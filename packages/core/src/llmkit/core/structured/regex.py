@@ -80,15 +80,18 @@ class _Parser:
 
     def parse_quantified(self) -> Expr:
         atom = self.parse_atom()
-        while self.peek() in ("*", "+", "?", "{"):
-            bounds = self.parse_quantifier()
-            if bounds is None:
-                break
-            atom = repeat(atom, *bounds)
-            if self.peek() == "?":  # lazy: the same language
-                self.pos += 1
-            elif self.peek() == "+":
-                raise self.fail("possessive quantifiers are not supported")
+        if self.peek() not in ("*", "+", "?", "{"):
+            return atom
+        bounds = self.parse_quantifier()
+        if bounds is None:
+            return atom
+        atom = repeat(atom, *bounds)
+        if self.peek() == "?":  # lazy: the same language
+            self.pos += 1
+        elif self.peek() == "+":
+            raise self.fail("possessive quantifiers are not supported")
+        if self.peek() in ("*", "+", "?") or (self.peek() == "{" and self.peek(1).isdigit()):
+            raise self.fail("multiple repeat")
         return atom
 
     def parse_quantifier(self) -> tuple[int, int | None] | None:

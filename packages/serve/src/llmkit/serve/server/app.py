@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..structured.admission import compile_for_request, structured_admit
+from ..structured.tool_stream import ToolCallStream
 from . import responses as R
 from .errors import APIError
 from .preparation import prepare_chat, prepare_completion
@@ -54,9 +56,13 @@ async def chat_completions(request: Request) -> Response:
     job = prepare_chat(server, await server.read_json(request))
     req, prompt, params = job.req, job.prompt, job.params
     request_id = R.new_id("chatcmpl")
+    admit = None
+    if job.structured is not None:
+        grammar = await compile_for_request(server, job.structured, "tools" if job.with_tools else "response_format")
+        admit = structured_admit(server, prompt, params, request_id, grammar)
     if req.stream:
-        return _stream(_chat_stream(server, request, req, prompt, params, request_id, job.with_tools))
-    ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id)])
+        return _stream(_chat_stream(server, request, req, prompt, params, request_id, job.with_tools, admit))
+    ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id, admit)])
     return JSONResponse(
         R.chat_response(
             request_id,
@@ -73,7 +79,14 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _chat_stream(
-    server: Server, request: Request, req: ChatCompletionRequest, prompt, params, request_id: str, with_tools: bool
+    server: Server,
+    request: Request,
+    req: ChatCompletionRequest,
+    prompt,
+    params,
+    request_id: str,
+    with_tools: bool,
+    admit=None,
 ):
     created = int(time.time())
     tokenizer = server.engine.tokenizer
@@ -90,31 +103,42 @@ async def _chat_stream(
     )
     choices: dict[int, R.Choice] = {}
     cached = 0
-    async for output in server.run(request, prompt, params, request_id):
+    tool_streams: dict[int, ToolCallStream] = {}
+    async for output in server.run(request, prompt, params, request_id, admit):
         R.accumulate(choices, output)
         cached = output.num_cached_tokens
         for delta in output.deltas:
             finish = delta.finish_reason
-            if with_tools:  # tool calls are parsed from the whole text, so the text is sent when it ends
-                if finish is None:
-                    continue
-                message, finish = R.chat_message(choices[delta.index], True, server.tool_call_format)
-                payload = {k: v for k, v in message.items() if k != "role"}
-            else:
-                payload = {"content": delta.text}
             logprobs = (
                 R.chat_logprobs(tokenizer, delta.token_ids, delta.logprobs or [], delta.top_logprobs or [])
                 if req.logprobs
                 else None
             )
-            yield R.sse(
-                R.chat_chunk(
-                    request_id,
-                    req.model,
-                    created,
-                    [{"index": delta.index, "delta": payload, "logprobs": logprobs, "finish_reason": finish}],
+            if with_tools:  # the grammar makes the reply free text or calls: stream content, or each call
+                stream = tool_streams.setdefault(delta.index, ToolCallStream(server.tool_call_format))
+                payloads = stream.push(delta.text, finish is not None)
+                if finish is not None:
+                    finish = "tool_calls" if stream.called else finish
+                    payloads = payloads or [{}]
+            else:
+                payloads = [{"content": delta.text}]
+            for k, payload in enumerate(payloads):
+                last = k == len(payloads) - 1
+                yield R.sse(
+                    R.chat_chunk(
+                        request_id,
+                        req.model,
+                        created,
+                        [
+                            {
+                                "index": delta.index,
+                                "delta": payload,
+                                "logprobs": logprobs if last else None,
+                                "finish_reason": finish if last else None,
+                            }
+                        ],
+                    )
                 )
-            )
     if req.stream_options and req.stream_options.include_usage:
         completion_tokens = sum(len(c.token_ids) for c in choices.values())
         yield R.sse(R.chat_chunk(request_id, req.model, created, [], R.usage(len(prompt), completion_tokens, cached)))

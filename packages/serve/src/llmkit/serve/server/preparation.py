@@ -8,7 +8,9 @@ from pydantic import ValidationError
 
 from llmkit.core.errors import ChatTemplateError
 from llmkit.core.sampling import SamplingParams
+from llmkit.core.structured import GrammarError, StructuredOutput
 
+from ..structured.requests import from_response_format, from_tools
 from .errors import APIError, from_validation_error
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
@@ -20,6 +22,7 @@ class ChatJob:
     prompt: list[int]
     params: SamplingParams
     with_tools: bool
+    structured: StructuredOutput | None = None  # the grammar the reply must follow, if any
 
 
 @dataclasses.dataclass
@@ -35,21 +38,20 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
     except ValidationError as err:
         raise from_validation_error(err) from None
     server.check_model(req.model)
-    if req.response_format and req.response_format.get("type") != "text":
-        raise APIError(
-            400,
-            "response_format other than 'text' is not supported by this server yet",
-            param="response_format",
-            code="unsupported_parameter",
-        )
     tools = req.tools if req.tools and req.tool_choice != "none" else None
-    if tools and req.tool_choice not in (None, "auto"):
-        raise APIError(
-            400,
-            "tool_choice other than 'auto' or 'none' is not supported yet",
-            param="tool_choice",
-            code="unsupported_parameter",
-        )
+    try:
+        structured = from_response_format(req.response_format)
+        if tools and structured is not None:
+            raise APIError(
+                400,
+                "response_format together with tools is not supported; send one of them",
+                param="response_format",
+                code="unsupported_parameter",
+            )
+        if tools:
+            structured = from_tools(tools, req.tool_choice, req.parallel_tool_calls, server.tool_call_format)
+    except GrammarError as err:
+        raise APIError(400, str(err), param="tools" if tools else "response_format") from None
     messages = [m.model_dump(exclude_none=True) for m in req.messages]
     try:
         prompt = server.engine.pretrained.chat_prompt(messages, tools=tools)
@@ -57,7 +59,8 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
         raise APIError(400, str(err), param="messages") from None
     max_tokens = server.max_tokens_for(len(prompt), req.requested_max_tokens)
     top = req.top_logprobs or 0
-    return ChatJob(req, prompt, req.sampling_params(max_tokens, req.logprobs or top > 0, top), tools is not None)
+    params = req.sampling_params(max_tokens, req.logprobs or top > 0, top)
+    return ChatJob(req, prompt, params, tools is not None, structured)
 
 
 def prepare_completion(server: Server, body: dict) -> CompletionJob:

@@ -1,0 +1,189 @@
+"""`StructuredOutputs`: the engine's part of structured outputs.
+
+Requests with a grammar wait outside the scheduler until their grammar is compiled (on the
+compiler's thread, so other requests keep decoding). Each sequence gets a matcher. The masks for
+step N+1 are computed on a worker thread while step N+1's forward runs (the native matcher and
+torch both release the GIL); sampling applies them with `llmkit.core.ops.apply_token_bitmask_`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmkit.core import ops
+from llmkit.core.structured import (
+    CompiledGrammar,
+    GrammarCompiler,
+    GrammarError,
+    StructuredOutput,
+    create_matcher,
+    fill_next_token_bitmasks,
+    vocabulary_index,
+    words_for,
+)
+
+from ..sequence import Sequence
+
+MAX_JUMP_FORWARD = 64  # forced tokens appended after one sampled token, at most
+
+
+@dataclasses.dataclass
+class SequenceGrammar:
+    """A sequence's matcher and the mask for its next token (valid while `mask_at` equals the number of
+    tokens the matcher accepted)."""
+
+    matcher: Any
+    mask: torch.Tensor | None = None  # int32 [words]
+    mask_at: int = -1
+    pending: concurrent.futures.Future | None = None
+    rejected: bool = False  # the sampler produced a token the grammar refused (a dead end)
+
+    @property
+    def fresh(self) -> bool:
+        return self.mask is not None and self.mask_at == self.matcher.num_accepted_tokens
+
+
+class StructuredOutputs:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.compiler = GrammarCompiler()
+        self._vocabulary = None
+        self._parked: dict[str, tuple[concurrent.futures.Future, list[Sequence]]] = {}
+        self._workers = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-masks")
+        self.jump_forward_tokens = 0
+
+    @property
+    def vocabulary(self):
+        if self._vocabulary is None:
+            width = max(self.engine.pretrained.config.vocab_size, self.engine.tokenizer.vocab_size)
+            self._vocabulary = vocabulary_index(self.engine.tokenizer, width)
+        return self._vocabulary
+
+    @property
+    def words(self) -> int:
+        return words_for(self.vocabulary.vocab_size)
+
+    # --- requests -------------------------------------------------------------------------------
+    def resolve(self, structured: StructuredOutput | CompiledGrammar) -> CompiledGrammar | concurrent.futures.Future:
+        """A compiled grammar now (given, or cached), else the future of its compilation."""
+        if isinstance(structured, CompiledGrammar):
+            return structured
+        if not isinstance(structured, StructuredOutput):
+            raise GrammarError(
+                f"structured must be a StructuredOutput or CompiledGrammar, got {type(structured).__name__}"
+            )
+        return self.compiler.cached(structured) or self.compiler.submit(structured)
+
+    def attach(self, grammar: CompiledGrammar, sequences: list[Sequence]) -> None:
+        for seq in sequences:
+            stop_ids = set(self.engine.tokenizer.eos_token_ids) | set(seq.params.stop_token_ids)
+            stop_ids = tuple(sorted(t for t in stop_ids if 0 <= t < self.vocabulary.vocab_size))
+            seq.grammar = SequenceGrammar(create_matcher(grammar, self.vocabulary, stop_ids))
+
+    def park(self, request_id: str, future: concurrent.futures.Future, sequences: list[Sequence]) -> None:
+        self._parked[request_id] = (future, sequences)
+
+    def has_parked(self) -> bool:
+        return bool(self._parked)
+
+    def forget(self, request_id: str) -> bool:
+        return self._parked.pop(request_id, None) is not None
+
+    def admit_ready(self) -> None:
+        """Queue the parked requests whose grammar is ready; a failed compilation finishes them."""
+        for request_id, (future, sequences) in list(self._parked.items()):
+            if not future.done():
+                continue
+            del self._parked[request_id]
+            error = future.exception()
+            if error is not None:
+                self.engine.fail_request(request_id, f"grammar compilation failed: {error}")
+                continue
+            self.attach(future.result(), sequences)
+            for seq in sequences:
+                self.engine.scheduler.add(seq)
+
+    # --- masks ----------------------------------------------------------------------------------
+    def start_masks(self, sequences: list[Sequence]) -> None:
+        """Compute, on the worker thread, the next-token masks that are not fresh (overlaps the next forward)."""
+        states = [s.grammar for s in sequences if s.grammar is not None and not s.is_finished and not s.grammar.fresh]
+        if not states:
+            return
+        bitmask = torch.empty(len(states), self.words, dtype=torch.int32)
+        versions = [g.matcher.num_accepted_tokens for g in states]
+        matchers = [g.matcher for g in states]
+        future = self._workers.submit(fill_next_token_bitmasks, matchers, bitmask, list(range(len(states))))
+        for k, g in enumerate(states):
+            g.pending = future
+            g.mask, g.mask_at = bitmask[k], versions[k]
+
+    def _finish_pending(self, states: list[SequenceGrammar]) -> None:
+        for g in states:
+            if g.pending is not None:
+                g.pending.result()
+                g.pending = None
+
+    def mask_of(self, g: SequenceGrammar) -> torch.Tensor:
+        self._finish_pending([g])
+        if not g.fresh:
+            row = torch.empty(1, self.words, dtype=torch.int32)
+            g.matcher.fill_next_token_bitmask(row, 0)
+            g.mask, g.mask_at = row[0], g.matcher.num_accepted_tokens
+        return g.mask
+
+    def apply(self, logits: torch.Tensor, sequences: list[Sequence]) -> None:
+        """Mask the rows of constrained sequences in place (row i belongs to sequences[i])."""
+        rows = [i for i, s in enumerate(sequences) if s.grammar is not None]
+        if not rows:
+            return
+        self._finish_pending([sequences[i].grammar for i in rows])
+        bitmask = torch.full((logits.shape[0], words_for(logits.shape[-1])), -1, dtype=torch.int32)
+        for i in rows:
+            bitmask[i] = self.mask_of(sequences[i].grammar)[: bitmask.shape[1]]
+        ops.apply_token_bitmask_(logits, bitmask.to(logits.device), torch.tensor(rows, device=logits.device))
+
+    def accept(self, seq: Sequence, token: int) -> bool:
+        g = seq.grammar
+        self._finish_pending([g])
+        ok = g.matcher.accept_token(int(token))
+        g.rejected = g.rejected or not ok
+        return ok
+
+    def forced_tokens(self, seq: Sequence, room: int) -> list[int]:
+        """Jump-forward: while the grammar allows exactly one token (not a stop token), take it without
+        sampling — exactly what masked sampling would pick — and leave the next mask fresh."""
+        g, forced = seq.grammar, []
+        if seq.params.logprobs or seq.params.top_logprobs or g.rejected:
+            return forced
+        stop_ids = set(g.matcher.stop_token_ids)
+        while len(forced) < min(room, MAX_JUMP_FORWARD):
+            allowed = np.flatnonzero(np.unpackbits(self.mask_of(g).numpy().view(np.uint8), bitorder="little"))
+            if len(allowed) != 1 or int(allowed[0]) in stop_ids or not g.matcher.accept_token(int(allowed[0])):
+                break
+            forced.append(int(allowed[0]))
+        self.jump_forward_tokens += len(forced)
+        return forced
+
+    def draft_masks(self, seq: Sequence, count: int) -> torch.Tensor:
+        """int32 [count, words]: the mask after the last token and after each of the count - 1 drafts; the
+        matcher ends where it started. Rows after a draft the grammar refuses allow everything (unused)."""
+        g = seq.grammar
+        self._finish_pending([g])
+        masks = torch.full((count, self.words), -1, dtype=torch.int32)
+        taken = 0
+        for k in range(count):
+            g.matcher.fill_next_token_bitmask(masks, k)
+            if k == count - 1 or not g.matcher.accept_token(seq.draft_token_ids[k]):
+                break
+            taken += 1
+        g.matcher.rollback(taken)
+        return masks
+
+    def shutdown(self) -> None:
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        self.compiler.shutdown()

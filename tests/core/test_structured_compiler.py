@@ -1,0 +1,284 @@
+"""The structured-output compiler: JSON Schema, regex and GBNF front ends checked on byte strings with the
+reference Earley chart; unsupported keywords are errors naming the keyword and its JSON pointer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmkit.core.structured import GrammarCompiler, GrammarError, JsonOptions, StructuredOutput, compile_structured
+from llmkit.core.structured.earley import EarleyChart
+
+
+def matches(grammar, text: str | bytes) -> bool:
+    chart = EarleyChart(grammar)
+    data = text.encode() if isinstance(text, str) else text
+    return chart.accepts_bytes(data) and chart.can_finish()
+
+
+def schema_grammar(schema, **options):
+    return compile_structured(StructuredOutput("json_schema", schema, JsonOptions(**options)))
+
+
+CASES = [
+    ({"type": "integer", "minimum": -5, "maximum": 120}, ["-5", "0", "7", "120"], ["-6", "121", "007", "1.0", "-0"]),
+    ({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}, ["1", "9"], ["0", "10"]),
+    ({"type": "integer", "minimum": 1.5, "maximum": 3.5}, ["2", "3"], ["1", "4"]),
+    ({"type": "number", "minimum": 0, "maximum": 1}, ["0", "1", "0.5", "1.000"], ["1.1", "-0.5", "1.01", "2"]),
+    ({"type": "number", "exclusiveMinimum": 0, "maximum": 3}, ["0.1", "3", "3.0"], ["0", "0.0", "3.1"]),
+    ({"type": "number"}, ["-1.5e-3", "0", "12.25E+2"], ["01", "1.", ".5", "+1"]),
+    (
+        {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "boolean"}}, "required": ["b"], "additionalProperties": False},
+        ['{"b":true}', '{"a":"x","b":false}'],
+        ['{"a":"x"}', '{"b":true,}', "{}", '{"b":true,"a":"x"}', '{"b":true,"c":1}'],
+    ),
+    (
+        {"type": "object", "properties": {"a": {"type": "integer"}}},
+        ["{}", '{"a":1}', '{"a":1,"zz":[1,{"q":null}]}', '{"x":"y"}'],
+        ['{"a":"s"}', '{"a":1,"a":2}', "{,}"],
+    ),
+    ({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3}, ["[1]", "[1,2,3]"], ["[]", "[1,2,3,4]", "[1,]"]),
+    ({"type": "array", "prefixItems": [{"type": "string"}, {"type": "null"}], "items": False}, ['["a",null]', "[]", '["a"]'], ['[null]', '["a",null,1]']),
+    ({"type": "string", "minLength": 2, "maxLength": 4}, ['"ab"', '"a\\nbc"', '"éé"', '"\\u00e9x"'], ['"a"', '"abcde"', '"a\\ud800"']),
+    ({"type": "string", "format": "date"}, ['"2024-02-29"', '"2023-12-31"'], ['"2023-02-29"', '"2023-04-31"', '"2023-13-01"']),
+    ({"type": "string", "format": "date-time"}, ['"2024-01-02T03:04:05Z"', '"2024-01-02T03:04:05.123+05:30"'], ['"2024-01-02 03:04:05Z"']),
+    ({"type": "string", "format": "uuid"}, ['"123e4567-e89b-12d3-a456-426614174000"'], ['"123e4567e89b12d3a456426614174000"']),
+    ({"type": "string", "format": "email"}, ['"a.b@example.com"'], ['"a@b"', '"@example.com"']),
+    ({"type": "string", "pattern": "^[a-z]+\\d$"}, ['"abc1"'], ['"abc"', '"1"', '"Abc1"']),
+    ({"type": "string", "pattern": "ab"}, ['"xxabyy"', '"ab"'], ['"a b"']),
+    ({"type": "string", "pattern": '^"\\\\$'}, ['"\\"\\\\"'], ['"x"']),
+    ({"enum": ["a", 1, None, {"k": [1]}]}, ['"a"', "1", "null", '{"k":[1]}'], ['"b"', "2"]),
+    ({"const": "fixed"}, ['"fixed"'], ['"other"']),
+    ({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}, ["12", '"ab"'], ['"abc"', "true"]),
+    ({"type": ["string", "null"]}, ['"x"', "null"], ["1"]),
+    (
+        {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"type": "integer"}}, "required": ["b"], "additionalProperties": False}]},
+        ['{"a":1,"b":2}'],
+        ['{"a":1}', '{"b":2,"a":1}', '{"a":1,"b":2,"c":3}'],
+    ),
+    (
+        {
+            "$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]}}, "required": ["v", "next"], "additionalProperties": False}},
+            "$ref": "#/$defs/node",
+        },
+        ['{"v":1,"next":null}', '{"v":1,"next":{"v":2,"next":{"v":3,"next":null}}}'],
+        ['{"v":1}', '{"v":1,"next":{"v":2}}'],
+    ),
+    ({}, ['{"a":[1,2,{"b":null}]}', '"x"', "1.5e3", "[]", "true"], ["{a}", "[1,]", "", "nul"]),
+    ({"type": "boolean"}, ["true", "false"], ["True", "1"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), CASES, ids=[json.dumps(c[0])[:40] for c in CASES])
+def test_schema_accepts_exactly_its_instances(schema, good, bad):
+    grammar = schema_grammar(schema)
+    for text in good:
+        assert matches(grammar, text), text
+    for text in bad:
+        assert not matches(grammar, text), text
+
+
+def test_integer_bounds_are_exact_over_a_whole_range():
+    grammar = schema_grammar({"type": "integer", "minimum": -137, "maximum": 2048})
+    for value in range(-300, 2300):
+        assert matches(grammar, str(value)) == (-137 <= value <= 2048), value
+
+
+def test_number_bounds_reject_out_of_range_decimals():
+    grammar = schema_grammar({"type": "number", "minimum": -2, "exclusiveMaximum": 5})
+    for text, inside in [("-2", True), ("-2.0", True), ("-2.01", False), ("4.999", True), ("5", False), ("-0.5", True)]:
+        assert matches(grammar, text) == inside, text
+
+
+def test_flexible_whitespace_is_bounded():
+    grammar = schema_grammar(
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+        whitespace="flexible",
+        max_whitespace=4,
+    )
+    assert matches(grammar, '{ "a" : 1 }')
+    assert matches(grammar, '{\n  "a": 1\n}')
+    assert not matches(grammar, '{      "a":1}')
+
+
+def test_strict_mode_requires_closed_complete_objects():
+    with pytest.raises(GrammarError, match="additionalProperties"):
+        schema_grammar({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, strict=True)
+    with pytest.raises(GrammarError, match="required"):
+        schema_grammar(
+            {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False}, strict=True
+        )
+    grammar = schema_grammar(
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"], "additionalProperties": False},
+        strict=True,
+    )
+    assert matches(grammar, '{"a":3}')
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword", "where"),
+    [
+        ({"type": "object", "patternProperties": {"x": {}}}, "patternProperties", "#/patternProperties"),
+        ({"properties": {"a": {"type": "number", "multipleOf": 3}}}, "multipleOf", "#/properties/a/multipleOf"),
+        ({"items": {"not": {"type": "string"}}}, "not", "#/items/not"),
+        ({"anyOf": [{"type": "string", "if": {}}]}, "if", "#/anyOf/0/if"),
+        ({"type": "array", "uniqueItems": True}, "uniqueItems", "#/uniqueItems"),
+        ({"type": "string", "format": "hostname"}, "hostname", "#/format"),
+    ],
+)
+def test_unsupported_keyword_names_keyword_and_pointer(schema, keyword, where):
+    with pytest.raises(GrammarError) as err:
+        schema_grammar(schema)
+    assert keyword in str(err.value) and repr(where) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        False,
+        {"type": "integer", "minimum": 5, "maximum": 1},
+        {"type": "wat"},
+        {"$ref": "#/missing"},
+        {"$ref": "http://x/y"},
+        {"enum": []},
+        {"type": "string", "minLength": -1},
+    ],
+)
+def test_impossible_or_malformed_schemas_are_clear_errors(schema):
+    with pytest.raises(GrammarError):
+        schema_grammar(schema)
+
+
+def test_regex_is_matched_against_the_whole_output():
+    grammar = compile_structured(StructuredOutput("regex", r"(\d{3})-[A-Z]{2}|none"))
+    assert matches(grammar, "123-AB") and matches(grammar, "none")
+    assert not matches(grammar, "123-AB ") and not matches(grammar, "12-AB")
+    unicode = compile_structured(StructuredOutput("regex", "[α-ω]+!?"))
+    assert matches(unicode, "αβγ!") and not matches(unicode, "abc")
+
+
+@pytest.mark.parametrize("pattern", ["(a", "a)", "[z-a]", "a{3,1}", "(?=a)", r"\1", "a**", "x{2,3}+"])
+def test_bad_regexes_are_errors(pattern):
+    with pytest.raises(GrammarError):
+        compile_structured(StructuredOutput("regex", pattern))
+
+
+def test_gbnf_with_recursion_comments_and_repetition():
+    text = r"""
+root ::= expr   # an arithmetic expression
+expr ::= term ([+-] term)*
+term ::= num | "(" expr ")"
+num  ::= [0-9]{1,3}
+"""
+    grammar = compile_structured(StructuredOutput("grammar", text))
+    for sample, ok in [("1+2", True), ("(1+(22-3))", True), ("(1+", False), ("1234", False), ("((7))", True)]:
+        assert matches(grammar, sample) == ok, sample
+
+
+def test_gbnf_llama_cpp_json_grammar_parses():
+    text = r"""
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::=
+  "{" ws (
+            string ":" ws value
+    ("," ws string ":" ws value)*
+  )? "}" ws
+array  ::=
+  "[" ws (
+            value
+    ("," ws value)*
+  )? "]" ws
+string ::=
+  "\"" (
+    [^"\\\x7F\x00-\x1F] |
+    "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4})
+  )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws ::= | " " | "\n" [ \t]{0,20}
+"""
+    grammar = compile_structured(StructuredOutput("grammar", text))
+    assert matches(grammar, '{"a": [1, 2.5, "x"], "b": {"c": null}}')
+    assert not matches(grammar, '{"a": [1, 2.5, "x"],}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['root ::= "a', "root ::= [a", "rot ::= x", "root ::= undefined", "root ::= (a", 'root ::= "\\q"', "root := x"],
+)
+def test_bad_grammars_name_the_problem(text):
+    with pytest.raises(GrammarError):
+        compile_structured(StructuredOutput("grammar", text))
+
+
+def test_tool_call_grammar_is_free_text_or_valid_calls():
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    "required": ["a", "b"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    ]
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    two = call + '\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
+    auto = compile_structured(StructuredOutput("tool_calls", {"tools": tools, "tool_choice": "auto"}))
+    assert matches(auto, call) and matches(auto, two) and matches(auto, "It is sunny.") and matches(auto, "")
+    assert not matches(auto, "Sure: " + call)
+    assert not matches(auto, call.replace("Paris", "1").replace('"1"', "1"))
+    required = compile_structured(StructuredOutput("tool_calls", {"tools": tools, "tool_choice": "required"}))
+    assert matches(required, two) and not matches(required, "It is sunny.")
+    named = compile_structured(
+        StructuredOutput(
+            "tool_calls",
+            {"tools": tools, "tool_choice": {"type": "function", "function": {"name": "add"}}, "parallel": False},
+        )
+    )
+    assert not matches(named, call) and not matches(named, two)
+    assert matches(named, '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>')
+    with pytest.raises(GrammarError, match="nope"):
+        compile_structured(
+            StructuredOutput(
+                "tool_calls", {"tools": tools, "tool_choice": {"type": "function", "function": {"name": "nope"}}}
+            )
+        )
+
+
+def test_compiler_caches_by_content_hash_and_caches_errors():
+    compiler = GrammarCompiler()
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    first = compiler.compile(StructuredOutput("json_schema", schema))
+    again = compiler.compile(StructuredOutput("json_schema", json.loads(json.dumps(schema))))
+    assert first is again and compiler.hits == 1 and compiler.misses == 1
+    assert compiler.cached(StructuredOutput("json_schema", schema)) is first
+    bad = StructuredOutput("json_schema", {"type": "string", "format": "ipv9"})
+    for _ in range(2):
+        with pytest.raises(GrammarError, match="ipv9"):
+            compiler.compile(bad)
+    assert compiler.misses == 2
+    compiler.shutdown()
+
+
+def test_bounded_strings_compile_to_one_dfa():
+    grammar = schema_grammar({"type": "string", "maxLength": 300})
+    assert len(grammar.rule_names) == 1 and matches(grammar, '"' + "x" * 300 + '"')
+    assert not matches(grammar, '"' + "x" * 301 + '"')
