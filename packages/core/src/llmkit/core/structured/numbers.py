@@ -10,9 +10,6 @@ from .ir import Bytes, Expr, alt, byte_set, literal, optional, repeat, seq
 
 DIGIT = Bytes(byte_set((0x30, 0x39)))
 NONZERO = Bytes(byte_set((0x31, 0x39)))
-MAX_INTEGER_DIGITS = 19  # integers with no upper bound: at most this many digits (no runaway digit loops)
-MAX_FRACTION_DIGITS = 15
-MAX_EXPONENT_DIGITS = 3
 
 
 def _digits_between(a: str, b: str) -> Expr:
@@ -35,9 +32,10 @@ def _digits_between(a: str, b: str) -> Expr:
 
 def natural_range(low: int, high: int | None) -> Expr | None:
     """Canonical decimal digits (no leading zeros) of the integers in [low, high], low >= 0; None if empty.
-    high None means no bound (capped at MAX_INTEGER_DIGITS digits)."""
-    cap = 10**MAX_INTEGER_DIGITS - 1
-    high = cap if high is None else high
+    high None means no upper bound."""
+    if high is None:
+        width = len(str(low))
+        return alt(natural_range(low, 10**width - 1), seq(NONZERO, repeat(DIGIT, width, None)))
     if low > high:
         return None
     parts = []
@@ -65,11 +63,10 @@ def integer_range(low: int | None, high: int | None) -> Expr | None:
 
 def _fraction(kind: str) -> Expr:
     if kind == "any":
-        return seq(literal("."), repeat(DIGIT, 1, MAX_FRACTION_DIGITS))
+        return seq(literal("."), repeat(DIGIT, 1, None))
     if kind == "zero":
-        return seq(literal("."), repeat(literal("0"), 1, MAX_FRACTION_DIGITS))
-    half = MAX_FRACTION_DIGITS // 2
-    return seq(literal("."), repeat(DIGIT, 0, half), NONZERO, repeat(DIGIT, 0, half))
+        return seq(literal("."), repeat(literal("0"), 1, None))
+    return seq(literal("."), repeat(DIGIT, 0, None), NONZERO, repeat(DIGIT, 0, None))
 
 
 Bound = tuple[int, bool] | None  # (value, exclusive)
@@ -106,7 +103,7 @@ def number_range(lower: Bound, upper: Bound) -> Expr | None:
         exponent = seq(
             Bytes(byte_set((0x45, 0x45), (0x65, 0x65))), optional(Bytes(byte_set((0x2B, 0x2B), (0x2D, 0x2D))))
         )
-        return seq(mantissa, optional(seq(exponent, repeat(DIGIT, 1, MAX_EXPONENT_DIGITS))))
+        return seq(mantissa, optional(seq(exponent, repeat(DIGIT, 1, None))))
     parts = []
     # x >= 0, written without a sign: m = x.
     nonneg_lower = _tighter_lower((0, False), lower)
@@ -114,10 +111,10 @@ def number_range(lower: Bound, upper: Bound) -> Expr | None:
         part = _magnitude(nonneg_lower, upper)
         if part is not None:
             parts.append(part)
-    # x < 0, written "-m" with m > 0: bounds flip.
-    neg_lower = _tighter_lower((0, True), None if upper is None else (-upper[0], upper[1]))
+    # x <= 0 written "-m" (m >= 0, so "-0.0" too): bounds flip.
+    neg_lower = _tighter_lower((0, False), None if upper is None else (-upper[0], upper[1]))
     neg_upper = None if lower is None else (-lower[0], lower[1])
-    if neg_upper is None or neg_upper[0] > 0:
+    if neg_upper is None or neg_upper[0] > 0 or neg_upper == (0, False):
         part = _magnitude(neg_lower, neg_upper)
         if part is not None:
             parts.append(seq(literal("-"), part))
