@@ -60,7 +60,8 @@ class NativeGrammarMatcher:
     def __init__(self, grammar: CompiledGrammar, vocabulary: VocabularyIndex, stop_token_ids=None):
         self.grammar, self.vocabulary = grammar, vocabulary
         self.stop_token_ids = tuple(vocabulary.stop_token_ids if stop_token_ids is None else stop_token_ids)
-        self._native = _C.GrammarMatcher(native_index(grammar, vocabulary), list(self.stop_token_ids))
+        self.index = native_index(grammar, vocabulary)
+        self._native = _C.GrammarMatcher(self.index, list(self.stop_token_ids))
 
     @property
     def num_accepted_tokens(self) -> int:

@@ -1,0 +1,188 @@
+"""The native grammar matcher against the pure-Python reference (the specification): the same grammars
+and token sequences, every step compared — masks, accepts, termination, forced bytes, rollback — on
+guided instances and on random walks through the masks; plus every error path and the dispatch."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from llmkit.core.ops import dispatch
+from llmkit.core.structured import (
+    JsonOptions,
+    ReferenceMatcher,
+    StructuredOutput,
+    compile_structured,
+    create_matcher,
+    fill_next_token_bitmasks,
+    vocabulary_index,
+    words_for,
+)
+from llmkit.kernels import _C
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher
+
+SPECS = {
+    "object": StructuredOutput("json_schema", {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "n": {"type": "integer", "minimum": -20, "maximum": 300}, "tags": {"type": "array", "items": {"enum": ["a", "bc"]}, "maxItems": 3}}, "required": ["name", "n"], "additionalProperties": False}),
+    "bounded": StructuredOutput("json_schema", {"type": "string", "minLength": 3, "maxLength": 120}),
+    "any_json": StructuredOutput("json_object"),
+    "recursive": StructuredOutput("json_schema", {"$defs": {"t": {"type": "object", "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/t"}}}, "required": ["v", "kids"], "additionalProperties": False}}, "$ref": "#/$defs/t"}),
+    "flexible": StructuredOutput("json_schema", {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}, JsonOptions(whitespace="flexible", max_whitespace=3)),
+    "regex": StructuredOutput("regex", r"(\d{2,3}-)+[a-f]{1,4}"),
+    "gbnf": StructuredOutput("grammar", 'root ::= list\nlist ::= "[" (item ("," item)*)? "]"\nitem ::= [a-z]+ | list'),
+    "tools": StructuredOutput("tool_calls", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}], "tool_choice": "auto"}),
+}  # fmt: skip
+TEXTS = {
+    "object": '{"name":"abc","n":-7,"tags":["bc","a"]}',
+    "bounded": '"' + "lorem ipsum " * 8 + '"',
+    "any_json": '{"a":[1,2.5,{"b":"x y \\n"}],"c":null,"d":true}',
+    "recursive": '{"v":1,"kids":[{"v":2,"kids":[]},{"v":3,"kids":[{"v":4,"kids":[]}]}]}',
+    "flexible": "[ 0.25, 1,\n0 ]",
+    "regex": "12-345-abc",
+    "gbnf": "[ab,[cd,[]],e]",
+    "tools": '<tool_call>\n{"name": "f", "arguments": {"x": 5}}\n</tool_call>',
+}
+
+
+@pytest.fixture(scope="module")
+def vocab(tiny):
+    return vocabulary_index(tiny.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def grammars():
+    return {name: compile_structured(spec) for name, spec in SPECS.items()}
+
+
+def assert_same_state(native, reference) -> None:
+    np.testing.assert_array_equal(native.allowed_tokens(), reference.allowed_tokens())
+    assert native.can_terminate() == reference.can_terminate()
+    assert native.is_terminated() == reference.is_terminated()
+    assert native.num_accepted_tokens == reference.num_accepted_tokens
+    assert native.find_forced_bytes() == reference.find_forced_bytes()
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_agree_along_an_instance_with_rollback(name, tiny, vocab, grammars):
+    native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
+    tokens = tiny.tokenizer.encode(TEXTS[name])
+    for token in tokens:
+        assert_same_state(native, reference)
+        assert native.accept_token(token) and reference.accept_token(token)
+    assert_same_state(native, reference)
+    assert native.can_terminate()
+    stop = vocab.stop_token_ids[0]
+    assert native.accept_token(stop) and reference.accept_token(stop)
+    assert_same_state(native, reference)
+    back = random.Random(len(tokens)).randint(1, len(tokens))
+    native.rollback(back)
+    reference.rollback(back)
+    assert_same_state(native, reference)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_agree_on_random_walks_through_the_masks(name, vocab, grammars):
+    """Sample allowed tokens (and sometimes refused ones) for fresh random walks each run."""
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    for _ in range(3):
+        native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
+        for _ in range(40):
+            allowed = native.allowed_tokens()
+            np.testing.assert_array_equal(allowed, reference.allowed_tokens(), err_msg=f"seed {seed}")
+            choices = np.flatnonzero(allowed)
+            if not len(choices):
+                break
+            if rng.random() < 0.2:
+                token = rng.randrange(vocab.vocab_size)
+            else:
+                token = int(rng.choice(list(choices)))
+            assert native.accept_token(token) == reference.accept_token(token) == bool(allowed[token]), f"seed {seed}"
+            if rng.random() < 0.1 and native.num_accepted_tokens:
+                k = rng.randint(1, native.num_accepted_tokens)
+                native.rollback(k)
+                reference.rollback(k)
+            if native.is_terminated():
+                break
+
+
+def test_batched_fill_matches_single_rows(tiny, vocab, grammars):
+    matchers = [NativeGrammarMatcher(grammars[n], vocab) for n in SPECS]
+    for matcher, name in zip(matchers, SPECS, strict=True):
+        for token in tiny.tokenizer.encode(TEXTS[name])[:3]:
+            matcher.accept_token(token)
+    words = words_for(vocab.vocab_size)
+    batched = torch.zeros(len(matchers) + 1, words, dtype=torch.int32)
+    fill_next_token_bitmasks(matchers, batched, list(range(1, len(matchers) + 1)))
+    for row, matcher in enumerate(matchers, start=1):
+        single = torch.zeros(1, words, dtype=torch.int32)
+        matcher.fill_next_token_bitmask(single)
+        assert torch.equal(batched[row], single[0])
+    assert not batched[0].any()
+
+
+def test_dispatch_prefers_native_unless_reference_is_forced(monkeypatch, vocab, grammars):
+    assert isinstance(create_matcher(grammars["regex"], vocab), NativeGrammarMatcher)
+    monkeypatch.setenv("LLMKIT_KERNELS", "reference")
+    assert dispatch.forced_reference()
+    assert isinstance(create_matcher(grammars["regex"], vocab), ReferenceMatcher)
+
+
+def test_bitmask_and_rollback_errors(vocab, grammars):
+    matcher = NativeGrammarMatcher(grammars["object"], vocab)
+    words = words_for(vocab.vocab_size)
+    with pytest.raises(TypeError, match="bitmask must have dtype"):
+        matcher.fill_next_token_bitmask(torch.zeros(1, words, dtype=torch.int64))
+    with pytest.raises(ValueError, match="at least"):
+        matcher.fill_next_token_bitmask(torch.zeros(1, words - 1, dtype=torch.int32))
+    with pytest.raises(ValueError, match="row 2"):
+        matcher.fill_next_token_bitmask(torch.zeros(2, words, dtype=torch.int32), 2)
+    with pytest.raises(ValueError, match="roll back"):
+        matcher.rollback(1)
+    assert not matcher.accept_token(-1) and not matcher.accept_token(vocab.vocab_size + 5)
+    with pytest.raises(ValueError, match="stop token"):
+        NativeGrammarMatcher(grammars["object"], vocab, stop_token_ids=[vocab.vocab_size])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.__setitem__("transitions", [5000] + t["transitions"][1:]), "transitions"),
+        (lambda t: t.__setitem__("byte_class", t["byte_class"][:100]), "byte_class"),
+        (lambda t: t.__setitem__("rule_start", [-1]), "rule_start"),
+        (lambda t: t.__setitem__("num_classes", 0), "num_classes"),
+        (lambda t: t.__setitem__("call_offsets", t["call_offsets"][:-1]), "call_offsets"),
+    ],
+)
+def test_inconsistent_tables_are_value_errors(change, message, grammars):
+    g = grammars["recursive"]
+    tables = {
+        "rule_start": g.rule_start.tolist(),
+        "state_rule": g.state_rule.tolist(),
+        "accepting": g.accepting.tolist(),
+        "byte_class": g.byte_class.tolist(),
+        "transitions": g.transitions.reshape(-1).tolist(),
+        "num_classes": g.num_classes,
+        "call_offsets": g.call_offsets.tolist(),
+        "call_rules": g.call_rules.tolist(),
+        "call_targets": g.call_targets.tolist(),
+    }
+    change(tables)
+    with pytest.raises(ValueError, match=message):
+        _C.GrammarTables(**tables)
+
+
+def test_bounded_strings_share_mask_cache_entries(vocab, grammars):
+    """Depth-L classes: the 120 count states of maxLength collapse to far fewer cache entries."""
+    matcher = NativeGrammarMatcher(grammars["bounded"], vocab)
+    index = matcher.index
+    assert index.num_state_classes < grammars["bounded"].num_states / 2
+    assert matcher.accept_token(vocab.token_bytes.index(b'"'))
+    token = next(i for i, data in enumerate(vocab.token_bytes) if data == b"a")
+    for _ in range(100):
+        matcher.allowed_tokens()
+        assert matcher.accept_token(token)
+    assert index.cache_size < 40
