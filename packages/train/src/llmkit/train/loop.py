@@ -15,7 +15,7 @@ from .config import TrainConfig, config_to_dict
 from .distributed import gradient_sync, shutdown_distributed, wrap_module
 from .errors import ConfigError, TrainingError
 from .methods.base import Method, MicroBatch
-from .metrics import MetricsLog, ProgressDisplay
+from .metrics import EVAL_HEADLINE, MetricsLog, ProgressDisplay, format_metrics
 from .modeling.forward import autocast
 from .optim import build_optimizer, build_scheduler
 from .runtime import build_runtime
@@ -154,6 +154,11 @@ class Trainer:
                     display.print(f"resumed from step {start}")
                 for note in self.method.notes:
                     display.print(note)
+                if start == 0 and getattr(config, "eval_steps", 0):
+                    baseline = {f"eval_{k}": v for k, v in self.method.evaluate().items()}
+                    if baseline:
+                        self.metrics.write({"step": 0, **baseline})
+                        display.print(f"step 0: {format_metrics(baseline, EVAL_HEADLINE)}")
                 for step in range(start, self.total_steps):
                     record, notes = self._step(step)
                     if context.is_main:

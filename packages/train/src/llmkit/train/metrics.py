@@ -20,6 +20,7 @@ from rich.progress import (
 
 # Shown in the progress bar and the printed line, in this order, when present.
 HEADLINE = ("loss", "reward_mean", "kl", "accuracy", "eval_accuracy", "eval_loss", "lr", "tokens_per_s")
+EVAL_HEADLINE = ("eval_loss", "eval_accuracy", "eval_reward_margin")
 
 
 def _plain(value: Any) -> Any:

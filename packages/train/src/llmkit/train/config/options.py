@@ -159,7 +159,9 @@ class RLConfig(TrainConfig):
 
     max_steps: int = option(100, "rollout steps (each: generate, score, update)", minimum=1)
     max_new_tokens: int = option(128, "longest completion a rollout may generate", minimum=1)
-    temperature: float = option(1.0, "rollout sampling temperature", minimum=0)
+    temperature: float = option(
+        1.0, "rollout sampling temperature; log-probs in the loss use the same temperature (TRL semantics)", minimum=0
+    )
     top_p: float = option(1.0, "rollout nucleus sampling", minimum=0)
     top_k: int = option(0, "rollout top-k (0 disables)", minimum=0)
     verifiers: dict = dataclasses.field(
@@ -178,6 +180,11 @@ class RLConfig(TrainConfig):
                 raise ConfigError(f"verifiers: the weight of {name!r} must be a number; got {weight!r}")
         if self.max_steps < 1:
             raise ConfigError(f"{self.method} needs max_steps >= 1 (rollout steps); got {self.max_steps}")
+
+    @property
+    def logprob_temperature(self) -> float:
+        """Temperature of the log-probs in the loss: the sampling temperature (1 for greedy rollouts)."""
+        return self.temperature if self.temperature > 0 else 1.0
 
 
 @dataclasses.dataclass

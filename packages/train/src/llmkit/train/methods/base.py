@@ -57,6 +57,11 @@ class TrainingModule(nn.Module):
     def forward(self, batch: MicroBatch) -> LossOutput: ...
 
 
+def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """1 where chosen scores above rejected, 0.5 on a tie (a policy equal to its reference is at 0.5, not 0)."""
+    return (chosen > rejected).float() + 0.5 * (chosen == rejected).float()
+
+
 def metric(total: float | torch.Tensor, count: float | torch.Tensor) -> tuple[float, float]:
     return float(total), float(count)
 

@@ -14,7 +14,7 @@ from ..data.truncation import Truncation
 from ..losses import dpo_loss
 from ..modeling.forward import sequence_logprobs
 from ..runtime import Runtime
-from .base import LossOutput, MicroBatch, TrainingModule, metric
+from .base import LossOutput, MicroBatch, TrainingModule, metric, preference_accuracy
 from .reference_cache import ReferenceCache
 from .reward import PreferencePair, encode_pairs, pair_batch
 from .supervised import SupervisedMethod
@@ -64,7 +64,7 @@ class DPOModule(TrainingModule):
         return LossOutput(
             losses.sum(),
             {
-                "accuracy": metric((chosen_rewards > rejected_rewards).sum(), n),
+                "accuracy": metric(preference_accuracy(chosen_rewards, rejected_rewards).sum(), n),
                 "reward_chosen": metric(chosen_rewards.sum(), n),
                 "reward_rejected": metric(rejected_rewards.sum(), n),
                 "reward_margin": metric((chosen_rewards - rejected_rewards).sum(), n),

@@ -32,7 +32,8 @@ class GRPOModule(TrainingModule):
 
     def forward(self, batch: GRPOBatch) -> LossOutput:
         config, tokens = self.config, batch.tokens_batch
-        logprobs = target_logprobs(self.policy, hidden_states(self.policy, tokens), tokens)
+        temperature = config.logprob_temperature
+        logprobs = target_logprobs(self.policy, hidden_states(self.policy, tokens), tokens, temperature)
         old = batch.old_logprobs if batch.old_logprobs is not None else logprobs.detach()
         per_token, kl = grpo_token_loss(
             logprobs, old, batch.advantages, config.epsilon, config.epsilon_high, config.beta, batch.reference_logprobs
@@ -88,10 +89,11 @@ class GRPOMethod(OnlineMethod):
         policy.eval()
         try:
             with autocast(self.runtime.device, self.config.bf16):
+                temperature = self.config.logprob_temperature
                 if reference:
                     with self.runtime.reference_model() as model:
-                        return target_logprobs(model, hidden_states(model, batch), batch)
-                return target_logprobs(policy, hidden_states(policy, batch), batch)
+                        return target_logprobs(model, hidden_states(model, batch), batch, temperature)
+                return target_logprobs(policy, hidden_states(policy, batch), batch, temperature)
         finally:
             policy.train(was_training)
 

@@ -47,7 +47,8 @@ class PPOModule(TrainingModule):
 
     def evaluate_tokens(self, tokens: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = hidden_states(self.policy, tokens)
-        return target_logprobs(self.policy, hidden, tokens), target_values(self.value_head, hidden, tokens)
+        logprobs = target_logprobs(self.policy, hidden, tokens, self.config.logprob_temperature)
+        return logprobs, target_values(self.value_head, hidden, tokens)
 
     def forward(self, batch: PPOBatch) -> LossOutput:
         config, mask = self.config, batch.tokens_batch.targets
@@ -145,7 +146,9 @@ class PPOMethod(OnlineMethod):
             with autocast(device, config.bf16):
                 logprobs, values = self.module.evaluate_tokens(batch)
                 with self.runtime.reference_model() as reference:
-                    reference_logprobs = target_logprobs(reference, hidden_states(reference, batch), batch)
+                    reference_logprobs = target_logprobs(
+                        reference, hidden_states(reference, batch), batch, config.logprob_temperature
+                    )
             mask = batch.targets.float()
             kl = kl_estimate(logprobs, reference_logprobs, config.kl_estimator) * mask
             rewards = -self.kl_controller.value * kl

@@ -23,7 +23,7 @@ from ..errors import CheckpointError, DataError
 from ..losses import bradley_terry_loss
 from ..modeling.forward import hidden_states, last_valid_index
 from ..modeling.heads import ScalarHead
-from .base import LossOutput, MicroBatch, TrainingModule, metric, policy_from_state, save_policy
+from .base import LossOutput, MicroBatch, TrainingModule, metric, policy_from_state, preference_accuracy, save_policy
 from .supervised import SupervisedMethod
 
 SCORE_HEAD = "score_head.safetensors"
@@ -94,7 +94,7 @@ class RewardModule(TrainingModule):
         return LossOutput(
             losses.sum(),
             {
-                "accuracy": metric((detached_chosen > detached_rejected).sum(), n),
+                "accuracy": metric(preference_accuracy(detached_chosen, detached_rejected).sum(), n),
                 "reward_chosen": metric(detached_chosen.sum(), n),
                 "reward_rejected": metric(detached_rejected.sum(), n),
                 "reward_margin": metric((detached_chosen - detached_rejected).sum(), n),

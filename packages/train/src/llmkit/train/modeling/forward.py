@@ -21,12 +21,17 @@ def hidden_states(model: LlamaModel, batch: TokenBatch) -> torch.Tensor:
     return hidden.view(b, t, -1)
 
 
-def target_logprobs(model: LlamaModel, hidden: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
-    """log p(token t | tokens before it) at every target position, 0 elsewhere: [B, T] float32."""
+def target_logprobs(
+    model: LlamaModel, hidden: torch.Tensor, batch: TokenBatch, temperature: float = 1.0
+) -> torch.Tensor:
+    """log p(token t | tokens before it) at every target position, 0 elsewhere: [B, T] float32.
+    RL passes its sampling temperature so the log-probs are those of the distribution it sampled from."""
     predicting = batch.targets[:, 1:]
     rows = hidden[:, :-1][predicting]
     labels = batch.input_ids[:, 1:][predicting]
     logits = model.compute_logits(rows)
+    if temperature != 1.0:
+        logits = logits / temperature
     picked = logits.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     out = torch.zeros(batch.targets.shape, dtype=picked.dtype, device=picked.device)
     return out.masked_scatter(batch.targets, picked)
