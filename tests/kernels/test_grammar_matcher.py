@@ -150,7 +150,7 @@ def test_bitmask_and_rollback_errors(vocab, grammars):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: t.__setitem__("transitions", [5000] + t["transitions"][1:]), "transitions"),
+        (lambda t: t.__setitem__("transitions", [5000, *t["transitions"][1:]]), "transitions"),
         (lambda t: t.__setitem__("byte_class", t["byte_class"][:100]), "byte_class"),
         (lambda t: t.__setitem__("rule_start", [-1]), "rule_start"),
         (lambda t: t.__setitem__("num_classes", 0), "num_classes"),
