@@ -64,7 +64,7 @@ def main() -> None:
         replies = backend.chat(conversations, params)
         by_depth: dict[float, list[float]] = {}
         for sample, reply in zip(samples, replies, strict=True):
-            metrics = scorer.score(sample, {"text": reply.choices[0].text, "content": reply.choices[0].text})["metrics"]
+            metrics = scorer.score(sample, {"completions": [reply.choices[0].text]})["metrics"]
             by_depth.setdefault(sample.fields["depth"], []).append(metrics["recall"])
         results[name] = {
             "recall_by_depth": {d: sum(v) / len(v) for d, v in sorted(by_depth.items())},
