@@ -137,8 +137,9 @@ class _Parser:
                 elif kind != ":":
                     raise self.fail(f"'(?{kind}' (lookaround, flags or backreference) is not supported")
             inner = self.parse_alternation()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise self.fail("missing ')'")
+            self.pos += 1
             return inner
         if ch == "[":
             return self.encode(self.parse_class())
