@@ -1,0 +1,236 @@
+"""Structured outputs on the default model (49,152-token vocabulary) and the schema set of
+benchmarks/structured_schemas.json, in one run: compile time (cold and cached), per-token mask time
+(median, p99) for llmkit's native matcher next to xgrammar, llguidance and outlines-core driven on the
+same schemas and token sequences, and constrained vs unconstrained decode tokens/s in the engine.
+
+    python benchmarks/structured.py [--batch 8] [--max-tokens 200] [--reference-schemas 3]
+
+Token sequences are the default model's own constrained outputs at temperature 0. Each library gets a
+fresh matcher per sequence over a cold-compiled grammar, so lazily built mask caches (llmkit,
+llguidance) are paid inside the per-token times, as xgrammar and outlines-core pay theirs at compile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from structured_peers import make_peers, timed
+
+from llmkit.core import SamplingParams, load_pretrained
+from llmkit.core.structured import (
+    GrammarCompiler,
+    ReferenceMatcher,
+    StructuredOutput,
+    compile_structured,
+    vocabulary_index,
+    words_for,
+)
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, native_index
+from llmkit.serve.engine import Engine
+from llmkit.serve.structured import manager
+
+SUITE = json.loads((Path(__file__).parent / "structured_schemas.json").read_text())
+SYSTEM = "You are a helpful assistant. You answer with JSON only."
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def prompts_for(engine: Engine, names: list[str]) -> list[list[int]]:
+    return [
+        engine.pretrained.chat_prompt(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": SUITE[n]["prompt"] + " Reply in JSON."}]
+        )
+        for n in names
+    ]
+
+
+def specs(names: list[str]) -> list[StructuredOutput]:
+    return [StructuredOutput("json_schema", SUITE[n]["schema"]) for n in names]
+
+
+def decode_rate(engine: Engine, prompts, params, structured) -> tuple[float, int, list]:
+    engine.generate(prompts, params, progress=False, structured=structured)  # warm: compiled grammars, mask caches
+    started = time.perf_counter()
+    outputs = engine.generate(prompts, params, progress=False, structured=structured)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(o.completions[0].token_ids) for o in outputs)
+    return tokens / seconds, tokens, outputs
+
+
+def end_to_end(engine: Engine, names: list[str], max_tokens: int) -> list[tuple[str, float, int]]:
+    prompts = prompts_for(engine, names)
+    greedy = SamplingParams(temperature=0, max_tokens=max_tokens)
+    rows = []
+    rate, tokens, outputs = decode_rate(engine, prompts, greedy, specs(names))
+    lengths = [len(o.completions[0].token_ids) for o in outputs]
+    forwards_saved = engine.structured.jump_forward_tokens
+    rows.append(("constrained (masks + jump-forward)", rate, tokens))
+    saved_limit = manager.MAX_JUMP_FORWARD
+    manager.MAX_JUMP_FORWARD = 0
+    rate, tokens, _ = decode_rate(engine, prompts, greedy, specs(names))
+    manager.MAX_JUMP_FORWARD = saved_limit
+    rows.append(("constrained (masks only)", rate, tokens))
+    same_length = [SamplingParams(temperature=0, max_tokens=n, ignore_eos=True) for n in lengths]
+    rate, tokens, _ = decode_rate(engine, prompts, same_length, None)
+    rows.append(("unconstrained (same token counts)", rate, tokens))
+    del forwards_saved
+    return rows
+
+
+def mask_times(fill, accept, tokens: list[int]) -> tuple[list[float], bool]:
+    """Microseconds per mask along the sequence; False if the library refused a token."""
+    times = []
+    for token in tokens:
+        started = time.perf_counter()
+        fill()
+        times.append((time.perf_counter() - started) * 1e6)
+        if not accept(token):
+            return times, False
+    return times, True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8, help="requests decoded together in the end-to-end part")
+    parser.add_argument("--max-tokens", type=int, default=200)
+    parser.add_argument("--reference-schemas", type=int, default=3, help="schemas timed with the Python reference")
+    args = parser.parse_args()
+    console = Console(width=150)
+    torch.set_num_threads(torch.get_num_threads())
+    pretrained = load_pretrained("smollm2-135m-instruct")
+    tokenizer = pretrained.tokenizer
+    vocab_size = pretrained.config.vocab_size
+    vocab, trie_seconds = timed(vocabulary_index, tokenizer, vocab_size)
+    engine = Engine(pretrained, kv_cache_memory="1GiB", max_num_seqs=64)
+    names = list(SUITE)
+
+    # The token sequences every library replays: the model's constrained greedy outputs.
+    outputs = engine.generate(
+        prompts_for(engine, names),
+        SamplingParams(temperature=0, max_tokens=args.max_tokens),
+        progress=False,
+        structured=specs(names),
+    )
+    sequences = {n: o.completions[0].token_ids for n, o in zip(names, outputs, strict=True)}
+    sequences = {n: [t for t in s if t not in tokenizer.eos_token_ids] for n, s in sequences.items()}
+
+    from transformers import PreTrainedTokenizerFast
+
+    hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend, eos_token=tokenizer.eos_token)
+    peers, missing = make_peers(hf, vocab.token_bytes, vocab_size, list(tokenizer.eos_token_ids))
+
+    compile_ms: dict[str, tuple[list[float], list[float]]] = {}
+    masks_us: dict[str, list[float]] = {}
+    refused: dict[str, list[str]] = {}
+    unsupported: dict[str, list[str]] = {}
+
+    # llmkit native: cold = compile + index (state classes); cached = the compiler's cache + a matcher.
+    cache = GrammarCompiler()
+    cold, warm, times = [], [], []
+    for name in names:
+        spec = StructuredOutput("json_schema", SUITE[name]["schema"])
+        grammar, seconds = timed(compile_structured, spec)
+        _, index_seconds = timed(native_index, grammar, vocab)
+        cold.append((seconds + index_seconds) * 1e3)
+        cache.compile(spec)
+        _, hit_seconds = timed(lambda s=spec: NativeGrammarMatcher(cache.compile(s), vocab))
+        warm.append(hit_seconds * 1e3)
+        matcher = NativeGrammarMatcher(grammar, vocab)
+        bitmask = torch.zeros(1, words_for(vocab.vocab_size), dtype=torch.int32)
+        step_times, ok = mask_times(
+            lambda m=matcher, b=bitmask: m.fill_next_token_bitmask(b), matcher.accept_token, sequences[name]
+        )
+        times += step_times
+        if not ok:
+            refused.setdefault("llmkit (native)", []).append(name)
+    compile_ms["llmkit (native)"] = (cold, warm)
+    masks_us["llmkit (native)"] = times
+
+    times = []
+    for name in names[: args.reference_schemas]:
+        matcher = ReferenceMatcher(compile_structured(StructuredOutput("json_schema", SUITE[name]["schema"])), vocab)
+        bitmask = torch.zeros(1, words_for(vocab.vocab_size), dtype=torch.int32)
+        step_times, _ = mask_times(
+            lambda m=matcher, b=bitmask: m.fill_next_token_bitmask(b), matcher.accept_token, sequences[name]
+        )
+        times += step_times
+    masks_us[f"llmkit (Python reference, {args.reference_schemas} schemas)"] = times
+
+    for peer in peers:
+        cold, warm, times = [], [], []
+        for name in names:
+            schema = SUITE[name]["schema"]
+            try:
+                compiled, seconds = timed(peer.compile_cold, schema)
+            except Exception as err:
+                unsupported.setdefault(peer.name, []).append(f"{name} ({type(err).__name__})")
+                continue
+            cold.append(seconds * 1e3)
+            if peer.compile_cached is not None:
+                peer.compile_cached(schema)
+                warm.append(timed(peer.compile_cached, schema)[1] * 1e3)
+            fill, accept = peer.matcher(compiled)
+            step_times, ok = mask_times(fill, accept, sequences[name])
+            times += step_times
+            if not ok:
+                refused.setdefault(peer.name, []).append(name)
+        compile_ms[peer.name] = (cold, warm)
+        masks_us[peer.name] = times
+
+    rows = end_to_end(engine, names[: args.batch], args.max_tokens)
+
+    console.print(
+        f"[bold]structured outputs[/] — {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads; vocabulary {vocab.vocab_size} tokens (trie built in {trie_seconds:.2f} s); "
+        f"{len(names)} schemas, {sum(len(s) for s in sequences.values())} tokens replayed"
+    )
+    table = Table(title="compile time per schema (ms)")
+    for column in ("library", "schemas", "cold median", "cold max", "cached median"):
+        table.add_column(column)
+    for library, (cold, warm) in compile_ms.items():
+        table.add_row(
+            library,
+            str(len(cold)),
+            f"{statistics.median(cold):.1f}",
+            f"{max(cold):.1f}",
+            f"{statistics.median(warm):.3f}" if warm else "no cache",
+        )
+    console.print(table)
+    table = Table(title="per-token mask time (µs), same token sequences")
+    for column in ("library", "masks", "median", "p99", "refused a valid sequence"):
+        table.add_column(column)
+    for library, times in masks_us.items():
+        table.add_row(
+            library,
+            str(len(times)),
+            f"{statistics.median(times):.1f}",
+            f"{percentile(times, 0.99):.1f}",
+            ", ".join(refused.get(library, [])) or "-",
+        )
+    console.print(table)
+    for library, names_failed in unsupported.items():
+        console.print(f"{library} could not compile: {', '.join(names_failed)}")
+    for reason in missing.values():
+        console.print(f"peer unavailable: {reason}")
+    table = Table(title=f"engine decode, {args.batch} requests, greedy")
+    for column in ("run", "tokens", "tokens/s", "vs unconstrained"):
+        table.add_column(column)
+    base = rows[-1][1]
+    for label, rate, tokens in rows:
+        table.add_row(label, str(tokens), f"{rate:.1f}", f"{100 * (rate / base - 1):+.1f}%")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
