@@ -139,7 +139,7 @@ class Trainer:
         merged["update_time"] = finished - planned
         merged["tokens_per_s"] = merged.get("tokens", 0) / max(finished - started, 1e-9)
         if merged.get("loss") == 0.0 and not plan.notes:
-            notes.append("the loss is exactly 0 although units carried loss; check the loss mask and the data")
+            notes.append(self.method.explain_zero_loss(merged))
         return merged, notes
 
     def train(self) -> TrainResult:

@@ -104,6 +104,10 @@ class Method(abc.ABC):
     def evaluate(self) -> dict[str, float]:
         return {}
 
+    def explain_zero_loss(self, record: dict[str, Any]) -> str:
+        """Why a step's loss came out exactly 0 although some units carried loss."""
+        return "the loss is exactly 0 although tokens carried loss; check the loss mask and the data"
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -82,6 +82,14 @@ class GRPOMethod(OnlineMethod):
     def updates_per_step(self) -> int:
         return self.config.num_iterations
 
+    def explain_zero_loss(self, record: dict) -> str:
+        if self.config.num_iterations == 1 and self.config.loss_aggregation == "sequence_mean":
+            return (
+                "the loss value is 0 by construction (ratio 1 at num_iterations=1, and each group's advantages "
+                f"sum to 0 under sequence_mean); the gradient is not (grad_norm {record.get('grad_norm', 0):.3g})"
+            )
+        return super().explain_zero_loss(record)
+
     @torch.no_grad()
     def _logprobs(self, batch: TokenBatch, reference: bool) -> torch.Tensor:
         policy = self.runtime.policy
