@@ -218,7 +218,5 @@ def run_plugins(args: argparse.Namespace) -> int:
         table.add_row(owner, "commands", ", ".join(c for c, o in command_owners.items() if o == owner))
     for name, why in failed_plugins.items():
         table.add_row(f"[red]{name}[/red]", "failed to load", why)
-    for name, why in failed_plugins.items():
-        table.add_row(f"[red]{name}[/red]", "failed to load", why)
     console.print(table)
     return 0
