@@ -28,6 +28,8 @@ nox.options.sessions = [
     "eval",
     "context",
     "integration",
+    "train",
+    "sympy_verifier",
     "lint",
 ]
 nox.options.error_on_missing_interpreters = True
@@ -76,6 +78,20 @@ def integration(session: nox.Session) -> None:
     """Tests across packages: context with the serve engine (prefix-cache hits) and with eval's probes."""
     session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", "./packages/context[test]")
     session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def train(session: nox.Session) -> None:
+    """llmkit-train with core and serve: losses by hand and against TRL, masks on SmolLM2's template, resume after kill, DDP/FSDP2 on gloo."""
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train[test,trl]")
+    session.run("pytest", "tests/train", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def sympy_verifier(session: nox.Session) -> None:
+    """The third-party-style verifier plugin under plugins/llmkit-sympy-verifier, installed beside core alone."""
+    session.install(TORCH, "./packages/core", "./plugins/llmkit-sympy-verifier", "pytest")
+    session.run("pytest", "tests/plugins/test_sympy_verifier.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
