@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("llmkit_sympy_verifier")
 
-from llmkit.core.plugins import registry  # noqa: E402
-from llmkit.core.verifiers import verify  # noqa: E402
+from llmkit.core.plugins import registry
+from llmkit.core.verifiers import verify
 
 
 def test_found_through_its_entry_point():
