@@ -186,3 +186,25 @@ def test_bounded_strings_share_mask_cache_entries(vocab, grammars):
         matcher.allowed_tokens()
         assert matcher.accept_token(token)
     assert index.cache_size < 40
+
+
+@pytest.fixture(scope="module")
+def real_vocab(smollm2_path):
+    from gguf import GGUFReader
+
+    from llmkit.core.models.gguf_loader import read_fields
+    from llmkit.core.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_gguf_fields(read_fields(GGUFReader(str(smollm2_path))))
+    return tokenizer, vocabulary_index(tokenizer)
+
+
+@pytest.mark.parametrize("name", ["object", "any_json", "bounded", "tools"])
+def test_agree_at_every_step_with_the_real_tokenizer(name, real_vocab, grammars):
+    """The default model's 49,152-token vocabulary: special tokens, 81-byte tokens, partial UTF-8 tokens."""
+    tokenizer, vocab = real_vocab
+    native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
+    for token in tokenizer.encode(TEXTS[name]):
+        np.testing.assert_array_equal(native.allowed_tokens(), reference.allowed_tokens())
+        assert native.accept_token(token) and reference.accept_token(token)
+    assert native.can_terminate() and reference.can_terminate()
