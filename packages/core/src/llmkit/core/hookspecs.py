@@ -50,5 +50,14 @@ def llmkit_register_chat_templates(register):
 
 
 @hookspec
+def llmkit_register_datasets(register):
+    """register(name, loader): a dataset by name; `loader()` yields dict records with an `id` and a `text`.
+
+    The text is what the item shows a model (question, options, context), so the training-data pipeline
+    can check training sets against every installed dataset (contamination) without importing its owner.
+    """
+
+
+@hookspec
 def llmkit_register_commands(cli):
     """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

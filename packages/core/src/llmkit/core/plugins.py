@@ -24,6 +24,7 @@ HOOKS = {
     "model_loaders": "llmkit_register_model_loaders",
     "backends": "llmkit_register_backends",
     "chat_templates": "llmkit_register_chat_templates",
+    "datasets": "llmkit_register_datasets",
 }
 
 _manager: pluggy.PluginManager | None = None

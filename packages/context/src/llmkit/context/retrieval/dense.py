@@ -6,21 +6,12 @@ import hashlib
 import itertools
 import re
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from llmkit.core.embeddings import Embedder
+
 from .chunking import Chunk
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Maps texts to unit-length float32 vectors [n, dimension]."""
-
-    name: str
-    dimension: int
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class HashingEmbedder:
