@@ -138,6 +138,20 @@ def test_root_caller_runs_the_program_as_nobody(tmp_path, isolation):
     assert isolation["uid"] == 65534
 
 
+def test_world_writable_directories_are_read_only(isolation):
+    if not isolation.get("read_only_filesystem"):
+        pytest.skip("no mount namespace on this machine (documented: only file permissions protect other paths)")
+    name = f"llmkit-escape-{uuid.uuid4().hex}"
+    targets = [f"/tmp/{name}", f"/dev/shm/{name}", f"/var/tmp/{name}"]
+    code = (
+        f"import os\nfor t in {targets!r}:\n    try:\n        open(t, 'w').write('x')\n"
+        "    except OSError as e:\n        print(e)\nopen('own.txt', 'w').write('ok')\nprint(open('own.txt').read())"
+    )
+    result = run_python(code, limits=FAST)
+    assert result.ok and result.stdout.count("Read-only file system") == 3 and result.stdout.endswith("ok\n")
+    assert not any(os.path.exists(t) for t in targets)
+
+
 def test_open_files_are_limited():
     code = "fs = []\nfor i in range(1000):\n    fs.append(open(f'f{i}', 'w'))"
     result = run_python(code, limits=SandboxLimits(max_open_files=32))

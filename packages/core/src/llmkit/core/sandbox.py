@@ -3,9 +3,10 @@
 Limits: wall-clock and CPU time, address space (RLIMIT_AS), process count, file size and open
 files; a fresh temporary working directory; a scrubbed environment. Where the OS allows it the
 program also gets its own network namespace (no interfaces: no network at all) and PID namespace
-(every process it starts dies with it), and a root caller runs it as `nobody`. This stops
-accidents and common escapes (infinite loops, huge allocations, fork bombs, stray sockets,
-writes outside the working directory when run as root); it is not a security boundary against a
+(every process it starts dies with it) and mount namespace in which every file system but the
+working directory is read-only, and a root caller runs it as `nobody`. This stops accidents and
+common escapes (infinite loops, huge allocations, fork bombs, stray sockets, writes outside the
+working directory, /tmp included); it is not a security boundary against a
 determined attacker (kernel bugs, readable files, CPU side channels). `SandboxResult.isolation`
 says which protections applied.
 """
@@ -37,19 +38,41 @@ _BOOTSTRAP = r"""
 import ctypes, json, os, resource, signal, sys
 cfg = json.loads(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
-NEWUSER, NEWNET, NEWPID = 0x10000000, 0x40000000, 0x20000000
+NEWUSER, NEWNET, NEWPID, NEWNS = 0x10000000, 0x40000000, 0x20000000, 0x00020000
 root = os.geteuid() == 0
 iso = {"network_namespace": False, "pid_namespace": False, "uid": os.geteuid()}
 base = 0 if root else NEWUSER
+status = open(cfg["status_path"], "w")  # opened before the file systems turn read-only
 for flags, keys in ((NEWNET | NEWPID, ("network_namespace", "pid_namespace")), (NEWNET, ("network_namespace",)), (NEWPID, ("pid_namespace",))):
     if libc.unshare(base | flags) == 0:
+        base = 0
         for key in keys:
             iso[key] = True
         break
+# A private mount namespace: the working directory stays a writable bind mount, every other mount
+# becomes read-only in it (so /tmp, /dev/shm, ... cannot be written), the host's mounts are untouched.
+iso["read_only_filesystem"] = False
+if libc.unshare(base | NEWNS) == 0:
+    MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+    workdir = cfg["workdir"].encode()
+    ok = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
+    ok = ok and libc.mount(workdir, workdir, None, MS_BIND | MS_REC, None) == 0
+    if ok:
+        # keep each mount's own flags: a user namespace may not clear the locked ones (nosuid, nodev, ...)
+        known = {b"nosuid": 2, b"nodev": 4, b"noexec": 8, b"noatime": 1024, b"nodiratime": 2048, b"relatime": 1 << 21}
+        with open("/proc/self/mountinfo", "rb") as f:
+            mounts = [line.split()[4:6] for line in f]
+        for point, options in mounts:
+            point = point.decode("unicode_escape").encode("latin-1")
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(known.get(o, 0) for o in set(options.split(b",")))
+            if point != workdir and libc.mount(None, point, None, flags, None) != 0:
+                ok = False
+        os.chdir(workdir)  # the working directory through its new (writable) mount
+    iso["read_only_filesystem"] = ok
 if root and cfg["drop_privileges"]:
     iso["uid"] = 65534
-with open(cfg["status_path"], "w") as f:
-    json.dump(iso, f)
+with status:
+    json.dump(iso, status)
 pid = os.fork()
 if pid == 0:
     try:
@@ -130,6 +153,7 @@ def run_python(
         config = {
             "python": interpreter,
             "entry": str(workdir / "main.py"),
+            "workdir": str(workdir.resolve()),
             "argv": list(argv),
             "env": _scrubbed_env(workdir, env),
             "rlimits": _rlimits(limits, drop_privileges),
@@ -271,7 +295,7 @@ def _read_isolation(path: Path) -> Mapping[str, object]:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        return {"network_namespace": False, "pid_namespace": False, "uid": os.geteuid()}
+        return {"network_namespace": False, "pid_namespace": False, "read_only_filesystem": False, "uid": os.geteuid()}
 
 
 def _classify(returncode: int, timed_out: bool, stderr: str) -> str:
