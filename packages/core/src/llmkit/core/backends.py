@@ -4,6 +4,8 @@ Packages that need a model (eval, context, orchestrate) take a `Backend`; they f
 implementations by name through `llmkit_register_backends` (core ships `reference`, the
 textbook `generate()`; llmkit-serve registers its engine). `open_backend(name, **options)`
 builds one.
+Backends whose `supports_structured` is True (the engine) also take `structured=` (a
+`llmkit.core.structured.StructuredOutput`) in `generate` and `chat`: grammar-constrained decoding.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class ModelBackend:
     """A backend over a loaded `Pretrained` model; subclasses change how generation runs."""
 
     name = "reference"
+    supports_structured = False  # True where generate/chat take `structured=` (grammar-constrained decoding)
 
     def __init__(self, pretrained: Pretrained, tool_call_format: str | None = None):
         self.pretrained = pretrained
@@ -117,12 +120,17 @@ class ModelBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
-    def generate(self, prompts, params):
+    def generate(self, prompts, params, structured=None):
+        if structured is not None:
+            raise InvalidParameterError(
+                f"the {self.name} backend cannot constrain decoding (structured=...); use the engine backend"
+            )
         return generate(self.pretrained.model, self.tokenizer, prompts, params)
 
-    def chat(self, conversations, params, tools=None):
+    def chat(self, conversations, params, tools=None, structured=None):
+        """`structured` (a StructuredOutput, or one per conversation) constrains the replies where supported."""
         prompts = [self.pretrained.chat_prompt(messages, tools=tools) for messages in conversations]
-        outputs = self.generate(prompts, params)
+        outputs = self.generate(prompts, params) if structured is None else self.generate(prompts, params, structured)
         return [
             ChatResult(
                 [

@@ -14,13 +14,15 @@ class EngineBackend(ModelBackend):
     """Generation (and chat) runs through the engine; scoring uses the shared model directly."""
 
     name = "engine"
+    supports_structured = True
 
     def __init__(self, engine: Engine, tool_call_format: str | None = None):
         super().__init__(engine.pretrained, tool_call_format)
         self.engine = engine
 
-    def generate(self, prompts, params):
-        return self.engine.generate(prompts, params, progress=False)
+    def generate(self, prompts, params, structured=None):
+        """`structured`: a StructuredOutput for every prompt, or one (or None) per prompt."""
+        return self.engine.generate(prompts, params, progress=False, structured=structured)
 
 
 def engine_backend(
