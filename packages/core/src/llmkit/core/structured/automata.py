@@ -235,6 +235,7 @@ def _compute_atoms(masks: set[int]) -> list[int]:
 def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
     """Subset construction, then minimization (Moore refinement on a dense table) and trimming."""
     first = _closure(nfa, {start})
+    closures: dict[frozenset[int], frozenset[int]] = {}
     index = {first: 0}
     order = [first]
     byte_edges: list[list[tuple[int, int]]] = []
@@ -244,10 +245,17 @@ def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
         current = order[i]
         i += 1
         edges = [edge for s in current for edge in nfa.bytes[s]]
+        atoms = atoms_of({mask for mask, _ in edges})
+        targets: list[set[int]] = [set() for _ in atoms]
+        for mask, target in edges:
+            for k in _atom_indices(atoms, mask):
+                targets[k].add(target)
         by_target: dict[frozenset[int], int] = {}
-        for atom in atoms_of({mask for mask, _ in edges}):
-            targets = {t for mask, t in edges if mask & atom}
-            key = _closure(nfa, targets)
+        for atom, atom_targets in zip(atoms, targets, strict=True):
+            frozen = frozenset(atom_targets)
+            key = closures.get(frozen)
+            if key is None:
+                key = closures[frozen] = _closure(nfa, atom_targets)
             by_target[key] = by_target.get(key, 0) | atom
         calls: dict[str, set[int]] = {}
         for s in current:
@@ -266,6 +274,20 @@ def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
     return minimize(dfa)
 
 
+_ATOM_INDICES: dict[tuple[tuple[int, ...], int], list[int]] = {}
+
+
+def _atom_indices(atoms: list[int], mask: int) -> list[int]:
+    """Which atoms make up `mask` (memoized: the same few masks recur in every state)."""
+    key = (tuple(atoms), mask)
+    hit = _ATOM_INDICES.get(key)
+    if hit is None:
+        if len(_ATOM_INDICES) > 65536:
+            _ATOM_INDICES.clear()
+        hit = _ATOM_INDICES[key] = [k for k, atom in enumerate(atoms) if atom & mask]
+    return hit
+
+
 def _intern(key: frozenset[int], index: dict, order: list) -> int:
     if key not in index:
         index[key] = len(order)
@@ -282,9 +304,8 @@ def dense_table(dfa: RuleDFA) -> tuple[np.ndarray, list[int], list[str]]:
     column = {rule: len(atoms) + k for k, rule in enumerate(callees)}
     for s in range(n):
         for mask, target in dfa.byte_edges[s]:
-            for k, atom in enumerate(atoms):
-                if atom & mask:
-                    table[s, k] = target
+            for k in _atom_indices(atoms, mask):
+                table[s, k] = target
         for rule, target in dfa.call_edges[s]:
             table[s, column[rule]] = target
     return table, atoms, callees
@@ -481,7 +502,8 @@ def _prune_empty_rules(dfas: dict[str, RuleDFA]) -> dict[str, RuleDFA]:
     for name in [START_RULE, *sorted(n for n in nonempty if n != START_RULE)]:
         dfa = dfas[name]
         calls = [[(r, t) for r, t in row if r in nonempty] for row in dfa.call_edges]
-        result[name] = minimize(RuleDFA(name, dfa.accepting, dfa.byte_edges, calls))
+        pruned = calls != dfa.call_edges
+        result[name] = minimize(RuleDFA(name, dfa.accepting, dfa.byte_edges, calls)) if pruned else dfa
     reachable = {START_RULE}
     stack = [START_RULE]
     while stack:
