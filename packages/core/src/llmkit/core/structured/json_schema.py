@@ -27,6 +27,15 @@ BY_TYPE = {
     "null": set(),
 }
 KNOWN = ANNOTATIONS | COMBINATORS | set().union(*BY_TYPE.values())
+_NUMBER = (int, float)
+VALUE_TYPES: dict[str, tuple[type, ...]] = {
+    "properties": (dict,), "required": (list,), "additionalProperties": (bool, dict), "items": (bool, dict, list),
+    "prefixItems": (list,), "additionalItems": (bool, dict), "minItems": (int,), "maxItems": (int,),
+    "uniqueItems": (bool,), "minLength": (int,), "maxLength": (int,), "pattern": (str,), "format": (str,),
+    "minimum": _NUMBER, "maximum": _NUMBER, "exclusiveMinimum": (*_NUMBER, bool), "exclusiveMaximum": (*_NUMBER, bool),
+    "anyOf": (list,), "oneOf": (list,), "allOf": (list,), "$ref": (str,), "enum": (list,), "type": (str, list),
+    "$defs": (dict,), "definitions": (dict,),
+}  # fmt: skip
 INLINE_REPEAT_LIMIT = 8  # bounded repetitions of larger items call the item's rule instead of copying it
 
 
@@ -74,9 +83,17 @@ class SchemaCompiler:
             raise self.fail(where, "schema false matches no value")
         if not isinstance(node, dict):
             raise self.fail(where, f"a schema must be an object or a boolean, got {type(node).__name__}")
-        for key in node:
+        for key, value in node.items():
             if key not in KNOWN:
                 raise self.fail(pointer(where, key), f"unsupported JSON Schema keyword {key!r}")
+            expected = VALUE_TYPES.get(key)
+            if expected is not None and (
+                not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
+            ):
+                names = " or ".join(sorted({"number" if t in _NUMBER else t.__name__ for t in expected}))
+                raise self.fail(pointer(where, key), f"{key} must be {names}, got {type(value).__name__}")
+        if "required" in node and not all(isinstance(r, str) for r in node["required"]):
+            raise self.fail(pointer(where, "required"), "required must list property names (strings)")
         constraining = {k for k in node if k not in ANNOTATIONS}
         if "$ref" in node:
             if constraining - {"$ref"}:
