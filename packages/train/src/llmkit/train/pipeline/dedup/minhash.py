@@ -1,0 +1,83 @@
+"""MinHash signatures, vectorized over a batch of documents.
+
+The permutation scheme is datasketch's `affine32` (2.x): each 32-bit shingle hash is pre-mixed by the
+MurmurHash3 finalizer, then permuted as a*h + b mod 2^32 with odd a drawn from `RandomState(seed)`.
+Signatures therefore equal `datasketch.MinHash(num_perm, seed, hashfunc=shingle_hash32)` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..text import ngram_hash_reference, ngram_hashes
+
+EMPTY = np.uint32(0xFFFFFFFF)  # the signature value of a document with no shingles
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) uint32 vectors of the affine permutations, as datasketch draws them."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+def shingle_hash32(shingle: Sequence[str]) -> int:
+    """The 32-bit hash of one word shingle (low half of its n-gram hash); datasketch's `hashfunc` in tests."""
+    return ngram_hash_reference(shingle) & 0xFFFFFFFF
+
+
+class MinHasher:
+    """Signatures of word n-gram shingle sets: `num_perm` uint32 minima per document."""
+
+    def __init__(self, num_perm: int = 128, ngram: int = 3, seed: int = 1, chunk_rows: int = 8192):
+        self.num_perm, self.ngram, self.seed = num_perm, ngram, seed
+        self.a, self.b = permutations(num_perm, seed)
+        self.chunk_rows = chunk_rows  # shingles permuted at once: bounds the [rows, num_perm] temporary
+
+    def shingles(self, tokens: Sequence[str]) -> np.ndarray:
+        """Distinct 32-bit shingle hashes of one document's normalized words."""
+        return np.unique((ngram_hashes(tokens, self.ngram) & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+
+    def signatures(self, documents: Sequence[Sequence[str]]) -> np.ndarray:
+        """[len(documents), num_perm] uint32 signatures of tokenized documents."""
+        shingle_sets = [self.shingles(tokens) for tokens in documents]
+        out = np.full((len(documents), self.num_perm), EMPTY, dtype=np.uint32)
+        lengths = np.array([len(s) for s in shingle_sets], dtype=np.int64)
+        nonempty = np.flatnonzero(lengths)
+        if not len(nonempty):
+            return out
+        flat = fmix32(np.concatenate([shingle_sets[i] for i in nonempty]))
+        starts = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
+        # Permute in row chunks that end on document boundaries, min-reducing per document.
+        first = 0
+        while first < len(nonempty):
+            last = int(np.searchsorted(starts, starts[first] + self.chunk_rows, side="right"))
+            last = max(last, first + 1)
+            begin = starts[first]
+            end = starts[last] if last < len(nonempty) else len(flat)
+            with np.errstate(over="ignore"):
+                permuted = flat[begin:end, None] * self.a[None, :] + self.b[None, :]
+            out[nonempty[first:last]] = np.minimum.reduceat(permuted, starts[first:last] - begin, axis=0)
+            first = last
+        return out
+
+
+def estimated_jaccard(signature: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """The fraction of equal positions: the MinHash estimate of Jaccard similarity (one vs many)."""
+    return (others == signature[None, :]).mean(axis=1)
+
+
+def exact_jaccard(first: set, second: set) -> float:
+    union = len(first | second)
+    return len(first & second) / union if union else 1.0
