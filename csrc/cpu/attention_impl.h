@@ -144,7 +144,7 @@ static inline void prefetch_rows(const CacheView& c, const void* storage, int64_
                                                                                                            : 8;
   const char* begin = static_cast<const char*>(storage) + row0 * c.head_dim * bits / 8;
   const int64_t bytes = count * c.head_dim * bits / 8;
-  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(begin + i, 0, 3);
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(begin + i, 0, 1);
 }
 
 template <int DT>
