@@ -1,0 +1,23 @@
+"""Annotation quality: agreement (Cohen, Fleiss, Krippendorff), honeypots, Bradley-Terry preference scores."""
+
+from .agreement import category_counts, cohen_kappa, fleiss_kappa
+from .bradley_terry import BradleyTerryScores, bradley_terry, pairs_from_ranking
+from .honeypots import HoneypotResult, honeypot_accuracy, wilson_interval
+from .krippendorff import krippendorff_alpha
+from .report import agreement_report, load_annotations, reliability_matrix
+
+__all__ = [
+    "BradleyTerryScores",
+    "HoneypotResult",
+    "agreement_report",
+    "bradley_terry",
+    "category_counts",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "honeypot_accuracy",
+    "krippendorff_alpha",
+    "load_annotations",
+    "pairs_from_ranking",
+    "reliability_matrix",
+    "wilson_interval",
+]
