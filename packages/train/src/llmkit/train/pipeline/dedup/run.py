@@ -98,7 +98,7 @@ class Deduplicator:
         band = band_keys(features.signatures, self.bands, self.rows) if config.near else None
         merged = self.band_index.lookup_merged(band) if config.near else None
         vectors = prior_best = prior_row = None
-        fresh = [i for i in range(n) if keys[i] not in self.exact_seen]
+        fresh = [i for i in range(n) if not config.exact or keys[i] not in self.exact_seen]
         if config.semantic:
             vectors = np.zeros((n, self.embedder.dimension), dtype=np.float32)
             if fresh:
@@ -108,14 +108,15 @@ class Deduplicator:
         decisions: list[DroppedRecord | None] = []
         for i in range(n):
             index = first + i
-            dropped = self._exact(index, features.ids[i], keys[i])
+            dropped = self._exact(index, features.ids[i], keys[i]) if config.exact else None
             if dropped is None and config.near:
                 dropped = self._near(index, features.ids[i], features.signatures[i], band[i], merged[i])
             if dropped is None and config.semantic:
                 dropped = self._semantic(
                     index, features.ids[i], vectors, i, prior_best[i], prior_row[i], kept_here, first
                 )
-            self.exact_seen.setdefault(keys[i], dropped.representative if dropped else index)
+            if config.exact:
+                self.exact_seen.setdefault(keys[i], dropped.representative if dropped else index)
             if dropped is None:
                 self._keep(index, features.ids[i], features, i, band, vectors)
                 kept_here.append(i)
