@@ -20,7 +20,10 @@ class EvalNgramIndex:
 
     def __init__(self, items: Sequence[EvalItem], n: int = 13):
         self.n = n
-        per_item = [np.unique(ngram_hashes(words(item.text), n)) for item in items]
+        tokenized = [words(item.text) for item in items]
+        # Items shorter than n are matched whole: training texts are cut into grams of those lengths too.
+        self.lengths = tuple(sorted({min(n, len(t)) for t in tokenized if t} | {n}))
+        per_item = [np.unique(ngram_hashes(tokens, n)) for tokens in tokenized]
         self.item_ngrams = np.array([len(h) for h in per_item], dtype=np.int64)
         keys = np.concatenate(per_item) if per_item else np.empty(0, dtype=np.uint64)
         owners = np.repeat(np.arange(len(items), dtype=np.int64), self.item_ngrams)

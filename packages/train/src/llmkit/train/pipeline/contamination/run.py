@@ -53,10 +53,18 @@ class TrainingBatch:
 
 
 class TrainingNgrams:
-    """Picklable batch function: (first index, [(location, line)]) -> `TrainingBatch`."""
+    """Picklable batch function: (first index, [(location, line)]) -> `TrainingBatch`.
 
-    def __init__(self, config: ContaminationConfig):
-        self.config = config
+    `lengths` are the gram sizes to cut: n, plus the length of every eval item shorter than n.
+    """
+
+    def __init__(self, config: ContaminationConfig, lengths: Sequence[int]):
+        self.config, self.lengths = config, tuple(lengths)
+
+    def _ngrams(self, text: str) -> np.ndarray:
+        tokens = words(text)
+        grams = [ngram_hashes(tokens, n) for n in self.lengths if n <= max(len(tokens), 1)]
+        return np.unique(np.concatenate(grams)) if grams else np.empty(0, dtype=np.uint64)
 
     def __call__(self, batch: tuple[int, list[tuple[str, str]]]) -> TrainingBatch:
         first, items = batch
@@ -66,7 +74,7 @@ class TrainingNgrams:
             text = record_text(record, self.config.fields or None)
             ids.append(record_id(record, first + offset))
             hashes.append(record_hash(record))
-            ngrams.append(np.unique(ngram_hashes(words(text), self.config.ngram)))
+            ngrams.append(self._ngrams(text))
             texts.append(text)
         return TrainingBatch(
             first, [line for _, line in items], ids, hashes, ngrams, texts if self.config.semantic else None
@@ -185,7 +193,7 @@ def check_contamination(
     writer = DatasetWriter(decontaminated, "decontaminate", config.as_dict()) if decontaminated else None
     with record_progress(quiet) as progress, writer or contextlib.nullcontext():
         task = progress.add_task("contamination", total=None, rate="")
-        for batch in executor.map(TrainingNgrams(config), batches):
+        for batch in executor.map(TrainingNgrams(config, checker.index.lengths), batches):
             for offset, contaminated in enumerate(checker.process(batch)):
                 parent.add(batch.record_hashes[offset])
                 removed += contaminated
@@ -218,7 +226,7 @@ def check_records(
     """In-memory check of training records: the per-item report rows."""
     checker = ContaminationChecker(items, config, embedder)
     records = list(training)
-    featurize = TrainingNgrams(config)
+    featurize = TrainingNgrams(config, checker.index.lengths)
     for first in range(0, len(records), 512):
         chunk = records[first : first + 512]
         checker.process(featurize((first, [(f"record {first + i}", json.dumps(r)) for i, r in enumerate(chunk)])))
