@@ -29,10 +29,10 @@ class XGrammarPeer:
 
     def compile_cold(self, schema: dict):
         compiler = self.xgr.GrammarCompiler(self.info, cache_enabled=False)
-        return compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+        return compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
 
     def compile_cached(self, schema: dict):
-        return self.cached.compile_json_schema(json.dumps(schema), any_whitespace=False)
+        return self.cached.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
 
     def matcher(self, compiled):
         matcher = self.xgr.GrammarMatcher(compiled)

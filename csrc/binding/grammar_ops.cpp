@@ -63,6 +63,13 @@ void fill_one(Matcher& matcher, py::handle bitmask, int64_t row) {
   matcher.fill_mask(b.data + row * b.row_stride, b.words);
 }
 
+void restrict_to_budget(Matcher& matcher, py::handle bitmask, int64_t row, int64_t tokens_left) {
+  BitmaskRows b = bitmask_rows(bitmask, matcher.vocab_size());
+  check_row(b, row);
+  py::gil_scoped_release release;
+  matcher.restrict_mask(b.data + row * b.row_stride, b.words, tokens_left);
+}
+
 void fill_batch(const std::vector<Matcher*>& matchers, py::handle bitmask, const std::vector<int64_t>& rows,
                 int num_threads) {
   if (matchers.size() != rows.size()) raise_value_error("fill_batch needs one row per matcher");
@@ -130,6 +137,9 @@ void bind_grammar(py::module_& m) {
       .def_property_readonly("num_accepted_tokens", &Matcher::num_accepted_tokens)
       .def("fill_next_token_bitmask", &fill_one, "bitmask"_a, "row"_a = 0,
            "Write the allowed tokens into row `row` of an int32 [batch, words] CPU bitmask (GIL released).")
+      .def("restrict_to_budget", &restrict_to_budget, "bitmask"_a, "row"_a, "tokens_left"_a,
+           "Clear, in a filled row, the tokens after which the grammar could not finish within tokens_left.")
+      .def("finish_cost", &Matcher::finish_cost)
       .def("find_forced_bytes",
            [](Matcher& self, int limit) { return py::bytes(self.forced_bytes(limit)); }, "limit"_a = 256);
 

@@ -93,6 +93,40 @@ std::vector<int32_t> EarleyChart::root_states() const {
   return roots;
 }
 
+// Bytes to finish every caller once `rule` (started at `origin`) completes; memo holds (key, cost).
+int64_t EarleyChart::cost_above(int32_t origin, int32_t rule, const std::vector<int64_t>& costs,
+                                std::vector<std::pair<int64_t, int64_t>>& memo) const {
+  if (rule == 0) return 0;
+  const int64_t key = static_cast<int64_t>(origin) * g_->num_rules + rule;
+  for (const auto& [k, v] : memo) {
+    if (k == key) return v;
+  }
+  memo.emplace_back(key, kUnreachable);  // a cycle through this entry cannot be cheaper
+  int64_t best = kUnreachable;
+  // The current position's waiting list is still open: it runs to the end of waiting_.
+  const size_t end = static_cast<size_t>(origin) + 1 < waiting_begin_.size() ? waiting_begin_[origin + 1] : waiting_.size();
+  for (size_t w = waiting_begin_[origin]; w < end; ++w) {
+    if (waiting_[w].rule != rule) continue;
+    const Item& resume = waiting_[w].resume;
+    const int64_t up = cost_above(resume.origin, g_->state_rule[resume.state], costs, memo);
+    best = std::min(best, costs[resume.state] + up);
+  }
+  for (auto& entry : memo) {
+    if (entry.first == key) entry.second = best;
+  }
+  return best;
+}
+
+int64_t EarleyChart::finish_cost(const std::vector<int64_t>& costs) const {
+  std::vector<std::pair<int64_t, int64_t>> memo;
+  int64_t best = kUnreachable;
+  for (size_t i = set_begin_.back(); i < items_.size(); ++i) {
+    const Item& item = items_[i];
+    best = std::min(best, costs[item.state] + cost_above(item.origin, g_->state_rule[item.state], costs, memo));
+  }
+  return best;
+}
+
 void EarleyChart::next_bytes(bool out[256]) const {
   for (int b = 0; b < 256; ++b) out[b] = false;
   for (size_t i = set_begin_.back(); i < items_.size(); ++i) {

@@ -31,10 +31,14 @@ class EarleyChart {
   bool can_finish() const;
   std::vector<int32_t> root_states() const;  // items not predicted here: where token masks start
   void next_bytes(bool out[256]) const;
+  // The fewest bytes that complete the start rule from here, given each state's cost to its rule's end.
+  int64_t finish_cost(const std::vector<int64_t>& costs) const;
 
  private:
   void close_last_set(size_t kernel_begin);
   void add(const Item& item, size_t set_begin);
+  int64_t cost_above(int32_t origin, int32_t rule, const std::vector<int64_t>& costs,
+                     std::vector<std::pair<int64_t, int64_t>>& memo) const;
 
   const GrammarTables* g_;
   std::vector<Item> items_;

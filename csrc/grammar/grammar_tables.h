@@ -8,6 +8,8 @@
 
 namespace llmkit::grammar {
 
+constexpr int64_t kUnreachable = int64_t{1} << 40;
+
 struct GrammarTables {
   int num_states = 0;
   int num_classes = 0;

@@ -6,10 +6,48 @@
 
 namespace llmkit::grammar {
 
+namespace {
+
+// Bellman-Ford relaxations to a fixpoint over byte edges of bytes that have a one-byte token and over
+// call edges (a callee costs its shortest string); mirrors budget.finish_costs in the reference.
+std::vector<int64_t> compute_finish_costs(const GrammarTables& g, const Vocabulary& v) {
+  std::vector<uint8_t> usable_class(g.num_classes, 0);
+  for (const std::string& data : v.token_bytes) {
+    if (data.size() == 1) usable_class[g.byte_class[static_cast<uint8_t>(data[0])]] = 1;
+  }
+  std::vector<int64_t> cost(g.num_states);
+  for (int s = 0; s < g.num_states; ++s) cost[s] = g.accepting[s] ? 0 : kUnreachable;
+  for (bool changed = true; changed;) {
+    changed = false;
+    std::vector<int64_t> updated(cost);
+    for (int s = 0; s < g.num_states; ++s) {
+      const size_t row = static_cast<size_t>(s) * g.num_classes;
+      for (int c = 0; c < g.num_classes; ++c) {
+        const int32_t t = g.transitions[row + c];
+        if (t >= 0 && usable_class[c]) updated[s] = std::min(updated[s], cost[t] + 1);
+      }
+      for (int32_t e = g.call_offsets[s]; e < g.call_offsets[s + 1]; ++e) {
+        updated[s] = std::min(updated[s], cost[g.rule_start[g.call_rules[e]]] + cost[g.call_targets[e]]);
+      }
+      updated[s] = std::min(updated[s], kUnreachable);
+    }
+    if (updated != cost) {
+      cost.swap(updated);
+      changed = true;
+    }
+  }
+  return cost;
+}
+
+constexpr int64_t kBudgetWindow = 64;  // = budget.BUDGET_WINDOW
+
+}  // namespace
+
 GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary)
     : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)) {
   state_class_ = depth_limited_classes(*grammar_, vocabulary_->max_token_length);
   num_classes_ = state_class_.empty() ? 0 : *std::max_element(state_class_.begin(), state_class_.end()) + 1;
+  finish_costs_ = compute_finish_costs(*grammar_, *vocabulary_);
 }
 
 int GrammarIndex::cache_size() const {
@@ -101,6 +139,27 @@ void Matcher::fill_mask(int32_t* words, int64_t num_words) {
   if (chart_.can_finish()) {
     for (int32_t token : stop_token_ids_) {
       if ((token >> 5) < used) bits[token >> 5] |= 1u << (token & 31);
+    }
+  }
+}
+
+void Matcher::restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_left) {
+  if (terminated_ || finish_cost() + kBudgetWindow < tokens_left) return;
+  const Vocabulary& v = index_->vocabulary();
+  auto* bits = reinterpret_cast<uint32_t*>(words);
+  const int64_t used = std::min<int64_t>(num_words, (v.vocab_size + 31) / 32);
+  for (int64_t w = 0; w < used; ++w) {
+    for (uint32_t word = bits[w]; word != 0; word &= word - 1) {
+      const int32_t token = static_cast<int32_t>(w * 32 + __builtin_ctz(word));
+      if (token >= v.vocab_size ||
+          std::find(stop_token_ids_.begin(), stop_token_ids_.end(), token) != stop_token_ids_.end()) {
+        continue;
+      }
+      const std::string& data = v.token_bytes[token];
+      if (!chart_.scan_all(data)) continue;
+      const int64_t cost = chart_.finish_cost(index_->finish_costs());
+      chart_.pop(static_cast<int>(data.size()));
+      if (cost + 1 > tokens_left - 1) bits[w] &= ~(1u << (token & 31));
     }
   }
 }

@@ -26,11 +26,14 @@ class GrammarIndex {
   int cache_size() const;
   // The cached classification of an item in `state` (computed on first use; thread-safe).
   std::shared_ptr<const MaskEntry> entry(int32_t state);
+  // Fewest bytes (each with a one-byte token) from each state to its rule's end.
+  const std::vector<int64_t>& finish_costs() const { return finish_costs_; }
 
  private:
   std::shared_ptr<const GrammarTables> grammar_;
   std::shared_ptr<const Vocabulary> vocabulary_;
   std::vector<int32_t> state_class_;
+  std::vector<int64_t> finish_costs_;
   int num_classes_ = 0;
   mutable std::mutex mutex_;
   std::unordered_map<int32_t, std::shared_ptr<const MaskEntry>> cache_;
@@ -51,6 +54,10 @@ class Matcher {
   // Write the allowed tokens as bits into words[0 .. num_words); words past the vocabulary stay 0.
   void fill_mask(int32_t* words, int64_t num_words);
   std::string forced_bytes(int limit);
+  int64_t finish_cost() const { return terminated_ ? 0 : chart_.finish_cost(index_->finish_costs()); }
+  // Near the end of the budget: clear the tokens after which the grammar could not finish, the stop
+  // token included, within tokens_left tokens (this one counted).
+  void restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_left);
 
  private:
   std::shared_ptr<GrammarIndex> index_;

@@ -53,9 +53,14 @@ CASES = [
     ({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}, ["12", '"ab"'], ['"abc"', "true"]),
     ({"type": ["string", "null"]}, ['"x"', "null"], ["1"]),
     (
-        {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"type": "integer"}}, "required": ["b"], "additionalProperties": False}]},
-        ['{"a":1,"b":2}'],
-        ['{"a":1}', '{"b":2,"a":1}', '{"a":1,"b":2,"c":3}'],
+        {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"type": "integer"}}, "required": ["b"]}]},
+        ['{"a":1,"b":2}', '{"a":1,"b":2,"c":3}'],
+        ['{"a":1}', '{"b":2,"a":1}', '{"a":1,"b":"x"}'],
+    ),
+    (
+        {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a"], "additionalProperties": False}, {"properties": {"b": {"type": "integer"}}}]},
+        ['{"a":1,"b":2}', '{"a":1}'],
+        ['{"a":1,"b":2,"c":3}'],
     ),
     (
         {

@@ -208,3 +208,25 @@ def test_agree_at_every_step_with_the_real_tokenizer(name, real_vocab, grammars)
         np.testing.assert_array_equal(native.allowed_tokens(), reference.allowed_tokens())
         assert native.accept_token(token) and reference.accept_token(token)
     assert native.can_terminate() and reference.can_terminate()
+
+
+@pytest.mark.parametrize("name", ["recursive", "any_json", "object", "gbnf"])
+def test_budget_restriction_agrees_and_always_leaves_a_way_to_finish(name, tiny, vocab, grammars):
+    native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
+    words = words_for(vocab.vocab_size)
+    rng = random.Random()
+    for tokens_left in range(40, 0, -1):
+        assert native.finish_cost() == reference.finish_cost()
+        rows = torch.zeros(2, words, dtype=torch.int32)
+        native.fill_next_token_bitmask(rows, 0)
+        reference.fill_next_token_bitmask(rows, 1)
+        native.restrict_to_budget(rows, 0, tokens_left)
+        reference.restrict_to_budget(rows, 1, tokens_left)
+        assert torch.equal(rows[0], rows[1])
+        allowed = np.flatnonzero(np.unpackbits(rows[0].numpy().view(np.uint8), bitorder="little"))
+        assert len(allowed), f"no way to finish with {tokens_left} tokens left"
+        token = int(rng.choice(list(allowed)))
+        assert native.accept_token(token) and reference.accept_token(token)
+        if native.is_terminated():
+            return
+    raise AssertionError("the budget did not force the grammar to finish")

@@ -91,6 +91,12 @@ class NativeGrammarMatcher:
     def fill_next_token_bitmask(self, bitmask: torch.Tensor, row: int = 0) -> None:
         self._native.fill_next_token_bitmask(to_dlpack(bitmask), int(row))
 
+    def finish_cost(self) -> int:
+        return self._native.finish_cost()
+
+    def restrict_to_budget(self, bitmask: torch.Tensor, row: int, tokens_left: int) -> None:
+        self._native.restrict_to_budget(to_dlpack(bitmask), int(row), int(tokens_left))
+
     def allowed_tokens(self) -> np.ndarray:
         bitmask = torch.zeros(1, words_for(self.vocabulary.vocab_size), dtype=torch.int32)
         self.fill_next_token_bitmask(bitmask)

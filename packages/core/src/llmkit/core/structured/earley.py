@@ -7,6 +7,7 @@ rule was predicted. One item set per byte position; truncating the chart is roll
 
 from __future__ import annotations
 
+from .budget import UNREACHABLE
 from .compiled import CompiledGrammar
 
 Item = tuple[int, int]  # (global DFA state, origin position)
@@ -80,6 +81,24 @@ class EarleyChart:
     def can_finish(self) -> bool:
         """Whether the input so far is a complete match of the start rule."""
         return any(origin == 0 and self._rules[s] == 0 and self._accepting[s] for s, origin in self.sets[-1])
+
+    def finish_cost(self, costs) -> int:
+        """The fewest bytes that complete the start rule from here (`costs`: budget.finish_costs)."""
+        memo: dict[tuple[int, int], int] = {}
+
+        def above(origin: int, rule: int) -> int:  # bytes to finish every caller once `rule` completes
+            if rule == 0:
+                return 0
+            key = (origin, rule)
+            if key not in memo:
+                memo[key] = UNREACHABLE
+                best = UNREACHABLE
+                for target, caller_origin in self.waiting[origin].get(rule, ()):
+                    best = min(best, int(costs[target]) + above(caller_origin, self._rules[target]))
+                memo[key] = best
+            return memo[key]
+
+        return min((int(costs[s]) + above(o, self._rules[s]) for s, o in self.sets[-1]), default=UNREACHABLE)
 
     def next_bytes(self) -> set[int]:
         """Bytes some item can scan next."""

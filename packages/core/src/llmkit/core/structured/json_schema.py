@@ -181,15 +181,25 @@ class SchemaCompiler:
         parts = node["allOf"]
         if not isinstance(parts, list) or not parts:
             raise self.fail(pointer(where, "allOf"), "allOf must be a non-empty array")
-        merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
-        for i, part in enumerate(parts):
-            here = pointer(where, "allOf", i)
+        merged: dict[str, Any] = {k: v for k, v in node.items() if k not in ("allOf", "additionalProperties")}
+        closed: list[tuple[set[str], str]] = []  # each closed member's own property names, and where it is
+        members = [(node, where)] + [(p, pointer(where, "allOf", i)) for i, p in enumerate(parts)]
+        for part, here in members:
             while isinstance(part, dict) and set(part) - ANNOTATIONS == {"$ref"}:
                 part = self.resolve(part["$ref"], here)
             if not isinstance(part, dict):
                 raise self.fail(here, "allOf members must be object schemas")
+            extra = part.get("additionalProperties", True)
+            if extra is False:
+                closed.append((set(part.get("properties", {})), here))
+            elif extra is not True:
+                raise self.fail(
+                    pointer(here, "additionalProperties"), "allOf with an additionalProperties schema is not supported"
+                )
+            if part is node:
+                continue
             for key, value in part.items():
-                if key in ANNOTATIONS:
+                if key in ANNOTATIONS or key == "additionalProperties":
                     continue
                 if key == "properties":
                     props = dict(merged.get("properties", {}))
@@ -203,12 +213,21 @@ class SchemaCompiler:
                     merged["properties"] = props
                 elif key == "required":
                     merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
-                elif key == "additionalProperties" and value is False:
-                    merged[key] = False
                 elif key in merged and merged[key] != value:
                     raise self.fail(pointer(here, key), f"allOf members disagree on {key!r}")
                 else:
                     merged[key] = value
+        if closed:  # additionalProperties: false admits only the member's own properties, in every member
+            allowed = set.intersection(*(names for names, _ in closed))
+            for name in merged.get("required", []):
+                if name not in allowed:
+                    where_closed = next(w for names, w in closed if name not in names)
+                    raise self.fail(
+                        where_closed,
+                        f"allOf admits no value: required property {name!r} is excluded by additionalProperties: false here",
+                    )
+            merged["properties"] = {k: v for k, v in merged.get("properties", {}).items() if k in allowed}
+            merged["additionalProperties"] = False
         if merged.get("type", "object") != "object":
             raise self.fail(where, "allOf is supported for object schemas only")
         return merged

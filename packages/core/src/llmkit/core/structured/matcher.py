@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 
+from .budget import BUDGET_WINDOW, finish_costs, single_byte_tokens
 from .compiled import CompiledGrammar
 from .earley import EarleyChart
 from .token_masks import MaskEntry, classify
@@ -36,8 +35,11 @@ class ReferenceMatcher:
         self.history: list[int | None] = []  # bytes per accepted token; None for a stop token
         self.terminated = False
         key = ("reference", id(vocabulary))
-        shared = grammar.backend_state.setdefault(key, ({}, threading.Lock()))
-        self._cache: dict[int, MaskEntry] = shared[0]
+        if key not in grammar.backend_state:
+            costs = finish_costs(grammar, single_byte_tokens(vocabulary.token_bytes))
+            grammar.backend_state[key] = ({}, costs)
+        self._cache: dict[int, MaskEntry] = grammar.backend_state[key][0]
+        self._finish_costs = grammar.backend_state[key][1]
 
     @property
     def num_accepted_tokens(self) -> int:
@@ -116,6 +118,27 @@ class ReferenceMatcher:
             )
         bitmask[row].zero_()
         bitmask[row, : len(words)] = torch.from_numpy(words)
+
+    def finish_cost(self) -> int:
+        """The fewest bytes (each a one-byte token) that complete the grammar from here."""
+        return 0 if self.terminated else self.chart.finish_cost(self._finish_costs)
+
+    def restrict_to_budget(self, bitmask: torch.Tensor, row: int, tokens_left: int) -> None:
+        """Clear the tokens of a filled mask row after which the grammar could not finish, stop token
+        included, within `tokens_left` tokens (this one counted); nothing to do far from the end."""
+        if self.terminated or self.finish_cost() + BUDGET_WINDOW < tokens_left:
+            return
+        bits = np.unpackbits(bitmask[row].numpy().view(np.uint8), bitorder="little").astype(bool)
+        for token_id in np.flatnonzero(bits[: self.vocabulary.vocab_size]).tolist():
+            if token_id in self.stop_token_ids:
+                continue
+            data = self.vocabulary.token_bytes[token_id]
+            self.chart.accepts_bytes(data)
+            cost = self.chart.finish_cost(self._finish_costs)
+            self.chart.pop(len(data))
+            if cost + 1 > tokens_left - 1:
+                bits[token_id] = False
+        bitmask[row] = torch.from_numpy(np.packbits(bits, bitorder="little").view("<i4").astype(np.int32))
 
     def find_forced_bytes(self) -> bytes:
         """The bytes every continuation starts with (empty when there is a choice or the grammar may end)."""

@@ -144,8 +144,15 @@ class StructuredOutputs:
         self._finish_pending([sequences[i].grammar for i in rows])
         bitmask = torch.full((logits.shape[0], words_for(logits.shape[-1])), -1, dtype=torch.int32)
         for i in rows:
-            bitmask[i] = self.mask_of(sequences[i].grammar)[: bitmask.shape[1]]
+            seq = sequences[i]
+            bitmask[i] = self.mask_of(seq.grammar)[: bitmask.shape[1]]
+            seq.grammar.matcher.restrict_to_budget(bitmask, i, self.tokens_left(seq))
         ops.apply_token_bitmask_(logits, bitmask.to(logits.device), torch.tensor(rows, device=logits.device))
+
+    @staticmethod
+    def tokens_left(seq: Sequence) -> int:
+        """Tokens the sequence may still emit, the next one included (the grammar must finish within them)."""
+        return seq.output.max_new_tokens - len(seq.output.token_ids)
 
     def accept(self, seq: Sequence, token: int) -> bool:
         g = seq.grammar
@@ -158,8 +165,8 @@ class StructuredOutputs:
         """Jump-forward: while the grammar allows exactly one token (not a stop token), take it without
         sampling — exactly what masked sampling would pick — and leave the next mask fresh."""
         g, forced = seq.grammar, []
-        if seq.params.logprobs or seq.params.top_logprobs or g.rejected:
-            return forced
+        if seq.params.logprobs or seq.params.top_logprobs or g.rejected or g.matcher.finish_cost() + 1 >= room:
+            return forced  # near the end of the budget every token goes through the budget check
         stop_ids = set(g.matcher.stop_token_ids)
         while len(forced) < min(room, MAX_JUMP_FORWARD):
             allowed = np.flatnonzero(np.unpackbits(self.mask_of(g).numpy().view(np.uint8), bitorder="little"))
@@ -178,6 +185,7 @@ class StructuredOutputs:
         taken = 0
         for k in range(count):
             g.matcher.fill_next_token_bitmask(masks, k)
+            g.matcher.restrict_to_budget(masks, k, self.tokens_left(seq) - k)
             if k == count - 1 or not g.matcher.accept_token(seq.draft_token_ids[k]):
                 break
             taken += 1
