@@ -139,3 +139,23 @@ def test_abort_while_compiling_and_compiled_grammars_are_reused(make_engine):
         engine.step()
     assert time.monotonic() - started < 120
     assert_all_free(engine)
+
+
+def test_recursive_grammars_finish_within_max_tokens(make_engine):
+    """A model that would nest forever is closed in time: every output is complete, whatever max_tokens."""
+    engine = make_engine()
+    schema = {
+        "$defs": {"cell": {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"anyOf": [{"$ref": "#/$defs/cell"}, {"type": "null"}]}}, "required": ["v", "next"], "additionalProperties": False}},
+        "$ref": "#/$defs/cell",
+    }  # fmt: skip
+    budgets = [40, 60, 90]
+    outputs = engine.generate(
+        ["a"] * len(budgets),
+        [SamplingParams(temperature=1.0, seed=k, max_tokens=n) for k, n in enumerate(budgets)],
+        progress=False,
+        structured=StructuredOutput("json_schema", schema),
+    )
+    for output, budget in zip(outputs, budgets, strict=True):
+        completion = output.completions[0]
+        assert len(completion.token_ids) <= budget and completion.finish_reason == "stop"
+        jsonschema.validate(json.loads(completion.text), schema)
