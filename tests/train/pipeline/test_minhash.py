@@ -9,7 +9,7 @@ import pytest
 
 from llmkit.train.pipeline.dedup.lsh import BandIndex, band_keys, optimal_bands
 from llmkit.train.pipeline.dedup.minhash import MinHasher, estimated_jaccard, exact_jaccard, shingle_hash32
-from llmkit.train.pipeline.text import ngram_hash_reference, ngram_hashes, normalize_text, words
+from llmkit.train.pipeline.text import batch_ngram_hashes, ngram_hash_reference, ngram_hashes, normalize_text, words
 
 from .corpus import edited, vocabulary
 
@@ -55,6 +55,13 @@ def test_numpy_ngram_hashes_equal_the_python_reference():
     for n in (1, 3, 13):
         expected = [ngram_hash_reference(g) for g in _shingle_tuples(tokens, n)]
         assert ngram_hashes(tokens, n).tolist() == expected
+
+
+def test_batch_ngram_hashes_equal_per_document_hashes():
+    documents = [words("one two three four five"), [], ["solo"], words("a b"), words("x y z w")]
+    hashes, owners = batch_ngram_hashes(documents, 3)
+    for number, tokens in enumerate(documents):
+        assert sorted(hashes[owners == number].tolist()) == sorted(ngram_hashes(tokens, 3).tolist())
 
 
 def test_normalization_ignores_case_punctuation_and_spacing():

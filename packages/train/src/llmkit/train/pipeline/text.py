@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -71,3 +72,31 @@ def ngram_hash_reference(gram: Sequence[str]) -> int:
     for shift, multiplier in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
         combined = ((combined ^ (combined >> shift)) * multiplier) & _MASK64
     return combined ^ (combined >> 33)
+
+
+def batch_ngram_hashes(documents: Sequence[Sequence[str]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, document of each) for every word n-gram of many documents at once, equal to `ngram_hashes`.
+
+    One numpy pass over the concatenated word hashes: windows that cross a document boundary are
+    dropped; documents shorter than n words fall back to `ngram_hashes` (one whole-text n-gram).
+    """
+    lengths = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+    total = int(lengths.sum())
+    flat = np.fromiter(map(word_hash, itertools.chain.from_iterable(documents)), dtype=np.uint64, count=total)
+    owner = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
+    parts_hash, parts_owner = [], []
+    if total >= n:
+        windows = total - n + 1
+        combined = np.zeros(windows, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for i, power in enumerate(_ngram_powers(n)):
+                combined += flat[i : i + windows] * power
+            valid = owner[:windows] == owner[n - 1 :]
+            parts_hash.append(fmix64(combined[valid]))
+        parts_owner.append(owner[:windows][valid])
+    for document in np.flatnonzero((lengths > 0) & (lengths < n)).tolist():
+        parts_hash.append(ngram_hashes(documents[document], n))
+        parts_owner.append(np.full(1, document, dtype=np.int64))
+    if not parts_hash:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    return np.concatenate(parts_hash), np.concatenate(parts_owner)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..text import ngram_hash_reference, ngram_hashes
+from ..text import batch_ngram_hashes, ngram_hash_reference, ngram_hashes
 
 EMPTY = np.uint32(0xFFFFFFFF)  # the signature value of a document with no shingles
 
@@ -50,25 +50,24 @@ class MinHasher:
         return np.unique((ngram_hashes(tokens, self.ngram) & np.uint64(0xFFFFFFFF)).astype(np.uint32))
 
     def signatures(self, documents: Sequence[Sequence[str]]) -> np.ndarray:
-        """[len(documents), num_perm] uint32 signatures of tokenized documents."""
-        shingle_sets = [self.shingles(tokens) for tokens in documents]
+        """[len(documents), num_perm] uint32 signatures of tokenized documents (the batch in one numpy pass)."""
         out = np.full((len(documents), self.num_perm), EMPTY, dtype=np.uint32)
-        lengths = np.array([len(s) for s in shingle_sets], dtype=np.int64)
-        nonempty = np.flatnonzero(lengths)
-        if not len(nonempty):
+        hashes, owners = batch_ngram_hashes(documents, self.ngram)
+        if not len(hashes):
             return out
-        flat = fmix32(np.concatenate([shingle_sets[i] for i in nonempty]))
-        starts = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
+        # Distinct (document, 32-bit shingle) pairs, sorted by document: one unique over packed keys.
+        packed = np.unique((owners.astype(np.uint64) << np.uint64(32)) | (hashes & np.uint64(0xFFFFFFFF)))
+        owners = (packed >> np.uint64(32)).astype(np.int64)
+        flat = fmix32((packed & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        documents_present, starts = np.unique(owners, return_index=True)
         # Permute in row chunks that end on document boundaries, min-reducing per document.
         first = 0
-        while first < len(nonempty):
-            last = int(np.searchsorted(starts, starts[first] + self.chunk_rows, side="right"))
-            last = max(last, first + 1)
-            begin = starts[first]
-            end = starts[last] if last < len(nonempty) else len(flat)
+        while first < len(starts):
+            last = max(int(np.searchsorted(starts, starts[first] + self.chunk_rows, side="right")), first + 1)
+            begin, end = starts[first], starts[last] if last < len(starts) else len(flat)
             with np.errstate(over="ignore"):
                 permuted = flat[begin:end, None] * self.a[None, :] + self.b[None, :]
-            out[nonempty[first:last]] = np.minimum.reduceat(permuted, starts[first:last] - begin, axis=0)
+            out[documents_present[first:last]] = np.minimum.reduceat(permuted, starts[first:last] - begin, axis=0)
             first = last
         return out
 

@@ -135,7 +135,10 @@ class Deduplicator:
         return None if representative is None else self._drop(index, own_id, representative, "exact", 1.0)
 
     def _near(self, index, own_id, signature, keys, merged) -> DroppedRecord | None:
-        rows = sorted({int(r) for r in merged if r >= 0} | set(self.band_index.lookup_recent(keys)))
+        rows = set(self.band_index.lookup_recent(keys))
+        if merged.max() >= 0:
+            rows.update(r for r in merged.tolist() if r >= 0)
+        rows = sorted(rows)
         if not rows:
             return None
         similarity = estimated_jaccard(signature, self.signatures.rows(rows))
