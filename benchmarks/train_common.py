@@ -22,3 +22,58 @@ def save_summary(name: str, summary: dict) -> Path:
     path.write_text(json.dumps({**summary, "measured": time.strftime("%Y-%m-%d %H:%M")}, indent=2))
     print(json.dumps(summary, indent=2))
     return path
+
+
+BIGBENCH = ("bigbench", "1.0.0", "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2")
+HHH_MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/hhh_alignment/"
+
+
+def fetch_hhh(cache: Path) -> dict[str, list[dict]]:
+    """BIG-bench hhh_alignment (harmless, helpful, honest, other) from the `bigbench` sdist on PyPI: the sdist
+    is downloaded once (pip download --no-deps), its sha256 checked, and only this task's files extracted."""
+    import hashlib
+    import subprocess
+    import sys
+    import tarfile
+
+    name, version, sha256 = BIGBENCH
+    task_dir = cache / "hhh_alignment"
+    if not task_dir.is_dir():
+        archive = cache / f"{name}-{version}.tar.gz"
+        if not archive.is_file():
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            subprocess.run([*command, "-d", str(cache), f"{name}=={version}"], check=True)
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != sha256:
+            raise SystemExit(f"{archive} has sha256 {digest}, expected {sha256}")
+        with tarfile.open(archive, "r|gz") as tar:  # streamed: stop reading once the task is out
+            for member in tar:
+                if member.name.startswith(HHH_MEMBER) and member.name.endswith("task.json"):
+                    subset = member.name[len(HHH_MEMBER) :].split("/")[0]
+                    if subset != "task.json":
+                        target = task_dir / subset / "task.json"
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(tar.extractfile(member).read())
+        archive.unlink()
+    return {
+        subset.name: json.loads((subset / "task.json").read_text())["examples"] for subset in sorted(task_dir.iterdir())
+    }
+
+
+def hhh_pairs(cache: Path, held_out_fraction: float = 0.25, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Preference pairs (chosen = the target scored 1) split per subset into train and held-out, seeded."""
+    import random
+
+    train, held_out = [], []
+    for subset, examples in fetch_hhh(cache).items():
+        pairs = []
+        for example in examples:
+            (chosen,) = [t for t, s in example["target_scores"].items() if s == 1]
+            (rejected,) = [t for t, s in example["target_scores"].items() if s == 0]
+            prompt = [{"role": "user", "content": example["input"]}]
+            pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": f"{subset}"})
+        random.Random(seed).shuffle(pairs)
+        cut = round(len(pairs) * held_out_fraction)
+        held_out += pairs[:cut]
+        train += pairs[cut:]
+    return train, held_out

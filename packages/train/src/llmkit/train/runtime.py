@@ -18,6 +18,7 @@ from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from .config import TrainConfig, config_to_dict
 from .data.encoding import RecordEncoder
 from .distributed import DistributedContext, init_distributed, seed_everything
+from .errors import ConfigError
 from .modeling.forward import enable_gradient_checkpointing
 from .modeling.lora import adapters_disabled, apply_lora
 
@@ -66,6 +67,15 @@ class Runtime:
             yield self.policy
 
 
+def freeze_lower_layers(model: LlamaModel, top: int) -> None:
+    """Freeze the embedding and every decoder layer below the last `top`: the backward pass stops there."""
+    if top > len(model.layers):
+        raise ConfigError(f"train_top_layers={top} but the model has {len(model.layers)} layers")
+    model.embed_tokens.requires_grad_(False)
+    for layer in model.layers[: len(model.layers) - top]:
+        layer.requires_grad_(False)
+
+
 def load_model(config: TrainConfig, context: DistributedContext, name: str | None = None) -> Pretrained:
     """Load on the main process first (it may pull the model), then on the others."""
     pretrained = None
@@ -106,6 +116,8 @@ def build_runtime(config: TrainConfig, needs_reference: bool, reference_name: st
     else:
         for param in policy.parameters():
             param.requires_grad_(True)
+    if config.train_top_layers:
+        freeze_lower_layers(policy, config.train_top_layers)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(policy)
     policy.train()

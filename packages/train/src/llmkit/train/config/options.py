@@ -59,6 +59,9 @@ class TrainConfig:
     lora_targets: list = dataclasses.field(
         default_factory=lambda: list(LORA_TARGETS), metadata=describe("linear layers that get adapters")
     )
+    train_top_layers: int = option(
+        0, "train only the last N decoder layers (and the final norm and heads; LoRA too); 0 trains all", minimum=0
+    )
     chat_template: str | None = option(None, "override the model's chat template (name or .jinja file)")
     logging_steps: int = option(1, "print a metrics line every N steps (every step goes to metrics.jsonl)", minimum=1)
     save_steps: int = option(0, "write a checkpoint every N steps (0: only at the end)", minimum=0)
