@@ -1,0 +1,74 @@
+"""llmkit.orchestrate: typed tools, ReAct, plan-and-execute, hierarchical and multi-agent runs, with
+approval gates, loop detection, checkpoints and traces. The model proposes actions; the orchestrator takes them."""
+
+from .checkpoints import CheckpointStore, RunRecord
+from .errors import (
+    CheckpointError,
+    MCPError,
+    OrchestrateError,
+    PlanError,
+    ToolArgumentError,
+    ToolDefinitionError,
+    ToolError,
+)
+from .events import AgentEvent
+from .gates import ApprovalRequest, Gate, ToolPolicy, approve_all, cli_approver, deny_all
+from .limits import Limits, Pricing, Usage
+from .loops import LoopDetector
+from .memory import AgentMemory
+from .model import AgentModel
+from .react import ReActAgent
+from .run_state import AgentResult
+from .tools import (
+    FilesToolbox,
+    PythonToolbox,
+    SqlToolbox,
+    Tool,
+    Toolbox,
+    ToolResult,
+    ToolSet,
+    build_tool_set,
+    calculator,
+    tool,
+)
+from .tracing import Span, Tracer, read_trace
+
+__all__ = [
+    "AgentEvent",
+    "AgentMemory",
+    "AgentModel",
+    "AgentResult",
+    "ApprovalRequest",
+    "CheckpointError",
+    "CheckpointStore",
+    "FilesToolbox",
+    "Gate",
+    "Limits",
+    "LoopDetector",
+    "MCPError",
+    "OrchestrateError",
+    "PlanError",
+    "Pricing",
+    "PythonToolbox",
+    "ReActAgent",
+    "RunRecord",
+    "Span",
+    "SqlToolbox",
+    "Tool",
+    "ToolArgumentError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolSet",
+    "Toolbox",
+    "Tracer",
+    "Usage",
+    "approve_all",
+    "build_tool_set",
+    "calculator",
+    "cli_approver",
+    "deny_all",
+    "read_trace",
+    "tool",
+]
