@@ -13,10 +13,14 @@ from .errors import (
 )
 from .events import AgentEvent
 from .gates import ApprovalRequest, Gate, ToolPolicy, approve_all, cli_approver, deny_all
+from .handoffs import HandoffCheck, check_handoff
+from .hierarchy import HierarchicalAgent
 from .limits import Limits, Pricing, Usage
 from .loops import LoopDetector
 from .memory import AgentMemory
 from .model import AgentModel
+from .multiagent import MultiAgentOrchestrator, Specialist
+from .plan import PlanAndExecuteAgent, PlanBounds, PlanStep
 from .react import ReActAgent
 from .run_state import AgentResult
 from .tools import (
@@ -43,16 +47,23 @@ __all__ = [
     "CheckpointStore",
     "FilesToolbox",
     "Gate",
+    "HandoffCheck",
+    "HierarchicalAgent",
     "Limits",
     "LoopDetector",
     "MCPError",
+    "MultiAgentOrchestrator",
     "OrchestrateError",
+    "PlanAndExecuteAgent",
+    "PlanBounds",
     "PlanError",
+    "PlanStep",
     "Pricing",
     "PythonToolbox",
     "ReActAgent",
     "RunRecord",
     "Span",
+    "Specialist",
     "SqlToolbox",
     "Tool",
     "ToolArgumentError",
@@ -67,6 +78,7 @@ __all__ = [
     "approve_all",
     "build_tool_set",
     "calculator",
+    "check_handoff",
     "cli_approver",
     "deny_all",
     "read_trace",

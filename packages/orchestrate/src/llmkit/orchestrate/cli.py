@@ -59,7 +59,7 @@ def register(cli) -> None:
     run = sub.add_parser("run", help="run an agent on TASK with live progress; the answer goes to stdout")
     run.add_argument("task")
     add_tool_arguments(run)
-    run.add_argument("--mode", choices=("react", "plan"), default="react", help="ReAct loop, or plan-and-execute")
+    run.add_argument("--mode", choices=("react", "plan", "hierarchical"), default="react", help="ReAct loop, plan-and-execute, or strategic -> tactical -> operational")  # fmt: skip
     run.add_argument("--backend", default="engine", help="engine (default), reference, openai, or a plugin's backend")
     run.add_argument("--model", "-m", default=None, help="model name or path (default: the backend's default)")
     run.add_argument("--chat-template", default="chatml", help="chat template with tool support (default chatml; 'model' keeps the model's own)")  # fmt: skip
@@ -143,6 +143,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
     from .checkpoints import CheckpointStore
     from .gates import approve_all, cli_approver
+    from .hierarchy import HierarchicalAgent
     from .limits import Limits, Pricing
     from .plan import PlanAndExecuteAgent
     from .progress import LiveProgress
@@ -174,8 +175,11 @@ def run_agent(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         system = args.system or DEFAULT_SYSTEM_PROMPT
-        if args.mode == "plan":
-            agent = PlanAndExecuteAgent(backend, tools, system_prompt=system, **common)
+        if args.mode != "react":
+            for option in ("tool_choice", "parallel_tool_calls") if args.mode == "hierarchical" else ():
+                common.pop(option)
+            kind = PlanAndExecuteAgent if args.mode == "plan" else HierarchicalAgent
+            agent = kind(backend, tools, system_prompt=system, **common)
         else:
             agent = ReActAgent(backend, tools, system_prompt=system, **common)
         result = agent.resume(args.resume) if args.resume else agent.run(args.task, run_id=args.run_id)

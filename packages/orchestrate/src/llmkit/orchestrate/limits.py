@@ -78,3 +78,15 @@ def exceeded(limits: Limits, usage: Usage, steps_done: int) -> tuple[str, str] |
     if limits.max_cost is not None and usage.cost >= limits.max_cost:
         return "max_cost", f"spent {usage.cost:.6g}; the limit is {limits.max_cost:g}"
     return None
+
+
+def remaining(limits: Limits, usage: Usage, steps_done: int, max_steps: int | None = None) -> Limits:
+    """The budget left to a sub-run (an objective, a plan step): what `limits` allow after `usage`, with at most
+    `max_steps` steps of its own."""
+    steps = limits.max_steps - steps_done if max_steps is None else min(max_steps, limits.max_steps - steps_done)
+    return Limits(
+        max_steps=max(1, steps),
+        max_tokens=None if limits.max_tokens is None else max(1, limits.max_tokens - usage.total_tokens),
+        max_cost=None if limits.max_cost is None else max(1e-12, limits.max_cost - usage.cost),
+        max_calls_per_step=limits.max_calls_per_step,
+    )

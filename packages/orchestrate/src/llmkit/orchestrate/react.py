@@ -77,6 +77,7 @@ class ReActAgent:
         tracer: Tracer | None = None,
         on_event: EventHandler = ignore_events,
         seed: int = 0,
+        on_step: Callable[[RunState], None] | None = None,
     ):
         self.model = backend if isinstance(backend, AgentModel) else AgentModel(backend, params, constrain=constrain)
         if pricing is not None:
@@ -97,14 +98,13 @@ class ReActAgent:
         self.lifecycle = lifecycle or ToolResultLifecycle(verbatim_turns=3, summary_turns=8)
         self.exposure, self.reminder = exposure, reminder
         self.checkpoints, self.tracer, self.on_event, self.seed = checkpoints, tracer, on_event, seed
+        self.on_step = on_step  # called with the state after every step (orchestrators persist it)
 
     # -- public ------------------------------------------------------------------------------
 
     def run(self, task: str, run_id: str | None = None) -> AgentResult:
         """Run `task` to an answer or a limit; with a checkpoint store every step is saved under `run_id`."""
-        memory = AgentMemory(self.system_prompt, task, list(self.examples), [], self.lifecycle, self.reminder)
-        loops = LoopDetector(**{**self.loop_settings.to_dict(), "history": [], "interventions": 0})
-        state = RunState(run_id or new_run_id(), task, memory, loops=loops)
+        state = self.new_state(task, run_id)
         if self.checkpoints is not None:
             self.checkpoints.start(state.run_id, self.kind, task, self.fingerprint())
             self.checkpoints.save(state.run_id, 0, state.to_dict())
@@ -122,6 +122,15 @@ class ReActAgent:
             )
         _, data = self.checkpoints.latest(run_id)
         return self._loop(RunState.from_dict(data))
+
+    def continue_state(self, state: RunState) -> AgentResult:
+        """Run from `state` (a new one from `new_state`, or one an orchestrator saved) to its end."""
+        return self._loop(state)
+
+    def new_state(self, task: str, run_id: str | None = None) -> RunState:
+        memory = AgentMemory(self.system_prompt, task, list(self.examples), [], self.lifecycle, self.reminder)
+        loops = LoopDetector(**{**self.loop_settings.to_dict(), "history": [], "interventions": 0})
+        return RunState(run_id or new_run_id(), task, memory, loops=loops)
 
     def fingerprint(self) -> str:
         schema = self.answer_schema.model_json_schema() if self.answer_schema else None
@@ -273,6 +282,8 @@ class ReActAgent:
             yield span
 
     def _save(self, state: RunState) -> None:
+        if self.on_step is not None:
+            self.on_step(state)
         if self.checkpoints is not None:
             status = (
                 "running" if state.status == "running" else ("finished" if state.stop_reason == "answer" else "stopped")

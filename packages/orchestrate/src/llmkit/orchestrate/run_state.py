@@ -14,7 +14,18 @@ from .tools.schema import parameters_schema
 from .tools.tool import Tool
 
 FINAL_ANSWER = "final_answer"
-STOP_REASONS = ("answer", "max_steps", "max_tokens", "max_cost", "loop", "context_length", "failed")
+STOP_REASONS = (
+    "answer",
+    "max_steps",
+    "max_tokens",
+    "max_cost",
+    "loop",
+    "context_length",
+    "invalid_plan",
+    "replan_limit",
+    "handoff_rejected",
+    "failed",
+)
 
 
 class TextAnswer(BaseModel):
@@ -110,6 +121,8 @@ class AgentResult:
     usage: Usage
     messages: list[dict[str, Any]]
     tool_log: list[dict[str, Any]]
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)  # plan runs: the named values produced
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # plans, checks, replans, handoffs
 
     @property
     def ok(self) -> bool:
