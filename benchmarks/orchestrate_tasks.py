@@ -1,6 +1,7 @@
 """Tool use end to end on a real model: questions that need the calculator or the SQL tool.
 
     python benchmarks/orchestrate_tasks.py [--model smollm2] [--backend engine] [--limit N] [--no-constrain]
+        [--only-needed-tool]
 
 24 fixed tasks (12 arithmetic, 12 over a small SQLite database built here). Each runs a ReActAgent
 with the calculator and the read-only SQL tool on the llmkit-serve engine with the built-in chatml
@@ -8,6 +9,8 @@ template (Hermes tool calls), greedy, tool calls constrained by the tools' schem
 "required" (the answer comes through `final_answer`), one call per step, two worked examples.
 A task succeeds when a tool call parsed and executed without error, its result holds the expected
 value, and the final answer states that value. Reported: the success rate and its parts.
+`--only-needed-tool` offers each task only the tool it needs (per-phase exposure done by hand), which
+separates choosing the tool from calling it well.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ def main() -> None:
         "--no-constrain", action="store_true", help="free generation: tool calls are parsed, not constrained"
     )
     parser.add_argument("--no-examples", action="store_true", help="leave out the two worked examples")
+    parser.add_argument("--only-needed-tool", action="store_true", help="offer each task only the tool it needs")
     parser.add_argument("--json", type=Path, default=None, help="write per-task records here")
     args = parser.parse_args()
     console = Console()
@@ -147,7 +151,9 @@ def main() -> None:
         with SqlToolbox(str(workdir / "company.db")) as sql:
             agent = ReActAgent(
                 backend,
-                [calculator, sql.sql_query],
+                [calculator if wanted_tool == "calculator" else sql.sql_query]
+                if args.only_needed_tool
+                else [calculator, sql.sql_query],
                 system_prompt=SYSTEM,
                 params=SamplingParams(temperature=0.0, max_tokens=128),
                 constrain=False if args.no_constrain else None,
@@ -183,7 +189,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
     table = Table(
-        title=f"{len(tasks)} tasks on {args.model} ({'free' if args.no_constrain else 'constrained'} tool calls)"
+        title=f"{len(tasks)} tasks on {args.model} ({'free' if args.no_constrain else 'constrained'} tool calls"
+        + (", only the needed tool)" if args.only_needed_tool else ", both tools offered)")
     )
     for column in ("measure", "calculator", "sql", "all"):
         table.add_column(column, justify="right" if column != "measure" else "left")
