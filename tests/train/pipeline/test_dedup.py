@@ -7,6 +7,9 @@ import json
 import pytest
 
 from llmkit.train.pipeline.dedup import DedupConfig, deduplicate_file, deduplicate_records
+from llmkit.train.pipeline.dedup.features import Featurizer
+from llmkit.train.pipeline.dedup.lsh import BandIndex
+from llmkit.train.pipeline.dedup.run import Deduplicator
 from llmkit.train.pipeline.embedders import HashingEmbedder
 from llmkit.train.pipeline.execution import InlineExecutor, ProcessPoolBatchExecutor
 from llmkit.train.pipeline.versioning import verify_dataset
@@ -39,6 +42,30 @@ def test_exact_and_near_duplicates_found_with_full_precision_and_recall(corpus):
 def test_exact_only_misses_near_duplicates(corpus):
     _, dropped = deduplicate_records([{"text": t} for t in corpus.texts], DedupConfig(near=False))
     assert {d.index for d in dropped} == corpus.planted("exact")
+
+
+def test_band_index_merges_lose_no_candidates(corpus):
+    """Merging recent band keys into the sorted arrays mid-batch once hid them from the rest of that batch
+    (recall 0.89 here with a merge every 50 kept records; 0.975 on the 1M benchmark); merges now wait for
+    the batch to end."""
+    config = DedupConfig()
+    featurize = Featurizer(config)
+    batches = [
+        (
+            first,
+            [(f"record {first + i}", json.dumps({"text": t})) for i, t in enumerate(corpus.texts[first : first + 97])],
+        )
+        for first in range(0, len(corpus.texts), 97)
+    ]
+    deduplicator = Deduplicator(config)
+    deduplicator.band_index = BandIndex(deduplicator.bands, merge_every=50)
+    near = {
+        d.index
+        for _, decisions in deduplicator.run(map(featurize, batches))
+        for d in decisions
+        if d is not None and d.stage == "near"
+    }
+    assert precision_recall(near, corpus.planted("near")) == (1.0, 1.0)
 
 
 def test_semantic_stage_finds_paraphrases_with_minilm():

@@ -1,7 +1,7 @@
 """Locality-sensitive hashing over MinHash bands, in compact arrays so a million documents fit in memory.
 
 Each band of `rows` signature values becomes one uint64 key. Keys of kept documents live in per-band
-sorted numpy arrays (12 bytes a key) plus a small dict of recent inserts that is merged in periodically,
+sorted numpy arrays (16 bytes a key with its row) plus a dict of recent inserts merged in between batches,
 so lookups for a whole batch are one `searchsorted` per band.
 """
 
@@ -85,6 +85,13 @@ class BandIndex:
     def insert(self, keys: np.ndarray, row: int) -> None:
         for band, key in enumerate(keys.tolist()):
             self._recent[band].setdefault(key, row)
+
+    def merge_if_due(self) -> None:
+        """Merge once `merge_every` recent inserts have piled up; call between batches only.
+
+        A batch's `lookup_merged` is taken once, before its records are decided: merging in the middle
+        of a batch would move rows out of `_recent` where the rest of that batch could no longer see them.
+        """
         if len(self._recent[0]) >= self.merge_every:
             self.merge()
 

@@ -123,6 +123,8 @@ class Deduplicator:
             else:
                 self.cluster_sizes[dropped.representative] += 1
             decisions.append(dropped)
+        if config.near:
+            self.band_index.merge_if_due()  # between batches: `merged` above must stay valid for the whole batch
         return decisions
 
     def _drop(self, index: int, own_id: str, representative: int, stage: str, similarity: float) -> DroppedRecord:
