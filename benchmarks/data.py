@@ -99,8 +99,29 @@ def naive_pairwise(texts: list[str], threshold: float) -> tuple[set[int], float]
     return dropped, time.perf_counter() - started
 
 
+def duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
 def peak_rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def worker_peak_rss_mib(executor) -> float:
+    """The largest peak RSS (VmHWM) among the process pool's live workers; read before the pool closes.
+
+    RUSAGE_CHILDREN would also count every forked child of the driver (the `git describe` the manifest
+    runs), whose peak includes the driver's own pages at fork time.
+    """
+    pool = getattr(executor, "_pool", None)
+    peaks = [0.0]
+    for pid in getattr(pool, "_processes", None) or {}:
+        with open(f"/proc/{pid}/status") as status:
+            peaks += [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")]
+    return max(peaks)
 
 
 def main() -> None:
@@ -133,8 +154,9 @@ def main() -> None:
                 batch_size=args.batch_size,
                 quiet=True,
             )
+            worker_peak = worker_peak_rss_mib(executor)
+        main_peak = peak_rss_mib(resource.RUSAGE_SELF)
         dropped = [json.loads(line) for line in (Path(tmp) / "report.jsonl").read_text().splitlines()]
-        main_peak, worker_peak = peak_rss_mib(resource.RUSAGE_SELF), peak_rss_mib(resource.RUSAGE_CHILDREN)
         found = {stage: {d["index"] for d in dropped if d["stage"] == stage} for stage in ("exact", "near")}
         with corpus.open() as handle:
             subset = [json.loads(next(handle))["text"] for _ in range(min(args.baseline, args.records))]
@@ -159,7 +181,7 @@ def main() -> None:
         f"{summary.records:,}",
         f"{summary.seconds:.1f}",
         f"{summary.records / summary.seconds:,.0f}",
-        f"main {main_peak:,.0f} MiB (before dedup {rss_before:,.0f}), worker {worker_peak:,.0f} MiB",
+        f"main {main_peak:,.0f} MiB (before dedup {rss_before:,.0f}), each worker <= {worker_peak:,.0f} MiB",
     )
     table.add_row(
         "llmkit exact + near, inline, subset",
@@ -173,7 +195,7 @@ def main() -> None:
         f"{len(subset):,}",
         f"{baseline_seconds:.2f}",
         f"{len(subset) / baseline_seconds:,.0f}",
-        f"1M extrapolated: {baseline_seconds * (args.records / len(subset)) ** 2 / 86400:,.0f} days",
+        f"at {args.records:,}: ~{duration(baseline_seconds * (args.records / len(subset)) ** 2)} (n^2)",
     )
     if semantic:
         table.add_row(
