@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .automata import START_RULE, RuleDFA, atoms_of, build_rule_dfas
+from .automata import START_RULE, build_rule_dfas
+from .dfa import RuleDFA, atoms_of
 from .ir import Grammar
 
 

@@ -157,7 +157,7 @@ class SchemaCompiler:
             raise self.fail(where, f"only local references ('#/...') are supported, got {ref!r}")
         name = f"{self.prefix}ref:{ref}"
         if name not in self.rules:
-            self.rules[name] = EMPTY  # placeholder: recursive references find the rule while it is built
+            self.rules[name] = EMPTY  # a recursive reference inside finds the name while the rule is built
             self.rules[name] = self.schema(self.resolve(ref, where), ref)
         return Ref(name)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,11 +20,11 @@ from .extraction import extractor, normalizer
 Scored = dict[str, Any]  # {"metrics": {name: float}, "detail": {...}}
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """Base: `score` one sample; `score_batch` may run them in parallel (code execution does)."""
 
-    def score(self, sample: Sample, response: Mapping[str, Any]) -> Scored:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def score(self, sample: Sample, response: Mapping[str, Any]) -> Scored: ...
 
     def score_batch(self, samples: Sequence[Sample], responses: Sequence[Mapping[str, Any]]) -> list[Scored]:
         return [self.score(s, r) for s, r in zip(samples, responses, strict=True)]
