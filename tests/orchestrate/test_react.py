@@ -233,3 +233,24 @@ def test_opentelemetry_export_mirrors_the_spans():
     assert len(steps) == 2 and spans["tool.call"].parent.span_id in steps
     assert len({s.context.trace_id for s in finished}) == 1
     assert spans["tool.call"].attributes["llmkit.tool"] == "calculator"
+
+
+def test_a_final_answer_beside_other_calls_waits_for_their_results():
+    early = calc("12 * 34") + "\n" + hermes_call("final_answer", {"answer": "12 * 34"})
+    backend = ScriptedBackend([early, hermes_call("final_answer", {"answer": "408"})])
+    result = ReActAgent(backend, [calculator], tool_choice="required").run("12 * 34?")
+    assert result.ok and result.answer == "408"
+    assert [(e["name"], e["status"]) for e in result.tool_log[:2]] == [
+        ("calculator", "ok"),
+        ("final_answer", "not_run"),
+    ]
+    assert "call final_answer alone" in result.tool_log[1]["content"]
+
+
+def test_an_empty_reply_is_not_an_answer():
+    backend = ScriptedBackend(["", "  ", calc("1 + 1"), hermes_call("final_answer", {"answer": "2"})])
+    result = ReActAgent(backend, [calculator], tool_choice="required").run("1 + 1?")
+    assert result.ok and result.answer == "2" and result.steps == 4
+    assert "call one of the tools (final_answer to finish)" in backend.calls[1].messages[-1]["content"]
+    plain = ReActAgent(ScriptedBackend(["", "2"]), [calculator]).run("1 + 1?")
+    assert plain.ok and plain.answer == "2" and plain.steps == 2

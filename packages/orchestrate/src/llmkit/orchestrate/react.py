@@ -198,6 +198,10 @@ class ReActAgent:
             note = "Your tool call could not be read: " + "; ".join(reply.errors) + ". Write it again."
             state.memory.add_note(note, step)
             return
+        if not calls and (self.tool_choice == "required" or not reply.content.strip()):
+            wanted = f"call one of the tools ({FINAL_ANSWER} to finish)" if self.tool_choice == "required" else "answer"
+            state.memory.add_note(f"Your reply was empty of what is needed: {wanted}.", step)
+            return
         if not calls:
             self._text_answer(state, reply.content, step)
             return
@@ -216,6 +220,13 @@ class ReActAgent:
 
     def _handle_calls(self, state: RunState, calls: list[ToolCall], exposed: list[str], step: int, span) -> None:
         final = next((c for c in calls if c.name == FINAL_ANSWER and self.final_tool is not None), None)
+        if final is not None and len(calls) > 1:
+            # An answer written before the results it should use: run the other calls, refuse the answer.
+            note = f"not run: call {FINAL_ANSWER} alone, after you have seen the results of your other calls"
+            others = [c for c in calls if c is not final]
+            self._handle_calls(state, others, exposed, step, span)
+            self._record(state, [self._unrun(final, note)], step)
+            return
         if final is not None:
             try:
                 arguments = self.final_tool.validate(final.arguments)
