@@ -29,7 +29,9 @@ nox.options.sessions = [
     "context",
     "integration",
     "train",
+    "orchestrate",
     "sympy_verifier",
+    "http_fetch",
     "lint",
 ]
 nox.options.error_on_missing_interpreters = True
@@ -85,6 +87,21 @@ def train(session: nox.Session) -> None:
     """llmkit-train with core and serve: losses by hand and against TRL, masks on SmolLM2's template, resume after kill, DDP/FSDP2 on gloo."""
     session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train[test,trl]")
     session.run("pytest", "tests/train", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def orchestrate(session: nox.Session) -> None:
+    """llmkit-orchestrate with core and context: tools, sandbox escapes, ReAct/plan/hierarchy/multi-agent control
+    flow on a scripted backend, gates, injection, checkpoints, MCP both ways; serve only for the default-model run."""
+    session.install(TORCH, "./packages/core", "./packages/context", "./packages/serve", "./packages/orchestrate[test]")
+    session.run("pytest", "tests/orchestrate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def http_fetch(session: nox.Session) -> None:
+    """The third-party-style tool plugin under plugins/llmkit-http-fetch, beside core, context and orchestrate."""
+    session.install(TORCH, "./packages/core", "./packages/context", "./packages/orchestrate", "./plugins/llmkit-http-fetch[test]")  # fmt: skip
+    session.run("pytest", "tests/plugins/test_http_fetch.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

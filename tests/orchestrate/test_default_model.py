@@ -1,0 +1,74 @@
+"""End to end on the default model (SmolLM2-135M-Instruct on the llmkit-serve engine, found by name through
+the backend hook): constrained tool calls parse and execute, and the final answer uses the result. Two tasks
+of benchmarks/orchestrate_tasks.py, set up as the benchmark sets them up; the CLI narrates a run live."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from llmkit.core.backends import open_backend
+from llmkit.core.cli import main
+from llmkit.core.sampling import SamplingParams
+from llmkit.orchestrate import Limits, ReActAgent, SqlToolbox, calculator
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "orchestrate_tasks.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("orchestrate_tasks", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def engine(smollm2_path):
+    return open_backend("engine", model=str(smollm2_path), chat_template="chatml")
+
+
+@pytest.fixture(scope="module")
+def database(bench, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "company.db"
+    bench.build_database(path)
+    return path
+
+
+def run_task(bench, engine, database, question, tool_name):
+    with SqlToolbox(str(database)) as sql:
+        agent = ReActAgent(
+            engine,
+            [calculator if tool_name == "calculator" else sql.sql_query],
+            system_prompt=bench.SYSTEM,
+            params=SamplingParams(temperature=0.0, max_tokens=128),
+            tool_choice="required",
+            parallel_tool_calls=False,
+            examples=bench.EXAMPLES,
+            limits=Limits(max_steps=4),
+        )
+        assert agent.model.constrain  # the engine constrains tool calls to the tools' schemas
+        return agent.run(question)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "tool_name"),
+    [("What is 81234 divided by 6?", "13539", "calculator"), ("How many employees are there?", "12", "sql_query")],
+)
+def test_a_tool_call_parses_executes_and_the_answer_uses_it(bench, engine, database, question, expected, tool_name):
+    result = run_task(bench, engine, database, question, tool_name)
+    executed = [e for e in result.tool_log if e["name"] == tool_name and e["status"] == "ok"]
+    assert executed and bench.mentions(executed[0]["content"], expected), result.tool_log
+    assert result.ok and bench.mentions(result.answer, expected), (result.answer, result.detail)
+
+
+def test_agent_run_narrates_live_progress(smollm2_path, capsys):
+    limits = ["--tool-choice", "required", "--max-steps", "3", "--max-new-tokens", "128"]
+    code = main(["agent", "run", "What is 12 * 34?", "--tools", "calculator", "--model", str(smollm2_path), *limits])
+    out, err = capsys.readouterr()
+    assert "agent run " in err and "What is 12 * 34?" in err
+    assert "step 1:" in err and ("→ calculator" in err or "→ final_answer" not in err)
+    assert err.strip().splitlines()[-1].startswith("agent ")  # the run's end: its stop reason and detail
+    assert (code == 0) == bool(out.strip())
