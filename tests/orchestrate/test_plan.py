@@ -133,6 +133,8 @@ def test_a_failed_checkpoint_replans_the_remaining_work():
     assert [e.kind for e in events].count("replanned") == 1
     assert "step 1 failed its check: the product must be double-checked" in script.planner_prompts[1]
     assert [h["event"] for h in result.history] == ["plan", "checkpoint_failed", "replan", "plan", "step_done", "step_done"]  # fmt: skip
+    # every model call is counted once: 2 plans, 2 calls per operator, 3 operator runs
+    assert result.usage.model_calls == 2 + 2 * 3
 
 
 def test_an_error_value_fails_the_checkpoint_and_replanning_is_bounded():

@@ -268,6 +268,7 @@ class HierarchicalAgent(SavedRun):
             else PlanState(f"{state.run_id}-o{objective.id}", objective.goal)
         )
         result = tactical.continue_state(inner)
+        self.model.usage = state.usage
         state.inner = None
         state.usage.merge(result.usage)
         state.steps += result.steps

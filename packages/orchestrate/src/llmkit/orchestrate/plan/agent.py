@@ -241,6 +241,7 @@ class PlanAndExecuteAgent(SavedRun):
             else operator.new_state(f"Do plan step {step.id}: {step.instruction}", f"{state.run_id}-{state.attempts}")
         )
         result = operator.continue_state(inner)
+        self.model.usage = state.usage  # the operator counted into its own usage; replanning counts here
         state.inner = None
         state.usage.merge(result.usage)
         state.steps += result.steps
