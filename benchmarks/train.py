@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from train_common import save_summary, write_jsonl
+from train_common import command_line, save_summary, write_jsonl
 
 from llmkit.core import load_pretrained
 from llmkit.train import train
@@ -168,7 +168,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     data = write_jsonl(out / "sft.jsonl", records(args.records))
     console = Console()
-    summary: dict = {"command": f"python benchmarks/train.py --records {args.records} --steps {args.steps}"}
+    summary: dict = {"command": command_line()}
 
     speeds: dict[str, dict[str, float]] = {"full": {}, "lora": {}}
     hf_dir = out / "hf-model"

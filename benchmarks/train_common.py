@@ -7,12 +7,21 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train"
+RESULTS.mkdir(parents=True, exist_ok=True)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def command_line() -> str:
+    """The command this script was run with (recorded next to its numbers)."""
+    import shlex
+    import sys
+
+    return "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def save_summary(name: str, summary: dict) -> Path:
@@ -61,19 +70,32 @@ def fetch_hhh(cache: Path) -> dict[str, list[dict]]:
 
 
 def hhh_pairs(cache: Path, held_out_fraction: float = 0.25, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Preference pairs (chosen = the target scored 1) split per subset into train and held-out, seeded."""
+    """Preference pairs (chosen = the target scored 1) split per subset into train and held-out, seeded.
+
+    The split is by prompt: hhh_alignment compares several reply pairs for the same prompt (221 pairs, 102
+    prompts), and a pair-level split would put 35 of 55 held-out prompts (and most of their replies) in the
+    training data too. Whole prompts go to held-out until it holds `held_out_fraction` of a subset's pairs."""
     import random
 
     train, held_out = [], []
     for subset, examples in fetch_hhh(cache).items():
-        pairs = []
+        by_prompt: dict[str, list[dict]] = {}
         for example in examples:
             (chosen,) = [t for t, s in example["target_scores"].items() if s == 1]
             (rejected,) = [t for t, s in example["target_scores"].items() if s == 0]
             prompt = [{"role": "user", "content": example["input"]}]
-            pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": f"{subset}"})
-        random.Random(seed).shuffle(pairs)
-        cut = round(len(pairs) * held_out_fraction)
-        held_out += pairs[:cut]
-        train += pairs[cut:]
+            pair = {"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": subset}
+            by_prompt.setdefault(example["input"], []).append(pair)
+        groups = list(by_prompt.values())
+        random.Random(seed).shuffle(groups)
+        wanted = round(sum(map(len, groups)) * held_out_fraction)
+        taken: list[dict] = []
+        for group in groups:
+            (taken if len(taken) < wanted else train).extend(group)
+        held_out += taken
     return train, held_out
+
+
+def longer_is_chosen(pairs: list[dict]) -> float:
+    """Accuracy of the baseline that prefers the longer reply (characters): what length alone explains."""
+    return sum(len(p["chosen"]) > len(p["rejected"]) for p in pairs) / len(pairs)

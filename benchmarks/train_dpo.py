@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from train_common import RESULTS, hhh_pairs, save_summary, write_jsonl
+from train_common import RESULTS, command_line, hhh_pairs, longer_is_chosen, save_summary, write_jsonl
 
 from llmkit.train import train
 from llmkit.train.plotting import plot_runs
@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--top-layers", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--beta", type=float, default=0.1)
+    parser.add_argument("--max-length", type=int, default=320)
+    parser.add_argument("--eval-steps", type=int, default=0, help="default: steps // 2")
     parser.add_argument("--out", default="runs/bench-dpo")
     parser.add_argument("--cache", default="runs/bigbench")
     args = parser.parse_args()
@@ -49,9 +51,9 @@ def main() -> None:
         lora_rank=16,
         lora_alpha=32,
         train_top_layers=args.top_layers,
-        max_length=320,
+        max_length=args.max_length,
         truncation="truncate",
-        eval_steps=args.steps // 2,
+        eval_steps=args.eval_steps or args.steps // 2,
         save_merged=False,
         progress=False,
     )
@@ -64,8 +66,10 @@ def main() -> None:
     save_summary(
         "dpo",
         {
-            "command": f"python benchmarks/train_dpo.py --steps {args.steps} --top-layers {args.top_layers}",
-            "data": "BIG-bench hhh_alignment (bigbench==1.0.0 sdist), 166 train / 55 held-out pairs",
+            "command": command_line(),
+            "data": f"BIG-bench hhh_alignment (bigbench==1.0.0 sdist), {len(train_pairs)} train / {len(held_out)} held-out "
+            "pairs, split by prompt",
+            "held_out_longer_reply_baseline": longer_is_chosen(held_out),
             "train_margin_first_step": steps[0]["reward_margin"],
             "train_margin_last_step": steps[-1]["reward_margin"],
             "held_out_margin_before": evals[0]["eval_reward_margin"],

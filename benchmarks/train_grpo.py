@@ -2,9 +2,11 @@
 
     python benchmarks/train_grpo.py [--steps 30] [--out runs/bench-grpo]
 
-Each step samples 4 problems x 8 completions from the serving engine (sharing the policy's weights),
-scores them with `math_answer` (the answer must follow '####'), and takes one LoRA update. The mean
-verifier reward per step is the curve; the first steps are compared with the last. Writes
+Each step samples 4 new problems x 8 completions from the serving engine (sharing the policy's weights),
+scores them with `math_answer` (the answer must follow '####'), and takes one LoRA update on the top
+layers (beta 0 by default: no reference forward, as TRL's default). The mean verifier reward per step is
+the curve (every step's problems are new, so it is measured on unseen prompts); the first steps are
+compared with the last, and greedy accuracy on 64 held-out problems is measured before and after. Writes
 benchmarks/results/train/grpo.{png,json}.
 """
 
@@ -16,12 +18,22 @@ import random
 import shutil
 from pathlib import Path
 
-from train_common import RESULTS, save_summary, write_jsonl
+from train_common import RESULTS, command_line, save_summary, write_jsonl
 
+from llmkit.core import SamplingParams, generate, load_pretrained
+from llmkit.core.verifiers import get_verifier
 from llmkit.train import train
 from llmkit.train.plotting import plot_runs
 
-QUESTION = "What is {a} + {b}? Reply with only the final answer in the form #### <number>."
+QUESTION = "What is {a} + {b}?"
+# Two worked examples in the conversation show the answer format: without them SmolLM2-135M never writes
+# '#### <number>' (0 of 96 sampled replies in a pilot), every group's reward is 0 and GRPO has nothing to learn.
+SHOTS = [
+    {"role": "user", "content": "What is 12 + 35?"},
+    {"role": "assistant", "content": "12 + 35 = 47\n#### 47"},
+    {"role": "user", "content": "What is 58 + 26?"},
+    {"role": "assistant", "content": "58 + 26 = 84\n#### 84"},
+]
 
 
 def problems(count: int, seed: int) -> list[dict]:
@@ -29,9 +41,21 @@ def problems(count: int, seed: int) -> list[dict]:
     rows = []
     for _ in range(count):
         a, b = rng.randint(10, 99), rng.randint(10, 99)
-        prompt = [{"role": "user", "content": QUESTION.format(a=a, b=b)}]
+        prompt = [*SHOTS, {"role": "user", "content": QUESTION.format(a=a, b=b)}]
         rows.append({"prompt": prompt, "reference": str(a + b), "verifier": "math_answer"})
     return rows
+
+
+def greedy_reward(pretrained, rows: list[dict]) -> float:
+    """Mean `math_answer` score of greedy replies."""
+    verifier = get_verifier("math_answer")
+    prompts = [pretrained.chat_prompt(r["prompt"]) for r in rows]
+    outputs = generate(pretrained.model, pretrained.tokenizer, prompts, SamplingParams(temperature=0, max_tokens=16))
+    scores = [
+        verifier(r["prompt"][-1]["content"], out.completions[0].text, r["reference"]).score
+        for r, out in zip(rows, outputs, strict=True)
+    ]
+    return sum(scores) / len(scores)
 
 
 def main() -> None:
@@ -39,13 +63,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--prompts", type=int, default=4, help="problems per step")
     parser.add_argument("--generations", type=int, default=8)
-    parser.add_argument("--top-layers", type=int, default=10)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--top-layers", type=int, default=6)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--beta", type=float, default=0.0, help="k3 KL weight (0 skips the reference forward)")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--out", default="runs/bench-grpo")
     args = parser.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    data = write_jsonl(out / "data" / "train.jsonl", problems(400, seed=0))
+    training = problems(400, seed=0)
+    data = write_jsonl(out / "data" / "train.jsonl", training)
+    seen = {r["prompt"][-1]["content"] for r in training}
+    held_out = [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
+    before = greedy_reward(load_pretrained(), held_out)
     result = train(
         "grpo",
         data=str(data),
@@ -53,11 +83,11 @@ def main() -> None:
         max_steps=args.steps,
         batch_size=args.prompts,
         num_generations=args.generations,
-        max_new_tokens=24,
+        max_new_tokens=args.max_new_tokens,
         temperature=1.0,
         learning_rate=args.learning_rate,
         lr_scheduler="constant",
-        beta=0.04,
+        beta=args.beta,
         lora_rank=16,
         lora_alpha=32,
         train_top_layers=args.top_layers,
@@ -65,9 +95,9 @@ def main() -> None:
         kv_cache_memory="512MiB",
         max_length=256,
         truncation="error",
-        save_merged=False,
         progress=False,
     )
+    after = greedy_reward(load_pretrained(result.final_dir / "model"), held_out)
     shutil.copy(result.output_dir / "metrics.jsonl", RESULTS / "grpo_metrics.jsonl")
     shutil.copy(result.output_dir / "completions.jsonl", RESULTS / "grpo_completions.jsonl")
     records = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -78,11 +108,13 @@ def main() -> None:
     save_summary(
         "grpo",
         {
-            "command": f"python benchmarks/train_grpo.py --steps {args.steps}",
+            "command": command_line(),
             "reward_step_1": rewards[0],
             f"reward_mean_first_{window}_steps": sum(rewards[:window]) / window,
             f"reward_mean_last_{window}_steps": sum(rewards[-window:]) / window,
             "reward_curve": rewards,
+            "held_out_greedy_reward_before": before,
+            "held_out_greedy_reward_after": after,
             "mean_rollout_time_s": sum(r["rollout_time"] for r in records) / len(records),
             "mean_update_time_s": sum(r["update_time"] for r in records) / len(records),
         },

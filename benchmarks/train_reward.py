@@ -2,7 +2,8 @@
 
     python benchmarks/train_reward.py [--steps 40] [--top-layers 6] [--out runs/bench-reward]
 
-221 pairs (harmless/helpful/honest/other), 25% of each subset held out (seeded). The backbone's last
+221 pairs (harmless/helpful/honest/other); whole prompts holding 25% of each subset's pairs are held out
+(seeded), so no held-out prompt is trained on. The backbone's last
 `--top-layers` decoder layers and the scalar head train (full weights); held-out preference accuracy is
 measured before training and at the end. Writes benchmarks/results/train/reward.{png,json}.
 """
@@ -14,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from train_common import RESULTS, hhh_pairs, save_summary, write_jsonl
+from train_common import RESULTS, command_line, hhh_pairs, longer_is_chosen, save_summary, write_jsonl
 
 from llmkit.train import train
 from llmkit.train.plotting import plot_runs
@@ -25,6 +26,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--top-layers", type=int, default=6)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--max-length", type=int, default=320)
+    parser.add_argument("--eval-steps", type=int, default=0, help="default: steps // 2")
     parser.add_argument("--out", default="runs/bench-reward")
     parser.add_argument("--cache", default="runs/bigbench")
     args = parser.parse_args()
@@ -44,9 +47,9 @@ def main() -> None:
         learning_rate=args.learning_rate,
         warmup_steps=3,
         train_top_layers=args.top_layers,
-        max_length=320,
+        max_length=args.max_length,
         truncation="truncate",
-        eval_steps=args.steps // 2,
+        eval_steps=args.eval_steps or args.steps // 2,
         progress=False,
     )
     shutil.copy(result.output_dir / "metrics.jsonl", RESULTS / "reward_metrics.jsonl")
@@ -61,8 +64,10 @@ def main() -> None:
     save_summary(
         "reward",
         {
-            "command": f"python benchmarks/train_reward.py --steps {args.steps} --top-layers {args.top_layers}",
-            "data": "BIG-bench hhh_alignment (bigbench==1.0.0 sdist), 166 train / 55 held-out pairs",
+            "command": command_line(),
+            "data": f"BIG-bench hhh_alignment (bigbench==1.0.0 sdist), {len(train_pairs)} train / {len(held_out)} held-out "
+            "pairs, split by prompt",
+            "held_out_longer_reply_baseline": longer_is_chosen(held_out),
             "held_out_accuracy_before": evals[0]["eval_accuracy"],
             "held_out_accuracy_after": evals[-1]["eval_accuracy"],
             "held_out_accuracy_curve": [(r["step"], r["eval_accuracy"]) for r in evals],

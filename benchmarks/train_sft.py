@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from train_common import RESULTS, save_summary, write_jsonl
+from train_common import RESULTS, command_line, save_summary, write_jsonl
 
 from llmkit.core import SamplingParams, generate, load_pretrained
 from llmkit.train import train
@@ -108,7 +108,7 @@ def main() -> None:
     save_summary(
         "sft",
         {
-            "command": f"python benchmarks/train_sft.py --steps {args.steps}",
+            "command": command_line(),
             "steps": args.steps,
             "train_loss_first_step": first["loss"],
             "train_loss_last_step": last["loss"],
