@@ -65,10 +65,12 @@ def test_a_tool_call_parses_executes_and_the_answer_uses_it(bench, engine, datab
 
 
 def test_agent_run_narrates_live_progress(smollm2_path, capsys):
-    limits = ["--tool-choice", "required", "--max-steps", "3", "--max-new-tokens", "128"]
+    """One step of `llmkit agent run` on the engine: the constrained call is shown, run, and its result shown."""
+    limits = ["--tool-choice", "required", "--no-parallel", "--max-steps", "1", "--max-new-tokens", "128"]
     code = main(["agent", "run", "What is 12 * 34?", "--tools", "calculator", "--model", str(smollm2_path), *limits])
     out, err = capsys.readouterr()
-    assert "agent run " in err and "What is 12 * 34?" in err
-    assert "step 1:" in err and ("→ calculator" in err or "→ final_answer" not in err)
-    assert err.strip().splitlines()[-1].startswith("agent ")  # the run's end: its stop reason and detail
-    assert (code == 0) == bool(out.strip())
+    lines = [line.strip() for line in err.strip().splitlines()]
+    assert lines[0].startswith("agent run ") and lines[0].endswith("What is 12 * 34?")
+    assert lines[1:4] == ["step 1: calculator", '→ calculator {"expression": "12 * 34"}', "← ok 408"], err
+    assert lines[-1] == "agent max_steps: reached the limit of 1 steps"
+    assert code == 1 and out == ""  # no answer within one step: nothing on stdout, a non-zero exit

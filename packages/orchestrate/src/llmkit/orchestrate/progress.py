@@ -52,8 +52,11 @@ class LiveProgress:
         elif event.kind == "tool_finished":
             colour = "green" if data.get("status") == "ok" else "yellow"
             print_(f"    ← [{colour}]{data.get('status')}[/{colour}] {escape(_short(data.get('content', '')))}")
+        elif event.kind == "handoff_checked" and not data.get("problems"):
+            return  # a passed check is not news
         elif event.kind in ("intervention", "checkpoint_failed", "replanned", "handoff_checked"):
-            print_(f"  [yellow]{event.kind.replace('_', ' ')}[/yellow]: {escape(_short(data))}")
+            detail = data.get("message") or data.get("reason") or data.get("problems") or data
+            print_(f"  [yellow]{event.kind.replace('_', ' ')}[/yellow]: {escape(_short(detail))}")
         elif event.kind in ("plan_made", "handoff", "delegated"):
             print_(f"  [cyan]{event.kind.replace('_', ' ')}[/cyan]: {escape(_short(data))}")
         elif event.kind == "run_finished":
