@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -118,3 +119,12 @@ def test_approval_flags(llmkit, scripted_backend):
     assert json.loads(out)["tool_calls"][0]["status"] == "refused"
     code, out, _ = llmkit(*base, "--require-approval", "calculator", "--yes")
     assert code == 0 and json.loads(out)["tool_calls"][0]["status"] == "ok"
+
+
+def test_agent_run_uses_the_tools_of_an_mcp_server(llmkit, scripted_backend):
+    server = f"{shutil.which('llmkit')} agent mcp-serve --tools calculator"
+    args = ["agent", "run", "What is 6 * 7?", "--mcp", server, "--backend", "scripted", "--tool-choice", "required"]
+    code, out, err = llmkit(*args, "--json")
+    assert out, err
+    calls = json.loads(out)["tool_calls"]
+    assert code == 0 and (calls[0]["name"], calls[0]["status"], calls[0]["content"]) == ("calculator", "ok", "42")

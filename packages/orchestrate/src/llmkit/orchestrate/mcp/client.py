@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import mcp_types
 from mcp.client.session import ClientSession
@@ -33,6 +34,15 @@ def content_text(blocks: Sequence[Any]) -> str:
         else:
             parts.append(f"[{getattr(block, 'type', 'content')} content]")
     return "\n".join(parts)
+
+
+def server_errlog() -> TextIO:
+    """Where the server's stderr goes: ours when it is a real file (not a notebook's or pytest's stand-in)."""
+    try:
+        sys.stderr.fileno()
+        return sys.stderr
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__
 
 
 class MCPToolbox(Toolbox):
@@ -75,7 +85,7 @@ class MCPToolbox(Toolbox):
 
     async def _serve(self, params: StdioServerParameters) -> None:
         self._stop = asyncio.Event()
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        async with stdio_client(params, errlog=server_errlog()) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             self._listed = list((await session.list_tools()).tools)
             self._session = session
