@@ -85,7 +85,7 @@ def integration(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def train(session: nox.Session) -> None:
     """llmkit-train with core and serve: losses by hand and against TRL, masks on SmolLM2's template, resume after kill, DDP/FSDP2 on gloo."""
-    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train[test,trl]")
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train[test,trl,ray]")
     session.run("pytest", "tests/train", *session.posargs)
 
 
