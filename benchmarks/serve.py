@@ -283,20 +283,26 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, float32"
     )
     results = {}
+
+    def record(name: str, row: dict) -> None:  # printed as it comes: a long run cut short keeps its rows
+        results[name] = row
+        console.print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
+
     with console.status("llmkit engine"):
-        results["llmkit engine"], kv = run_engine(smol, jobs)
+        row, kv = run_engine(smol, jobs)
+        record("llmkit engine", row)
     if "transformers" not in args.skip:
         with console.status("transformers static batches"):
             hf = run_transformers(smol, jobs, args.hf_batch)
             if hf:
-                results[f"transformers (static b{args.hf_batch})"] = hf
+                record(f"transformers (static b{args.hf_batch})", hf)
     binary = find_llama_server(args.llama_server)
     if binary and "llama.cpp" not in args.skip:
         with console.status("llama.cpp server"):
-            results[f"llama-server ({args.slots} slots, Q4_1)"] = run_llama_server(binary, smol, jobs, args.slots)
+            record(f"llama-server ({args.slots} slots, Q4_1)", run_llama_server(binary, smol, jobs, args.slots))
     if "sequential" not in args.skip:
         with console.status("core sequential reference"):
-            results["core reference (sequential)"] = run_sequential(smol, jobs)
+            record("core reference (sequential)", run_sequential(smol, jobs))
 
     table = Table(title="serving, all requests arriving at once")
     metrics = list(next(iter(results.values())))
