@@ -8,7 +8,7 @@ import json
 import pytest
 
 from llmkit.orchestrate import CheckpointStore, Limits, PlanAndExecuteAgent, PlanError, calculator, tool
-from llmkit.orchestrate.plan import Plan, PlanBounds, plan_problems, validate_plan
+from llmkit.orchestrate.plan import Plan, PlanBounds, plan_problems, plan_schema_model, validate_plan
 from llmkit.orchestrate.testing import ScriptedBackend, hermes_call
 
 
@@ -197,3 +197,17 @@ def test_an_interrupted_plan_resumes_inside_its_step(tmp_path):
     result = make().resume("p")
     assert result.ok and result.answer == "418" and executed == ["12 * 34", "408 + 10"]
     assert result.values == {"product": "408", "answer": "418"}
+
+
+def test_plan_and_decomposition_schemas_compile_to_grammars():
+    """Constrained decoding builds a grammar from these schemas; long maxLength bounds are left to pydantic
+    (with them the plan schema passed the compiler's 60000-state limit on the default model)."""
+    from llmkit.core.structured import GrammarError, StructuredOutput, compile_structured
+    from llmkit.orchestrate.hierarchy import decomposition_model
+    from llmkit.orchestrate.model import decoding_schema
+
+    plan = plan_schema_model(PlanBounds(1, 6), ["calculator", "sql_query"]).model_json_schema()
+    with pytest.raises(GrammarError, match="too large"):
+        compile_structured(StructuredOutput("json_schema", plan))
+    for schema in (plan, decomposition_model(4).model_json_schema()):
+        compile_structured(StructuredOutput("json_schema", decoding_schema(schema)))

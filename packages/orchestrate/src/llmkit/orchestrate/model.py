@@ -124,7 +124,7 @@ class AgentModel:
             **conversation[-1],
             "content": f"{conversation[-1]['content']}\n\n{schema_instruction(schema)}",
         }
-        spec = StructuredOutput("json_schema", schema.model_json_schema())
+        spec = StructuredOutput("json_schema", decoding_schema(schema.model_json_schema()))
         problems = []
         for attempt in range(1, max_attempts + 1):
             text = self.chat([conversation], self.params, structured=spec)[0].choices[0].text
@@ -137,6 +137,23 @@ class AgentModel:
                     {"role": "user", "content": f"That reply is not valid: {err}. Reply again."},
                 ]
         raise StructuredOutputError(f"no reply validated against {schema.__name__}: " + " | ".join(problems))
+
+
+MAX_DECODED_LENGTH = 64
+
+
+def decoding_schema(schema: Any) -> Any:
+    """The schema the grammar is built from: long `maxLength` bounds dropped (a string of at most 400
+    characters is a 400-state chain per place it occurs, and plan schemas blow the compiler's state limit);
+    pydantic still enforces them on the reply, and a violation is retried with the error."""
+    if isinstance(schema, list):
+        return [decoding_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: decoding_schema(value) for key, value in schema.items()}
+    if isinstance(out.get("maxLength"), int) and out["maxLength"] > MAX_DECODED_LENGTH:
+        del out["maxLength"]
+    return out
 
 
 def arguments_text(arguments: Mapping[str, Any]) -> str:
