@@ -198,3 +198,12 @@ def test_specialists_need_a_description_and_the_orchestrator_needs_specialists()
         Specialist("math", " ")
     with pytest.raises(OrchestrateError, match="at least one specialist"):
         MultiAgentOrchestrator(ScriptedBackend(["x"]), [])
+
+
+def test_a_malformed_decomposition_is_an_invalid_plan():
+    twice = [objective(1, SALES, "total"), objective(2, ENGINEERING, "total", depends_on=[2])]
+    script = Strategist([twice, twice], PLANS, EXPRESSIONS)
+    result = HierarchicalAgent(ScriptedBackend(respond=script), [calculator], decompose_attempts=2).run("t")
+    assert result.stop_reason == "invalid_plan"
+    assert "two objectives produce 'total'" in result.detail and "depends on [2]" in result.detail
+    assert "two objectives produce 'total'" in script.prompts["strategic"][1]  # fed back

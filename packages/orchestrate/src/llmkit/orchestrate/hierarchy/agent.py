@@ -190,7 +190,7 @@ class HierarchicalAgent(SavedRun):
         )
 
     def _decompose(self, state: HierarchyState) -> None:
-        feedback = [h["problems"] for h in state.history if h["event"] == "handoff_rejected"]
+        feedback = [h["problems"] for h in state.history if h["event"] in ("handoff_rejected", "invalid_decomposition")]
         lines = [f"Task: {state.task}"]
         if feedback:
             lines.append("The last decomposition was refused: " + "; ".join(feedback[-1]) + ". Decompose again.")
@@ -205,12 +205,15 @@ class HierarchicalAgent(SavedRun):
         except StructuredOutputError as err:
             problems = [str(err)]
             decomposition = None
+        # a malformed decomposition is an invalid plan; a well-formed one whose handoffs fail is rejected
+        kind = "invalid_decomposition" if problems else "handoff_rejected"
         if not problems:
             problems = self._check_handoffs(state, decomposition.objectives)
         if problems:
-            state.history.append({"event": "handoff_rejected", "problems": problems})
+            state.history.append({"event": kind, "problems": problems})
             if state.decompositions >= self.decompose_attempts:
-                state.finish("handoff_rejected", f"{state.decompositions} decompositions refused: " + "; ".join(problems))  # fmt: skip
+                reason = "invalid_plan" if kind == "invalid_decomposition" else "handoff_rejected"
+                state.finish(reason, f"{state.decompositions} decompositions refused: " + "; ".join(problems))
             return
         state.objectives, state.position = [o.model_dump() for o in decomposition.objectives], 0
         state.history.append({"event": "decomposition", "objectives": state.objectives})
