@@ -46,11 +46,13 @@ def problems(count: int, seed: int) -> list[dict]:
     return rows
 
 
-def greedy_reward(pretrained, rows: list[dict]) -> float:
+def greedy_reward(pretrained, rows: list[dict], max_new_tokens: int) -> float:
     """Mean `math_answer` score of greedy replies."""
     verifier = get_verifier("math_answer")
     prompts = [pretrained.chat_prompt(r["prompt"]) for r in rows]
-    outputs = generate(pretrained.model, pretrained.tokenizer, prompts, SamplingParams(temperature=0, max_tokens=16))
+    outputs = generate(
+        pretrained.model, pretrained.tokenizer, prompts, SamplingParams(temperature=0, max_tokens=max_new_tokens)
+    )
     scores = [
         verifier(r["prompt"][-1]["content"], out.completions[0].text, r["reference"]).score
         for r, out in zip(rows, outputs, strict=True)
@@ -66,7 +68,9 @@ def main() -> None:
     parser.add_argument("--top-layers", type=int, default=6)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--beta", type=float, default=0.0, help="k3 KL weight (0 skips the reference forward)")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=24, help="'90 + 74 = 164\\n#### 164' and its end-of-turn token are 18"
+    )
     parser.add_argument("--out", default="runs/bench-grpo")
     args = parser.parse_args()
     out = Path(args.out)
@@ -75,7 +79,7 @@ def main() -> None:
     data = write_jsonl(out / "data" / "train.jsonl", training)
     seen = {r["prompt"][-1]["content"] for r in training}
     held_out = [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
-    before = greedy_reward(load_pretrained(), held_out)
+    before = greedy_reward(load_pretrained(), held_out, args.max_new_tokens)
     result = train(
         "grpo",
         data=str(data),
@@ -97,11 +101,12 @@ def main() -> None:
         truncation="error",
         progress=False,
     )
-    after = greedy_reward(load_pretrained(result.final_dir / "model"), held_out)
+    after = greedy_reward(load_pretrained(result.final_dir / "model"), held_out, args.max_new_tokens)
     shutil.copy(result.output_dir / "metrics.jsonl", RESULTS / "grpo_metrics.jsonl")
     shutil.copy(result.output_dir / "completions.jsonl", RESULTS / "grpo_completions.jsonl")
     records = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
-    metrics = ["reward_mean", "loss", "kl", "completion_length"]
+    metrics = ["reward_mean", "verifier_math_answer", "zero_std_fraction", "completion_length"]
+    metrics += ["kl"] if args.beta else []
     plot_runs([result.output_dir], metrics, RESULTS / "grpo.png", "GRPO + LoRA, 2-digit addition (math_answer)")
     rewards = [r["reward_mean"] for r in records]
     window = max(1, len(rewards) // 5)
