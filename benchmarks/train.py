@@ -4,8 +4,8 @@ same run, and where a GRPO step's time goes (rollout vs update) in two regimes.
     python benchmarks/train.py [--records 32] [--steps 4] [--skip-trl] [--skip-grpo]
 
 SFT: SmolLM2-135M-Instruct in float32, 32 chat records, batch 4, loss on every token, no packing; the same
-weights are exported to an HF directory for transformers/TRL (bf16 autocast off on both sides; TRL's LoRA
-is PEFT with the same rank, alpha and target layers). tokens/s = non-padding tokens of the timed steps
+weights are exported to an HF directory for transformers/TRL (bf16 autocast and gradient checkpointing off on
+both sides; TRL's LoRA is PEFT with the same rank, alpha and target layers). tokens/s = non-padding tokens of the timed steps
 divided by their wall time; the first step of each run is warm-up and not timed.
 GRPO: 2 prompts x 4 completions per step, one LoRA update; "generation-heavy" asks for 96 new tokens,
 "update-heavy" for 12 tokens with full-weight updates.
@@ -98,6 +98,7 @@ def trl_sft(data: Path, hf_dir: Path, out: Path, steps: int, lora: bool) -> floa
         report_to="none",
         use_cpu=True,
         bf16=False,
+        gradient_checkpointing=False,  # TRL turns it on by default; llmkit's default is off
         max_length=512,
         logging_steps=1,
         save_strategy="no",
