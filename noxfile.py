@@ -30,6 +30,7 @@ nox.options.sessions = [
     "integration",
     "train",
     "orchestrate",
+    "orchestrate_model",
     "sympy_verifier",
     "http_fetch",
     "lint",
@@ -91,10 +92,19 @@ def train(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def orchestrate(session: nox.Session) -> None:
-    """llmkit-orchestrate with core and context: tools, sandbox escapes, ReAct/plan/hierarchy/multi-agent control
-    flow on a scripted backend, gates, injection, checkpoints, MCP both ways; serve only for the default-model run."""
-    session.install(TORCH, "./packages/core", "./packages/context", "./packages/serve", "./packages/orchestrate[test]")
+    """llmkit-orchestrate with core and context only: tools, sandbox escapes, ReAct/plan/hierarchy/multi-agent
+    control flow on a scripted backend, gates, injection, checkpoints, MCP both ways, the CLI."""
+    session.install(TORCH, "./packages/core", "./packages/context", "./packages/orchestrate[test]")
     session.run("pytest", "tests/orchestrate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def orchestrate_model(session: nox.Session) -> None:
+    """llmkit-orchestrate end to end on the default model: the engine (llmkit-serve, found by name) with the native
+    kernels, whose grammar matcher makes constrained tool calls fast enough to test."""
+    session.install(TORCH, "./packages/core", "./packages/serve", ".", "./packages/context", "./packages/orchestrate[test]")  # fmt: skip
+    # One torch thread: a 135M model decodes no faster on two, and oversubscribed shared cores made it 3x slower.
+    session.run("pytest", "tests/orchestrate/test_default_model.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(python=PYTHON)
