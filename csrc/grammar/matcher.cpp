@@ -148,6 +148,7 @@ void Matcher::restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_le
   const Vocabulary& v = index_->vocabulary();
   auto* bits = reinterpret_cast<uint32_t*>(words);
   const int64_t used = std::min<int64_t>(num_words, (v.vocab_size + 31) / 32);
+  const std::vector<uint32_t> unrestricted(bits, bits + used);
   for (int64_t w = 0; w < used; ++w) {
     for (uint32_t word = bits[w]; word != 0; word &= word - 1) {
       const int32_t token = static_cast<int32_t>(w * 32 + __builtin_ctz(word));
@@ -161,6 +162,11 @@ void Matcher::restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_le
       chart_.pop(static_cast<int>(data.size()));
       if (cost + 1 > tokens_left - 1) bits[w] &= ~(1u << (token & 31));
     }
+  }
+  // No token finishes in time (max_tokens below the grammar's shortest completion): keep the grammar's
+  // mask, so the output is cut by the length limit instead of an empty row leaving the sampler nothing.
+  if (std::all_of(bits, bits + used, [](uint32_t word) { return word == 0; })) {
+    std::copy(unrestricted.begin(), unrestricted.end(), bits);
   }
 }
 

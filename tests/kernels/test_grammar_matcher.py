@@ -230,3 +230,16 @@ def test_budget_restriction_agrees_and_always_leaves_a_way_to_finish(name, tiny,
         if native.is_terminated():
             return
     raise AssertionError("the budget did not force the grammar to finish")
+
+
+@pytest.mark.parametrize("name", ["object", "recursive"])
+def test_budget_below_the_shortest_completion_leaves_the_mask_as_filled(name, tiny, vocab, grammars):
+    native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
+    assert native.finish_cost() == reference.finish_cost() > 2
+    rows = torch.zeros(3, words_for(vocab.vocab_size), dtype=torch.int32)
+    native.fill_next_token_bitmask(rows, 0)
+    reference.fill_next_token_bitmask(rows, 1)
+    native.fill_next_token_bitmask(rows, 2)
+    native.restrict_to_budget(rows, 0, 1)
+    reference.restrict_to_budget(rows, 1, 1)
+    assert torch.equal(rows[0], rows[2]) and torch.equal(rows[1], rows[2]) and rows[2].any()

@@ -159,3 +159,17 @@ def test_recursive_grammars_finish_within_max_tokens(make_engine):
         completion = output.completions[0]
         assert len(completion.token_ids) <= budget and completion.finish_reason == "stop"
         jsonschema.validate(json.loads(completion.text), schema)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_max_tokens_below_the_shortest_completion_is_cut_by_length(make_engine, temperature):
+    """No way to finish in time: the output follows the grammar as far as it goes and ends by length
+    (never an empty reply ending in 'stop')."""
+    engine = make_engine()
+    (output,) = engine.generate(
+        ["a"], SamplingParams(temperature=temperature, seed=1, max_tokens=3), progress=False, structured=SPEC
+    )
+    completion = output.completions[0]
+    assert len(completion.token_ids) == 3 and completion.finish_reason == "length", completion
+    assert completion.text.startswith('{"name"'[: len(completion.text)]) and completion.text
+    assert_all_free(engine)

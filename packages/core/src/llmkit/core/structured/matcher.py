@@ -125,7 +125,8 @@ class ReferenceMatcher:
 
     def restrict_to_budget(self, bitmask: torch.Tensor, row: int, tokens_left: int) -> None:
         """Clear the tokens of a filled mask row after which the grammar could not finish, stop token
-        included, within `tokens_left` tokens (this one counted); nothing to do far from the end."""
+        included, within `tokens_left` tokens (this one counted); nothing to do far from the end. When no
+        token can finish in time the row is left as the grammar filled it, never emptied."""
         if self.terminated or self.finish_cost() + BUDGET_WINDOW < tokens_left:
             return
         bits = np.unpackbits(bitmask[row].numpy().view(np.uint8), bitorder="little").astype(bool)
@@ -138,6 +139,8 @@ class ReferenceMatcher:
             self.chart.pop(len(data))
             if cost + 1 > tokens_left - 1:
                 bits[token_id] = False
+        if not bits.any():
+            return  # nothing finishes in time (max_tokens below the shortest completion): the length limit cuts it
         bitmask[row] = torch.from_numpy(np.packbits(bits, bitorder="little").view("<i4").astype(np.int32))
 
     def find_forced_bytes(self) -> bytes:
