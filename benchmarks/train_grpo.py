@@ -27,7 +27,7 @@ from llmkit.train.plotting import plot_runs
 
 QUESTION = "What is {a} + {b}?"
 # Two worked examples in the conversation show the answer format: without them SmolLM2-135M never writes
-# '#### <number>' (0 of 96 sampled replies in a pilot), every group's reward is 0 and GRPO has nothing to learn.
+# '#### <number>' (none of 64 sampled replies in a pilot), every group's reward is 0 and GRPO has nothing to learn.
 SHOTS = [
     {"role": "user", "content": "What is 12 + 35?"},
     {"role": "assistant", "content": "12 + 35 = 47\n#### 47"},
