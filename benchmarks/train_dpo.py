@@ -1,6 +1,6 @@
 """DPO on real preference pairs: BIG-bench hhh_alignment, SmolLM2-135M-Instruct with LoRA.
 
-    python benchmarks/train_dpo.py [--steps 40] [--top-layers 8] [--out runs/bench-dpo]
+    python benchmarks/train_dpo.py [--steps 20] [--top-layers 8] [--out runs/bench-dpo]
 
 Same split as benchmarks/train_reward.py. Reference log-probs are precomputed once into a validated cache.
 Reports the chosen-minus-rejected implicit-reward margin and the held-out preference accuracy (ties count
@@ -22,11 +22,11 @@ from llmkit.train.plotting import plot_runs
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--top-layers", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--max-length", type=int, default=320)
+    parser.add_argument("--max-length", type=int, default=192)
     parser.add_argument("--eval-steps", type=int, default=0, help="default: steps // 2")
     parser.add_argument("--out", default="runs/bench-dpo")
     parser.add_argument("--cache", default="runs/bigbench")

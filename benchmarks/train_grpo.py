@@ -1,8 +1,8 @@
 """GRPO (RLVR) on SmolLM2-135M-Instruct: two-digit addition rewarded by the `math_answer` verifier.
 
-    python benchmarks/train_grpo.py [--steps 30] [--out runs/bench-grpo]
+    python benchmarks/train_grpo.py [--steps 20] [--out runs/bench-grpo]
 
-Each step samples 4 new problems x 8 completions from the serving engine (sharing the policy's weights),
+Each step samples 2 new problems x 8 completions from the serving engine (sharing the policy's weights),
 scores them with `math_answer` (the answer must follow '####'), and takes one LoRA update on the top
 layers (beta 0 by default: no reference forward, as TRL's default). The mean verifier reward per step is
 the curve (every step's problems are new, so it is measured on unseen prompts); the first steps are
@@ -62,11 +62,11 @@ def greedy_reward(pretrained, rows: list[dict], max_new_tokens: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--prompts", type=int, default=4, help="problems per step")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--prompts", type=int, default=2, help="problems per step")
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--top-layers", type=int, default=6)
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--beta", type=float, default=0.0, help="k3 KL weight (0 skips the reference forward)")
     parser.add_argument(
         "--max-new-tokens", type=int, default=24, help="'90 + 74 = 164\\n#### 164' and its end-of-turn token are 18"

@@ -1,6 +1,6 @@
 """SFT with LoRA on SmolLM2-135M-Instruct: teach 16 made-up facts, then ask held-out paraphrases.
 
-    python benchmarks/train_sft.py [--steps 40] [--out runs/bench-sft]
+    python benchmarks/train_sft.py [--steps 48] [--out runs/bench-sft]
 
 Each fact is trained in three phrasings and tested greedily in two phrasings never trained on; an
 answer counts when the generated text contains the fact's answer. Writes the loss curve to
@@ -69,7 +69,7 @@ def greedy_accuracy(pretrained, phrasings: list[str]) -> tuple[float, list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--out", default="runs/bench-sft")
     args = parser.parse_args()
     out = Path(args.out)
