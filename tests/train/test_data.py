@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from llmkit.core.chat_template import ChatTemplate
@@ -156,12 +156,15 @@ def test_pair_truncation_cuts_the_prompt_from_the_left():
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=60), st.integers(50, 120))
+@example([25, 26, 26, 26, 26], 50)
 def test_best_fit_decreasing_properties(lengths, capacity):
     bins = best_fit_decreasing(lengths, capacity)
     assert sorted(i for b in bins for i in b) == list(range(len(lengths)))
     assert all(sum(lengths[i] for i in b) <= capacity for b in bins)
-    # best fit decreasing never needs more than 11/9 OPT + 1 bins; the volume bound gives OPT >= total / capacity
-    assert len(bins) <= 11 / 9 * (-(-sum(lengths) // capacity)) + 1
+    # BFD uses at most 11/9 OPT + 1 bins, but OPT is not known here and the volume bound total / capacity
+    # is only a lower bound on it ([25, 26, 26, 26, 26] into 50 needs 5 bins, volume says 3). What can be
+    # checked is that all bins but one are more than half full, so bins - 1 < 2 * total / capacity.
+    assert len(bins) - 1 < 2 * sum(lengths) / capacity
     # no two bins could be merged (each is more than half full, except possibly one)
     assert sum(sum(lengths[i] for i in b) <= capacity / 2 for b in bins) <= 1
 
