@@ -30,9 +30,7 @@ class SavedRun:
     tracer: Tracer | None
     on_event: EventHandler
     on_step: Callable[[Any], None] | None
-
-    def fingerprint(self) -> str:
-        raise NotImplementedError
+    fingerprint: Callable[[], str]  # the agent's configuration hash: a resume must match it
 
     def _start(self, task: str, run_id: str | None) -> str:
         run_id = run_id or new_run_id()
