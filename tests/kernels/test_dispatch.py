@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import torch
 
@@ -47,6 +48,10 @@ def test_dispatch_through_core_gives_the_reference_result():
 
 
 def test_the_module_links_neither_torch_nor_a_cuda_runtime_library():
-    linked = subprocess.run(["ldd", _C.__file__], capture_output=True, text=True, check=True).stdout
-    assert "torch" not in linked and "c10" not in linked and "libcudart" not in linked
+    ldd = subprocess.run(["ldd", _C.__file__], capture_output=True, text=True, check=True).stdout
+    # Library names only: the load addresses ldd prints are random hex and may contain "c10".
+    linked = [Path(line.split()[0]).name for line in ldd.splitlines() if line.strip()]
+    assert linked, ldd
+    forbidden = [name for name in linked if name.startswith(("libtorch", "libc10", "libcudart"))]
+    assert not forbidden, ldd
     assert _C.cpu_isa() in _C.supported_cpu_isas()
