@@ -1,5 +1,7 @@
 """Adapters that drive xgrammar, llguidance and outlines-core like llmkit's matcher (for
-benchmarks/structured.py): compile a JSON schema cold and cached, fill a token bitmask, accept a token."""
+benchmarks/structured.py): compile a JSON schema cold and cached, fill a token bitmask, accept a token.
+
+`matcher(compiled)` returns (fill, bitmask, accept): `fill(bitmask)` writes the next-token mask."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ class XGrammarPeer:
     def matcher(self, compiled):
         matcher = self.xgr.GrammarMatcher(compiled)
         bitmask = self.xgr.allocate_token_bitmask(1, self.vocab_size)
-        return (lambda: matcher.fill_next_token_bitmask(bitmask, 0)), matcher.accept_token
+        return (lambda b: matcher.fill_next_token_bitmask(b, 0)), bitmask, matcher.accept_token
 
 
 class LLGuidancePeer:
@@ -64,7 +66,7 @@ class LLGuidancePeer:
     def matcher(self, grammar):
         matcher = self.ll.LLMatcher(self.tokenizer, grammar)
         bitmask = self.ll.torch.allocate_token_bitmask(1, self.vocab_size)
-        return (lambda: self.ll.torch.fill_next_token_bitmask(matcher, bitmask, 0)), matcher.consume_token
+        return (lambda b: self.ll.torch.fill_next_token_bitmask(matcher, b, 0)), bitmask, matcher.consume_token
 
 
 class OutlinesPeer:
@@ -98,7 +100,7 @@ class OutlinesPeer:
                 return False
             return True
 
-        return (lambda: guide.write_mask_into(bitmask.data_ptr(), bitmask.numel(), bitmask.element_size())), accept
+        return (lambda b: guide.write_mask_into(b.data_ptr(), b.numel(), b.element_size())), bitmask, accept
 
 
 def make_peers(hf_tokenizer, token_bytes, vocab_size: int, stop_ids: list[int]) -> tuple[list, dict[str, str]]:

@@ -122,8 +122,17 @@ void bind_grammar(py::module_& m) {
              return std::make_shared<GrammarIndex>(g.tables, v.vocabulary);
            }),
            "grammar"_a, "vocabulary"_a)
+      .def(
+          "precompute",
+          [](GrammarIndex& self, int num_threads) {
+            py::gil_scoped_release release;
+            self.precompute(num_threads);
+          },
+          "num_threads"_a = 1, "Compute the token classification of every state class now (GIL released).")
       .def_property_readonly("num_state_classes", &GrammarIndex::num_classes)
-      .def_property_readonly("cache_size", &GrammarIndex::cache_size);
+      .def_property_readonly("cache_size", &GrammarIndex::cache_size)
+      .def_property_readonly("cache_bytes", &GrammarIndex::cache_bytes)
+      .def_property_readonly("num_masks", &GrammarIndex::num_masks);
 
   py::class_<Matcher>(m, "GrammarMatcher", "One generation's Earley chart over a GrammarIndex.")
       .def(py::init<std::shared_ptr<GrammarIndex>, std::vector<int32_t>>(), "index"_a, "stop_token_ids"_a)

@@ -64,8 +64,42 @@ bool dtype_from_dl(const DLDataType& t, DType* out) {
   return true;
 }
 
+// torch's Tensor.__dlpack__ is Python code (about 2 µs a call); its C exporter torch.utils.dlpack.to_dlpack
+// takes about 0.2 µs. Returns that exporter when `object` is a torch tensor and torch is already imported
+// (this module never imports torch), else nullptr. Called with the GIL held, which guards the statics.
+PyObject* torch_exporter(PyObject* object) {
+  static PyObject* tensor_type = nullptr;
+  static PyObject* to_dlpack = nullptr;  // both kept for the life of the process
+  if (tensor_type == nullptr) {
+    PyObject* modules = PyImport_GetModuleDict();
+    PyObject* torch = PyDict_GetItemString(modules, "torch");
+    PyObject* dlpack = PyDict_GetItemString(modules, "torch.utils.dlpack");
+    if (torch == nullptr || dlpack == nullptr) return nullptr;
+    PyObject* type = PyObject_GetAttrString(torch, "Tensor");
+    PyObject* exporter = PyObject_GetAttrString(dlpack, "to_dlpack");
+    if (type == nullptr || exporter == nullptr) {
+      PyErr_Clear();
+      Py_XDECREF(type);
+      Py_XDECREF(exporter);
+      return nullptr;
+    }
+    tensor_type = type;
+    to_dlpack = exporter;
+  }
+  const int is_tensor = PyObject_IsInstance(object, tensor_type);
+  if (is_tensor < 0) PyErr_Clear();
+  return is_tensor == 1 ? to_dlpack : nullptr;
+}
+
 py::object export_capsule(const char* name, py::handle object) {
   if (PyCapsule_CheckExact(object.ptr())) return py::reinterpret_borrow<py::object>(object);
+  if (PyObject* exporter = torch_exporter(object.ptr())) {
+    try {
+      return py::reinterpret_borrow<py::object>(exporter)(object);
+    } catch (py::error_already_set& err) {
+      raise_value_error(std::string(name) + " cannot be shared through DLPack: " + err.what());
+    }
+  }
   if (!py::hasattr(object, "__dlpack__")) {
     raise_type_error(std::string(name) + " must be a tensor (an object with __dlpack__ or a DLPack capsule), got " +
                      std::string(py::str(py::type::of(object).attr("__name__"))));

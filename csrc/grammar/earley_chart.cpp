@@ -81,16 +81,15 @@ bool EarleyChart::can_finish() const {
   return false;
 }
 
-std::vector<int32_t> EarleyChart::root_states() const {
+void EarleyChart::root_states(std::vector<int32_t>& roots) const {
   const int32_t here = position();
-  std::vector<int32_t> roots;
+  roots.clear();
   for (size_t i = set_begin_.back(); i < items_.size(); ++i) {
     const Item& item = items_[i];
     if (item.origin < here || (here == 0 && g_->is_start_rule(item.state))) {
       if (std::find(roots.begin(), roots.end(), item.state) == roots.end()) roots.push_back(item.state);
     }
   }
-  return roots;
 }
 
 // Bytes to finish every caller once `rule` (started at `origin`) completes; memo holds (key, cost).

@@ -29,7 +29,7 @@ class EarleyChart {
   bool scan_all(const std::string& data);  // all bytes, or none
   void pop(int count);                    // drop the last `count` positions
   bool can_finish() const;
-  std::vector<int32_t> root_states() const;  // items not predicted here: where token masks start
+  void root_states(std::vector<int32_t>& out) const;  // items not predicted here: where token masks start
   void next_bytes(bool out[256]) const;
   // The fewest bytes that complete the start rule from here, given each state's cost to its rule's end.
   int64_t finish_cost(const std::vector<int64_t>& costs) const;

@@ -47,24 +47,69 @@ GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::sh
     : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)) {
   state_class_ = depth_limited_classes(*grammar_, vocabulary_->max_token_length);
   num_classes_ = state_class_.empty() ? 0 : *std::max_element(state_class_.begin(), state_class_.end()) + 1;
+  class_state_.assign(num_classes_, -1);
+  for (int32_t s = static_cast<int32_t>(state_class_.size()) - 1; s >= 0; --s) class_state_[state_class_[s]] = s;
+  entries_ = std::make_unique<std::atomic<const StateMask*>[]>(num_classes_);
+  for (int c = 0; c < num_classes_; ++c) entries_[c].store(nullptr, std::memory_order_relaxed);
   finish_costs_ = compute_finish_costs(*grammar_, *vocabulary_);
 }
 
-int GrammarIndex::cache_size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return static_cast<int>(cache_.size());
+GrammarIndex::~GrammarIndex() {
+  for (int c = 0; c < num_classes_; ++c) delete entries_[c].load(std::memory_order_relaxed);
 }
 
-std::shared_ptr<const MaskEntry> GrammarIndex::entry(int32_t state) {
-  const int32_t key = state_class_[state];
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto hit = cache_.find(key);
-    if (hit != cache_.end()) return hit->second;
+int GrammarIndex::cache_size() const {
+  int count = 0;
+  for (int c = 0; c < num_classes_; ++c) count += entries_[c].load(std::memory_order_acquire) != nullptr;
+  return count;
+}
+
+int64_t GrammarIndex::cache_bytes() const {
+  int64_t bytes = 0;
+  for (int c = 0; c < num_classes_; ++c) {
+    const StateMask* e = entries_[c].load(std::memory_order_acquire);
+    if (e != nullptr) bytes += sizeof(StateMask) + e->uncertain_subtrees.size() * sizeof(int32_t);
   }
-  auto computed = std::make_shared<const MaskEntry>(classify_tokens(*grammar_, *vocabulary_, state));
-  std::lock_guard<std::mutex> lock(mutex_);
-  return cache_.emplace(key, std::move(computed)).first->second;
+  std::lock_guard<std::mutex> lock(masks_mutex_);
+  for (const auto& [hash, masks] : masks_) {
+    for (const auto& mask : masks) bytes += static_cast<int64_t>(mask->size() * sizeof(uint32_t));
+  }
+  return bytes;
+}
+
+int GrammarIndex::num_masks() const {
+  std::lock_guard<std::mutex> lock(masks_mutex_);
+  int count = 0;
+  for (const auto& [hash, masks] : masks_) count += static_cast<int>(masks.size());
+  return count;
+}
+
+const std::vector<uint32_t>* GrammarIndex::intern(std::vector<uint32_t> accepted) {
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the words
+  for (uint32_t word : accepted) hash = (hash ^ word) * 1099511628211ull;
+  std::lock_guard<std::mutex> lock(masks_mutex_);
+  auto& same_hash = masks_[hash];
+  for (const auto& mask : same_hash) {
+    if (*mask == accepted) return mask.get();
+  }
+  same_hash.push_back(std::make_unique<const std::vector<uint32_t>>(std::move(accepted)));
+  return same_hash.back().get();
+}
+
+const StateMask& GrammarIndex::entry(int32_t state) {
+  std::atomic<const StateMask*>& slot = entries_[state_class_[state]];
+  const StateMask* known = slot.load(std::memory_order_acquire);
+  if (known != nullptr) return *known;
+  MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
+  auto* computed = new StateMask{intern(std::move(classified.accepted)), std::move(classified.uncertain_subtrees)};
+  if (slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) return *computed;
+  delete computed;  // another thread published the same entry first (its accepted set is interned once)
+  return *known;
+}
+
+void GrammarIndex::precompute(int num_threads) {
+#pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
+  for (int c = 0; c < num_classes_; ++c) entry(class_state_[c]);
 }
 
 Matcher::Matcher(std::shared_ptr<GrammarIndex> index, std::vector<int32_t> stop_token_ids)
@@ -115,32 +160,80 @@ void Matcher::rollback(int count) {
 }
 
 void Matcher::fill_mask(int32_t* words, int64_t num_words) {
-  std::memset(words, 0, static_cast<size_t>(num_words) * sizeof(int32_t));
-  if (terminated_) return;
   const Vocabulary& v = index_->vocabulary();
   const int64_t used = std::min<int64_t>(num_words, (v.vocab_size + 31) / 32);
   auto* bits = reinterpret_cast<uint32_t*>(words);
-  std::vector<int32_t> candidates;
-  for (int32_t state : chart_.root_states()) {
-    std::shared_ptr<const MaskEntry> e = index_->entry(state);
-    for (int64_t w = 0; w < used; ++w) bits[w] |= e->accepted[w];
-    candidates.insert(candidates.end(), e->uncertain.begin(), e->uncertain.end());
+  std::memset(bits + used, 0, static_cast<size_t>(num_words - used) * sizeof(uint32_t));
+  if (terminated_) {
+    std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
+    return;
   }
-  std::sort(candidates.begin(), candidates.end());
-  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-  for (int32_t token : candidates) {
-    if ((token >> 5) >= used || ((bits[token >> 5] >> (token & 31)) & 1u)) continue;
-    const std::string& data = v.token_bytes[token];
-    if (chart_.scan_all(data)) {
-      chart_.pop(static_cast<int>(data.size()));
-      bits[token >> 5] |= 1u << (token & 31);
+  chart_.root_states(roots_);
+  if (roots_.size() == 1) {  // the common case: the cached entry is the mask, up to its uncertain tokens
+    const StateMask& e = index_->entry(roots_[0]);
+    std::memcpy(bits, e.accepted->data(), static_cast<size_t>(used) * sizeof(uint32_t));
+    accept_readable(e.uncertain_subtrees, bits);
+  } else {
+    std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
+    subtrees_.clear();
+    for (int32_t state : roots_) {
+      const StateMask& e = index_->entry(state);
+      const uint32_t* accepted = e.accepted->data();
+      for (int64_t w = 0; w < used; ++w) bits[w] |= accepted[w];
+      subtrees_.insert(subtrees_.end(), e.uncertain_subtrees.begin(), e.uncertain_subtrees.end());
     }
+    std::sort(subtrees_.begin(), subtrees_.end());
+    size_t kept = 0;  // drop subtrees inside the previous one
+    for (int32_t node : subtrees_) {
+      if (kept == 0 || node >= v.subtree_end[subtrees_[kept - 1]]) subtrees_[kept++] = node;
+    }
+    subtrees_.resize(kept);
+    accept_readable(subtrees_, bits);
   }
   if (chart_.can_finish()) {
     for (int32_t token : stop_token_ids_) {
       if ((token >> 5) < used) bits[token >> 5] |= 1u << (token & 31);
     }
   }
+}
+
+// A depth-first walk of each subtree on the chart itself: a byte the chart cannot read prunes the
+// subtree below it. path_ holds the bytes on the chart, so consecutive subtrees share their prefixes.
+void Matcher::accept_readable(const std::vector<int32_t>& subtrees, uint32_t* bits) {
+  const Vocabulary& v = index_->vocabulary();
+  auto retreat_to = [&](size_t depth) {
+    if (path_.size() > depth) {
+      chart_.pop(static_cast<int>(path_.size() - depth));
+      path_.resize(depth);
+    }
+  };
+  path_.clear();
+  for (int32_t top : subtrees) {
+    // The bytes above `top`: the first top-depth - 1 bytes of any token in its subtree.
+    const std::string& first = v.token_bytes[v.node_tokens[v.token_offsets[top]]];
+    const size_t above = static_cast<size_t>(v.node_depth[top]) - 1;
+    size_t common = 0;
+    while (common < std::min(above, path_.size()) && path_[common] == first[common]) ++common;
+    retreat_to(common);
+    while (path_.size() < above && chart_.scan(static_cast<uint8_t>(first[path_.size()]))) {
+      path_.push_back(first[path_.size()]);
+    }
+    if (path_.size() < above) continue;  // the chart cannot read the bytes above the subtree
+    for (int32_t node = top; node < v.subtree_end[top];) {
+      retreat_to(static_cast<size_t>(v.node_depth[node]) - 1);
+      if (!chart_.scan(v.node_byte[node])) {
+        node = v.subtree_end[node];
+        continue;
+      }
+      path_.push_back(static_cast<char>(v.node_byte[node]));
+      for (int32_t k = v.token_offsets[node]; k < v.token_offsets[node + 1]; ++k) {
+        const int32_t token = v.node_tokens[k];
+        bits[token >> 5] |= 1u << (token & 31);
+      }
+      ++node;
+    }
+  }
+  retreat_to(0);
 }
 
 void Matcher::restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_left) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,16 +17,30 @@
 
 namespace llmkit::grammar {
 
+// The cached token classification of a state class; `accepted` is shared by the classes with equal sets.
+struct StateMask {
+  const std::vector<uint32_t>* accepted;   // [ceil(vocab / 32)] owned by the index
+  std::vector<int32_t> uncertain_subtrees;  // as in MaskEntry
+};
+
 class GrammarIndex {
  public:
   GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary);
+  ~GrammarIndex();
+  GrammarIndex(const GrammarIndex&) = delete;
+  GrammarIndex& operator=(const GrammarIndex&) = delete;
 
   const GrammarTables& grammar() const { return *grammar_; }
   const Vocabulary& vocabulary() const { return *vocabulary_; }
   int num_classes() const { return num_classes_; }
-  int cache_size() const;
-  // The cached classification of an item in `state` (computed on first use; thread-safe).
-  std::shared_ptr<const MaskEntry> entry(int32_t state);
+  int cache_size() const;  // state classes whose entry is computed
+  int64_t cache_bytes() const;  // memory held by the computed entries
+  int num_masks() const;        // distinct accepted sets among them
+  // The classification of the tokens read from `state`: computed on first use, then shared by every
+  // matcher (thread-safe; a lookup takes no lock).
+  const StateMask& entry(int32_t state);
+  // Computes the entries of all state classes now, on up to num_threads threads.
+  void precompute(int num_threads);
   // Fewest bytes (each with a one-byte token) from each state to its rule's end.
   const std::vector<int64_t>& finish_costs() const { return finish_costs_; }
 
@@ -33,10 +48,14 @@ class GrammarIndex {
   std::shared_ptr<const GrammarTables> grammar_;
   std::shared_ptr<const Vocabulary> vocabulary_;
   std::vector<int32_t> state_class_;
+  std::vector<int32_t> class_state_;  // one state of each class
   std::vector<int64_t> finish_costs_;
   int num_classes_ = 0;
-  mutable std::mutex mutex_;
-  std::unordered_map<int32_t, std::shared_ptr<const MaskEntry>> cache_;
+  std::unique_ptr<std::atomic<const StateMask*>[]> entries_;  // [num_classes], owned; null until computed
+  // Distinct accepted sets by hash: a grammar's states share few of them (every string body, say).
+  mutable std::mutex masks_mutex_;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<const std::vector<uint32_t>>>> masks_;
+  const std::vector<uint32_t>* intern(std::vector<uint32_t> accepted);
 };
 
 class Matcher {
@@ -60,11 +79,18 @@ class Matcher {
   void restrict_mask(int32_t* words, int64_t num_words, int64_t tokens_left);
 
  private:
+  // Sets the bits of the tokens in the given trie subtrees (preorder, disjoint) that the chart reads whole.
+  void accept_readable(const std::vector<int32_t>& subtrees, uint32_t* bits);
+
   std::shared_ptr<GrammarIndex> index_;
   EarleyChart chart_;
   std::vector<int32_t> stop_token_ids_;
   std::vector<int32_t> history_;  // bytes per accepted token, -1 for a stop token
   bool terminated_ = false;
+  // Scratch space of fill_mask, kept to avoid allocations per token.
+  std::vector<int32_t> roots_;
+  std::vector<int32_t> subtrees_;
+  std::string path_;
 };
 
 }  // namespace llmkit::grammar

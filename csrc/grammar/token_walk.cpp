@@ -14,13 +14,6 @@ constexpr size_t kMaxConfigurations = 512;
 using Config = std::vector<int32_t>;  // return states of entered callees, then the current state
 
 void set_bit(std::vector<uint32_t>& words, int32_t token) { words[token >> 5] |= 1u << (token & 31); }
-bool get_bit(const std::vector<uint32_t>& words, int32_t token) { return (words[token >> 5] >> (token & 31)) & 1u; }
-
-void mark_subtree_uncertain(const Vocabulary& v, int32_t node, std::vector<int32_t>& uncertain) {
-  for (int32_t k = v.token_offsets[node]; k < v.token_offsets[v.subtree_end[node]]; ++k) {
-    uncertain.push_back(v.node_tokens[k]);
-  }
-}
 
 void accept_tokens_at(const Vocabulary& v, int32_t node, std::vector<uint32_t>& accepted) {
   for (int32_t k = v.token_offsets[node]; k < v.token_offsets[node + 1]; ++k) set_bit(accepted, v.node_tokens[k]);
@@ -38,7 +31,7 @@ void walk_without_calls(const GrammarTables& g, const Vocabulary& v, int start, 
     const int d = v.node_depth[node];
     const int32_t next = g.next(state[d - 1], v.node_byte[node]);
     if (next < 0) {
-      if (ends[d - 1]) mark_subtree_uncertain(v, node, out.uncertain);
+      if (ends[d - 1]) out.uncertain_subtrees.push_back(node);
       node = v.subtree_end[node];
       continue;
     }
@@ -102,7 +95,7 @@ void walk_with_calls(const GrammarTables& g, const Vocabulary& v, int start, Mas
       }
     }
     if (moved.empty()) {
-      if (ends[d - 1]) mark_subtree_uncertain(v, node, out.uncertain);
+      if (ends[d - 1]) out.uncertain_subtrees.push_back(node);
       node = v.subtree_end[node];
       continue;
     }
@@ -122,15 +115,7 @@ MaskEntry classify_tokens(const GrammarTables& g, const Vocabulary& v, int state
   } else {
     walk_without_calls(g, v, state, out);
   }
-  std::vector<int32_t> kept;
-  kept.reserve(out.uncertain.size());
-  for (int32_t token : out.uncertain) {
-    if (!get_bit(out.accepted, token)) kept.push_back(token);
-  }
-  std::sort(kept.begin(), kept.end());
-  kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
-  out.uncertain = std::move(kept);
-  return out;
+  return out;  // the walks skip each uncertain subtree, so the subtrees are disjoint and in preorder
 }
 
 std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth) {

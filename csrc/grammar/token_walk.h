@@ -12,7 +12,8 @@ namespace llmkit::grammar {
 
 struct MaskEntry {
   std::vector<uint32_t> accepted;  // [ceil(vocab / 32)] bit set: read without leaving the item's rule
-  std::vector<int32_t> uncertain;  // token ids whose fate depends on the rule's callers
+  // Trie nodes (preorder, disjoint subtrees) whose tokens' fate depends on the rule's callers.
+  std::vector<int32_t> uncertain_subtrees;
 };
 
 MaskEntry classify_tokens(const GrammarTables& g, const Vocabulary& v, int state);

@@ -4,6 +4,7 @@ reference Earley chart; unsupported keywords are errors naming the keyword and i
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -280,6 +281,27 @@ def test_compiler_caches_by_content_hash_and_caches_errors():
         with pytest.raises(GrammarError, match="ipv9"):
             compiler.compile(bad)
     assert compiler.misses == 2
+    compiler.shutdown()
+
+
+def test_compiler_prepares_each_new_grammar_once_on_its_thread_and_survives_a_failing_prepare():
+    seen = []
+
+    def prepare(grammar):
+        seen.append((grammar, threading.current_thread().name))
+        if len(seen) == 2:
+            raise RuntimeError("prepare broke")
+
+    compiler = GrammarCompiler(prepare=prepare)
+    spec = StructuredOutput("json_schema", {"type": "integer"})
+    grammar = compiler.compile(spec)
+    assert compiler.compile(spec) is grammar and seen == [(grammar, seen[0][1])]
+    assert seen[0][1].startswith("llmkit-grammar")
+    other = StructuredOutput("json_schema", {"type": "boolean"})
+    with pytest.raises(RuntimeError, match="prepare broke"):
+        compiler.compile(other)
+    assert compiler.cached(other) is None  # not cached half-prepared; the next request compiles again
+    assert compiler.compile(other).num_states > 0 and len(seen) == 3
     compiler.shutdown()
 
 

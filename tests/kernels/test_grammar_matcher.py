@@ -32,6 +32,7 @@ SPECS = {
     "flexible": StructuredOutput("json_schema", {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}, JsonOptions(whitespace="flexible", max_whitespace=3)),
     "regex": StructuredOutput("regex", r"(\d{2,3}-)+[a-f]{1,4}"),
     "gbnf": StructuredOutput("grammar", 'root ::= list\nlist ::= "[" (item ("," item)*)? "]"\nitem ::= [a-z]+ | list'),
+    "open_object": StructuredOutput("json_schema", {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
     "tools": StructuredOutput("tool_calls", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}], "tool_choice": "auto"}),
 }  # fmt: skip
 TEXTS = {
@@ -42,6 +43,7 @@ TEXTS = {
     "flexible": "[ 0.25, 1,\n0 ]",
     "regex": "12-345-abc",
     "gbnf": "[ab,[cd,[]],e]",
+    "open_object": '{"name":"x","employee_id":12345,"ratio":-0.5e3,"tags":["a",{"k":[]}],"ok":false}',
     "tools": '<tool_call>\n{"name": "f", "arguments": {"x": 5}}\n</tool_call>',
 }
 
@@ -188,6 +190,36 @@ def test_bounded_strings_share_mask_cache_entries(vocab, grammars):
     assert index.cache_size < 40
 
 
+@pytest.mark.parametrize("name", ["recursive", "open_object", "bounded", "tools"])
+def test_a_prepared_index_holds_every_state_class_and_gives_the_same_masks(name, tiny, vocab):
+    """`prepare` classifies every state class up front (what the engine does on the compiler thread);
+    the classes with equal accepted sets share one bitmask."""
+    grammar = compile_structured(SPECS[name])  # its own index, not the one the other tests warmed
+    NativeGrammarMatcher.prepare(grammar, vocab, num_threads=2)
+    native, reference = NativeGrammarMatcher(grammar, vocab), ReferenceMatcher(grammar, vocab)
+    index = native.index
+    assert index.cache_size == index.num_state_classes
+    assert 0 < index.num_masks <= index.num_state_classes and index.cache_bytes > 0
+    if name == "bounded":  # the count states of maxLength accept the same tokens: one bitmask for most
+        assert index.num_masks < index.num_state_classes / 2
+    for token in tiny.tokenizer.encode(TEXTS[name]):
+        assert_same_state(native, reference)
+        assert native.accept_token(token) and reference.accept_token(token)
+    assert index.cache_size == index.num_state_classes  # nothing new to classify
+
+
+def test_fill_takes_a_torch_tensor_or_a_dlpack_capsule(vocab, grammars):
+    native = NativeGrammarMatcher(grammars["object"], vocab)
+    rows = torch.zeros(2, words_for(vocab.vocab_size), dtype=torch.int32)
+    native.fill_next_token_bitmask(rows, 0)
+    native.fill_next_token_bitmask(torch.utils.dlpack.to_dlpack(rows), 1)
+    assert rows[0].any() and torch.equal(rows[0], rows[1])
+    with pytest.raises(TypeError, match="bitmask"):
+        native.fill_next_token_bitmask(rows.to(torch.int64), 0)
+    with pytest.raises(TypeError, match="bitmask must be a tensor"):
+        native.fill_next_token_bitmask([[0] * rows.shape[1]], 0)
+
+
 @pytest.fixture(scope="module")
 def real_vocab(smollm2_path):
     from gguf import GGUFReader
@@ -199,7 +231,7 @@ def real_vocab(smollm2_path):
     return tokenizer, vocabulary_index(tokenizer)
 
 
-@pytest.mark.parametrize("name", ["object", "any_json", "bounded", "tools"])
+@pytest.mark.parametrize("name", ["object", "any_json", "open_object", "bounded", "tools"])
 def test_agree_at_every_step_with_the_real_tokenizer(name, real_vocab, grammars):
     """The default model's 49,152-token vocabulary: special tokens, 81-byte tokens, partial UTF-8 tokens."""
     tokenizer, vocab = real_vocab

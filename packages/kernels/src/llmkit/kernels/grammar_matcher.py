@@ -54,48 +54,27 @@ def native_index(grammar: CompiledGrammar, vocabulary: VocabularyIndex):
     return index
 
 
-class NativeGrammarMatcher:
-    """Byte-level Earley matching in C++; masks come from the shared cache plus run-time checks."""
+class NativeGrammarMatcher(_C.GrammarMatcher):
+    """Byte-level Earley matching in C++; masks come from the shared cache plus run-time checks.
+
+    A subclass of the native class, so the per-token methods (`accept_token`, `fill_next_token_bitmask`
+    taking a torch tensor, `rollback`, ...) are C++ calls with no Python frame in between.
+    """
 
     def __init__(self, grammar: CompiledGrammar, vocabulary: VocabularyIndex, stop_token_ids=None):
         self.grammar, self.vocabulary = grammar, vocabulary
         self.stop_token_ids = tuple(vocabulary.stop_token_ids if stop_token_ids is None else stop_token_ids)
         self.index = native_index(grammar, vocabulary)
-        self._native = _C.GrammarMatcher(self.index, list(self.stop_token_ids))
+        super().__init__(self.index, list(self.stop_token_ids))
 
-    @property
-    def num_accepted_tokens(self) -> int:
-        return self._native.num_accepted_tokens
-
-    def accept_token(self, token_id: int) -> bool:
-        return self._native.accept_token(int(token_id))
+    @staticmethod
+    def prepare(grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None) -> None:
+        """Classify the tokens of every state of the grammar now (otherwise each state's first visit
+        pays it), on `num_threads` threads (default: torch's), without the GIL."""
+        native_index(grammar, vocabulary).precompute(torch.get_num_threads() if num_threads is None else num_threads)
 
     def accept_bytes(self, data: bytes) -> bool:
-        return self._native.accept_bytes(bytes(data))
-
-    def rollback(self, count: int) -> None:
-        self._native.rollback(int(count))
-
-    def reset(self) -> None:
-        self._native.reset()
-
-    def is_terminated(self) -> bool:
-        return self._native.is_terminated()
-
-    def can_terminate(self) -> bool:
-        return self._native.can_terminate()
-
-    def find_forced_bytes(self) -> bytes:
-        return self._native.find_forced_bytes()
-
-    def fill_next_token_bitmask(self, bitmask: torch.Tensor, row: int = 0) -> None:
-        self._native.fill_next_token_bitmask(to_dlpack(bitmask), int(row))
-
-    def finish_cost(self) -> int:
-        return self._native.finish_cost()
-
-    def restrict_to_budget(self, bitmask: torch.Tensor, row: int, tokens_left: int) -> None:
-        self._native.restrict_to_budget(to_dlpack(bitmask), int(row), int(tokens_left))
+        return super().accept_bytes(bytes(data))
 
     def allowed_tokens(self) -> np.ndarray:
         bitmask = torch.zeros(1, words_for(self.vocabulary.vocab_size), dtype=torch.int32)
@@ -106,6 +85,4 @@ class NativeGrammarMatcher:
     @staticmethod
     def fill_batch(matchers: list[NativeGrammarMatcher], bitmask: torch.Tensor, rows: list[int]) -> None:
         """All rows in one call: the GIL is released and the rows are filled by torch's thread count."""
-        _C.fill_grammar_bitmasks(
-            [m._native for m in matchers], to_dlpack(bitmask), [int(r) for r in rows], torch.get_num_threads()
-        )
+        _C.fill_grammar_bitmasks(list(matchers), to_dlpack(bitmask), [int(r) for r in rows], torch.get_num_threads())

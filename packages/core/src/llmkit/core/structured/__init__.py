@@ -32,6 +32,15 @@ def create_matcher(grammar: CompiledGrammar, vocabulary: VocabularyIndex, stop_t
     return implementation(MATCHER_OP, "cpu")(grammar, vocabulary, stop_token_ids)
 
 
+def prepare_matcher(grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None) -> None:
+    """Build the best matcher implementation's tables for this grammar now (native: classify the tokens of
+    every grammar state, on `num_threads` threads), so a generation's first tokens do not pay for it.
+    Implementations without per-grammar tables (the Python reference) have nothing to do."""
+    prepare = getattr(implementation(MATCHER_OP, "cpu"), "prepare", None)
+    if prepare is not None:
+        prepare(grammar, vocabulary, num_threads)
+
+
 def fill_next_token_bitmasks(matchers: Sequence[Any], bitmask: torch.Tensor, rows: Sequence[int]) -> None:
     """Fill one bitmask row per matcher; implementations with a batched `fill_batch` do it in one call."""
     kinds = {type(m) for m in matchers}
@@ -60,6 +69,7 @@ __all__ = [
     "fill_next_token_bitmasks",
     "pack_mask",
     "parse_gbnf",
+    "prepare_matcher",
     "regex_to_ir",
     "vocabulary_index",
     "words_for",

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .compiled import CompiledGrammar, compile_grammar_ir
@@ -80,8 +81,13 @@ def any_json_grammar(options: JsonOptions = JsonOptions()) -> Grammar:
 class GrammarCompiler:
     """An LRU cache of compiled grammars (and of compile errors) keyed by content hash."""
 
-    def __init__(self, max_entries: int = 256, workers: int = 1):
+    def __init__(
+        self, max_entries: int = 256, workers: int = 1, prepare: Callable[[CompiledGrammar], None] | None = None
+    ):
+        """`prepare`, if given, runs on the compiler's thread after each successful compilation (the engine
+        builds the matcher's token-mask tables there, off the decoding thread)."""
         self.max_entries = max_entries
+        self.prepare = prepare
         self._entries: collections.OrderedDict[str, CompiledGrammar | GrammarError] = collections.OrderedDict()
         self._pending: dict[str, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
@@ -127,8 +133,14 @@ class GrammarCompiler:
     def _compile(self, spec: StructuredOutput, key: str) -> CompiledGrammar:
         try:
             result: CompiledGrammar | GrammarError = compile_structured(spec)
+            if self.prepare is not None:
+                self.prepare(result)
         except GrammarError as err:
             result = err
+        except BaseException:
+            with self._lock:
+                self._pending.pop(key, None)
+            raise
         with self._lock:
             self._pending.pop(key, None)
             self._entries[key] = result

@@ -23,6 +23,7 @@ from llmkit.core.structured import (
     StructuredOutput,
     create_matcher,
     fill_next_token_bitmasks,
+    prepare_matcher,
     vocabulary_index,
     words_for,
 )
@@ -51,7 +52,8 @@ class SequenceGrammar:
 class StructuredOutputs:
     def __init__(self, engine) -> None:
         self.engine = engine
-        self.compiler = GrammarCompiler()
+        # Each grammar's token-mask tables are built on the compiler's thread, one thread: decoding goes on.
+        self.compiler = GrammarCompiler(prepare=lambda grammar: prepare_matcher(grammar, self.vocabulary, 1))
         self._vocabulary = None
         self._parked: dict[str, tuple[concurrent.futures.Future, list[Sequence]]] = {}
         self._workers = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-masks")
