@@ -59,6 +59,7 @@ void check_row(const BitmaskRows& b, int64_t row) {
 void fill_one(Matcher& matcher, py::handle bitmask, int64_t row) {
   BitmaskRows b = bitmask_rows(bitmask, matcher.vocab_size());
   check_row(b, row);
+  if (matcher.fill_cached_mask(b.data + row * b.row_stride, b.words)) return;  // a copy: not worth the GIL
   py::gil_scoped_release release;
   matcher.fill_mask(b.data + row * b.row_stride, b.words);
 }

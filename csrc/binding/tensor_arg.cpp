@@ -86,7 +86,8 @@ PyObject* torch_exporter(PyObject* object) {
     tensor_type = type;
     to_dlpack = exporter;
   }
-  const int is_tensor = PyObject_IsInstance(object, tensor_type);
+  if (Py_TYPE(object) == reinterpret_cast<PyTypeObject*>(tensor_type)) return to_dlpack;
+  const int is_tensor = PyObject_IsInstance(object, tensor_type);  // subclasses (nn.Parameter, ...)
   if (is_tensor < 0) PyErr_Clear();
   return is_tensor == 1 ? to_dlpack : nullptr;
 }
@@ -94,11 +95,12 @@ PyObject* torch_exporter(PyObject* object) {
 py::object export_capsule(const char* name, py::handle object) {
   if (PyCapsule_CheckExact(object.ptr())) return py::reinterpret_borrow<py::object>(object);
   if (PyObject* exporter = torch_exporter(object.ptr())) {
-    try {
-      return py::reinterpret_borrow<py::object>(exporter)(object);
-    } catch (py::error_already_set& err) {
+    PyObject* capsule = PyObject_CallOneArg(exporter, object.ptr());
+    if (capsule == nullptr) {
+      py::error_already_set err;
       raise_value_error(std::string(name) + " cannot be shared through DLPack: " + err.what());
     }
+    return py::reinterpret_steal<py::object>(capsule);
   }
   if (!py::hasattr(object, "__dlpack__")) {
     raise_type_error(std::string(name) + " must be a tensor (an object with __dlpack__ or a DLPack capsule), got " +

@@ -41,7 +41,30 @@ std::vector<int64_t> compute_finish_costs(const GrammarTables& g, const Vocabula
 
 constexpr int64_t kBudgetWindow = 64;  // = budget.BUDGET_WINDOW
 
+void set_bit(uint32_t* bits, int32_t token) { bits[token >> 5] |= 1u << (token & 31); }
+
+// Sets of at most this many tokens are listed: setting their bits costs less than copying a bitmask.
+int64_t list_limit(int64_t words) { return words / 4; }
+
 }  // namespace
+
+void StateMask::write(uint32_t* bits, int64_t used) const {
+  if (bitmask != nullptr) {
+    std::memcpy(bits, bitmask->data(), static_cast<size_t>(used) * sizeof(uint32_t));
+    return;
+  }
+  std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
+  for (int32_t token : listed) set_bit(bits, token);
+}
+
+void StateMask::or_into(uint32_t* bits, int64_t used) const {
+  if (bitmask != nullptr) {
+    const uint32_t* words = bitmask->data();
+    for (int64_t w = 0; w < used; ++w) bits[w] |= words[w];
+    return;
+  }
+  for (int32_t token : listed) set_bit(bits, token);
+}
 
 GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary)
     : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)) {
@@ -68,7 +91,9 @@ int64_t GrammarIndex::cache_bytes() const {
   int64_t bytes = 0;
   for (int c = 0; c < num_classes_; ++c) {
     const StateMask* e = entries_[c].load(std::memory_order_acquire);
-    if (e != nullptr) bytes += sizeof(StateMask) + e->uncertain_subtrees.size() * sizeof(int32_t);
+    if (e != nullptr) {
+      bytes += sizeof(StateMask) + (e->listed.size() + e->uncertain_subtrees.size()) * sizeof(int32_t);
+    }
   }
   std::lock_guard<std::mutex> lock(masks_mutex_);
   for (const auto& [hash, masks] : masks_) {
@@ -101,7 +126,20 @@ const StateMask& GrammarIndex::entry(int32_t state) {
   const StateMask* known = slot.load(std::memory_order_acquire);
   if (known != nullptr) return *known;
   MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
-  auto* computed = new StateMask{intern(std::move(classified.accepted)), std::move(classified.uncertain_subtrees)};
+  auto* computed = new StateMask{nullptr, {}, std::move(classified.uncertain_subtrees)};
+  const std::vector<uint32_t>& accepted = classified.accepted;
+  int64_t count = 0;
+  for (uint32_t word : accepted) count += __builtin_popcount(word);
+  if (count <= list_limit(static_cast<int64_t>(accepted.size()))) {
+    computed->listed.reserve(static_cast<size_t>(count));
+    for (size_t w = 0; w < accepted.size(); ++w) {
+      for (uint32_t word = accepted[w]; word != 0; word &= word - 1) {
+        computed->listed.push_back(static_cast<int32_t>(w * 32 + __builtin_ctz(word)));
+      }
+    }
+  } else {
+    computed->bitmask = intern(std::move(classified.accepted));
+  }
   if (slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) return *computed;
   delete computed;  // another thread published the same entry first (its accepted set is interned once)
   return *known;
@@ -159,41 +197,50 @@ void Matcher::rollback(int count) {
   }
 }
 
+bool Matcher::fill_cached_mask(int32_t* words, int64_t num_words) {
+  if (terminated_) return false;
+  chart_.root_states(roots_);
+  if (roots_.size() != 1) return false;
+  const StateMask* e = index_->cached_entry(roots_[0]);
+  if (e == nullptr || !e->uncertain_subtrees.empty()) return false;
+  const int64_t used = std::min<int64_t>(num_words, (index_->vocabulary().vocab_size + 31) / 32);
+  auto* bits = reinterpret_cast<uint32_t*>(words);
+  std::memset(bits + used, 0, static_cast<size_t>(num_words - used) * sizeof(uint32_t));
+  e->write(bits, used);
+  allow_stop_tokens(bits, used);
+  return true;
+}
+
 void Matcher::fill_mask(int32_t* words, int64_t num_words) {
+  if (fill_cached_mask(words, num_words)) return;
   const Vocabulary& v = index_->vocabulary();
   const int64_t used = std::min<int64_t>(num_words, (v.vocab_size + 31) / 32);
   auto* bits = reinterpret_cast<uint32_t*>(words);
-  std::memset(bits + used, 0, static_cast<size_t>(num_words - used) * sizeof(uint32_t));
-  if (terminated_) {
-    std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
-    return;
-  }
+  std::memset(bits, 0, static_cast<size_t>(num_words) * sizeof(uint32_t));
+  if (terminated_) return;
   chart_.root_states(roots_);
-  if (roots_.size() == 1) {  // the common case: the cached entry is the mask, up to its uncertain tokens
-    const StateMask& e = index_->entry(roots_[0]);
-    std::memcpy(bits, e.accepted->data(), static_cast<size_t>(used) * sizeof(uint32_t));
-    accept_readable(e.uncertain_subtrees, bits);
-  } else {
-    std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
-    subtrees_.clear();
-    for (int32_t state : roots_) {
-      const StateMask& e = index_->entry(state);
-      const uint32_t* accepted = e.accepted->data();
-      for (int64_t w = 0; w < used; ++w) bits[w] |= accepted[w];
-      subtrees_.insert(subtrees_.end(), e.uncertain_subtrees.begin(), e.uncertain_subtrees.end());
-    }
+  subtrees_.clear();
+  for (int32_t state : roots_) {
+    const StateMask& e = index_->entry(state);
+    e.or_into(bits, used);
+    subtrees_.insert(subtrees_.end(), e.uncertain_subtrees.begin(), e.uncertain_subtrees.end());
+  }
+  if (roots_.size() > 1) {
     std::sort(subtrees_.begin(), subtrees_.end());
     size_t kept = 0;  // drop subtrees inside the previous one
     for (int32_t node : subtrees_) {
       if (kept == 0 || node >= v.subtree_end[subtrees_[kept - 1]]) subtrees_[kept++] = node;
     }
     subtrees_.resize(kept);
-    accept_readable(subtrees_, bits);
   }
-  if (chart_.can_finish()) {
-    for (int32_t token : stop_token_ids_) {
-      if ((token >> 5) < used) bits[token >> 5] |= 1u << (token & 31);
-    }
+  accept_readable(subtrees_, bits);
+  allow_stop_tokens(bits, used);
+}
+
+void Matcher::allow_stop_tokens(uint32_t* bits, int64_t used) const {
+  if (!chart_.can_finish()) return;
+  for (int32_t token : stop_token_ids_) {
+    if ((token >> 5) < used) set_bit(bits, token);
   }
 }
 
@@ -226,10 +273,7 @@ void Matcher::accept_readable(const std::vector<int32_t>& subtrees, uint32_t* bi
         continue;
       }
       path_.push_back(static_cast<char>(v.node_byte[node]));
-      for (int32_t k = v.token_offsets[node]; k < v.token_offsets[node + 1]; ++k) {
-        const int32_t token = v.node_tokens[k];
-        bits[token >> 5] |= 1u << (token & 31);
-      }
+      for (int32_t k = v.token_offsets[node]; k < v.token_offsets[node + 1]; ++k) set_bit(bits, v.node_tokens[k]);
       ++node;
     }
   }

@@ -17,10 +17,15 @@
 
 namespace llmkit::grammar {
 
-// The cached token classification of a state class; `accepted` is shared by the classes with equal sets.
+// The cached token classification of a state class. A few accepted tokens are kept as a list (writing
+// them touches little memory); more as a bitmask shared by the classes with equal sets.
 struct StateMask {
-  const std::vector<uint32_t>* accepted;   // [ceil(vocab / 32)] owned by the index
+  const std::vector<uint32_t>* bitmask;     // [ceil(vocab / 32)] owned by the index, or nullptr
+  std::vector<int32_t> listed;              // the accepted tokens when bitmask is nullptr
   std::vector<int32_t> uncertain_subtrees;  // as in MaskEntry
+
+  void write(uint32_t* bits, int64_t used) const;    // bits = the accepted set
+  void or_into(uint32_t* bits, int64_t used) const;  // bits |= the accepted set
 };
 
 class GrammarIndex {
@@ -35,10 +40,14 @@ class GrammarIndex {
   int num_classes() const { return num_classes_; }
   int cache_size() const;  // state classes whose entry is computed
   int64_t cache_bytes() const;  // memory held by the computed entries
-  int num_masks() const;        // distinct accepted sets among them
+  int num_masks() const;        // distinct accepted sets held as bitmasks
   // The classification of the tokens read from `state`: computed on first use, then shared by every
   // matcher (thread-safe; a lookup takes no lock).
   const StateMask& entry(int32_t state);
+  // The entry if it is computed already, else nullptr.
+  const StateMask* cached_entry(int32_t state) const {
+    return entries_[state_class_[state]].load(std::memory_order_acquire);
+  }
   // Computes the entries of all state classes now, on up to num_threads threads.
   void precompute(int num_threads);
   // Fewest bytes (each with a one-byte token) from each state to its rule's end.
@@ -72,6 +81,9 @@ class Matcher {
   int vocab_size() const { return index_->vocabulary().vocab_size; }
   // Write the allowed tokens as bits into words[0 .. num_words); words past the vocabulary stay 0.
   void fill_mask(int32_t* words, int64_t num_words);
+  // fill_mask when the mask is one cached entry with no tokens to check at run time (most steps): cheap
+  // enough to run while holding the GIL. Returns false, having written nothing, when there is real work.
+  bool fill_cached_mask(int32_t* words, int64_t num_words);
   std::string forced_bytes(int limit);
   int64_t finish_cost() const { return terminated_ ? 0 : chart_.finish_cost(index_->finish_costs()); }
   // Near the end of the budget: clear the tokens after which the grammar could not finish, the stop
@@ -81,6 +93,7 @@ class Matcher {
  private:
   // Sets the bits of the tokens in the given trie subtrees (preorder, disjoint) that the chart reads whole.
   void accept_readable(const std::vector<int32_t>& subtrees, uint32_t* bits);
+  void allow_stop_tokens(uint32_t* bits, int64_t used) const;  // when the grammar can end here
 
   std::shared_ptr<GrammarIndex> index_;
   EarleyChart chart_;
