@@ -1,13 +1,14 @@
 """Structured outputs on the default model (49,152-token vocabulary) and the schema set of
 benchmarks/structured_schemas.json, in one run: compile time (cold and cached), per-token mask time
 (median, p99) for llmkit's native matcher next to xgrammar, llguidance and outlines-core driven on the
-same schemas and token sequences, and constrained vs unconstrained decode tokens/s in the engine.
+same schemas and token sequences, the warm per-call floor of each library's fill, and constrained vs
+unconstrained decode tokens/s in the engine.
 
-    python benchmarks/structured.py [--batch 6] [--max-tokens 200] [--reference-schemas 3]
+    python benchmarks/structured.py [--batch 6] [--max-tokens 200] [--reference-schemas 3] [--repeats 30]
 
 Token sequences are the default model's own constrained outputs at temperature 0. Each library gets a
-fresh matcher per sequence over a cold-compiled grammar, so lazily built mask caches (llmkit,
-llguidance) are paid inside the per-token times, as xgrammar and outlines-core pay theirs at compile.
+fresh matcher per sequence over a cold-compiled grammar, so lazily built mask caches (llguidance) are
+paid inside the per-token times, as xgrammar, outlines-core and llmkit (`prepare`) pay theirs at compile.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from structured_peers import make_peers, timed
+from torch.utils.dlpack import to_dlpack
 
 from llmkit.core import SamplingParams, load_pretrained
 from llmkit.core.structured import (
@@ -98,11 +100,26 @@ def mask_times(fill, bitmask, accept, tokens: list[int]) -> tuple[list[float], b
     return times, True
 
 
+def warm_floor(fill, bitmask, accept, tokens: list[int], repeats: int) -> list[float]:
+    """Per step, the fastest of `repeats` fills (µs): the cost of the call itself with warm caches."""
+    floors = []
+    for token in tokens:
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fill(bitmask)
+            best = min(best, time.perf_counter() - started)
+        floors.append(best * 1e6)
+        accept(token)
+    return floors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=6, help="requests decoded together in the end-to-end part")
     parser.add_argument("--max-tokens", type=int, default=200)
     parser.add_argument("--reference-schemas", type=int, default=3, help="schemas timed with the Python reference")
+    parser.add_argument("--repeats", type=int, default=30, help="fills per step in the warm-floor table")
     args = parser.parse_args()
     console = Console(width=150)
     torch.set_num_threads(torch.get_num_threads())
@@ -137,9 +154,11 @@ def main() -> None:
     # cached = the compiler's cache + a matcher.
     cache = GrammarCompiler()
     cold, warm, times = [], [], {}
+    compiled_by: dict[str, dict[str, object]] = {"llmkit (native)": {}}
     for name in names:
         spec = StructuredOutput("json_schema", SUITE[name]["schema"])
         grammar, seconds = timed(compile_structured, spec)
+        compiled_by["llmkit (native)"][name] = grammar
         _, index_seconds = timed(NativeGrammarMatcher.prepare, grammar, vocab)
         cold.append((seconds + index_seconds) * 1e3)
         cache.compile(spec)
@@ -164,6 +183,7 @@ def main() -> None:
 
     for peer in peers:
         cold, warm, times = [], [], {}
+        compiled_by[peer.name] = {}
         for name in names:
             schema = SUITE[name]["schema"]
             try:
@@ -172,6 +192,7 @@ def main() -> None:
                 unsupported.setdefault(peer.name, []).append(f"{name} ({type(err).__name__})")
                 continue
             cold.append(seconds * 1e3)
+            compiled_by[peer.name][name] = compiled
             if peer.compile_cached is not None:
                 peer.compile_cached(schema)
                 warm.append(timed(peer.compile_cached, schema)[1] * 1e3)
@@ -225,6 +246,7 @@ def main() -> None:
             ", ".join(refused.get(library, [])) or "-",
         )
     console.print(table)
+    console.print(floor_table(compiled_by, peers, common, sequences, vocab, args.repeats))
     for library, names_failed in unsupported.items():
         console.print(f"{library} could not compile: {', '.join(names_failed)}")
     for reason in missing.values():
@@ -236,6 +258,36 @@ def main() -> None:
     for label, rate, tokens in rows:
         table.add_row(label, str(tokens), f"{rate:.1f}", f"{100 * (rate / base - 1):+.1f}%")
     console.print(table)
+
+
+def floor_table(compiled_by, peers, common: list[str], sequences, vocab, repeats: int) -> Table:
+    """The warm per-call floor on the common schemas. The capsule row passes one DLPack capsule made
+    before the replay, which separates the matcher's work from torch's export of the tensor."""
+
+    def llmkit(name: str, capsule_once: bool):
+        matcher = NativeGrammarMatcher(compiled_by["llmkit (native)"][name], vocab)
+        bitmask = torch.zeros(1, words_for(vocab.vocab_size), dtype=torch.int32)
+        if capsule_once:
+            capsule = to_dlpack(bitmask)
+            return (lambda _, m=matcher, c=capsule: m.fill_next_token_bitmask(c, 0)), bitmask, matcher.accept_token
+        return (lambda b, m=matcher: m.fill_next_token_bitmask(b, 0)), bitmask, matcher.accept_token
+
+    makers = {
+        "llmkit (native)": lambda name: llmkit(name, False),
+        "llmkit (native), DLPack capsule made once": lambda name: llmkit(name, True),
+    }
+    for peer in peers:
+        makers[peer.name] = lambda name, p=peer: p.matcher(compiled_by[p.name][name])
+    table = Table(title=f"warm per-call floor (µs): fastest of {repeats} fills per step, {len(common)} common schemas")
+    for column in ("library", "steps", "median", "p90"):
+        table.add_column(column)
+    for label, make in makers.items():
+        floors = []
+        for name in common:
+            fill, bitmask, accept = make(name)
+            floors += warm_floor(fill, bitmask, accept, sequences[name], repeats)
+        table.add_row(label, str(len(floors)), f"{statistics.median(floors):.2f}", f"{percentile(floors, 0.9):.2f}")
+    return table
 
 
 if __name__ == "__main__":
