@@ -212,8 +212,13 @@ def test_fill_takes_a_torch_tensor_or_a_dlpack_capsule(vocab, grammars):
     native = NativeGrammarMatcher(grammars["object"], vocab)
     rows = torch.zeros(2, words_for(vocab.vocab_size), dtype=torch.int32)
     native.fill_next_token_bitmask(rows, 0)
-    native.fill_next_token_bitmask(torch.utils.dlpack.to_dlpack(rows), 1)
+    capsule = torch.utils.dlpack.to_dlpack(rows)  # borrowed, never consumed: one capsule serves every step
+    native.fill_next_token_bitmask(capsule, 1)
     assert rows[0].any() and torch.equal(rows[0], rows[1])
+    assert native.accept_token(int(np.flatnonzero(native.allowed_tokens())[0]))
+    native.fill_next_token_bitmask(capsule, 1)
+    native.fill_next_token_bitmask(rows, 0)
+    assert torch.equal(rows[0], rows[1])
     with pytest.raises(TypeError, match="bitmask"):
         native.fill_next_token_bitmask(rows.to(torch.int64), 0)
     with pytest.raises(TypeError, match="bitmask must be a tensor"):
