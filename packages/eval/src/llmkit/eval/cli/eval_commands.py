@@ -90,9 +90,14 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     console.print(table)
     usage = results["usage"]
+    generated = usage["prompt_tokens"] or usage["completion_tokens"]  # log-likelihood scoring counts none
+    tokens = (
+        f"generation: {usage['prompt_tokens']} prompt and {usage['completion_tokens']} completion tokens"
+        if generated
+        else "no generation"
+    )
     console.print(
-        f"{usage['requests']} requests ({usage['cached']} from cache), {usage['prompt_tokens']} prompt and "
-        f"{usage['completion_tokens']} completion tokens; results in {output / 'results.json'}"
+        f"{usage['requests']} requests ({usage['cached']} from cache); {tokens}; results in {output / 'results.json'}"
     )
     return 0
 
