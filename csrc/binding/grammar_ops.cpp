@@ -61,7 +61,7 @@ void fill_one(Matcher& matcher, py::handle bitmask, int64_t row) {
   check_row(b, row);
   if (matcher.fill_cached_mask(b.data + row * b.row_stride, b.words)) return;  // a copy: not worth the GIL
   py::gil_scoped_release release;
-  matcher.fill_mask(b.data + row * b.row_stride, b.words);
+  matcher.fill_computed_mask(b.data + row * b.row_stride, b.words);
 }
 
 void restrict_to_budget(Matcher& matcher, py::handle bitmask, int64_t row, int64_t tokens_left) {

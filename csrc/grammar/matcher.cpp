@@ -212,7 +212,10 @@ bool Matcher::fill_cached_mask(int32_t* words, int64_t num_words) {
 }
 
 void Matcher::fill_mask(int32_t* words, int64_t num_words) {
-  if (fill_cached_mask(words, num_words)) return;
+  if (!fill_cached_mask(words, num_words)) fill_computed_mask(words, num_words);
+}
+
+void Matcher::fill_computed_mask(int32_t* words, int64_t num_words) {
   const Vocabulary& v = index_->vocabulary();
   const int64_t used = std::min<int64_t>(num_words, (v.vocab_size + 31) / 32);
   auto* bits = reinterpret_cast<uint32_t*>(words);

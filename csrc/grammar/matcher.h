@@ -80,10 +80,13 @@ class Matcher {
   int num_accepted_tokens() const { return static_cast<int>(history_.size()); }
   int vocab_size() const { return index_->vocabulary().vocab_size; }
   // Write the allowed tokens as bits into words[0 .. num_words); words past the vocabulary stay 0.
+  // = fill_cached_mask, or else fill_computed_mask.
   void fill_mask(int32_t* words, int64_t num_words);
   // fill_mask when the mask is one cached entry with no tokens to check at run time (most steps): cheap
   // enough to run while holding the GIL. Returns false, having written nothing, when there is real work.
   bool fill_cached_mask(int32_t* words, int64_t num_words);
+  // fill_mask the general way: any number of root states, first visits, uncertain tokens checked.
+  void fill_computed_mask(int32_t* words, int64_t num_words);
   std::string forced_bytes(int limit);
   int64_t finish_cost() const { return terminated_ ? 0 : chart_.finish_cost(index_->finish_costs()); }
   // Near the end of the budget: clear the tokens after which the grammar could not finish, the stop
