@@ -4,11 +4,9 @@ loss sequence (weights, optimizer, scheduler, RNG and data position all restored
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,17 +31,22 @@ def losses(out: Path) -> list[float]:
     return [r["loss"] for r in read_metrics(out) if "loss" in r]
 
 
-def wait_for_step(metrics: Path, step: int, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metrics.is_file():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.strip()]
-            if steps and steps[-1] >= step:
-                return
-        if process.poll() is not None:
-            pytest.fail(f"training ended early: {process.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail(f"step {step} not reached in {timeout}s")
+KILL_AT_STEP = 6
+
+# The killed run SIGKILLs itself as step 6 begins: steps 1-5 are logged and step 4's checkpoint is the latest.
+# Killing from outside on seeing step 5 raced the tiny model, which could finish all 8 steps first.
+SELF_KILL = f"""
+import os, runpy, signal, sys
+from llmkit.train.loop import Trainer
+real_step = Trainer._step
+def step_or_die(self, step):
+    if step + 1 == {KILL_AT_STEP}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_step(self, step)
+Trainer._step = step_or_die
+sys.argv = ["llmkit", *sys.argv[1:]]
+runpy.run_module("llmkit.core.cli", run_name="__main__")
+"""
 
 
 def test_resume_after_kill_gives_the_identical_loss_sequence(tiny_model_dir, chat_data, tmp_path):
@@ -53,18 +56,16 @@ def test_resume_after_kill_gives_the_identical_loss_sequence(tiny_model_dir, cha
     assert len(expected) == STEPS
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(command(tiny_model_dir, chat_data, out), stderr=subprocess.PIPE, text=True)
-    wait_for_step(out / "metrics.jsonl", 5, process)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert len(losses(out)) < STEPS
+    killed = command(tiny_model_dir, chat_data, out)
+    process = subprocess.run([sys.executable, "-c", SELF_KILL, *killed[3:]], capture_output=True, text=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert len(losses(out)) == KILL_AT_STEP - 1
     latest = (out / "checkpoints" / "latest").read_text().strip()
-    assert latest in ("step-000004", "step-000006")
+    assert latest == "step-000004"
 
     resumed = subprocess.run(command(tiny_model_dir, chat_data, out, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed from step {int(latest[-6:])}" in resumed.stderr
+    assert "resumed from step 4" in resumed.stderr
     assert losses(out) == expected  # bit for bit
     assert [r["step"] for r in read_metrics(out)] == list(range(1, STEPS + 1))
 
