@@ -14,7 +14,8 @@ namespace py = pybind11;
 using namespace pybind11::literals;
 
 namespace llmkit {
-void bind_grammar(py::module_& m);  // binding/grammar_ops.cpp
+void bind_grammar(py::module_& m);        // binding/grammar_ops.cpp
+void bind_token_bitmask(py::module_& m);  // binding/token_bitmask.cpp
 }  // namespace llmkit
 
 namespace {
@@ -74,6 +75,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("apply_token_bitmask", &llmkit::apply_token_bitmask, "logits"_a, "bitmask"_a, "indices"_a = py::none(),
         "num_threads"_a = 1, "stream"_a = 0, "Set logits whose bit is 0 to -inf, in place.");
 
+  llmkit::bind_token_bitmask(m);
   llmkit::bind_grammar(m);
 
   m.def("cpu_isa", []() { return std::string(llmkit::cpu::active_table().isa); },

@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "binding/token_bitmask.h"
+
 namespace llmkit {
 
 void raise_value_error(const std::string& message) { throw py::value_error(message); }
@@ -125,6 +127,18 @@ py::object export_capsule(const char* name, py::handle object) {
 
 TensorArg::TensorArg(const char* name, py::handle object, bool writable) : name_(name) {
   if (object.is_none()) raise_type_error(name_ + " must be a tensor, got None");
+  if (const TokenBitmask* owned = as_token_bitmask(object)) {  // our own memory: nothing to export
+    ndim_ = 2;
+    for (int d = 0; d < 2; ++d) {
+      shape_[d] = owned->shape[d];
+      strides_[d] = owned->strides[d];
+    }
+    known_dtype_ = true;
+    dtype_ = DType::kInt32;
+    dtype_name_ = dtype_name(dtype_);
+    data_ = owned->data.get();
+    return;
+  }
   capsule_ = export_capsule(name, object);
   const char* capsule_name = PyCapsule_GetName(capsule_.ptr());
   DLTensor* tensor = nullptr;

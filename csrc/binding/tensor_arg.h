@@ -16,8 +16,9 @@ namespace py = pybind11;
 
 enum class DeviceKind { kCPU, kCUDA };
 
-// A tensor borrowed for the duration of one call: from a DLPack capsule, or from any object with
-// `__dlpack__` (torch, numpy, cupy). The capsule is not consumed; its producer frees it.
+// A tensor borrowed for the duration of one call: from a DLPack capsule, from any object with
+// `__dlpack__` (torch, numpy, cupy), or from a TokenBitmask (read directly, no export). The capsule is
+// not consumed; its producer frees it.
 class TensorArg {
  public:
   TensorArg(const char* name, py::handle object, bool writable = false);

@@ -22,7 +22,7 @@ from llmkit.core.structured import (
     words_for,
 )
 from llmkit.kernels import _C
-from llmkit.kernels.grammar_matcher import NativeGrammarMatcher
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, TokenBitmask
 
 SPECS = {
     "object": StructuredOutput("json_schema", {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "n": {"type": "integer", "minimum": -20, "maximum": 300}, "tags": {"type": "array", "items": {"enum": ["a", "bc"]}, "maxItems": 3}}, "required": ["name", "n"], "additionalProperties": False}),
@@ -223,6 +223,53 @@ def test_fill_takes_a_torch_tensor_or_a_dlpack_capsule(vocab, grammars):
         native.fill_next_token_bitmask(rows.to(torch.int64), 0)
     with pytest.raises(TypeError, match="bitmask must be a tensor"):
         native.fill_next_token_bitmask([[0] * rows.shape[1]], 0)
+
+
+def test_a_token_bitmask_is_filled_like_a_tensor_and_torch_views_its_memory(tiny, vocab, grammars):
+    native = NativeGrammarMatcher(grammars["recursive"], vocab)
+    owned = TokenBitmask(2, vocab.vocab_size)
+    assert owned.shape == (2, words_for(vocab.vocab_size)) and owned.tensor.dtype == torch.int32
+    assert not owned.tensor.any()
+    rows = torch.zeros(1, owned.shape[1], dtype=torch.int32)
+    tokens = tiny.tokenizer.encode(TEXTS["recursive"])
+    for step, token in enumerate(tokens):
+        native.fill_next_token_bitmask(owned, step % 2)
+        native.fill_next_token_bitmask(rows, 0)
+        assert torch.equal(owned.tensor[step % 2], rows[0]), f"step {step}"
+        assert native.accept_token(token)
+        if step == len(tokens) // 2:
+            native.rollback(3)
+            for again in tokens[step - 2 : step + 1]:
+                assert native.accept_token(again)
+    NativeGrammarMatcher.fill_batch([native, native], owned, [0, 1])
+    native.fill_next_token_bitmask(rows, 0)
+    assert torch.equal(owned.tensor[0], rows[0]) and torch.equal(owned.tensor[1], rows[0])
+
+    view, shared = owned.tensor, np.from_dlpack(owned)
+    del owned  # the views keep the memory alive (an AddressSanitizer build checks it)
+    view[1, 5] = 123
+    assert shared[1, 5] == 123
+    with pytest.raises(RuntimeError, match="not resizable"):
+        view.resize_(4, 100_000)  # the memory never moves under the matcher
+
+
+def test_token_bitmask_errors(vocab, grammars):
+    native = NativeGrammarMatcher(grammars["object"], vocab)
+    with pytest.raises(ValueError, match="rows >= 1"):
+        TokenBitmask(0, vocab.vocab_size)
+    with pytest.raises(ValueError, match="row 2 is outside the bitmask's 2 rows"):
+        native.fill_next_token_bitmask(TokenBitmask(2, vocab.vocab_size), 2)
+    with pytest.raises(ValueError, match="at least"):
+        native.fill_next_token_bitmask(TokenBitmask(1, vocab.vocab_size - 64), 0)
+    owned = TokenBitmask(1, vocab.vocab_size)
+    with pytest.raises(ValueError, match="no stream"):
+        owned.__dlpack__(stream=1)
+    with pytest.raises(ValueError, match="never copied"):
+        owned.__dlpack__(copy=True)
+    with pytest.raises(ValueError, match="DLPack device"):
+        owned.__dlpack__(dl_device=(2, 0))
+    with pytest.raises(TypeError, match="never initialized"):
+        native.fill_next_token_bitmask(TokenBitmask.__new__(TokenBitmask), 0)
 
 
 @pytest.fixture(scope="module")
