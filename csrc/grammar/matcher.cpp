@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 namespace llmkit::grammar {
@@ -48,22 +49,58 @@ int64_t list_limit(int64_t words) { return words / 4; }
 
 }  // namespace
 
+template <class Intern>
+const StateMask* StateMask::create(std::vector<uint32_t> accepted, std::vector<int32_t> uncertain_subtrees,
+                                   Intern&& intern) {
+  int64_t count = 0;
+  for (uint32_t word : accepted) count += __builtin_popcount(word);
+  if (count > list_limit(static_cast<int64_t>(accepted.size()))) {
+    const std::vector<uint32_t>* shared = intern(std::move(accepted));
+    return new (allocate(0)) StateMask(shared, 0, std::move(uncertain_subtrees));
+  }
+  auto* mask = new (allocate(count)) StateMask(nullptr, static_cast<int32_t>(count), std::move(uncertain_subtrees));
+  int32_t* out = mask->listed();
+  for (size_t w = 0; w < accepted.size(); ++w) {
+    for (uint32_t word = accepted[w]; word != 0; word &= word - 1) {
+      *out++ = static_cast<int32_t>(w * 32 + __builtin_ctz(word));
+    }
+  }
+  return mask;
+}
+
+void* StateMask::allocate(int64_t num_listed) {
+  static_assert(sizeof(StateMask) % alignof(int32_t) == 0, "the listed tokens follow the header");
+  return ::operator new(sizeof(StateMask) + static_cast<size_t>(num_listed) * sizeof(int32_t), std::align_val_t{64});
+}
+
+void StateMask::destroy(const StateMask* mask) {
+  if (mask == nullptr) return;
+  mask->~StateMask();
+  ::operator delete(const_cast<StateMask*>(mask), std::align_val_t{64});
+}
+
+int64_t StateMask::bytes() const {
+  return static_cast<int64_t>(sizeof(StateMask) + (num_listed_ + uncertain_subtrees_.size()) * sizeof(int32_t));
+}
+
 void StateMask::write(uint32_t* bits, int64_t used) const {
-  if (bitmask != nullptr) {
-    std::memcpy(bits, bitmask->data(), static_cast<size_t>(used) * sizeof(uint32_t));
+  if (bitmask_ != nullptr) {
+    std::memcpy(bits, bitmask_->data(), static_cast<size_t>(used) * sizeof(uint32_t));
     return;
   }
   std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
-  for (int32_t token : listed) set_bit(bits, token);
+  const int32_t* tokens = listed();
+  for (int32_t i = 0; i < num_listed_; ++i) set_bit(bits, tokens[i]);
 }
 
 void StateMask::or_into(uint32_t* bits, int64_t used) const {
-  if (bitmask != nullptr) {
-    const uint32_t* words = bitmask->data();
+  if (bitmask_ != nullptr) {
+    const uint32_t* words = bitmask_->data();
     for (int64_t w = 0; w < used; ++w) bits[w] |= words[w];
     return;
   }
-  for (int32_t token : listed) set_bit(bits, token);
+  const int32_t* tokens = listed();
+  for (int32_t i = 0; i < num_listed_; ++i) set_bit(bits, tokens[i]);
 }
 
 GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary)
@@ -72,13 +109,21 @@ GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::sh
   num_classes_ = state_class_.empty() ? 0 : *std::max_element(state_class_.begin(), state_class_.end()) + 1;
   class_state_.assign(num_classes_, -1);
   for (int32_t s = static_cast<int32_t>(state_class_.size()) - 1; s >= 0; --s) class_state_[state_class_[s]] = s;
+  class_members_offsets_.assign(num_classes_ + 1, 0);
+  for (int32_t c : state_class_) ++class_members_offsets_[c + 1];
+  for (int c = 0; c < num_classes_; ++c) class_members_offsets_[c + 1] += class_members_offsets_[c];
+  class_members_.resize(state_class_.size());
+  std::vector<int32_t> next(class_members_offsets_.begin(), class_members_offsets_.end() - 1);
+  for (int32_t s = 0; s < static_cast<int32_t>(state_class_.size()); ++s) class_members_[next[state_class_[s]]++] = s;
   entries_ = std::make_unique<std::atomic<const StateMask*>[]>(num_classes_);
   for (int c = 0; c < num_classes_; ++c) entries_[c].store(nullptr, std::memory_order_relaxed);
+  by_state_ = std::make_unique<std::atomic<const StateMask*>[]>(state_class_.size());
+  for (size_t s = 0; s < state_class_.size(); ++s) by_state_[s].store(nullptr, std::memory_order_relaxed);
   finish_costs_ = compute_finish_costs(*grammar_, *vocabulary_);
 }
 
 GrammarIndex::~GrammarIndex() {
-  for (int c = 0; c < num_classes_; ++c) delete entries_[c].load(std::memory_order_relaxed);
+  for (int c = 0; c < num_classes_; ++c) StateMask::destroy(entries_[c].load(std::memory_order_relaxed));
 }
 
 int GrammarIndex::cache_size() const {
@@ -91,9 +136,7 @@ int64_t GrammarIndex::cache_bytes() const {
   int64_t bytes = 0;
   for (int c = 0; c < num_classes_; ++c) {
     const StateMask* e = entries_[c].load(std::memory_order_acquire);
-    if (e != nullptr) {
-      bytes += sizeof(StateMask) + (e->listed.size() + e->uncertain_subtrees.size()) * sizeof(int32_t);
-    }
+    if (e != nullptr) bytes += e->bytes();
   }
   std::lock_guard<std::mutex> lock(masks_mutex_);
   for (const auto& [hash, masks] : masks_) {
@@ -122,27 +165,22 @@ const std::vector<uint32_t>* GrammarIndex::intern(std::vector<uint32_t> accepted
 }
 
 const StateMask& GrammarIndex::entry(int32_t state) {
-  std::atomic<const StateMask*>& slot = entries_[state_class_[state]];
+  const int32_t c = state_class_[state];
+  std::atomic<const StateMask*>& slot = entries_[c];
   const StateMask* known = slot.load(std::memory_order_acquire);
   if (known != nullptr) return *known;
   MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
-  auto* computed = new StateMask{nullptr, {}, std::move(classified.uncertain_subtrees)};
-  const std::vector<uint32_t>& accepted = classified.accepted;
-  int64_t count = 0;
-  for (uint32_t word : accepted) count += __builtin_popcount(word);
-  if (count <= list_limit(static_cast<int64_t>(accepted.size()))) {
-    computed->listed.reserve(static_cast<size_t>(count));
-    for (size_t w = 0; w < accepted.size(); ++w) {
-      for (uint32_t word = accepted[w]; word != 0; word &= word - 1) {
-        computed->listed.push_back(static_cast<int32_t>(w * 32 + __builtin_ctz(word)));
-      }
-    }
-  } else {
-    computed->bitmask = intern(std::move(classified.accepted));
+  const StateMask* computed =
+      StateMask::create(std::move(classified.accepted), std::move(classified.uncertain_subtrees),
+                        [this](std::vector<uint32_t> accepted) { return intern(std::move(accepted)); });
+  if (!slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) {
+    StateMask::destroy(computed);  // another thread published the same entry first (its set is interned once)
+    return *known;
   }
-  if (slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) return *computed;
-  delete computed;  // another thread published the same entry first (its accepted set is interned once)
-  return *known;
+  for (int32_t k = class_members_offsets_[c]; k < class_members_offsets_[c + 1]; ++k) {
+    by_state_[class_members_[k]].store(computed, std::memory_order_release);
+  }
+  return *computed;
 }
 
 void GrammarIndex::precompute(int num_threads) {
@@ -202,7 +240,7 @@ bool Matcher::fill_cached_mask(int32_t* words, int64_t num_words) {
   chart_.root_states(roots_);
   if (roots_.size() != 1) return false;
   const StateMask* e = index_->cached_entry(roots_[0]);
-  if (e == nullptr || !e->uncertain_subtrees.empty()) return false;
+  if (e == nullptr || e->has_uncertain()) return false;
   const int64_t used = std::min<int64_t>(num_words, (index_->vocabulary().vocab_size + 31) / 32);
   auto* bits = reinterpret_cast<uint32_t*>(words);
   std::memset(bits + used, 0, static_cast<size_t>(num_words - used) * sizeof(uint32_t));
@@ -226,7 +264,7 @@ void Matcher::fill_computed_mask(int32_t* words, int64_t num_words) {
   for (int32_t state : roots_) {
     const StateMask& e = index_->entry(state);
     e.or_into(bits, used);
-    subtrees_.insert(subtrees_.end(), e.uncertain_subtrees.begin(), e.uncertain_subtrees.end());
+    subtrees_.insert(subtrees_.end(), e.uncertain_subtrees().begin(), e.uncertain_subtrees().end());
   }
   if (roots_.size() > 1) {
     std::sort(subtrees_.begin(), subtrees_.end());

@@ -17,15 +17,33 @@
 
 namespace llmkit::grammar {
 
-// The cached token classification of a state class. A few accepted tokens are kept as a list (writing
-// them touches little memory); more as a bitmask shared by the classes with equal sets.
-struct StateMask {
-  const std::vector<uint32_t>* bitmask;     // [ceil(vocab / 32)] owned by the index, or nullptr
-  std::vector<int32_t> listed;              // the accepted tokens when bitmask is nullptr
-  std::vector<int32_t> uncertain_subtrees;  // as in MaskEntry
+// The cached token classification of a state class, in one allocation that a cached fill reads from
+// its start: a few accepted tokens are listed right after the header (writing them touches little
+// memory); more are a bitmask shared by the classes with equal sets.
+class StateMask {
+ public:
+  // `accepted` as bits; it is listed when it holds at most list_limit tokens, else interned by `intern`.
+  template <class Intern>
+  static const StateMask* create(std::vector<uint32_t> accepted, std::vector<int32_t> uncertain_subtrees,
+                                 Intern&& intern);
+  static void destroy(const StateMask* mask);
 
+  bool has_uncertain() const { return !uncertain_subtrees_.empty(); }
+  const std::vector<int32_t>& uncertain_subtrees() const { return uncertain_subtrees_; }  // as in MaskEntry
+  int64_t bytes() const;  // this allocation (a shared bitmask not counted)
   void write(uint32_t* bits, int64_t used) const;    // bits = the accepted set
   void or_into(uint32_t* bits, int64_t used) const;  // bits |= the accepted set
+
+ private:
+  StateMask(const std::vector<uint32_t>* bitmask, int32_t num_listed, std::vector<int32_t> uncertain_subtrees)
+      : bitmask_(bitmask), num_listed_(num_listed), uncertain_subtrees_(std::move(uncertain_subtrees)) {}
+  static void* allocate(int64_t num_listed);
+  int32_t* listed() { return reinterpret_cast<int32_t*>(this + 1); }
+  const int32_t* listed() const { return reinterpret_cast<const int32_t*>(this + 1); }
+
+  const std::vector<uint32_t>* bitmask_;  // [ceil(vocab / 32)] owned by the index, or nullptr: listed
+  int32_t num_listed_;
+  std::vector<int32_t> uncertain_subtrees_;
 };
 
 class GrammarIndex {
@@ -45,9 +63,7 @@ class GrammarIndex {
   // matcher (thread-safe; a lookup takes no lock).
   const StateMask& entry(int32_t state);
   // The entry if it is computed already, else nullptr.
-  const StateMask* cached_entry(int32_t state) const {
-    return entries_[state_class_[state]].load(std::memory_order_acquire);
-  }
+  const StateMask* cached_entry(int32_t state) const { return by_state_[state].load(std::memory_order_acquire); }
   // Computes the entries of all state classes now, on up to num_threads threads.
   void precompute(int num_threads);
   // Fewest bytes (each with a one-byte token) from each state to its rule's end.
@@ -58,9 +74,12 @@ class GrammarIndex {
   std::shared_ptr<const Vocabulary> vocabulary_;
   std::vector<int32_t> state_class_;
   std::vector<int32_t> class_state_;  // one state of each class
+  std::vector<int32_t> class_members_offsets_, class_members_;  // the states of each class (CSR)
   std::vector<int64_t> finish_costs_;
   int num_classes_ = 0;
   std::unique_ptr<std::atomic<const StateMask*>[]> entries_;  // [num_classes], owned; null until computed
+  // [num_states]: each state's class entry once published, so a cached fill follows one pointer.
+  std::unique_ptr<std::atomic<const StateMask*>[]> by_state_;
   // Distinct accepted sets by hash: a grammar's states share few of them (every string body, say).
   mutable std::mutex masks_mutex_;
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<const std::vector<uint32_t>>>> masks_;
