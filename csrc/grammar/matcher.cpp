@@ -44,33 +44,30 @@ constexpr int64_t kBudgetWindow = 64;  // = budget.BUDGET_WINDOW
 
 void set_bit(uint32_t* bits, int32_t token) { bits[token >> 5] |= 1u << (token & 31); }
 
-// Sets of at most this many tokens are listed: setting their bits costs less than copying a bitmask.
+// Sets of at most this many tokens are listed, and a large set within this many tokens of a base is
+// stored as its difference: setting or flipping their bits costs less than copying another bitmask.
 int64_t list_limit(int64_t words) { return words / 4; }
+
+// The tokens whose bit is set in a XOR b (b = nullptr: all zero), in increasing order.
+std::vector<int32_t> differing_tokens(const std::vector<uint32_t>& a, const std::vector<uint32_t>* b) {
+  std::vector<int32_t> tokens;
+  for (size_t w = 0; w < a.size(); ++w) {
+    for (uint32_t word = a[w] ^ (b ? (*b)[w] : 0u); word != 0; word &= word - 1) {
+      tokens.push_back(static_cast<int32_t>(w * 32 + __builtin_ctz(word)));
+    }
+  }
+  return tokens;
+}
 
 }  // namespace
 
-template <class Intern>
-const StateMask* StateMask::create(std::vector<uint32_t> accepted, std::vector<int32_t> uncertain_subtrees,
-                                   Intern&& intern) {
-  int64_t count = 0;
-  for (uint32_t word : accepted) count += __builtin_popcount(word);
-  if (count > list_limit(static_cast<int64_t>(accepted.size()))) {
-    const std::vector<uint32_t>* shared = intern(std::move(accepted));
-    return new (allocate(0)) StateMask(shared, 0, std::move(uncertain_subtrees));
-  }
-  auto* mask = new (allocate(count)) StateMask(nullptr, static_cast<int32_t>(count), std::move(uncertain_subtrees));
-  int32_t* out = mask->listed();
-  for (size_t w = 0; w < accepted.size(); ++w) {
-    for (uint32_t word = accepted[w]; word != 0; word &= word - 1) {
-      *out++ = static_cast<int32_t>(w * 32 + __builtin_ctz(word));
-    }
-  }
+const StateMask* StateMask::create(const std::vector<uint32_t>* base, const std::vector<int32_t>& flipped,
+                                   std::vector<int32_t> uncertain_subtrees) {
+  static_assert(sizeof(StateMask) % alignof(int32_t) == 0, "the flipped tokens follow the header");
+  void* memory = ::operator new(sizeof(StateMask) + flipped.size() * sizeof(int32_t), std::align_val_t{64});
+  auto* mask = new (memory) StateMask(base, static_cast<int32_t>(flipped.size()), std::move(uncertain_subtrees));
+  std::copy(flipped.begin(), flipped.end(), mask->flipped());
   return mask;
-}
-
-void* StateMask::allocate(int64_t num_listed) {
-  static_assert(sizeof(StateMask) % alignof(int32_t) == 0, "the listed tokens follow the header");
-  return ::operator new(sizeof(StateMask) + static_cast<size_t>(num_listed) * sizeof(int32_t), std::align_val_t{64});
 }
 
 void StateMask::destroy(const StateMask* mask) {
@@ -80,27 +77,36 @@ void StateMask::destroy(const StateMask* mask) {
 }
 
 int64_t StateMask::bytes() const {
-  return static_cast<int64_t>(sizeof(StateMask) + (num_listed_ + uncertain_subtrees_.size()) * sizeof(int32_t));
+  return static_cast<int64_t>(sizeof(StateMask) + (num_flipped_ + uncertain_subtrees_.size()) * sizeof(int32_t));
 }
 
 void StateMask::write(uint32_t* bits, int64_t used) const {
-  if (bitmask_ != nullptr) {
-    std::memcpy(bits, bitmask_->data(), static_cast<size_t>(used) * sizeof(uint32_t));
-    return;
+  if (base_ != nullptr) {
+    std::memcpy(bits, base_->data(), static_cast<size_t>(used) * sizeof(uint32_t));
+  } else {
+    std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
   }
-  std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
-  const int32_t* tokens = listed();
-  for (int32_t i = 0; i < num_listed_; ++i) set_bit(bits, tokens[i]);
+  const int32_t* tokens = flipped();
+  for (int32_t i = 0; i < num_flipped_; ++i) bits[tokens[i] >> 5] ^= 1u << (tokens[i] & 31);
 }
 
 void StateMask::or_into(uint32_t* bits, int64_t used) const {
-  if (bitmask_ != nullptr) {
-    const uint32_t* words = bitmask_->data();
-    for (int64_t w = 0; w < used; ++w) bits[w] |= words[w];
+  const int32_t* tokens = flipped();
+  if (base_ == nullptr) {
+    for (int32_t i = 0; i < num_flipped_; ++i) set_bit(bits, tokens[i]);
     return;
   }
-  const int32_t* tokens = listed();
-  for (int32_t i = 0; i < num_listed_; ++i) set_bit(bits, tokens[i]);
+  const uint32_t* words = base_->data();
+  int64_t w = 0;
+  for (int32_t i = 0; i < num_flipped_ && (tokens[i] >> 5) < used;) {  // the flips are sorted
+    const int64_t flipped_word = tokens[i] >> 5;
+    for (; w < flipped_word; ++w) bits[w] |= words[w];  // the runs between flipped words vectorize
+    uint32_t word = words[flipped_word];
+    for (; i < num_flipped_ && (tokens[i] >> 5) == flipped_word; ++i) word ^= 1u << (tokens[i] & 31);
+    bits[flipped_word] |= word;
+    w = flipped_word + 1;
+  }
+  for (; w < used; ++w) bits[w] |= words[w];
 }
 
 GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary)
@@ -138,30 +144,41 @@ int64_t GrammarIndex::cache_bytes() const {
     const StateMask* e = entries_[c].load(std::memory_order_acquire);
     if (e != nullptr) bytes += e->bytes();
   }
-  std::lock_guard<std::mutex> lock(masks_mutex_);
-  for (const auto& [hash, masks] : masks_) {
-    for (const auto& mask : masks) bytes += static_cast<int64_t>(mask->size() * sizeof(uint32_t));
-  }
+  std::lock_guard<std::mutex> lock(bases_mutex_);
+  for (const auto& base : bases_) bytes += static_cast<int64_t>(base->size() * sizeof(uint32_t));
   return bytes;
 }
 
 int GrammarIndex::num_masks() const {
-  std::lock_guard<std::mutex> lock(masks_mutex_);
-  int count = 0;
-  for (const auto& [hash, masks] : masks_) count += static_cast<int>(masks.size());
-  return count;
+  std::lock_guard<std::mutex> lock(bases_mutex_);
+  return static_cast<int>(bases_.size());
 }
 
-const std::vector<uint32_t>* GrammarIndex::intern(std::vector<uint32_t> accepted) {
-  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the words
-  for (uint32_t word : accepted) hash = (hash ^ word) * 1099511628211ull;
-  std::lock_guard<std::mutex> lock(masks_mutex_);
-  auto& same_hash = masks_[hash];
-  for (const auto& mask : same_hash) {
-    if (*mask == accepted) return mask.get();
+const StateMask* GrammarIndex::encode(const std::vector<uint32_t>& accepted, std::vector<int32_t> uncertain_subtrees) {
+  const int64_t limit = list_limit(static_cast<int64_t>(accepted.size()));
+  int64_t count = 0;
+  for (uint32_t word : accepted) count += __builtin_popcount(word);
+  if (count <= limit) {
+    return StateMask::create(nullptr, differing_tokens(accepted, nullptr), std::move(uncertain_subtrees));
   }
-  same_hash.push_back(std::make_unique<const std::vector<uint32_t>>(std::move(accepted)));
-  return same_hash.back().get();
+  std::lock_guard<std::mutex> lock(bases_mutex_);
+  const std::vector<uint32_t>* nearest = nullptr;
+  int64_t nearest_distance = limit + 1;
+  for (const auto& base : bases_) {
+    int64_t distance = 0;
+    for (size_t w = 0; w < accepted.size() && distance < nearest_distance; ++w) {
+      distance += __builtin_popcount(accepted[w] ^ (*base)[w]);
+    }
+    if (distance < nearest_distance) {
+      nearest = base.get();
+      nearest_distance = distance;
+    }
+  }
+  if (nearest == nullptr) {  // no base close enough: this set becomes one
+    bases_.push_back(std::make_unique<const std::vector<uint32_t>>(accepted));
+    return StateMask::create(bases_.back().get(), {}, std::move(uncertain_subtrees));
+  }
+  return StateMask::create(nearest, differing_tokens(accepted, nearest), std::move(uncertain_subtrees));
 }
 
 const StateMask& GrammarIndex::entry(int32_t state) {
@@ -170,11 +187,9 @@ const StateMask& GrammarIndex::entry(int32_t state) {
   const StateMask* known = slot.load(std::memory_order_acquire);
   if (known != nullptr) return *known;
   MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
-  const StateMask* computed =
-      StateMask::create(std::move(classified.accepted), std::move(classified.uncertain_subtrees),
-                        [this](std::vector<uint32_t> accepted) { return intern(std::move(accepted)); });
+  const StateMask* computed = encode(classified.accepted, std::move(classified.uncertain_subtrees));
   if (!slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) {
-    StateMask::destroy(computed);  // another thread published the same entry first (its set is interned once)
+    StateMask::destroy(computed);  // another thread published the same entry first
     return *known;
   }
   for (int32_t k = class_members_offsets_[c]; k < class_members_offsets_[c + 1]; ++k) {

@@ -7,7 +7,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "grammar/earley_chart.h"
@@ -18,31 +17,31 @@
 namespace llmkit::grammar {
 
 // The cached token classification of a state class, in one allocation that a cached fill reads from
-// its start: a few accepted tokens are listed right after the header (writing them touches little
-// memory); more are a bitmask shared by the classes with equal sets.
+// its start: a base bitmask shared by many classes (or none) and, right after the header, the tokens
+// whose bit differs from it. A small set has no base and lists its tokens; a large one names the
+// index's nearest base, so the JSON string bodies of one grammar, which differ only in the tokens
+// that close the string into different continuations, share one bitmask that stays in cache.
 class StateMask {
  public:
-  // `accepted` as bits; it is listed when it holds at most list_limit tokens, else interned by `intern`.
-  template <class Intern>
-  static const StateMask* create(std::vector<uint32_t> accepted, std::vector<int32_t> uncertain_subtrees,
-                                 Intern&& intern);
+  // `flipped`: sorted, distinct token ids, at most list_limit of them.
+  static const StateMask* create(const std::vector<uint32_t>* base, const std::vector<int32_t>& flipped,
+                                 std::vector<int32_t> uncertain_subtrees);
   static void destroy(const StateMask* mask);
 
   bool has_uncertain() const { return !uncertain_subtrees_.empty(); }
   const std::vector<int32_t>& uncertain_subtrees() const { return uncertain_subtrees_; }  // as in MaskEntry
-  int64_t bytes() const;  // this allocation (a shared bitmask not counted)
+  int64_t bytes() const;  // this allocation (the shared base not counted)
   void write(uint32_t* bits, int64_t used) const;    // bits = the accepted set
   void or_into(uint32_t* bits, int64_t used) const;  // bits |= the accepted set
 
  private:
-  StateMask(const std::vector<uint32_t>* bitmask, int32_t num_listed, std::vector<int32_t> uncertain_subtrees)
-      : bitmask_(bitmask), num_listed_(num_listed), uncertain_subtrees_(std::move(uncertain_subtrees)) {}
-  static void* allocate(int64_t num_listed);
-  int32_t* listed() { return reinterpret_cast<int32_t*>(this + 1); }
-  const int32_t* listed() const { return reinterpret_cast<const int32_t*>(this + 1); }
+  StateMask(const std::vector<uint32_t>* base, int32_t num_flipped, std::vector<int32_t> uncertain_subtrees)
+      : base_(base), num_flipped_(num_flipped), uncertain_subtrees_(std::move(uncertain_subtrees)) {}
+  int32_t* flipped() { return reinterpret_cast<int32_t*>(this + 1); }
+  const int32_t* flipped() const { return reinterpret_cast<const int32_t*>(this + 1); }
 
-  const std::vector<uint32_t>* bitmask_;  // [ceil(vocab / 32)] owned by the index, or nullptr: listed
-  int32_t num_listed_;
+  const std::vector<uint32_t>* base_;  // [ceil(vocab / 32)] owned by the index, or nullptr (all zero)
+  int32_t num_flipped_;
   std::vector<int32_t> uncertain_subtrees_;
 };
 
@@ -58,7 +57,7 @@ class GrammarIndex {
   int num_classes() const { return num_classes_; }
   int cache_size() const;  // state classes whose entry is computed
   int64_t cache_bytes() const;  // memory held by the computed entries
-  int num_masks() const;        // distinct accepted sets held as bitmasks
+  int num_masks() const;        // base bitmasks
   // The classification of the tokens read from `state`: computed on first use, then shared by every
   // matcher (thread-safe; a lookup takes no lock).
   const StateMask& entry(int32_t state);
@@ -80,10 +79,10 @@ class GrammarIndex {
   std::unique_ptr<std::atomic<const StateMask*>[]> entries_;  // [num_classes], owned; null until computed
   // [num_states]: each state's class entry once published, so a cached fill follows one pointer.
   std::unique_ptr<std::atomic<const StateMask*>[]> by_state_;
-  // Distinct accepted sets by hash: a grammar's states share few of them (every string body, say).
-  mutable std::mutex masks_mutex_;
-  std::unordered_map<uint64_t, std::vector<std::unique_ptr<const std::vector<uint32_t>>>> masks_;
-  const std::vector<uint32_t>* intern(std::vector<uint32_t> accepted);
+  // The base bitmasks of the large accepted sets: one per group of sets within list_limit tokens of it.
+  mutable std::mutex bases_mutex_;
+  std::vector<std::unique_ptr<const std::vector<uint32_t>>> bases_;
+  const StateMask* encode(const std::vector<uint32_t>& accepted, std::vector<int32_t> uncertain_subtrees);
 };
 
 class Matcher {

@@ -294,6 +294,25 @@ def test_agree_at_every_step_with_the_real_tokenizer(name, real_vocab, grammars)
     assert native.can_terminate() and reference.can_terminate()
 
 
+def test_string_bodies_that_close_differently_share_one_base_bitmask(real_vocab):
+    """The three string bodies below accept different sets (a body closes with `",`, `"]` or `"}` tokens),
+    yet the large sets are stored as one shared bitmask and the few tokens where each differs."""
+    tokenizer, vocab = real_vocab
+    properties = {"a": {"type": "string"}, "b": {"type": "array", "items": {"type": "string"}}, "c": {"type": "string"}}
+    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    grammar = compile_structured(StructuredOutput("json_schema", schema))
+    native, reference = NativeGrammarMatcher(grammar, vocab), ReferenceMatcher(grammar, vocab)
+    dense = set()
+    for token in tokenizer.encode('{"a":"one two","b":["three four"],"c":"five six"}'):
+        allowed = native.allowed_tokens()
+        np.testing.assert_array_equal(allowed, reference.allowed_tokens())
+        if allowed.sum() > vocab.vocab_size // 2:
+            dense.add(allowed.tobytes())
+        assert native.accept_token(token) and reference.accept_token(token)
+    assert len(dense) == 3
+    assert native.index.num_masks == 1
+
+
 @pytest.mark.parametrize("name", ["recursive", "any_json", "object", "gbnf"])
 def test_budget_restriction_agrees_and_always_leaves_a_way_to_finish(name, tiny, vocab, grammars):
     native, reference = NativeGrammarMatcher(grammars[name], vocab), ReferenceMatcher(grammars[name], vocab)
