@@ -127,8 +127,8 @@ void bind_token_bitmask(py::module_& m) {
                                "An int32 [rows, words] CPU token bitmask in memory the native module owns: the "
                                "native matcher fills it with no DLPack export, and torch.from_dlpack views it.")
           .def(py::init([](int64_t rows, int64_t words) {
-                 if (rows < 1 || words < 1) {
-                   raise_value_error("a TokenBitmask needs rows >= 1 and words >= 1, got rows=" +
+                 if (rows < 1 || words < 1 || rows > (int64_t{1} << 40) / words) {
+                   raise_value_error("a TokenBitmask needs rows >= 1, words >= 1 and rows * words <= 2**40, got rows=" +
                                      std::to_string(rows) + ", words=" + std::to_string(words));
                  }
                  return TokenBitmask(rows, words);

@@ -257,6 +257,8 @@ def test_token_bitmask_errors(vocab, grammars):
     native = NativeGrammarMatcher(grammars["object"], vocab)
     with pytest.raises(ValueError, match="rows >= 1"):
         TokenBitmask(0, vocab.vocab_size)
+    with pytest.raises(ValueError, match=r"rows \* words <= 2\*\*40"):
+        TokenBitmask(1 << 40, vocab.vocab_size)
     with pytest.raises(ValueError, match="row 2 is outside the bitmask's 2 rows"):
         native.fill_next_token_bitmask(TokenBitmask(2, vocab.vocab_size), 2)
     with pytest.raises(ValueError, match="at least"):
