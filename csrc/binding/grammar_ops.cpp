@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,14 +80,26 @@ void fill_batch(const std::vector<Matcher*>& matchers, py::handle bitmask, const
     if (matcher == nullptr) raise_value_error("fill_batch got None instead of a matcher");
     vocab_size = std::max(vocab_size, matcher->vocab_size());
   }
+  std::vector<const Matcher*> distinct(matchers.begin(), matchers.end());
+  std::sort(distinct.begin(), distinct.end());
+  if (std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end()) {
+    raise_value_error("fill_batch got the same matcher twice; each row needs its own matcher");
+  }
   BitmaskRows b = bitmask_rows(bitmask, vocab_size);
   for (int64_t row : rows) check_row(b, row);
   py::gil_scoped_release release;
   const int64_t count = static_cast<int64_t>(matchers.size());
+  std::exception_ptr failure;  // an exception must not leave an OpenMP region: the first one is rethrown
 #pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
   for (int64_t i = 0; i < count; ++i) {
-    matchers[i]->fill_mask(b.data + rows[i] * b.row_stride, b.words);
+    try {
+      matchers[i]->fill_mask(b.data + rows[i] * b.row_stride, b.words);
+    } catch (...) {
+#pragma omp critical(llmkit_fill_batch_failure)
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace

@@ -17,7 +17,9 @@ namespace llmkit {
 
 namespace {
 
-PyTypeObject* token_bitmask_type = nullptr;  // set once when the class is bound; lives as long as the module
+// Set once when the class is bound; they live as long as the module.
+PyTypeObject* token_bitmask_type = nullptr;
+py::detail::type_info* token_bitmask_info = nullptr;
 
 int32_t* allocate_zeroed(int64_t count) {
   const size_t bytes = ((static_cast<size_t>(count) * sizeof(int32_t) + 63) / 64) * 64;
@@ -89,18 +91,31 @@ py::capsule export_view(const TokenBitmask& bitmask) {
   return py::reinterpret_steal<py::capsule>(capsule);
 }
 
+[[noreturn]] void raise_buffer_error(const std::string& message) {
+  PyErr_SetString(PyExc_BufferError, message.c_str());
+  throw py::error_already_set();
+}
+
+// The array API's __dlpack__: the memory is shared, never copied, and lives on the CPU.
 py::capsule dlpack(const TokenBitmask& self, py::object stream, py::object max_version, py::object dl_device,
                    py::object copy) {
-  if (!stream.is_none()) raise_value_error("a TokenBitmask lives on the CPU; __dlpack__ takes no stream");
-  if (!copy.is_none() && copy.cast<bool>()) raise_value_error("a TokenBitmask is shared, never copied (copy=True)");
+  if (!stream.is_none()) raise_buffer_error("a TokenBitmask lives on the CPU; __dlpack__ takes no stream");
+  if (!copy.is_none() && py::bool_(copy)) raise_buffer_error("a TokenBitmask is shared, never copied (copy=True)");
   if (!dl_device.is_none()) {
-    auto device = dl_device.cast<py::tuple>();
-    if (device.size() != 2 || device[0].cast<int>() != kDLCPU) {
-      raise_value_error("a TokenBitmask lives on the CPU; it cannot be exported to DLPack device " +
-                        std::string(py::str(dl_device)));
+    const py::sequence device = py::reinterpret_borrow<py::sequence>(dl_device);
+    if (!PySequence_Check(dl_device.ptr()) || py::len(device) != 2 || py::int_(device[0]).cast<int>() != kDLCPU ||
+        py::int_(device[1]).cast<int>() != 0) {
+      raise_buffer_error("a TokenBitmask lives on the CPU; it cannot be exported to DLPack device " +
+                         std::string(py::repr(dl_device)));
     }
   }
-  const bool versioned = !max_version.is_none() && max_version.cast<py::tuple>()[0].cast<int>() >= 1;
+  bool versioned = false;
+  if (!max_version.is_none()) {
+    if (!PySequence_Check(max_version.ptr()) || py::len(max_version) < 1) {
+      raise_type_error("max_version must be a (major, minor) tuple, got " + std::string(py::repr(max_version)));
+    }
+    versioned = py::int_(py::reinterpret_borrow<py::sequence>(max_version)[0]).cast<int>() >= 1;
+  }
   return versioned ? export_view<Versioned>(self) : export_view<Legacy>(self);
 }
 
@@ -114,8 +129,9 @@ TokenBitmask::TokenBitmask(int64_t rows, int64_t words)
 TokenBitmask* as_token_bitmask(py::handle object) {
   if (token_bitmask_type == nullptr || !PyObject_TypeCheck(object.ptr(), token_bitmask_type)) return nullptr;
   auto* instance = reinterpret_cast<py::detail::instance*>(object.ptr());
-  py::detail::value_and_holder held = instance->get_value_and_holder();
-  if (!held.holder_constructed()) {  // a Python subclass whose __init__ skipped the base's
+  // The TokenBitmask part by its type, so a class deriving from two bound classes is read right.
+  py::detail::value_and_holder held = instance->get_value_and_holder(token_bitmask_info, false);
+  if (held.inst == nullptr || !held.holder_constructed()) {  // e.g. a subclass whose __init__ skipped the base's
     raise_type_error(std::string(Py_TYPE(object.ptr())->tp_name) + " is a TokenBitmask that was never initialized");
   }
   return static_cast<TokenBitmask*>(held.value_ptr());
@@ -141,6 +157,7 @@ void bind_token_bitmask(py::module_& m) {
                "dl_device"_a = py::none(), "copy"_a = py::none())
           .def("__dlpack_device__", [](const TokenBitmask&) { return py::make_tuple(int(kDLCPU), 0); });
   token_bitmask_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  token_bitmask_info = py::detail::get_type_info(typeid(TokenBitmask));
 }
 
 }  // namespace llmkit

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <stdexcept>
 
@@ -77,7 +78,8 @@ void StateMask::destroy(const StateMask* mask) {
 }
 
 int64_t StateMask::bytes() const {
-  return static_cast<int64_t>(sizeof(StateMask) + (num_flipped_ + uncertain_subtrees_.size()) * sizeof(int32_t));
+  const size_t allocation = (sizeof(StateMask) + num_flipped_ * sizeof(int32_t) + 63) / 64 * 64;
+  return static_cast<int64_t>(allocation + uncertain_subtrees_.size() * sizeof(int32_t));
 }
 
 void StateMask::write(uint32_t* bits, int64_t used) const {
@@ -86,14 +88,14 @@ void StateMask::write(uint32_t* bits, int64_t used) const {
   } else {
     std::memset(bits, 0, static_cast<size_t>(used) * sizeof(uint32_t));
   }
-  const int32_t* tokens = flipped();
-  for (int32_t i = 0; i < num_flipped_; ++i) bits[tokens[i] >> 5] ^= 1u << (tokens[i] & 31);
+  const int32_t* tokens = flipped();  // sorted: the tokens past `used` are at the end
+  for (int32_t i = 0; i < num_flipped_ && (tokens[i] >> 5) < used; ++i) bits[tokens[i] >> 5] ^= 1u << (tokens[i] & 31);
 }
 
 void StateMask::or_into(uint32_t* bits, int64_t used) const {
   const int32_t* tokens = flipped();
   if (base_ == nullptr) {
-    for (int32_t i = 0; i < num_flipped_; ++i) set_bit(bits, tokens[i]);
+    for (int32_t i = 0; i < num_flipped_ && (tokens[i] >> 5) < used; ++i) set_bit(bits, tokens[i]);
     return;
   }
   const uint32_t* words = base_->data();
@@ -189,7 +191,9 @@ const StateMask& GrammarIndex::entry(int32_t state) {
   MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
   const StateMask* computed = encode(classified.accepted, std::move(classified.uncertain_subtrees));
   if (!slot.compare_exchange_strong(known, computed, std::memory_order_acq_rel)) {
-    StateMask::destroy(computed);  // another thread published the same entry first
+    // Another thread published this class first (two matchers meeting it at once). A base that `encode`
+    // made for the lost copy stays among the bases: masks stay exact, only num_masks counts it.
+    StateMask::destroy(computed);
     return *known;
   }
   for (int32_t k = class_members_offsets_[c]; k < class_members_offsets_[c + 1]; ++k) {
@@ -199,8 +203,17 @@ const StateMask& GrammarIndex::entry(int32_t state) {
 }
 
 void GrammarIndex::precompute(int num_threads) {
+  std::exception_ptr failure;  // an exception must not leave an OpenMP region: the first one is rethrown
 #pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
-  for (int c = 0; c < num_classes_; ++c) entry(class_state_[c]);
+  for (int c = 0; c < num_classes_; ++c) {
+    try {
+      entry(class_state_[c]);
+    } catch (...) {
+#pragma omp critical(llmkit_precompute_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 Matcher::Matcher(std::shared_ptr<GrammarIndex> index, std::vector<int32_t> stop_token_ids)

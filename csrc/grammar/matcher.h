@@ -30,7 +30,7 @@ class StateMask {
 
   bool has_uncertain() const { return !uncertain_subtrees_.empty(); }
   const std::vector<int32_t>& uncertain_subtrees() const { return uncertain_subtrees_; }  // as in MaskEntry
-  int64_t bytes() const;  // this allocation (the shared base not counted)
+  int64_t bytes() const;  // this allocation, rounded to its 64-byte alignment (the shared base not counted)
   void write(uint32_t* bits, int64_t used) const;    // bits = the accepted set
   void or_into(uint32_t* bits, int64_t used) const;  // bits |= the accepted set
 

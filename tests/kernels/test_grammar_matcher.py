@@ -241,9 +241,13 @@ def test_a_token_bitmask_is_filled_like_a_tensor_and_torch_views_its_memory(tiny
             native.rollback(3)
             for again in tokens[step - 2 : step + 1]:
                 assert native.accept_token(again)
-    NativeGrammarMatcher.fill_batch([native, native], owned, [0, 1])
-    native.fill_next_token_bitmask(rows, 0)
-    assert torch.equal(owned.tensor[0], rows[0]) and torch.equal(owned.tensor[1], rows[0])
+    fresh = NativeGrammarMatcher(grammars["recursive"], vocab)
+    NativeGrammarMatcher.fill_batch([native, fresh], owned, [0, 1])
+    for row, matcher in enumerate((native, fresh)):
+        matcher.fill_next_token_bitmask(rows, 0)
+        assert torch.equal(owned.tensor[row], rows[0])
+    with pytest.raises(ValueError, match="same matcher twice"):
+        NativeGrammarMatcher.fill_batch([native, native], owned, [0, 1])
 
     view, shared = owned.tensor, np.from_dlpack(owned)
     del owned  # the views keep the memory alive (an AddressSanitizer build checks it)
@@ -264,14 +268,27 @@ def test_token_bitmask_errors(vocab, grammars):
     with pytest.raises(ValueError, match="at least"):
         native.fill_next_token_bitmask(TokenBitmask(1, vocab.vocab_size - 64), 0)
     owned = TokenBitmask(1, vocab.vocab_size)
-    with pytest.raises(ValueError, match="no stream"):
+    with pytest.raises(BufferError, match="no stream"):
         owned.__dlpack__(stream=1)
-    with pytest.raises(ValueError, match="never copied"):
+    with pytest.raises(BufferError, match="never copied"):
         owned.__dlpack__(copy=True)
-    with pytest.raises(ValueError, match="DLPack device"):
-        owned.__dlpack__(dl_device=(2, 0))
+    for device in ((2, 0), (1, 1), [2, 0]):
+        with pytest.raises(BufferError, match="DLPack device"):
+            owned.__dlpack__(dl_device=device)
+    with pytest.raises(TypeError, match="max_version"):
+        owned.__dlpack__(max_version=1)
+    assert torch.equal(torch.from_dlpack(owned.__dlpack__(max_version=[1, 0], dl_device=[1, 0])), owned.tensor)
     with pytest.raises(TypeError, match="never initialized"):
         native.fill_next_token_bitmask(TokenBitmask.__new__(TokenBitmask), 0)
+
+    class TwoNativeBases(_C.Vocabulary, _C.TokenBitmask):  # read through its TokenBitmask part
+        def __init__(self):
+            _C.Vocabulary.__init__(self, [b"a", b"b"], [1])
+            _C.TokenBitmask.__init__(self, 1, 2)
+
+    logits = torch.zeros(1, 64)
+    _C.apply_token_bitmask(logits, TwoNativeBases())
+    assert torch.isinf(logits).all()
 
 
 @pytest.fixture(scope="module")
