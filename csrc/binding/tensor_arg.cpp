@@ -10,6 +10,7 @@ namespace llmkit {
 
 void raise_value_error(const std::string& message) { throw py::value_error(message); }
 void raise_type_error(const std::string& message) { throw py::type_error(message); }
+void raise_buffer_error(const std::string& message) { throw py::buffer_error(message); }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {

@@ -63,5 +63,6 @@ std::string dtype_list(std::initializer_list<DType> dtypes);
 
 [[noreturn]] void raise_value_error(const std::string& message);
 [[noreturn]] void raise_type_error(const std::string& message);
+[[noreturn]] void raise_buffer_error(const std::string& message);
 
 }  // namespace llmkit

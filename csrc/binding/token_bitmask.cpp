@@ -91,11 +91,6 @@ py::capsule export_view(const TokenBitmask& bitmask) {
   return py::reinterpret_steal<py::capsule>(capsule);
 }
 
-[[noreturn]] void raise_buffer_error(const std::string& message) {
-  PyErr_SetString(PyExc_BufferError, message.c_str());
-  throw py::error_already_set();
-}
-
 // The array API's __dlpack__: the memory is shared, never copied, and lives on the CPU.
 py::capsule dlpack(const TokenBitmask& self, py::object stream, py::object max_version, py::object dl_device,
                    py::object copy) {

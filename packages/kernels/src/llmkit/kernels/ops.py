@@ -1,13 +1,13 @@
 """Native ops with the call signatures of their references in llmkit.core.ops.
 
-Each wrapper unpacks `PagedKVCache`, allocates outputs with torch, and hands DLPack capsules to `_C`,
-which checks every argument and raises ValueError/TypeError naming the one that is wrong.
+Each wrapper unpacks `PagedKVCache`, allocates outputs with torch, and hands the tensors to `_C`, which
+borrows them through torch's C DLPack exporter, checks every argument and raises ValueError/TypeError
+naming the one that is wrong.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.dlpack import to_dlpack
 
 from llmkit.core.ops import PagedKVCache
 
@@ -15,11 +15,6 @@ from . import _C
 
 _BLOCK_FORMATS = ("fp8_e4m3", "int8", "int4")
 _STORAGE_DTYPES = {"fp8_e4m3": torch.uint8, "int8": torch.int8, "int4": torch.uint8}
-
-
-def _capsule(tensor: torch.Tensor | None):
-    """A DLPack capsule for a torch tensor (much cheaper than `__dlpack__`); other objects pass through."""
-    return to_dlpack(tensor) if isinstance(tensor, torch.Tensor) else tensor
 
 
 def _launch(tensor: torch.Tensor) -> dict[str, int]:
@@ -32,10 +27,10 @@ def _launch(tensor: torch.Tensor) -> dict[str, int]:
 def _cache_args(cache: PagedKVCache) -> tuple:
     return (
         cache.kv_dtype,
-        _capsule(cache.key),
-        _capsule(cache.value),
-        _capsule(cache.key_scales),
-        _capsule(cache.value_scales),
+        cache.key,
+        cache.value,
+        cache.key_scales,
+        cache.value_scales,
     )
 
 
@@ -56,7 +51,7 @@ def _four_dims(name: str, tensor: torch.Tensor) -> None:
 
 def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, cache: PagedKVCache, slot_mapping: torch.Tensor) -> None:
     """Write key/value [N, H, D] into their slots, quantizing on the way; a negative slot is skipped."""
-    _C.reshape_and_cache(_capsule(key), _capsule(value), *_cache_args(cache), _capsule(slot_mapping), **_launch(key))
+    _C.reshape_and_cache(key, value, *_cache_args(cache), slot_mapping, **_launch(key))
 
 
 def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +65,7 @@ def quantize_kv(x: torch.Tensor, kv_dtype: str) -> tuple[torch.Tensor, torch.Ten
     else:
         storage = torch.empty(x.shape, dtype=_STORAGE_DTYPES[kv_dtype], device=x.device)
         scales = torch.empty(blocks, heads, dtype=torch.float32, device=x.device)
-    _C.quantize_kv(_capsule(x), _capsule(storage), _capsule(scales), kv_dtype, **_launch(x))
+    _C.quantize_kv(x, storage, scales, kv_dtype, **_launch(x))
     return storage, scales
 
 
@@ -80,7 +75,7 @@ def dequantize_kv(q: torch.Tensor, scales: torch.Tensor, kv_dtype: str) -> torch
     _four_dims("q", q)
     shape = (*q.shape[:3], q.shape[3] * 2) if kv_dtype == "int4" else q.shape
     out = torch.empty(shape, dtype=torch.float32, device=q.device)
-    _C.dequantize_kv(_capsule(q), _capsule(scales), _capsule(out), kv_dtype, **_launch(q))
+    _C.dequantize_kv(q, scales, out, kv_dtype, **_launch(q))
     return out
 
 
@@ -96,11 +91,11 @@ def paged_attention_decode(
 ) -> None:
     """out[b] = softmax(scale * q[b] K_b^T) V_b; `split` forces (True) or forbids (False) split-K."""
     _C.paged_attention_decode(
-        _capsule(out),
-        _capsule(query),
+        out,
+        query,
         *_cache_args(cache),
-        _capsule(block_tables),
-        _capsule(seq_lens),
+        block_tables,
+        seq_lens,
         float(scale),
         split=-1 if split is None else int(split),
         **_launch(query),
@@ -118,12 +113,12 @@ def paged_attention_prefill(
 ) -> None:
     """Variable-length causal attention of each sequence's new tokens over its cache (prefix included)."""
     _C.paged_attention_prefill(
-        _capsule(out),
-        _capsule(query),
+        out,
+        query,
         *_cache_args(cache),
-        _capsule(block_tables),
-        _capsule(seq_lens),
-        _capsule(query_start_loc),
+        block_tables,
+        seq_lens,
+        query_start_loc,
         float(scale),
         **_launch(query),
     )
@@ -131,7 +126,7 @@ def paged_attention_prefill(
 
 def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: torch.Tensor | None = None) -> None:
     """Set logits whose bit is 0 to -inf in place (bit j of word w allows token 32 * w + j)."""
-    _C.apply_token_bitmask(_capsule(logits), _capsule(bitmask), _capsule(indices), **_launch(logits))
+    _C.apply_token_bitmask(logits, bitmask, indices, **_launch(logits))
 
 
 NATIVE_OPS = {
