@@ -130,13 +130,21 @@ def apply_plugin_processors(logits: torch.Tensor, batch: SamplingBatch) -> torch
 
 
 def apply_top_k_top_p(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Keep each row's top_k tokens, then the smallest prefix whose probability reaches top_p."""
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    """Keep each row's top_k tokens, then the smallest prefix whose probability reaches top_p.
+
+    Rows at top_p >= 1 skip the nucleus mask: a float32 running sum reaches 1.0 before the end of a long
+    sorted list, and comparing against it would drop tail tokens the row never asked to lose. The sort is
+    stable, so which of several tied tokens top-k keeps depends on the row alone, not on the batch.
+    """
+    sorted_logits, order = logits.sort(dim=-1, descending=True, stable=True)
     ranks = torch.arange(logits.shape[-1], device=logits.device)
     sorted_logits = sorted_logits.masked_fill(ranks[None, :] >= top_k[:, None], float("-inf"))
-    probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs
-    sorted_logits = sorted_logits.masked_fill(mass_before >= top_p[:, None], float("-inf"))
+    nucleus_rows = top_p < 1
+    if bool(nucleus_rows.any()):
+        probs = sorted_logits.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs
+        outside = (mass_before >= top_p[:, None]) & nucleus_rows[:, None]
+        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
 
 
