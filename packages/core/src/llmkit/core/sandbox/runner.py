@@ -1,20 +1,21 @@
-"""Run untrusted Python (model-written code) in a subprocess with limits: a best-effort boundary.
+"""Run untrusted Python (model-written code) in a subprocess under layered limits.
 
-Limits: wall-clock and CPU time, address space (RLIMIT_AS), process count, file size and open
-files; a fresh temporary working directory; a scrubbed environment. Where the OS allows it the
-program also gets its own network namespace (no interfaces: no network at all) and PID namespace
-(every process it starts dies with it) and mount namespace in which every file system but the
-working directory is read-only, and a root caller runs it as `nobody`. This stops accidents and
-common escapes (infinite loops, huge allocations, fork bombs, stray sockets, writes outside the
-working directory, /tmp included); it is not a security boundary against a
-determined attacker (kernel bugs, readable files, CPU side channels). `SandboxResult.isolation`
-says which protections applied.
+Always: wall-clock and CPU time, address space per process (RLIMIT_AS), process count, file size and
+open files, a fresh temporary working directory, a scrubbed environment. Where the host allows it:
+network, PID and mount namespaces (every mount but the working directory read-only), a size-limited
+tmpfs working directory (disk budget), a cgroup with one memory and process budget for the whole run,
+Landlock file confinement (system and interpreter trees read-only, the working directory read-write,
+nothing else), a seccomp filter (no namespaces, ptrace, mount, keyring, bpf, ...), and `nobody` as the
+user for a root caller. `SandboxResult.isolation` says which layers held; docs/security.md says what each
+stops and what is left when one is missing. Not a boundary against kernel bugs or CPU side channels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -28,73 +29,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
+from .cgroup_budget import CgroupBudget
+from .seccomp_filter import SeccompUnavailable, seccomp_program
 
 NOBODY = 65534
-
-# Runs as the caller: unshare namespaces, fork the program as PID 1 of the new PID namespace,
-# drop privileges and limits in the child, exec the interpreter; exit with the program's status.
-_BOOTSTRAP = r"""
-import ctypes, json, os, resource, signal, sys
-cfg = json.loads(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-NEWUSER, NEWNET, NEWPID, NEWNS = 0x10000000, 0x40000000, 0x20000000, 0x00020000
-root = os.geteuid() == 0
-iso = {"network_namespace": False, "pid_namespace": False, "uid": os.geteuid()}
-base = 0 if root else NEWUSER
-status = open(cfg["status_path"], "w")  # opened before the file systems turn read-only
-for flags, keys in ((NEWNET | NEWPID, ("network_namespace", "pid_namespace")), (NEWNET, ("network_namespace",)), (NEWPID, ("pid_namespace",))):
-    if libc.unshare(base | flags) == 0:
-        base = 0
-        for key in keys:
-            iso[key] = True
-        break
-# A private mount namespace: the working directory stays a writable bind mount, every other mount
-# becomes read-only in it (so /tmp, /dev/shm, ... cannot be written), the host's mounts are untouched.
-iso["read_only_filesystem"] = False
-if libc.unshare(base | NEWNS) == 0:
-    MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-    workdir = cfg["workdir"].encode()
-    ok = libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) == 0
-    ok = ok and libc.mount(workdir, workdir, None, MS_BIND | MS_REC, None) == 0
-    if ok:
-        # keep each mount's own flags: a user namespace may not clear the locked ones (nosuid, nodev, ...)
-        known = {b"nosuid": 2, b"nodev": 4, b"noexec": 8, b"noatime": 1024, b"nodiratime": 2048, b"relatime": 1 << 21}
-        with open("/proc/self/mountinfo", "rb") as f:
-            mounts = [line.split()[4:6] for line in f]
-        for point, options in mounts:
-            point = point.decode("unicode_escape").encode("latin-1")
-            flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(known.get(o, 0) for o in set(options.split(b",")))
-            if point != workdir and libc.mount(None, point, None, flags, None) != 0:
-                ok = False
-        os.chdir(workdir)  # the working directory through its new (writable) mount
-    iso["read_only_filesystem"] = ok
-if root and cfg["drop_privileges"]:
-    iso["uid"] = 65534
-with status:
-    json.dump(iso, status)
-pid = os.fork()
-if pid == 0:
-    try:
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the bootstrap
-        for name, value in cfg["rlimits"]:
-            resource.setrlimit(getattr(resource, name), (value, value))
-        if root and cfg["drop_privileges"]:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        os.execve(cfg["python"], [cfg["python"], "-I", "-B", cfg["entry"], *cfg["argv"]], cfg["env"])
-    except BaseException as err:
-        os.write(2, ("sandbox: could not start the program: %r\n" % (err,)).encode())
-        os._exit(125)
-while True:
-    try:
-        _, status = os.waitpid(pid, 0)
-        break
-    except InterruptedError:
-        continue
-os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
-"""
+BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
+# Readable (and executable) under Landlock besides the interpreter's own installation tree.
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc")
+DEVICE_PATHS = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+LANDLOCK_CREATE_RULESET, LANDLOCK_CREATE_RULESET_VERSION = 444, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +49,7 @@ class SandboxLimits:
     memory_mb: int = 1024
     max_processes: int = 64
     max_file_mb: int = 16
+    max_disk_mb: int = 64
     max_open_files: int = 64
     max_output_bytes: int = 64 * 1024
 
@@ -117,7 +62,11 @@ class SandboxLimits:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxResult:
-    """How a sandboxed program ended: status is ok, error, timeout, memory_limit or output_limit."""
+    """How a sandboxed program ended: status is ok, error, timeout, memory_limit or output_limit.
+
+    `isolation` maps each layer (network_namespace, pid_namespace, read_only_filesystem, disk_budget,
+    memory_budget, file_confinement, seccomp) to whether it held for this run, and `uid` to the user it ran as.
+    """
 
     status: str
     returncode: int
@@ -146,10 +95,13 @@ def run_python(
     interpreter = python or default_interpreter(for_uid=NOBODY if drop_privileges else os.geteuid())
     workdir = Path(tempfile.mkdtemp(prefix="llmkit-sandbox-"))
     private = Path(tempfile.mkdtemp(prefix="llmkit-sandbox-io-"))
+    budget: CgroupBudget | None = None
     try:
         _write_files(workdir, {"main.py": code, **(files or {})})
         if drop_privileges:
             _chown_tree(workdir, NOBODY)
+        budget = CgroupBudget.create((limits.memory_mb + limits.max_disk_mb) * 2**20, limits.max_processes)
+        layers = _confinement_layers()
         config = {
             "python": interpreter,
             "entry": str(workdir / "main.py"),
@@ -159,24 +111,68 @@ def run_python(
             "rlimits": _rlimits(limits, drop_privileges),
             "drop_privileges": drop_privileges,
             "status_path": str(private / "isolation.json"),
+            "cgroup_procs": budget.procs_files if budget else [],
+            "disk_kb": limits.max_disk_mb * 1024,
+            "disk_inodes": 4096 + limits.max_disk_mb * 64,
+            "read_paths": [*SYSTEM_READ_PATHS, *_interpreter_prefixes(interpreter)],
+            "device_paths": list(DEVICE_PATHS),
+            **layers,
         }
-        (private / "stdin").write_text(stdin)
         start = time.monotonic()
-        returncode, timed_out = _spawn(config, workdir, private, limits.timeout_s)
+        returncode, timed_out = _spawn(config, workdir, private, stdin, limits.timeout_s)
         duration = time.monotonic() - start
         stdout = _read_capped(private / "stdout", limits.max_output_bytes)
         stderr = _read_capped(private / "stderr", limits.max_output_bytes)
-        isolation = _read_isolation(private / "isolation.json")
+        out_of_memory = budget is not None and budget.oom_killed()
+        isolation = {
+            **_read_isolation(private / "isolation.json"),
+            "memory_budget": budget is not None,
+            "file_confinement": bool(layers["landlock_abi"]),
+            "seccomp": bool(layers["seccomp_bpf"]),
+        }
     finally:
+        if budget is not None:
+            budget.close()
         _remove_tree(workdir)
         _remove_tree(private)
-    status = _classify(returncode, timed_out, stderr)
+    status = _classify(returncode, timed_out, stderr, out_of_memory)
     return SandboxResult(status, returncode, stdout, stderr, duration, isolation)
 
 
 def sandbox_isolation() -> Mapping[str, object]:
-    """Which protections this machine grants (namespaces, uid), found by running an empty program."""
+    """Which protections this machine grants, found by running an empty program: each layer -> True/False."""
     return run_python("", limits=SandboxLimits(timeout_s=30)).isolation
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 where Landlock is missing or disabled."""
+    return _landlock_abi()
+
+
+@functools.cache
+def _landlock_abi() -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), LANDLOCK_CREATE_RULESET_VERSION)
+    return max(int(version), 0)
+
+
+def _confinement_layers() -> dict[str, object]:
+    try:
+        program = seccomp_program()
+    except SeccompUnavailable:
+        program = ""
+    return {"landlock_abi": landlock_abi(), "seccomp_bpf": program}
+
+
+def _interpreter_prefixes(interpreter: str) -> list[str]:
+    """The installation trees of the interpreter (as named and resolved): `<prefix>/bin/python`."""
+    prefixes = []
+    for path in (os.path.abspath(interpreter), os.path.realpath(interpreter)):
+        prefix = os.path.dirname(os.path.dirname(path))
+        if prefix not in ("/", "") and prefix not in prefixes:
+            prefixes.append(prefix)
+    return prefixes
 
 
 def default_interpreter(for_uid: int | None = None) -> str:
@@ -254,15 +250,12 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def _spawn(config: dict, workdir: Path, private: Path, timeout_s: float) -> tuple[int, bool]:
-    with (
-        (private / "stdin").open("rb") as stdin,
-        (private / "stdout").open("wb") as stdout,
-        (private / "stderr").open("wb") as stderr,
-    ):
+def _spawn(config: dict, workdir: Path, private: Path, stdin: str, timeout_s: float) -> tuple[int, bool]:
+    """Start the bootstrap; stdin goes through a pipe (no file the program could find and reread)."""
+    with (private / "stdout").open("wb") as stdout, (private / "stderr").open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(config)],
-            stdin=stdin,
+            [sys.executable, "-I", "-S", str(BOOTSTRAP), json.dumps(config)],
+            stdin=subprocess.PIPE,
             stdout=stdout,
             stderr=stderr,
             cwd=workdir,
@@ -271,7 +264,8 @@ def _spawn(config: dict, workdir: Path, private: Path, timeout_s: float) -> tupl
             close_fds=True,
         )
         try:
-            return process.wait(timeout=timeout_s), False
+            process.communicate(stdin.encode(), timeout=timeout_s)
+            return process.returncode, False
         except subprocess.TimeoutExpired:
             _kill_group(process.pid)
             return process.wait(), True
@@ -291,14 +285,17 @@ def _read_capped(path: Path, limit: int) -> str:
     return text + "\n…[output truncated]" if len(data) > limit else text
 
 
-def _read_isolation(path: Path) -> Mapping[str, object]:
+def _read_isolation(path: Path) -> dict[str, object]:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        return {"network_namespace": False, "pid_namespace": False, "read_only_filesystem": False, "uid": os.geteuid()}
+        layers = ("network_namespace", "pid_namespace", "read_only_filesystem", "disk_budget")
+        return {**dict.fromkeys(layers, False), "uid": os.geteuid()}
 
 
-def _classify(returncode: int, timed_out: bool, stderr: str) -> str:
+def _classify(returncode: int, timed_out: bool, stderr: str, out_of_memory: bool = False) -> str:
+    if out_of_memory and returncode != 0:
+        return "memory_limit"  # the cgroup's OOM killer (SIGKILL), not the clock
     if timed_out or returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL):
         return "timeout"
     if returncode == 128 + signal.SIGXFSZ or (returncode != 0 and "File too large" in stderr):
