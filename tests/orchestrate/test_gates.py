@@ -7,6 +7,8 @@ import io
 import pytest
 
 from llmkit.orchestrate import (
+    ApprovalRequest,
+    ApprovalUnavailable,
     OrchestrateError,
     ReActAgent,
     ToolPolicy,
@@ -41,7 +43,26 @@ def run(policy=None, approver=None, tools=(calculator, delete_file)):
 def test_requires_approval_is_refused_without_an_approver():
     result = run()
     assert deleted == [] and result.tool_log[0]["status"] == "refused"
-    assert "needs approval and it was not given" in result.tool_log[0]["content"]
+    assert result.tool_log[0]["content"] == "refused: delete_file needs approval and nobody can give it: this agent has no approver"  # fmt: skip
+
+
+def test_the_approver_is_asked_with_the_arguments_that_will_run_not_the_raw_ones():
+    ran, asked = [], []
+
+    @tool(permission="requires_approval")
+    def repeat(word: str, times: int) -> str:
+        """Repeat a word."""
+        ran.append(times)
+        return word * times
+
+    def approver(request):
+        asked.append(dict(request.arguments))
+        return True
+
+    backend = ScriptedBackend([hermes_call("repeat", {"word": "ab", "times": "3"}), "done"])
+    result = ReActAgent(backend, [repeat], approver=approver).run("repeat ab three times")
+    assert result.tool_log[0]["content"] == "ababab" and ran == [3]
+    assert asked == [{"word": "ab", "times": 3}] and type(asked[0]["times"]) is int  # coerced, as it ran
 
 
 def test_the_approver_is_asked_with_the_validated_arguments():
@@ -103,3 +124,37 @@ def test_cli_approver(typed, expected):
     result = run(approver=approve)
     assert (deleted == ["a.txt"]) is expected and "agent wants to run delete_file" in out.getvalue()
     assert result.tool_log[0]["status"] == ("ok" if expected else "refused")
+
+
+def ask_terminal(arguments, typed, **options):
+    out = io.StringIO()
+    request = ApprovalRequest("agent", "run_python", arguments, 1)
+    try:
+        return cli_approver(io.StringIO(typed), out, **options)(request), out.getvalue()
+    except ApprovalUnavailable as err:
+        return err, out.getvalue()
+
+
+def test_cli_approver_shows_the_whole_arguments_page_by_page():
+    code = "\n".join(f"print({i})  # line {i}" for i in range(100)) + "\nprint('x' * 400) # " + "y" * 400
+    approved, shown = ask_terminal({"code": code, "timeout": 2}, "\n\ny\n", page_lines=40)
+    assert approved is True
+    assert all(f"print({i})  # line {i}" in shown for i in range(100))  # nothing cut
+    assert "y" * 100 in shown and shown.count("-- lines 1-") == 2 and "-- lines 1-80 of 10" in shown
+    assert "timeout =\n  │ 2" in shown
+
+
+def test_cli_approver_paging_can_refuse_and_shows_control_characters_escaped():
+    code = "print('safe')\r\x1b[2Kimport os; os.system('rm -rf ~')\u202e"
+    approved, shown = ask_terminal({"code": code}, "y\n")
+    assert approved is True and "\x1b" not in shown and "\r" not in shown and "\u202e" not in shown
+    assert "print('safe')\\x0d\\x1b[2Kimport os; os.system('rm -rf ~')\\u202e" in shown
+    approved, shown = ask_terminal({"code": "x = 1\n" * 100}, "q\n", page_lines=10)
+    assert approved is False and "Allow run_python?" not in shown
+    assert ask_terminal({"code": "x = 1\n" * 100}, "", page_lines=10)[0] is False  # end of input
+
+
+def test_cli_approver_refuses_to_ask_about_arguments_too_long_to_read():
+    refusal, shown = ask_terminal({"code": "x = 1\n" * 50}, "y\n", max_lines=20)
+    assert isinstance(refusal, ApprovalUnavailable) and "52 lines, more than the 20" in str(refusal)
+    assert "refused run_python" in shown and "x = 1" not in shown

@@ -3,6 +3,7 @@ approval gates, loop detection, checkpoints and traces. The model proposes actio
 
 from .checkpoints import CheckpointStore, RunRecord
 from .errors import (
+    ApprovalUnavailable,
     CheckpointError,
     MCPError,
     OrchestrateError,
@@ -43,6 +44,7 @@ __all__ = [
     "AgentModel",
     "AgentResult",
     "ApprovalRequest",
+    "ApprovalUnavailable",
     "CheckpointError",
     "CheckpointStore",
     "FilesToolbox",

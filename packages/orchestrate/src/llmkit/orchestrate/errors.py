@@ -29,3 +29,8 @@ class MCPError(OrchestrateError):
 
 class ToolArgumentError(ToolError):
     """Arguments that do not validate against a tool's schema; the model gets the message and can fix them."""
+
+
+class ApprovalUnavailable(OrchestrateError):
+    """Raised by an approver when nobody can give the approval (no approver, stdin not a terminal): a refusal
+    whose message says why, to the model and to the user."""

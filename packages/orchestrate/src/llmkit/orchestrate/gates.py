@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
-from .errors import OrchestrateError
+from .approval_prompt import cli_approver
+from .errors import ApprovalUnavailable, OrchestrateError
 from .tools.tool import PERMISSIONS, Permission, Tool
 
 
 @dataclasses.dataclass(frozen=True)
 class ApprovalRequest:
-    """What an approver is asked: may `agent` run `tool` with these (validated) arguments?"""
+    """What an approver is asked: may `agent` run `tool` with these arguments (validated and coerced by the
+    tool's schema: exactly what will run)?"""
 
     agent: str
     tool: str
@@ -26,30 +26,13 @@ Approver = Callable[[ApprovalRequest], bool]
 
 
 def deny_all(request: ApprovalRequest) -> bool:
-    """The default approver: nobody is there to say yes."""
-    return False
+    """The default approver: nobody is there to say yes (a refusal that says so)."""
+    raise ApprovalUnavailable("this agent has no approver")
 
 
 def approve_all(request: ApprovalRequest) -> bool:
     """Say yes to everything (tests, trusted unattended runs); forbidden tools stay forbidden."""
     return True
-
-
-def cli_approver(stdin: TextIO | None = None, stdout: TextIO | None = None) -> Approver:
-    """Ask on the terminal; anything but y/yes, end of input, or a non-interactive stdin is a no."""
-
-    def ask(request: ApprovalRequest) -> bool:
-        source, sink = stdin or sys.stdin, stdout or sys.stderr
-        if stdin is None and not source.isatty():
-            print(f"llmkit: refused {request.tool} (needs approval; stdin is not a terminal)", file=sink)
-            return False
-        arguments = json.dumps(dict(request.arguments), ensure_ascii=False, default=str)
-        print(f"\n{request.agent} wants to run {request.tool}({arguments[:500]})", file=sink)
-        print("Allow? [y/N] ", end="", file=sink, flush=True)
-        answer = source.readline()
-        return answer.strip().lower() in ("y", "yes")
-
-    return ask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +96,7 @@ class Gate:
         return None
 
     def decide(self, tool: str, arguments: Mapping[str, Any], step: int) -> GateDecision:
+        """`arguments` are the validated ones, exactly what the tool will be called with."""
         permission = self.policy.permission(tool)
         if permission == "allowed":
             return GateDecision(True, permission, "allowed")
@@ -120,8 +104,22 @@ class Gate:
             return GateDecision(False, permission, f"refused: {tool} is forbidden for {self.agent}")
         try:
             approved = bool(self.approver(ApprovalRequest(self.agent, tool, dict(arguments), step)))
+        except ApprovalUnavailable as err:
+            return GateDecision(False, permission, f"refused: {tool} needs approval and nobody can give it: {err}")
         except Exception as err:  # a failing approver is a refusal, never a crash or an approval
             return GateDecision(False, permission, f"refused: the approval check failed ({type(err).__name__})")
         if approved:
             return GateDecision(True, permission, "approved")
         return GateDecision(False, permission, f"refused: running {tool} needs approval and it was not given")
+
+
+__all__ = [
+    "ApprovalRequest",
+    "Approver",
+    "Gate",
+    "GateDecision",
+    "ToolPolicy",
+    "approve_all",
+    "cli_approver",
+    "deny_all",
+]

@@ -19,8 +19,9 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from ..errors import MCPError, ToolError
-from ..tools.tool import Tool
+from ..tools.tool import PERMISSIONS, Permission, Tool
 from ..tools.toolbox import Toolbox
+from .foreign_text import MAX_DESCRIPTION_CHARS, foreign_description, foreign_schema
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -46,7 +47,12 @@ def server_errlog() -> TextIO:
 
 
 class MCPToolbox(Toolbox):
-    """The tools of the MCP server started by `command` (a string split like a shell, or a list)."""
+    """The tools of the MCP server started by `command` (a string split like a shell, or a list).
+
+    The server is foreign code: its tools require approval (`permission`, or a policy, can allow them
+    explicitly), and its descriptions reach the model cleaned, clipped to `max_description_chars` and
+    delimited as data (`foreign_text`).
+    """
 
     def __init__(
         self,
@@ -54,11 +60,16 @@ class MCPToolbox(Toolbox):
         env: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
         prefix: str = "",
+        permission: Permission = "requires_approval",
+        max_description_chars: int = MAX_DESCRIPTION_CHARS,
     ):
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise MCPError("an MCP server needs a command")
+        if permission not in PERMISSIONS:
+            raise MCPError(f"permission must be one of {PERMISSIONS}, got {permission!r}")
         self.command, self.timeout_s, self.prefix = argv, timeout_s, prefix
+        self.permission, self.max_description_chars = permission, max_description_chars
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -94,12 +105,15 @@ class MCPToolbox(Toolbox):
 
     def _wrap(self, listed: Any) -> Tool:
         name = self.prefix + _UNSAFE.sub("_", listed.name)[: 64 - len(self.prefix)]
-        schema = dict(listed.input_schema or {"type": "object", "properties": {}})
+        schema = foreign_schema(dict(listed.input_schema or {"type": "object", "properties": {}}))
+        description = foreign_description(
+            listed.description or "(no description)", name, shlex.join(self.command), self.max_description_chars
+        )
 
         def call(**arguments: Any) -> str:
             return self.call(listed.name, arguments)
 
-        return Tool(name, listed.description or f"MCP tool {listed.name}", schema, call)
+        return Tool(name, description, schema, call, permission=self.permission)
 
     def call(self, name: str, arguments: dict[str, Any]) -> str:
         """Call tool `name` on the server; an error result raises ToolError with the server's message."""

@@ -83,7 +83,7 @@ class ToolExecutor:
             message = f"error: invalid arguments for {call.name}: {err}. Fix the arguments and call it again."
             p.result = self._decided(call, "invalid_arguments", message)
             return p
-        decision = self.gate.decide(call.name, call.arguments, step)
+        decision = self.gate.decide(call.name, kwargs, step)  # the approver sees what will run
         if not decision.allowed:
             p.result = self._decided(call, "refused", decision.reason)
             return p
