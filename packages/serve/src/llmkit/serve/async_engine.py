@@ -3,12 +3,15 @@
 The engine is single-threaded; every call reaches it through a command queue and runs
 between steps. Outputs come back to the event loop with `call_soon_threadsafe`. A stream
 that is closed early (client gone, task cancelled) aborts its request, freeing its blocks.
+A request that a failed step ended (see failure_isolation) raises `RequestFailed` in its
+stream; the other streams go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,9 +22,15 @@ from llmkit.core.errors import LlmkitError
 from .engine import Engine, EngineStats
 from .outputs import RequestOutput
 
+logger = logging.getLogger(__name__)
+
 
 class EngineOverloaded(LlmkitError):
     """Too many requests are waiting; retry later."""
+
+
+class RequestFailed(LlmkitError):
+    """The engine ended this request because a step failed on it (other requests were not affected)."""
 
 
 class AsyncEngine:
@@ -42,7 +51,8 @@ class AsyncEngine:
             if self.engine.has_unfinished():
                 try:
                     outputs = self.engine.step()
-                except Exception as err:  # a failed step fails its requests, not the server
+                except Exception as err:  # failed outside any batch (the engine isolates batch failures)
+                    logger.exception("engine step failed outside a batch; ending every request")
                     self._fail_all(err)
                     continue
                 for output in outputs:
@@ -104,6 +114,8 @@ class AsyncEngine:
                 if isinstance(item, BaseException):
                     raise item
                 finished = item.finished
+                if item.error is not None:
+                    raise RequestFailed(item.error)
                 yield item
         finally:
             self._streams.pop(request_id, None)

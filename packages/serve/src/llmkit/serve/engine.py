@@ -23,10 +23,11 @@ from llmkit.core.sampling.rng import derive_seed
 from llmkit.core.structured import CompiledGrammar, StructuredOutput
 
 from .block_manager import BlockManager
+from .failure_isolation import isolate_failure
 from .kv_budget import blocks_for_budget, parse_budget
 from .model_runner import ModelRunner
 from .outputs import RequestOutput, RequestTiming
-from .scheduler import Scheduler, SchedulingPolicy
+from .scheduler import ScheduledBatch, Scheduler, SchedulingPolicy
 from .sequence import Sequence
 from .speculative import SpeculativeConfig, Speculator
 from .step_outputs import StepOutputs
@@ -103,6 +104,7 @@ class _Request:
     prompt_token_ids: list[int]
     sequences: list[Sequence]
     timing: RequestTiming
+    inconclusive_failures: int = 0  # failed steps it took part in without a solo run (see failure_isolation)
 
     @property
     def finished(self) -> bool:
@@ -184,6 +186,19 @@ class Engine:
     def context_length(self) -> int:
         return self.pretrained.config.max_position_embeddings
 
+    @property
+    def vocab_size(self) -> int:
+        return self.pretrained.config.vocab_size
+
+    def check_token_ids(self, ids: SequenceOf[int]) -> None:
+        """Refuse ids outside the model's vocabulary here, before they can fail a step (and its batch)."""
+        vocab = self.vocab_size
+        for position, token in enumerate(ids):
+            if not 0 <= token < vocab:
+                raise InvalidParameterError(
+                    f"token id {token} at position {position} is outside the vocabulary [0, {vocab})"
+                )
+
     def describe(self) -> str:
         return (
             f"KV cache: {self.block_manager.num_blocks} blocks x {self.config.block_size} tokens = "
@@ -208,6 +223,7 @@ class Engine:
         )
         if not ids:
             raise InvalidParameterError("the prompt is empty")
+        self.check_token_ids(ids)
         if len(ids) >= self.context_length:
             raise ContextLengthError(
                 f"the prompt has {len(ids)} tokens; the model's context holds {self.context_length}"
@@ -286,6 +302,17 @@ class Engine:
             if self.structured.has_parked():
                 time.sleep(0.001)  # only requests waiting for their grammars: do not spin
             return failed
+        try:
+            outputs = self.run_batch(batch)
+        except Exception as error:  # only the requests that make the step fail end, with an error
+            return failed + isolate_failure(self, batch, error)
+        if self.speculator is not None:
+            self.speculator.step_seconds += time.perf_counter() - started
+        return failed + outputs
+
+    def run_batch(self, batch: ScheduledBatch) -> list[RequestOutput]:
+        """One forward over a scheduled batch, then sampling or verification and the per-request reports."""
+        self.outputs.replayable = True
         for seq, count in batch.sequences:
             if len(seq.draft_token_ids) > count - 1:  # the token budget cut the verification short
                 seq.draft_token_ids = seq.draft_token_ids[: count - 1]
@@ -293,10 +320,7 @@ class Engine:
                     seq.draft_probs = seq.draft_probs[: count - 1]
         inputs, ordered = self.runner.prepare(batch.sequences)
         hidden = self.runner.execute(inputs)
-        outputs = self.outputs.process({id(seq): count for seq, count in batch.sequences}, inputs, ordered, hidden)
-        if self.speculator is not None:
-            self.speculator.step_seconds += time.perf_counter() - started
-        return failed + outputs
+        return self.outputs.process({id(seq): count for seq, count in batch.sequences}, inputs, ordered, hidden)
 
     def generate(
         self,

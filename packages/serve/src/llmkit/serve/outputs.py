@@ -45,3 +45,4 @@ class RequestOutput:
     finished: bool
     num_cached_tokens: int
     timing: RequestTiming
+    error: str | None = None  # set when the request ended because a step failed on it

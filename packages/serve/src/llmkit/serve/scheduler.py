@@ -9,9 +9,10 @@ waits to be prefilled again (prompt plus what it generated so far).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .block_manager import BlockManager
@@ -119,6 +120,33 @@ class Scheduler:
         if not seq.keep_blocks:
             self._release(seq)
         seq.status = SequenceStatus.FINISHED
+
+    def requeue(self, sequences: list[Sequence]) -> None:
+        """Put running sequences back at the head of the queue, blocks freed, to be recomputed (as a
+        preemption does, but not counted as one): a failed step is undone this way."""
+        for seq in sequences:
+            if seq.status is SequenceStatus.RUNNING:
+                self.running.remove(seq)
+                self._release(seq)
+                seq.status = SequenceStatus.WAITING
+        requeued = [s for s in sequences if s.status is SequenceStatus.WAITING]
+        ids = {id(s) for s in requeued}
+        self.waiting = deque(requeued + [s for s in self.waiting if id(s) not in ids])
+
+    @contextlib.contextmanager
+    def only(self, sequences: list[Sequence]) -> Iterator[None]:
+        """Schedule nothing but `sequences` inside the block; every other sequence keeps its place
+        (and its blocks). Afterwards the chosen ones go first: running with the running, waiting at the head."""
+        chosen = {id(s) for s in sequences}
+        other_waiting = deque(s for s in self.waiting if id(s) not in chosen)
+        other_running = [s for s in self.running if id(s) not in chosen]
+        self.waiting = deque(s for s in self.waiting if id(s) in chosen)
+        self.running = [s for s in self.running if id(s) in chosen]
+        try:
+            yield
+        finally:
+            self.running = other_running + self.running
+            self.waiting = deque(list(self.waiting) + list(other_waiting))
 
     def _release(self, seq: Sequence) -> None:
         seq.draft_token_ids, seq.draft_probs = [], None

@@ -19,6 +19,10 @@ from .speculative.verification import verify
 class StepOutputs:
     def __init__(self, engine) -> None:
         self.engine = engine
+        # False once a step has started to hand tokens to sequences (grammar state, outputs): a step
+        # that fails after that point cannot be recomputed as if it never ran (see failure_isolation).
+        # The engine sets it True as each step begins.
+        self.replayable = True
 
     def process(
         self, counts: dict[int, int], inputs: StepInputs, ordered: list[Sequence], hidden: torch.Tensor
@@ -56,6 +60,7 @@ class StepOutputs:
             chosen = logits[rows]
             engine.structured.apply(chosen, seqs)
             tokens = sample(chosen, batch, with_logprobs=False).token_ids.tolist()
+            self.replayable = False
             for (i, seq), row, token in zip(plain, rows, tokens, strict=True):
                 emitted[i] = self._constrained(seq, token, row) if seq.grammar is not None else ([token], [row])
         if drafting:
@@ -69,6 +74,7 @@ class StepOutputs:
                 [seq for _, seq in drafting],
                 local_spans,
             )
+            self.replayable = False
             for (i, seq), verdict in zip(drafting, verdicts, strict=True):
                 if seq.grammar is not None:
                     kept = [t for t in verdict.tokens if engine.structured.accept(seq, t)]
@@ -79,6 +85,7 @@ class StepOutputs:
                 engine.speculator.record(seq, len(seq.draft_token_ids), verdict.accepted_drafts)
                 seq.num_computed_tokens += 1 + verdict.accepted_drafts
                 seq.draft_token_ids, seq.draft_probs = [], None
+        self.replayable = False
         now = time.monotonic()
         deltas: dict[str, list[SequenceDelta]] = {}
         for i, (seq, _) in enumerate(needing):
