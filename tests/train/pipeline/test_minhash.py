@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from llmkit.train.pipeline.dedup.lsh import BandIndex, band_keys, optimal_bands
+from llmkit.train.pipeline.dedup.lsh import BandIndex, band_keys, candidate_probability, optimal_bands, recall_bands
 from llmkit.train.pipeline.dedup.minhash import MinHasher, estimated_jaccard, exact_jaccard, shingle_hash32
 from llmkit.train.pipeline.text import batch_ngram_hashes, ngram_hash_reference, ngram_hashes, normalize_text, words
 
@@ -79,6 +79,17 @@ def test_optimal_bands_favour_recall_at_the_threshold():
     assert candidate(0.2) < 0.002  # unrelated documents are rarely even compared
     assert optimal_bands(0.9, 128)[1] > rows  # a stricter threshold: more rows per band
     assert optimal_bands(0.7, 128, false_negative_weight=0.5) == (14, 9)  # datasketch's equal weights
+
+
+def test_recall_bands_make_pairs_at_the_threshold_candidates():
+    """Exact verification's banding: a pair at the threshold shares a band with probability >= 0.995, with
+    as many rows a band as allows it (one more row would fall short)."""
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        bands, rows = recall_bands(threshold, 128)
+        assert bands * rows <= 128 and candidate_probability(threshold, bands, rows) >= 0.995
+        assert candidate_probability(threshold, 128 // (rows + 1), rows + 1) < 0.995
+    assert recall_bands(0.8, 128) == (21, 6) and recall_bands(0.7, 128) == (32, 4)
+    assert candidate_probability(0.8, *optimal_bands(0.8, 128)) < 0.9  # the estimate's banding misses more
 
 
 def test_band_index_finds_recent_and_merged_rows():

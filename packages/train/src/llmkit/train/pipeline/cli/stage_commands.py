@@ -6,6 +6,7 @@ import argparse
 
 from ..contamination import ContaminationConfig, check_contamination, load_eval_sources
 from ..dedup import DedupConfig, deduplicate_file
+from ..dedup.features import NEAR_VERIFICATIONS
 from ..embedders import EMBEDDER_SPECS
 from .common import add_executor_arguments, executor_from, print_summary, split_fields
 
@@ -21,7 +22,13 @@ def register(commands) -> None:
     dedup.add_argument("--no-exact", action="store_true", help="skip exact (normalized hash) dedup")
     dedup.add_argument("--no-near", action="store_true", help="skip near-duplicate (MinHash LSH) dedup")
     dedup.add_argument("--semantic", action="store_true", help="also drop paraphrases by embedding similarity")
-    dedup.add_argument("--near-threshold", type=float, default=0.7, help="estimated Jaccard (default 0.7)")
+    dedup.add_argument("--near-threshold", type=float, default=0.7, help="shingle Jaccard (default 0.7)")
+    dedup.add_argument(
+        "--near-verification",
+        choices=NEAR_VERIFICATIONS,
+        default="exact",
+        help="confirm LSH candidates by exact shingle-set Jaccard (default) or by the MinHash estimate only",
+    )
     dedup.add_argument("--semantic-threshold", type=float, default=0.9, help="cosine similarity (default 0.9)")
     dedup.add_argument("--ngram", type=int, default=3, help="word shingle size for MinHash (default 3)")
     dedup.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
@@ -61,6 +68,7 @@ def run_dedup(args: argparse.Namespace) -> int:
         ngram=args.ngram,
         num_perm=args.num_perm,
         near_threshold=args.near_threshold,
+        near_verification=args.near_verification,
         semantic_threshold=args.semantic_threshold,
         embedder=args.embedder,
         seed=args.seed,

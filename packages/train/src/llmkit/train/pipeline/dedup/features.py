@@ -14,7 +14,9 @@ import numpy as np
 
 from ..records import parse_record, record_hash, record_id, record_text
 from ..text import normalize_text
-from .minhash import MinHasher
+from .minhash import MinHasher, ShingleSets
+
+NEAR_VERIFICATIONS = ("exact", "estimate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +29,25 @@ class DedupConfig:
     fields: tuple[str, ...] = ()  # text fields; empty: the record's known text fields
     ngram: int = 3  # word shingles for MinHash
     num_perm: int = 128
-    near_threshold: float = 0.7  # estimated Jaccard at or above which a record is a near duplicate
+    near_threshold: float = 0.7  # Jaccard at or above which a record is a near duplicate
+    # How an LSH candidate is confirmed: "exact" compares the two records' shingle sets (keeps every kept
+    # record's set in memory); "estimate" trusts the MinHash signature's estimate (s.e. ~0.04 at 128).
+    near_verification: str = "exact"
     semantic_threshold: float = 0.9  # cosine similarity at or above which a record is a paraphrase
     embedder: str = "minilm"
     seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.near_verification not in NEAR_VERIFICATIONS:
+            raise ValueError(
+                f"near_verification must be one of {', '.join(NEAR_VERIFICATIONS)}, not {self.near_verification!r}"
+            )
+        if not 0.0 < self.near_threshold <= 1.0:
+            raise ValueError(f"near_threshold must be in (0, 1], not {self.near_threshold}")
+
+    @property
+    def exact_verification(self) -> bool:
+        return self.near and self.near_verification == "exact"
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "fields": list(self.fields)}
@@ -46,6 +63,7 @@ class BatchFeatures:
     record_hashes: list[str]
     exact_keys: np.ndarray  # uint64 [n]: hash of the normalized text
     signatures: np.ndarray | None  # uint32 [n, num_perm]
+    shingles: ShingleSets | None  # each record's shingle set, for exact verification of near candidates
     texts: list[str] | None  # kept for the semantic stage only
 
 
@@ -71,7 +89,11 @@ class Featurizer:
             normalized.append(normalize_text(text))
             texts.append(text)
         keys = np.array([exact_key(n) for n in normalized], dtype=np.uint64)
-        signatures = self.hasher.signatures([n.split() for n in normalized]) if self.hasher else None
+        signatures = shingles = None
+        if self.hasher:
+            signatures, shingles = self.hasher.signatures_and_shingles([n.split() for n in normalized])
+            if not self.config.exact_verification:
+                shingles = None  # not shipped back from the worker when nothing reads them
         return BatchFeatures(
             first_index,
             [line for _, line in items],
@@ -79,5 +101,6 @@ class Featurizer:
             hashes,
             keys,
             signatures,
+            shingles,
             texts if self.config.semantic else None,
         )

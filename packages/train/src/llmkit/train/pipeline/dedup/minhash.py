@@ -7,6 +7,7 @@ Signatures therefore equal `datasketch.MinHash(num_perm, seed, hashfunc=shingle_
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +38,21 @@ def shingle_hash32(shingle: Sequence[str]) -> int:
     return ngram_hash_reference(shingle) & 0xFFFFFFFF
 
 
+@dataclasses.dataclass(frozen=True)
+class ShingleSets:
+    """Distinct 32-bit shingle hashes of a batch of documents: document i's sorted set is
+    `values[offsets[i]:offsets[i + 1]]` (one flat array: compact to pickle from a worker)."""
+
+    values: np.ndarray  # uint32
+    offsets: np.ndarray  # int64 [documents + 1]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.values[self.offsets[index] : self.offsets[index + 1]]
+
+
 class MinHasher:
     """Signatures of word n-gram shingle sets: `num_perm` uint32 minima per document."""
 
@@ -51,14 +67,20 @@ class MinHasher:
 
     def signatures(self, documents: Sequence[Sequence[str]]) -> np.ndarray:
         """[len(documents), num_perm] uint32 signatures of tokenized documents (the batch in one numpy pass)."""
+        return self.signatures_and_shingles(documents)[0]
+
+    def signatures_and_shingles(self, documents: Sequence[Sequence[str]]) -> tuple[np.ndarray, ShingleSets]:
+        """Signatures plus each document's distinct 32-bit shingle hashes (the sets the signatures estimate)."""
         out = np.full((len(documents), self.num_perm), EMPTY, dtype=np.uint32)
         hashes, owners = batch_ngram_hashes(documents, self.ngram)
         if not len(hashes):
-            return out
+            return out, ShingleSets(np.empty(0, dtype=np.uint32), np.zeros(len(documents) + 1, dtype=np.int64))
         # Distinct (document, 32-bit shingle) pairs, sorted by document: one unique over packed keys.
         packed = np.unique((owners.astype(np.uint64) << np.uint64(32)) | (hashes & np.uint64(0xFFFFFFFF)))
         owners = (packed >> np.uint64(32)).astype(np.int64)
-        flat = fmix32((packed & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        shingles = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        offsets = np.searchsorted(owners, np.arange(len(documents) + 1), side="left").astype(np.int64)
+        flat = fmix32(shingles)
         documents_present, starts = np.unique(owners, return_index=True)
         # Permute in row chunks that end on document boundaries, min-reducing per document.
         first = 0
@@ -69,12 +91,21 @@ class MinHasher:
                 permuted = flat[begin:end, None] * self.a[None, :] + self.b[None, :]
             out[documents_present[first:last]] = np.minimum.reduceat(permuted, starts[first:last] - begin, axis=0)
             first = last
-        return out
+        return out, ShingleSets(shingles, offsets)
 
 
 def estimated_jaccard(signature: np.ndarray, others: np.ndarray) -> np.ndarray:
     """The fraction of equal positions: the MinHash estimate of Jaccard similarity (one vs many)."""
     return (others == signature[None, :]).mean(axis=1)
+
+
+def sorted_set_jaccard(first: np.ndarray, second: np.ndarray) -> float:
+    """Exact Jaccard of two sorted arrays of distinct values (two shingle sets)."""
+    union = len(first) + len(second)
+    if not union:
+        return 1.0
+    common = len(np.intersect1d(first, second, assume_unique=True))
+    return common / (union - common)
 
 
 def exact_jaccard(first: set, second: set) -> float:

@@ -24,9 +24,10 @@ from ..records import batched, iter_lines
 from ..storage import atomic_writer
 from ..versioning.manifest import DatasetHasher, DatasetWriter, Parent
 from .features import BatchFeatures, DedupConfig, Featurizer
-from .lsh import BandIndex, RowStore, band_keys, optimal_bands
-from .minhash import estimated_jaccard
+from .lsh import BandIndex, RowStore, band_keys, optimal_bands, recall_bands
+from .minhash import estimated_jaccard, sorted_set_jaccard
 from .semantic import SemanticIndex
+from .shingle_store import ShingleStore
 
 STAGES = ("exact", "near", "semantic")
 
@@ -75,10 +76,14 @@ class Deduplicator:
         self.own_ids: dict[int, str] = {}  # kept index -> its `id` field, when it has one
         self.cluster_sizes: Counter = Counter()  # representative -> duplicates found
         if config.near:
-            self.bands, self.rows = optimal_bands(config.near_threshold, config.num_perm)
+            self.bands, self.rows = (recall_bands if config.exact_verification else optimal_bands)(
+                config.near_threshold, config.num_perm
+            )
             self.band_index = BandIndex(self.bands)
             self.signatures = RowStore(config.num_perm, np.uint32)
             self.signature_owner: list[int] = []  # signature row -> record index
+            # Kept records' shingle sets, same rows as `signatures` (exact verification only).
+            self.shingle_sets = ShingleStore() if config.exact_verification else None
         if config.semantic:
             if embedder is None:
                 from ..embedders import open_embedder
@@ -110,7 +115,8 @@ class Deduplicator:
             index = first + i
             dropped = self._exact(index, features.ids[i], keys[i]) if config.exact else None
             if dropped is None and config.near:
-                dropped = self._near(index, features.ids[i], features.signatures[i], band[i], merged[i])
+                shingles = features.shingles[i] if self.shingle_sets is not None else None
+                dropped = self._near(index, features.ids[i], features.signatures[i], shingles, band[i], merged[i])
             if dropped is None and config.semantic:
                 dropped = self._semantic(
                     index, features.ids[i], vectors, i, prior_best[i], prior_row[i], kept_here, first
@@ -136,14 +142,19 @@ class Deduplicator:
         representative = self.exact_seen.get(key)
         return None if representative is None else self._drop(index, own_id, representative, "exact", 1.0)
 
-    def _near(self, index, own_id, signature, keys, merged) -> DroppedRecord | None:
+    def _near(self, index, own_id, signature, shingles, keys, merged) -> DroppedRecord | None:
+        """The most similar kept LSH candidate at or above the threshold: by exact shingle-set Jaccard when
+        `shingles` is given, else by the signatures' estimate."""
         rows = set(self.band_index.lookup_recent(keys))
         if merged.max() >= 0:
             rows.update(r for r in merged.tolist() if r >= 0)
         rows = sorted(rows)
         if not rows:
             return None
-        similarity = estimated_jaccard(signature, self.signatures.rows(rows))
+        if shingles is None:
+            similarity = estimated_jaccard(signature, self.signatures.rows(rows))
+        else:
+            similarity = np.array([sorted_set_jaccard(shingles, self.shingle_sets.get(row)) for row in rows])
         best = int(similarity.argmax())
         if similarity[best] < self.config.near_threshold:
             return None
@@ -170,6 +181,8 @@ class Deduplicator:
             row = self.signatures.append(features.signatures[offset])
             self.signature_owner.append(index)
             self.band_index.insert(band[offset], row)
+            if self.shingle_sets is not None:
+                self.shingle_sets.append(features.shingles[offset])
         if vectors is not None:
             self.semantic.add(vectors[offset])
             self.semantic_owner.append(index)
