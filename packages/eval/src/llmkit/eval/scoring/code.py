@@ -1,4 +1,7 @@
-"""Functional correctness: run completions against their tests in core's sandbox; pass@k per problem."""
+"""Functional correctness: run completions against their tests in core's sandbox; pass@k per problem.
+
+The tests run in a process the completion cannot reach (`llmkit.core.sandbox.run_code_tests`), so
+patching builtins, exiting early or returning always-equal objects does not pass them."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from llmkit.core.sandbox import SandboxLimits, SandboxResult, run_python
+from llmkit.core.sandbox import CodeTestsOutcome, SandboxLimits, run_code_tests
 from llmkit.core.verifiers import VerifierResult
 
 from ..data import Sample
@@ -15,13 +18,19 @@ from .passk import pass_at_k
 from .scorers import Scored, Scorer
 
 
-def humaneval_program(problem: Mapping[str, Any], completion: str) -> str:
-    """HumanEval's check program: prompt + completion, the tests, then `check(entry_point)`."""
-    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+def run_humaneval(problem: Mapping[str, Any], completion: str, limits: SandboxLimits) -> CodeTestsOutcome:
+    """HumanEval's check: the solution is prompt + completion; the test is the problem's tests + `check(entry_point)`."""
+    test = f"{problem['test']}\ncheck({problem['entry_point']})\n"
+    return run_code_tests(f"{problem['prompt']}{completion}", [test], limits=limits)
 
 
-def run_tests(program: str, limits: SandboxLimits) -> SandboxResult:
-    return run_python(program, limits=limits)
+def outcome_status(outcome: CodeTestsOutcome) -> str:
+    """ok when every test passed, else why not: the sandbox's timeout/memory_limit/output_limit, or error."""
+    if outcome.passed:
+        return "ok"
+    if outcome.status != "ok":
+        return outcome.status
+    return "memory_limit" if "MemoryError" in outcome.failures else "error"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +45,15 @@ class CodeScorer(Scorer):
     def score_batch(self, samples: Sequence[Sample], responses: Sequence[Mapping[str, Any]]) -> list[Scored]:
         limits = SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
         jobs = [
-            (index, humaneval_program(sample.fields, completion))
+            (index, sample.fields, completion)
             for index, (sample, response) in enumerate(zip(samples, responses, strict=True))
             for completion in response["completions"]
         ]
         with ThreadPoolExecutor(self.workers) as pool:
-            outcomes = list(pool.map(lambda job: run_tests(job[1], limits), jobs))
+            outcomes = list(pool.map(lambda job: run_humaneval(job[1], job[2], limits), jobs))
         statuses: list[list[str]] = [[] for _ in samples]
-        for (index, _), outcome in zip(jobs, outcomes, strict=True):
-            statuses[index].append(outcome.status)
+        for (index, _, _), outcome in zip(jobs, outcomes, strict=True):
+            statuses[index].append(outcome_status(outcome))
         scored = []
         for status in statuses:
             n, c = len(status), status.count("ok")
@@ -57,6 +66,7 @@ class CodeScorer(Scorer):
 
 
 def python_tests_verifier(prompt: str, completion: str, reference: str) -> VerifierResult:
-    """Verifier `python_tests`: prompt + completion + reference (test code that raises on failure) in the sandbox."""
-    result = run_python(f"{prompt}{completion}\n{reference}\n", limits=SandboxLimits(timeout_s=10))
-    return VerifierResult.from_bool(result.ok, result.status, stderr=result.stderr[-2000:])
+    """Verifier `python_tests`: prompt + completion is the solution, reference the test code (raises on failure)."""
+    outcome = run_code_tests(f"{prompt}{completion}", [reference], limits=SandboxLimits(timeout_s=10))
+    status = outcome_status(outcome)
+    return VerifierResult.from_bool(outcome.passed, status, tests=outcome.detail, stderr=outcome.sandbox.stderr[-2000:])
