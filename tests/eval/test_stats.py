@@ -6,9 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import cohen_kappa_score
 
+from llmkit.core.errors import InvalidParameterError
+from llmkit.eval import cohen_kappa
 from llmkit.eval.errors import EvalError
-from llmkit.eval.stats import bootstrap, cohen_kappa, mcnemar, paired_bootstrap, percentile_interval
+from llmkit.eval.judge import judge_agreement
+from llmkit.eval.stats import bootstrap, mcnemar, paired_bootstrap, percentile_interval
 
 
 def test_bootstrap_with_given_resamples_matches_hand_computation():
@@ -97,5 +101,21 @@ def test_quadratic_weighted_kappa_by_hand():
 
 
 def test_kappa_rejects_mismatched_lists():
-    with pytest.raises(EvalError, match="equal, non-empty"):
+    with pytest.raises(InvalidParameterError, match="equal, non-empty"):
         cohen_kappa([1], [1, 2])
+
+
+@pytest.mark.parametrize(("weights", "expected"), [("linear", 0.6), ("quadratic", 0.8)])
+def test_weighted_kappa_of_scores_reaching_ten_equals_sklearn(weights, expected):
+    """Issue 25: scores were ordered as text (10 before 2), so quadratic kappa came out -0.333, not 0.8."""
+    first, second = [1, 2, 9, 10], [2, 2, 10, 10]
+    assert cohen_kappa_score(first, second, weights=weights) == pytest.approx(expected)
+    assert cohen_kappa(first, second, weights=weights) == pytest.approx(expected)
+
+
+def test_judges_rubric_scores_one_to_ten_agree_as_sklearn_says():
+    rng = np.random.default_rng(4)
+    truth = rng.integers(1, 11, size=50)
+    scores = {name: np.clip(truth + rng.integers(-1, 2, size=50), 1, 10).tolist() for name in ("j1", "j2")}
+    kappa = judge_agreement(scores, weights="quadratic")["pairs"]["j1 vs j2"]["kappa"]
+    assert kappa == pytest.approx(cohen_kappa_score(scores["j1"], scores["j2"], weights="quadratic"), abs=1e-12)

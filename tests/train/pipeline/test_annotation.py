@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
 import numpy as np
 import pytest
+from sklearn.metrics import cohen_kappa_score
 
+from llmkit.core.cli import main
 from llmkit.core.errors import InvalidParameterError
+from llmkit.train.errors import DataError
 from llmkit.train.pipeline.annotation import (
     agreement_report,
     bradley_terry,
@@ -47,7 +51,7 @@ def test_weighted_cohen_kappa_equals_sklearn_definition():
     expected = np.outer(observed.sum(1), observed.sum(0))
     weights = (np.subtract.outer(np.arange(3), np.arange(3))) ** 2
     by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
-    assert cohen_kappa(first, second, "quadratic") == pytest.approx(by_hand)
+    assert cohen_kappa(first, second, weights="quadratic") == pytest.approx(by_hand)
 
 
 def test_fleiss_kappa_wikipedia_example():
@@ -132,3 +136,99 @@ def test_agreement_report_from_annotation_rows():
     assert report["annotators"] == 4 and report["items"] == 12
     assert report["fleiss_kappa"] is None  # items have 1 to 4 ratings
     assert set(report["cohen_kappa"]) == {f"coder{a}|coder{b}" for a in range(4) for b in range(a + 1, 4)}
+
+
+# Issue 25: categories were ordered as text, so 10 sorted before 2 and weighted statistics were wrong.
+@pytest.mark.parametrize(("weights", "expected"), [("linear", 0.6), ("quadratic", 0.8)])
+def test_weighted_cohen_kappa_orders_numbers_numerically(weights, expected):
+    first, second = [1, 2, 9, 10], [2, 2, 10, 10]
+    assert cohen_kappa_score(first, second, weights=weights) == pytest.approx(expected)
+    assert cohen_kappa(first, second, weights=weights) == pytest.approx(expected)
+
+
+def twelve_point_ratings(seed: int, coders: int = 4, units: int = 40) -> np.ndarray:
+    """[coders, units] ratings on 1..12 that mostly agree within a step, with some missing (NaN)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, 13, size=units)
+    data = np.clip(truth + rng.integers(-1, 2, size=(coders, units)), 1, 12).astype(float)
+    data[rng.random(data.shape) < 0.1] = np.nan
+    return data
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
+def test_krippendorff_alpha_with_twelve_categories_and_halves_equals_the_package(level):
+    krippendorff = pytest.importorskip("krippendorff")
+    for seed in range(5):
+        data = twelve_point_ratings(seed)
+        data[:, ::3] += 0.5  # ints and floats mixed: 1.5 must rank between 1 and 2, not before every int
+        rows = [[None if math.isnan(v) else (int(v) if v.is_integer() else v) for v in row] for row in data]
+        expected = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+        assert krippendorff_alpha(rows, level) == pytest.approx(expected, abs=1e-9)
+
+
+def test_ordinal_alpha_of_text_labels_follows_the_declared_order():
+    krippendorff = pytest.importorskip("krippendorff")
+    order = [f"level {g}" for g in range(1, 13)]  # as text, "level 10" sorts before "level 2"
+    data = twelve_point_ratings(11)
+    rows = [[None if math.isnan(v) else order[int(v) - 1] for v in row] for row in data]
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
+    assert krippendorff_alpha(rows, "ordinal", order=order) == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(InvalidParameterError, match="declare it"):
+        krippendorff_alpha(rows, "ordinal")
+
+
+def annotation_rows(data: np.ndarray, labels=lambda v: int(v)) -> list[tuple[str, str, object]]:
+    return [
+        (f"coder{c}", f"unit{u}", labels(v))
+        for c, row in enumerate(data)
+        for u, v in enumerate(row)
+        if not math.isnan(v)
+    ]
+
+
+def expected_pair_kappas(data: np.ndarray, weights: str) -> dict[str, float]:
+    """sklearn's weighted kappa of each coder pair over their shared units, on the whole 1..12 order in use."""
+    used = sorted({int(v) for v in data.flatten() if not math.isnan(v)})
+    kappas = {}
+    for a in range(len(data)):
+        for b in range(a + 1, len(data)):
+            both = ~np.isnan(data[a]) & ~np.isnan(data[b])
+            kappas[f"coder{a}|coder{b}"] = cohen_kappa_score(
+                data[a][both].astype(int), data[b][both].astype(int), weights=weights, labels=used
+            )
+    return kappas
+
+
+def test_ordinal_agreement_report_equals_sklearn_and_krippendorff():
+    krippendorff = pytest.importorskip("krippendorff")
+    data = twelve_point_ratings(21)
+    report = agreement_report(annotation_rows(data), "ordinal")
+    assert report["categories"] == list(range(1, 13))
+    expected = expected_pair_kappas(data, "linear")
+    assert {pair: r["kappa"] for pair, r in report["cohen_kappa"].items()} == pytest.approx(expected, abs=1e-12)
+    alpha = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
+    assert report["krippendorff_alpha"]["value"] == pytest.approx(alpha, abs=1e-9)
+
+
+def test_data_agreement_command_ordinal_with_a_declared_order(tmp_path, capsys):
+    data = twelve_point_ratings(33, units=30)
+    names = [f"grade {g}" for g in range(1, 13)]
+    path = tmp_path / "annotations.jsonl"
+    rows = annotation_rows(data, labels=lambda v: names[int(v) - 1])
+    path.write_text("".join(json.dumps({"annotator": a, "item": i, "label": x}) + "\n" for a, i, x in rows))
+
+    assert main(["data", "agreement", str(path), "--level", "ordinal"]) == 2
+    assert "declare it" in capsys.readouterr().err
+    assert main(["data", "agreement", str(path), "--level", "ordinal", "--order", ",".join(names)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = expected_pair_kappas(data, "linear")
+    assert {pair: r["kappa"] for pair, r in report["cohen_kappa"].items()} == pytest.approx(expected, abs=1e-12)
+
+    numbers = tmp_path / "numbers.jsonl"
+    rows = annotation_rows(data)
+    numbers.write_text("".join(json.dumps({"annotator": a, "item": i, "label": x}) + "\n" for a, i, x in rows))
+    assert main(["data", "agreement", str(numbers), "--level", "ordinal"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {pair: r["kappa"] for pair, r in report["cohen_kappa"].items()} == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(DataError, match="an order applies to nominal or ordinal"):
+        agreement_report(rows, "interval", order=list(range(1, 13)))

@@ -1,5 +1,7 @@
 """llmkit.eval: offline benchmarks, pass@k, self-consistency, LLM-as-judge, probes and regression reports."""
 
+from llmkit.core.agreement import cohen_kappa
+
 from .cache import ResponseCache
 from .client import ModelClient
 from .compare import compare_runs, regression_markdown
@@ -9,7 +11,7 @@ from .judge import PairwiseJudge, RubricJudge
 from .prompting import PromptFormat
 from .runner import RunOptions, run_tasks
 from .scoring.passk import pass_at_k
-from .stats import Estimate, bootstrap, cohen_kappa, mcnemar, paired_bootstrap
+from .stats import Estimate, bootstrap, mcnemar, paired_bootstrap
 from .tasks import Task, load_task
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Uncertainty and agreement: bootstrap CIs, paired bootstrap, McNemar's test, Cohen's kappa."""
+"""Uncertainty: bootstrap CIs, paired bootstrap, McNemar's test (Cohen's kappa: `llmkit.core.agreement`)."""
 
 from __future__ import annotations
 
@@ -91,38 +91,3 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNemar:
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
     chi2 = (abs(b - c) - 1) ** 2 / n
     return McNemar(b, c, min(1.0, 2 * tail), chi2, math.erfc(math.sqrt(chi2 / 2)))
-
-
-def confusion_matrix(
-    labels_a: Sequence, labels_b: Sequence, categories: Sequence | None = None
-) -> tuple[list, np.ndarray]:
-    if len(labels_a) != len(labels_b) or not labels_a:
-        raise EvalError(f"agreement needs two equal, non-empty label lists, got {len(labels_a)} and {len(labels_b)}")
-    categories = list(categories) if categories is not None else sorted(set(labels_a) | set(labels_b), key=str)
-    position = {c: i for i, c in enumerate(categories)}
-    matrix = np.zeros((len(categories), len(categories)))
-    for x, y in zip(labels_a, labels_b, strict=True):
-        matrix[position[x], position[y]] += 1
-    return categories, matrix
-
-
-def cohen_kappa(
-    labels_a: Sequence, labels_b: Sequence, categories: Sequence | None = None, weights: str | None = None
-) -> float:
-    """Cohen's kappa (observed vs chance agreement); weights 'linear'/'quadratic' for ordinal labels."""
-    categories, matrix = confusion_matrix(labels_a, labels_b, categories)
-    k = len(categories)
-    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    if weights is None:
-        disagreement = (i != j).astype(float)
-    elif weights in ("linear", "quadratic"):
-        distance = np.abs(i - j) / max(k - 1, 1)
-        disagreement = distance if weights == "linear" else distance**2
-    else:
-        raise EvalError(f"kappa weights must be None, 'linear' or 'quadratic', got {weights!r}")
-    observed = matrix / matrix.sum()
-    expected = np.outer(observed.sum(1), observed.sum(0))
-    expected_disagreement = (disagreement * expected).sum()
-    if expected_disagreement == 0:
-        return 1.0  # both raters used one and the same category throughout
-    return float(1 - (disagreement * observed).sum() / expected_disagreement)

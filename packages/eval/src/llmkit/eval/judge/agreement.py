@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..stats import bootstrap, cohen_kappa, confusion_matrix
+from llmkit.core.agreement import cohen_kappa, confusion_matrix
+
+from ..stats import bootstrap
 
 
 def judge_agreement(labels_by_judge: Mapping[str, Sequence[Any]], weights: str | None = None) -> dict[str, Any]:
@@ -37,7 +39,7 @@ def calibration(judge_labels: Sequence[Any], human_labels: Sequence[Any], weight
     categories, matrix = confusion_matrix(judge, human)
     return {
         "n": len(kept),
-        "kappa": cohen_kappa(judge, human, categories, weights=weights),
+        "kappa": cohen_kappa(judge, human, weights=weights, categories=categories),
         "agreement": float(np.trace(matrix) / matrix.sum()),
         "categories": [str(c) for c in categories],
         "confusion": matrix.astype(int).tolist(),

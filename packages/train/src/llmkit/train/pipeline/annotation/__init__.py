@@ -1,6 +1,9 @@
-"""Annotation quality: agreement (Cohen, Fleiss, Krippendorff), honeypots, Bradley-Terry preference scores."""
+"""Annotation quality: agreement (Cohen, Fleiss, Krippendorff), honeypots, Bradley-Terry preference scores.
 
-from .agreement import category_counts, cohen_kappa, fleiss_kappa
+Cohen's and Fleiss' kappa live in `llmkit.core.agreement`, shared with llmkit-eval."""
+
+from llmkit.core.agreement import category_counts, category_order, cohen_kappa, fleiss_kappa
+
 from .bradley_terry import BradleyTerryScores, bradley_terry, pairs_from_ranking
 from .honeypots import HoneypotResult, honeypot_accuracy, wilson_interval
 from .krippendorff import krippendorff_alpha
@@ -12,6 +15,7 @@ __all__ = [
     "agreement_report",
     "bradley_terry",
     "category_counts",
+    "category_order",
     "cohen_kappa",
     "fleiss_kappa",
     "honeypot_accuracy",

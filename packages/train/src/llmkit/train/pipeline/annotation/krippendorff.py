@@ -7,11 +7,12 @@ Alpha-Reliability": alpha = 1 - D_o / D_e with the level's squared difference fu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
+from llmkit.core.agreement import category_order
 from llmkit.core.errors import InvalidParameterError
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -21,12 +22,17 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def coincidences(reliability_data: Sequence[Sequence[Any]]) -> tuple[list[Any], np.ndarray]:
-    """(values, o[c, k]): each unit's pairable values, every ordered pair weighted 1 / (m_u - 1)."""
+def coincidences(
+    reliability_data: Sequence[Sequence[Any]], order: Sequence[Hashable] | None = None, *, ordered: bool = False
+) -> tuple[list[Any], np.ndarray]:
+    """(values, o[c, k]): each unit's pairable values, every ordered pair weighted 1 / (m_u - 1).
+
+    Values are in `order` when given, else numbers ascending (`llmkit.core.agreement.category_order`).
+    """
     coders = [list(row) for row in reliability_data]
     if len(coders) < 2 or len({len(row) for row in coders}) != 1:
         raise InvalidParameterError("reliability data needs >= 2 coders, each with a value (or None) per unit")
-    values = sorted({v for row in coders for v in row if not _missing(v)}, key=lambda v: (repr(type(v)), v))
+    values = category_order((v for row in coders for v in row if not _missing(v)), order, ordered=ordered)
     position = {v: i for i, v in enumerate(values)}
     matrix = np.zeros((len(values), len(values)))
     for unit in zip(*coders, strict=True):
@@ -58,11 +64,18 @@ def difference_squared(level: str, values: list[Any], totals: np.ndarray) -> np.
     return (between - (totals[low] + totals[high]) / 2) ** 2
 
 
-def krippendorff_alpha(reliability_data: Sequence[Sequence[Any]], level: str = "nominal") -> float:
-    """Alpha of a [coders, units] table; None or NaN marks a missing value. Ordinal values must be sortable."""
+def krippendorff_alpha(
+    reliability_data: Sequence[Sequence[Any]], level: str = "nominal", order: Sequence[Hashable] | None = None
+) -> float:
+    """Alpha of a [coders, units] table; None or NaN marks a missing value.
+
+    Ordinal values are ranked by `order` when given, else they must be numbers (ranked ascending).
+    """
     if level not in LEVELS:
         raise InvalidParameterError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
-    values, matrix = coincidences(reliability_data)
+    if order is not None and level in ("interval", "ratio"):
+        raise InvalidParameterError(f"{level} alpha uses the values themselves; an order applies to ordinal data")
+    values, matrix = coincidences(reliability_data, order, ordered=level == "ordinal")
     if level in ("interval", "ratio") and not all(isinstance(v, int | float) for v in values):
         raise InvalidParameterError(f"{level} alpha needs numeric values")
     totals = matrix.sum(axis=1)

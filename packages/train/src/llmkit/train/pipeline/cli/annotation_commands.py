@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Hashable
 
 from ...errors import DataError
 from ..annotation import agreement_report, bradley_terry, honeypot_accuracy, load_annotations, pairs_from_ranking
@@ -18,6 +19,11 @@ def register(commands) -> None:
     )
     agreement.add_argument("annotations", help='JSONL rows {"item", "annotator", "label"}')
     agreement.add_argument("--level", choices=LEVELS, default="nominal", help="Krippendorff level (default nominal)")
+    agreement.add_argument(
+        "--order",
+        help="the labels' order, lowest first, comma-separated (e.g. bad,ok,good): needed for ordinal labels "
+        "that are not numbers; numbers are ordered numerically without it",
+    )
     agreement.add_argument("--item-field", default="item")
     agreement.add_argument("--annotator-field", default="annotator")
     agreement.add_argument("--label-field", default="label")
@@ -45,13 +51,27 @@ def run_agreement(args: argparse.Namespace) -> int:
                 raise DataError(f"{args.gold}:{number}: needs {args.item_field!r} and {args.label_field!r}")
             gold[row[args.item_field]] = row[args.label_field]
     scored = [a for a in annotations if a[1] not in gold]
-    report = agreement_report(scored, args.level)
+    order = declared_order(args.order, [label for _, _, label in scored]) if args.order else None
+    report = agreement_report(scored, args.level, order)
     if gold:
         results = honeypot_accuracy(annotations, gold, args.honeypot_threshold, args.min_honeypots)
         report["honeypots"] = [dataclasses.asdict(r) for r in results]
         report["flagged_annotators"] = [r.annotator for r in results if r.flagged]
     print_summary(report)
     return 0
+
+
+def declared_order(spec: str, labels: list[Hashable]) -> list[Hashable]:
+    """`--order a,b,c` as the labels it names: an entry matches the label whose text it is (`10` names the
+    number 10 of a JSON row); an entry no row uses stays a text category."""
+    by_text: dict[str, Hashable] = {}
+    for label in labels:
+        if by_text.setdefault(str(label), label) != label:
+            raise DataError(f"--order cannot tell apart labels {by_text[str(label)]!r} and {label!r}")
+    entries = [entry.strip() for entry in spec.split(",")]
+    if any(not entry for entry in entries):
+        raise DataError(f"--order {spec!r} has an empty entry")
+    return [by_text.get(entry, entry) for entry in entries]
 
 
 def _comparisons(path: str):
