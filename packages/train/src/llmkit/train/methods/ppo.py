@@ -135,6 +135,26 @@ class PPOMethod(OnlineMethod):
             )
         return scores, extra
 
+    def _explained_variance(self, scored: list[ScoredRollout]) -> float:
+        """1 - Var(returns - values) / Var(returns) over every completion token of the step (all processes),
+        from the rollout's values before the update: 1 is a perfect value head, 0 no better than a constant."""
+        values = torch.cat([s.old_values for s in scored]).double()
+        returns = torch.cat([s.returns for s in scored]).double()
+        residual = returns - values
+        sums = self.runtime.context.sum(
+            [
+                float(len(returns)),
+                float(returns.sum()),
+                float((returns**2).sum()),
+                float(residual.sum()),
+                float((residual**2).sum()),
+            ]
+        )
+        count = max(sums[0], 1.0)
+        returns_variance = sums[2] / count - (sums[1] / count) ** 2
+        residual_variance = sums[4] / count - (sums[3] / count) ** 2
+        return 1.0 - residual_variance / returns_variance if returns_variance > 1e-12 else float("nan")
+
     @torch.no_grad()
     def _score_tokens(self, rollouts: list[Rollout], scores: torch.Tensor) -> tuple[list[ScoredRollout], float]:
         """Old log-probs and values, reference log-probs, KL-penalized rewards, GAE. Returns the mean KL."""
@@ -199,6 +219,7 @@ class PPOMethod(OnlineMethod):
         generated = time.perf_counter()
         scores, extra = self._scores(rollouts, records)
         scored, mean_kl = self._score_tokens(rollouts, scores)
+        explained_variance = self._explained_variance(scored)
         if config.whiten_advantages:
             self._whiten(scored)
         mean_kl = context.sum([mean_kl])[0] / context.world_size
@@ -220,6 +241,7 @@ class PPOMethod(OnlineMethod):
             **self.completion_stats(rollouts),
             "kl": mean_kl,
             "kl_coef": kl_coef,
+            "value_explained_variance": explained_variance,
             "rollout_time": generated - started,
             "scoring_time": prepared - generated,
         }
