@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -30,6 +32,25 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# numpy's RNG state (an ndarray of uint32) is the only non-tensor object a checkpoint holds.
+_NUMPY_ARRAY_GLOBALS = [
+    getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
+
+
+def _load_state(path: Path) -> Any:
+    """torch.load with weights_only=True: tensors, plain containers and numpy arrays, never arbitrary
+    pickled objects (a tampered checkpoint must not run code when a run resumes from it)."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
+            return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path} holds objects other than tensors and plain data; refusing to load it") from err
 
 
 def _trainable_names(module: nn.Module) -> set[str]:
@@ -144,7 +165,7 @@ class CheckpointManager:
         missing = _trainable_names(inner) - set(weights)
         if missing:
             raise CheckpointError(f"{path} lacks trainable weights such as {sorted(missing)[:2]}")
-        optimizer_state = torch.load(path / "optimizer.pt", weights_only=False)
+        optimizer_state = _load_state(path / "optimizer.pt")
         if self.context.strategy == "fsdp":
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -158,7 +179,7 @@ class CheckpointManager:
         else:
             inner.load_state_dict(weights, strict=False)
             optimizer.load_state_dict(optimizer_state)
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        scheduler.load_state_dict(_load_state(path / "scheduler.pt"))
         rng_file = path / f"rng-{self.context.rank}.pt"
-        set_rng_state(torch.load(rng_file, weights_only=False))
+        set_rng_state(_load_state(rng_file))
         return state
