@@ -12,14 +12,11 @@ from pathlib import Path
 import pytest
 
 from llmkit.core.errors import InvalidParameterError
-from llmkit.core.sandbox import SandboxLimits, run_python, sandbox_isolation
+from llmkit.core.sandbox import SandboxLimits, run_python
+
+from .conftest import require_layer
 
 FAST = SandboxLimits(timeout_s=3)
-
-
-@pytest.fixture(scope="module")
-def isolation():
-    return sandbox_isolation()
 
 
 def _live_processes_with(marker: str) -> list[int]:
@@ -76,9 +73,8 @@ def test_fork_bomb_is_contained_and_leaves_nothing_behind():
     assert not _live_processes_with(marker)
 
 
-def test_detached_grandchild_dies_with_the_program(isolation):
-    if not isolation["pid_namespace"]:
-        pytest.skip("no PID namespace on this machine: a setsid() grandchild can outlive the run (documented)")
+def test_detached_grandchild_dies_with_the_program(isolation, request):
+    require_layer(isolation, "pid_namespace", request)
     marker = f"grandchild-{uuid.uuid4().hex}"
     code = (
         "import os, time\n"
@@ -92,9 +88,8 @@ def test_detached_grandchild_dies_with_the_program(isolation):
     assert not _live_processes_with(marker)
 
 
-def test_no_network_even_to_this_machine(isolation):
-    if not isolation["network_namespace"]:
-        pytest.skip("no network namespace on this machine (documented: network is not blocked)")
+def test_no_network_even_to_this_machine(isolation, request):
+    require_layer(isolation, "network_namespace", request)
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     accepted = []
@@ -138,9 +133,8 @@ def test_root_caller_runs_the_program_as_nobody(tmp_path, isolation):
     assert isolation["uid"] == 65534
 
 
-def test_world_writable_directories_are_read_only(isolation):
-    if not isolation.get("read_only_filesystem"):
-        pytest.skip("no mount namespace on this machine (documented: only file permissions protect other paths)")
+def test_world_writable_directories_are_read_only(isolation, request):
+    require_layer(isolation, "read_only_filesystem", request)
     name = f"llmkit-escape-{uuid.uuid4().hex}"
     targets = [f"/tmp/{name}", f"/dev/shm/{name}", f"/var/tmp/{name}"]
     code = (
