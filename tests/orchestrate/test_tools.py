@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -209,20 +214,115 @@ def test_sql_query_time_limit(company_db):
             sql.sql_query.invoke({"query": endless})
 
 
+def _peak_rss_kb() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT zeroblob(1000000000)",
+        "SELECT randomblob(1000000000)",
+        "SELECT zeroblob(99999) || zeroblob(99999)",
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 1000000) "
+        "SELECT group_concat('abcdef') FROM r",
+    ],
+)
+def test_sql_refuses_huge_values_at_once_without_allocating_them(company_db, query):
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident size (VmHWM) of this process
+    before = _peak_rss_kb()
+    with SqlToolbox(str(company_db)) as sql:
+        started = time.monotonic()
+        with pytest.raises(ToolError, match=r"refused: a value over 100000 bytes \(string or blob too big\)"):
+            sql.sql_query.invoke({"query": query})
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0 and _peak_rss_kb() - before < 50_000, (elapsed, _peak_rss_kb() - before)
+
+
+def test_sql_reads_rows_up_to_a_byte_budget(company_db):
+    query = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 40) SELECT i, zeroblob(90000) FROM r"
+    with SqlToolbox(str(company_db), max_rows=100, max_result_bytes=200_000) as sql:
+        out = sql.sql_query.invoke({"query": query})
+    assert out.endswith("[... only the first 2 rows: the next one passes 200000 bytes]") and len(out.splitlines()) == 4
+
+
 def test_file_reading_is_confined_to_the_root(tmp_path):
     root = tmp_path / "root"
     (root / "docs").mkdir(parents=True)
     (root / "docs" / "notes.txt").write_text("inside")
     (tmp_path / "secret.txt").write_text("outside")
     os.symlink(tmp_path / "secret.txt", root / "link.txt")
-    files = FilesToolbox(str(root))
-    assert files.read_file.invoke({"path": "docs/notes.txt"}) == "inside"
-    assert files.read_file.invoke({"path": "docs/../docs/notes.txt"}) == "inside"
-    assert files.list_files.invoke({}).splitlines() == ["docs/", "link.txt"]
-    for path in ("../secret.txt", "docs/../../secret.txt", str(tmp_path / "secret.txt"), "/etc/passwd", "link.txt"):
+    os.symlink(tmp_path, root / "linked_dir")
+    os.symlink(root / "docs", root / "inner_link")  # links are refused even when they stay inside
+    with FilesToolbox(str(root)) as files:
+        assert files.read_file.invoke({"path": "docs/notes.txt"}) == "inside"
+        assert files.read_file.invoke({"path": "docs/../docs/notes.txt"}) == "inside"
+        assert files.read_file.invoke({"path": str(root / "docs" / "notes.txt")}) == "inside"
+        assert files.list_files.invoke({}).splitlines() == [
+            "docs/",
+            "inner_link (symbolic link, not followed)",
+            "link.txt (symbolic link, not followed)",
+            "linked_dir (symbolic link, not followed)",
+        ]
+        for path in ("../secret.txt", "docs/../../secret.txt", str(tmp_path / "secret.txt"), "/etc/passwd"):
+            with pytest.raises(ToolError, match="outside the readable root"):
+                files.read_file.invoke({"path": path})
+        for path, link in [("link.txt", "link.txt"), ("linked_dir/secret.txt", "linked_dir"), ("inner_link/notes.txt", "inner_link")]:  # fmt: skip
+            with pytest.raises(ToolError, match=f"'{link}' is a symbolic link"):
+                files.read_file.invoke({"path": path})
+        with pytest.raises(ToolError, match="'linked_dir' is a symbolic link"):
+            files.list_files.invoke({"directory": "linked_dir"})
         with pytest.raises(ToolError, match="outside the readable root"):
-            files.read_file.invoke({"path": path})
-    with pytest.raises(ToolError, match="outside the readable root"):
-        files.list_files.invoke({"directory": ".."})
-    with pytest.raises(ToolError, match="NUL"):
-        files.read_file.invoke({"path": "docs/notes.txt\x00"})
+            files.list_files.invoke({"directory": ".."})
+        with pytest.raises(ToolError, match="NUL"):
+            files.read_file.invoke({"path": "docs/notes.txt\x00"})
+        with pytest.raises(ToolError, match="no file 'docs/missing.txt'"):
+            files.read_file.invoke({"path": "docs/missing.txt"})
+        with pytest.raises(ToolError, match="not a regular file"):
+            files.read_file.invoke({"path": "docs"})
+
+
+# Swaps `name` between a real entry and a symbolic link to the same name outside the root, as fast as it can.
+SWAPPER = """
+import os, sys
+root, outside, name, kind = sys.argv[1:]
+real, link = os.path.join(root, name), os.path.join(root, ".swap-link")
+spare = os.path.join(root, ".swap-real")
+while True:
+    os.symlink(os.path.join(outside, name), link)
+    os.rename(real, spare)
+    os.rename(link, real)   # now a link pointing outside
+    os.rename(real, link)
+    os.rename(spare, real)  # the real entry again
+    os.unlink(link)
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_a_symbolic_link_swapped_in_between_check_and_open_is_never_followed(tmp_path, kind):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for base, text in ((root, "public"), (outside, "SECRET")):
+        if kind == "file":
+            base.mkdir()
+            (base / "data.txt").write_text(text)
+        else:
+            (base / "data").mkdir(parents=True)
+            (base / "data" / "notes.txt").write_text(text)
+    name, path = ("data.txt", "data.txt") if kind == "file" else ("data", "data/notes.txt")
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(root), str(outside), name, kind])
+    seen, refused, deadline = set(), 0, time.monotonic() + 30
+    try:
+        with FilesToolbox(str(root)) as files:
+            for _ in range(10_000):  # the old resolve-then-open code read the secret about once per 1000 reads
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    seen.add(files.read_file.invoke({"path": path}))
+                except ToolError as err:
+                    assert re.search("symbolic link|no file|no directory|outside", str(err)), err
+                    refused += 1
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert "SECRET" not in seen and seen == {"public"} and refused >= 100  # the swap did happen, often

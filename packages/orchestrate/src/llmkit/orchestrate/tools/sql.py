@@ -19,6 +19,17 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, database: str | 
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 
 
+def _cap_allocations(connection: sqlite3.Connection, max_value_bytes: int) -> None:
+    """SQLite's own limits, lowered: no string or blob over `max_value_bytes` (randomblob(1e9), zeroblob(1e9),
+    printf('%.*c', 1e9, 'x') and group_concat fail at once with "string or blob too big" instead of allocating
+    it), at most 500 result columns (so one row stays under 500 * max_value_bytes), a bounded statement
+    length; the page cache (and the sorter's memory before it spills to temporary files) stays at 8 MB."""
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_value_bytes)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, 500)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 100_000)
+    connection.execute("PRAGMA cache_size = -8192")
+
+
 def format_rows(columns: list[str], rows: list[tuple], total_hint: str = "") -> str:
     """Rows as a pipe-separated table with a header line."""
     lines = [" | ".join(columns)] + [" | ".join("NULL" if v is None else str(v) for v in row) for row in rows]
@@ -28,29 +39,47 @@ def format_rows(columns: list[str], rows: list[tuple], total_hint: str = "") -> 
 
 
 class SqlToolbox(Toolbox):
-    """Read-only SQL over the SQLite file `database`; a query runs at most `timeout_s` seconds."""
+    """Read-only SQL over the SQLite file `database`; a query runs at most `timeout_s` seconds, no value it
+    makes may exceed `max_value_bytes`, and its rows are read until `max_rows` or `max_result_bytes`."""
 
-    def __init__(self, database: str, max_rows: int = 50, timeout_s: float = 5.0):
+    def __init__(
+        self,
+        database: str,
+        max_rows: int = 50,
+        timeout_s: float = 5.0,
+        max_value_bytes: int = 100_000,
+        max_result_bytes: int = 1_000_000,
+    ):
         path = Path(database)
         if not path.is_file():
             raise ToolError(f"no SQLite database at {database!r}")
+        if max_value_bytes < 1000 or max_result_bytes < 1000:
+            raise ToolError("max_value_bytes and max_result_bytes must be at least 1000")
         self.path, self.max_rows, self.timeout_s = path.resolve(), max_rows, timeout_s
+        self.max_value_bytes, self.max_result_bytes = max_value_bytes, max_result_bytes
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        self._connection.execute("PRAGMA query_only = ON")
-        self._connection.set_authorizer(_authorize)
+        try:
+            _cap_allocations(self._connection, max_value_bytes)
+            self._connection.execute("PRAGMA query_only = ON")
+            self._connection.set_authorizer(_authorize)
+        except BaseException:
+            self._connection.close()
+            raise
 
-    def _run(self, query: str, parameters: tuple = ()) -> tuple[list[str], list[tuple], bool]:
+    def _run(self, query: str, parameters: tuple = ()) -> tuple[list[str], list[tuple], str]:
         deadline = time.monotonic() + self.timeout_s
         with self._lock:
             self._connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
             try:
                 cursor = self._connection.execute(query, parameters)
-                rows = cursor.fetchmany(self.max_rows + 1)
+                rows, cut = self._fetch(cursor)
             except sqlite3.DatabaseError as err:
                 message = str(err)
                 if "interrupted" in message:
                     message = f"the query ran longer than {self.timeout_s:g} s"
+                elif "too big" in message:
+                    message = f"refused: a value over {self.max_value_bytes} bytes ({message})"
                 elif "not authorized" in message or "readonly" in message:
                     message = f"refused: only reading queries are allowed ({message})"
                 raise ToolError(f"SQL error: {message}") from None
@@ -59,7 +88,20 @@ class SqlToolbox(Toolbox):
             finally:
                 self._connection.set_progress_handler(None, 0)
         columns = [d[0] for d in cursor.description or ()]
-        return columns, rows[: self.max_rows], len(rows) > self.max_rows
+        return columns, rows, cut
+
+    def _fetch(self, cursor: sqlite3.Cursor) -> tuple[list[tuple], str]:
+        """Rows until `max_rows` or `max_result_bytes` (values sized as text); the second item says why it cut."""
+        rows: list[tuple] = []
+        size = 0
+        for row in cursor:
+            if len(rows) == self.max_rows:
+                return rows, f"only the first {self.max_rows} rows"
+            size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+            if size > self.max_result_bytes:
+                return rows, f"only the first {len(rows)} rows: the next one passes {self.max_result_bytes} bytes"
+            rows.append(row)
+        return rows, ""
 
     @tool
     def sql_query(self, query: str) -> str:
@@ -71,7 +113,7 @@ class SqlToolbox(Toolbox):
         if not query.strip():
             raise ToolError("the query is empty")
         columns, rows, cut = self._run(query)
-        return format_rows(columns, rows, f"\n[... only the first {self.max_rows} rows]" if cut else "")
+        return format_rows(columns, rows, f"\n[... {cut}]" if cut else "")
 
     @tool
     def sql_schema(self) -> str:
