@@ -7,7 +7,7 @@ import torch
 
 from llmkit.core import PluginError, SamplingParams
 from llmkit.core.hookspecs import hookimpl
-from llmkit.core.plugins import register_plugin, registry, unregister_plugin
+from llmkit.core.plugins import failed_plugins, register_plugin, registry, unregister_plugin
 from llmkit.core.sampling.sampler import SamplingBatch, sample
 
 
@@ -85,18 +85,84 @@ def test_command_collision_names_both_plugins():
         unregister_plugin("clash-cli")
 
 
-def test_a_plugin_that_raises_is_named():
-    class Broken:
+class BrokenToolsPlugin:
+    """Registers a sampler fine, then raises in its tools hook: the whole plugin must go, nothing else."""
+
+    @hookimpl
+    def llmkit_register_samplers(self, register):
+        register("broken-sampler", ForceToken())
+
+    @hookimpl
+    def llmkit_register_tools(self, register):
+        register("half-registered-tool", len)
+        raise RuntimeError("boom")
+
+
+def test_a_plugin_whose_hook_raises_is_disabled_alone(force_plugin, capsys):
+    """Issue 25: one raising hook made every registry of that kind (and `llmkit plugins`) a PluginError."""
+
+    class GoodTools:
         @hookimpl
         def llmkit_register_tools(self, register):
-            raise RuntimeError("boom")
+            register("word_count", lambda text: len(text.split()))
 
-    register_plugin(Broken(), "broken-plugin")
+    register_plugin(GoodTools(), "good-tools")
+    register_plugin(BrokenToolsPlugin(), "broken-plugin")
     try:
-        with pytest.raises(PluginError, match="broken-plugin failed in llmkit_register_tools: RuntimeError: boom"):
-            registry("tools")
+        assert "broken-sampler" in registry("samplers")  # built before the tools hook failed
+        tools = registry("tools")
+        assert "word_count" in tools and "half-registered-tool" not in tools
+        assert tools.get("word_count")("one two three") == 3
+        warning = capsys.readouterr().err
+        assert "plugin broken-plugin failed in llmkit_register_tools and is disabled: RuntimeError: boom" in warning
+        assert "broken-plugin" in failed_plugins and "RuntimeError: boom" in failed_plugins["broken-plugin"]
+        samplers = registry("samplers")  # rebuilt without the disabled plugin
+        assert "broken-sampler" not in samplers and "force" in samplers
+        params = [SamplingParams(logits_processors=[("force", {"token": 3})])]
+        out = sample(torch.randn(1, 10), SamplingBatch.build(params, [1], [[]], None, 10))
+        assert out.token_ids.tolist() == [3]
+        assert set(registry("model_loaders").names()) >= {"gguf", "hf"}
     finally:
         unregister_plugin("broken-plugin")
+        unregister_plugin("good-tools")
+    assert "broken-plugin" not in failed_plugins
+
+
+def test_a_raising_command_hook_leaves_the_cli_working(capsys):
+    from llmkit.core.cli import build_parser, main
+
+    class BrokenCommands:
+        @hookimpl
+        def llmkit_register_commands(self, cli):
+            cli.command("half-added", help="added before the failure")
+            raise KeyError("missing config")
+
+    register_plugin(BrokenCommands(), "broken-commands")
+    try:
+        _, owners = build_parser()
+        assert "half-added" not in owners and owners["pull"].startswith("llmkit-core")
+        assert "plugin broken-commands failed in llmkit_register_commands" in capsys.readouterr().err
+        assert main(["plugins"]) == 0
+        listing = capsys.readouterr().out
+        assert "broken-commands" in listing and "failed, disabled" in listing and "llmkit-core" in listing
+    finally:
+        unregister_plugin("broken-commands")
+
+
+def test_a_collision_inside_a_command_hook_stays_an_error():
+    from llmkit.core.cli import build_parser
+
+    class ClashThenMore:
+        @hookimpl
+        def llmkit_register_commands(self, cli):
+            cli.command("plugins", help="another plugins")
+
+    register_plugin(ClashThenMore(), "clash-then-more")
+    try:
+        with pytest.raises(PluginError, match="command 'plugins' is registered twice"):
+            build_parser()
+    finally:
+        unregister_plugin("clash-then-more")
 
 
 def test_unknown_registry_kind():
@@ -125,4 +191,33 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_work(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "plugin broken-plugin (broken) failed to load and is disabled: ModuleNotFoundError" in result.stderr
-    assert result.stdout.count("failed to load") == 1 and "llmkit-core" in result.stdout
+    assert result.stdout.count("failed, disabled") == 1 and "llmkit-core" in result.stdout
+
+
+def test_llmkit_plugins_lists_an_installed_plugin_whose_hook_raises(tmp_path):
+    """The installed-plugin path end to end: an entry point whose tools hook raises is listed as failed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "raising_tools_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from llmkit.core.hookspecs import hookimpl
+
+            @hookimpl
+            def llmkit_register_tools(register):
+                raise RuntimeError("tool table corrupt")
+            """
+        )
+    )
+    dist = tmp_path / "raising_tools-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: raising-tools\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[llmkit]\nraising = raising_tools_plugin\n")
+    script = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from llmkit.core.cli import main; sys.exit(main(['plugins']))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "plugin raising-tools (raising) failed in llmkit_register_tools and is disabled" in result.stderr
+    assert result.stdout.count("failed, disabled") == 1 and "tool table corrupt" in result.stdout
+    assert "llmkit-core" in result.stdout and "gguf" in result.stdout

@@ -38,7 +38,8 @@ def plugin_manager() -> pluggy.PluginManager:
     """The process-wide manager, with every installed `llmkit` entry point loaded.
 
     A plugin that fails to import is reported on stderr (and by `llmkit plugins`) and left
-    out; the others keep working.
+    out; the others keep working. A plugin whose hook raises later is treated the same way
+    (`disable_plugin`).
     """
     global _manager
     if _manager is None:
@@ -70,15 +71,35 @@ def plugin_owner(plugin_name: str) -> str:
     return f"{dist} ({plugin_name})" if dist else plugin_name
 
 
+def disable_plugin(plugin_name: str, hook_name: str, err: BaseException) -> None:
+    """Take a plugin whose hook raised out of every registry, with a warning naming it, as a failed import is.
+
+    What it registered through other hooks goes too: registries are rebuilt on next use without it.
+    """
+    owner = plugin_owner(plugin_name)
+    failed_plugins[plugin_name] = f"{owner}: {hook_name} raised {type(err).__name__}: {err}"
+    print(
+        f"llmkit: warning: plugin {owner} failed in {hook_name} and is disabled: {type(err).__name__}: {err}",
+        file=sys.stderr,
+    )
+    plugin_manager().unregister(name=plugin_name)
+    _registries.clear()
+    _registrations.clear()
+
+
 def register_plugin(plugin: object, name: str) -> None:
     """Add a plugin object at run time (tests, notebooks); registries are rebuilt on next use."""
     plugin_manager().register(plugin, name=name)
+    failed_plugins.pop(name, None)
     _registries.clear()
     _registrations.clear()
 
 
 def unregister_plugin(name: str) -> None:
-    plugin_manager().unregister(name=name)
+    """Remove a run-time plugin (or forget that it failed and was disabled)."""
+    if plugin_manager().get_plugin(name) is not None:
+        plugin_manager().unregister(name=name)
+    failed_plugins.pop(name, None)
     _registries.clear()
     _registrations.clear()
 
@@ -93,20 +114,27 @@ class Registration:
 
 
 def registrations(kind: str) -> list[Registration]:
-    """Every register(...) call made for `kind`, in plugin order."""
+    """Every register(...) call made for `kind`, in plugin order.
+
+    A plugin whose hook raises is disabled (`disable_plugin`) and none of its calls count; the
+    other plugins' registrations stand.
+    """
     if kind not in _registrations:
         hook = getattr(plugin_manager().hook, HOOKS[kind])
         calls: list[Registration] = []
         for impl in hook.get_hookimpls():  # registration order
             owner = plugin_owner(impl.plugin_name)
+            made: list[Registration] = []
 
-            def register(*args: Any, _owner: str = owner, **kwargs: Any) -> None:
-                calls.append(Registration(_owner, args, kwargs))
+            def register(*args: Any, _owner: str = owner, _made: list = made, **kwargs: Any) -> None:
+                _made.append(Registration(_owner, args, kwargs))
 
             try:
                 impl.function(register)
             except Exception as err:
-                raise PluginError(f"plugin {owner} failed in {HOOKS[kind]}: {type(err).__name__}: {err}") from err
+                disable_plugin(impl.plugin_name, HOOKS[kind], err)
+                continue
+            calls.extend(made)
         _registrations[kind] = calls
     return _registrations[kind]
 

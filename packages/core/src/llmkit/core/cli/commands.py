@@ -202,7 +202,11 @@ def run_chat(args: argparse.Namespace) -> int:
 
 def run_plugins(args: argparse.Namespace) -> int:
     from ..plugins import HOOKS, failed_plugins, registrations
+    from . import build_parser
 
+    for kind in HOOKS:  # a first pass disables every plugin whose hook raises, whichever kind it fails in
+        registrations(kind)
+    _, command_owners = build_parser()
     table = Table("plugin", "kind", "registered")
     rows: dict[tuple[str, str], list[str]] = {}
     for kind in HOOKS:
@@ -211,12 +215,9 @@ def run_plugins(args: argparse.Namespace) -> int:
             rows.setdefault((call.owner, kind), []).append(label)
     for (owner, kind), names in sorted(rows.items()):
         table.add_row(owner, kind, ", ".join(names))
-    from . import build_parser
-
-    _, command_owners = build_parser()
     for owner in dict.fromkeys(command_owners.values()):
         table.add_row(owner, "commands", ", ".join(c for c, o in command_owners.items() if o == owner))
     for name, why in failed_plugins.items():
-        table.add_row(f"[red]{name}[/red]", "failed to load", why)
+        table.add_row(f"[red]{name}[/red]", "failed, disabled", why)
     console.print(table)
     return 0
