@@ -34,3 +34,10 @@ def test_wrong_looping_and_allocating_solutions_fail(problems):
     (scored,) = scorer.score_batch([problem], [{"completions": completions}])
     assert scored["detail"]["statuses"] == ["ok", "error", "timeout", "memory_limit"]
     assert scored["metrics"] == {"pass@1": pytest.approx(0.25), "pass@4": 1.0}
+
+
+def test_a_completion_that_disables_the_tests_does_not_pass(problems):
+    problem = problems[0]
+    hack = "    return False\nimport builtins\nbuiltins.exec = lambda *a, **k: None\nimport sys\nsys.exit(0)\n"
+    (scored,) = CodeScorer(k=(1,)).score_batch([problem], [{"completions": [hack]}])
+    assert scored["metrics"]["pass@1"] == 0.0

@@ -95,3 +95,16 @@ def test_weighted_rewards_and_unknown_names():
         VerifierRewards({"no_such_verifier": 1.0}).check([record])
     with pytest.raises(ConfigError, match="names no verifier"):
         VerifierRewards({}).check([record])
+
+
+@pytest.mark.parametrize(
+    "hack",
+    [
+        "import builtins\nbuiltins.exec = lambda *a, **k: None\n",  # the tests' exec becomes a no-op
+        "import os\nos._exit(0)\n",
+        "class Any:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return Any()\n",
+    ],
+)
+def test_code_tests_cannot_be_reward_hacked(hack):
+    result = verify("code_tests", "", f"```python\n{hack}```", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"])
+    assert not result.passed and result.score == 0.0
