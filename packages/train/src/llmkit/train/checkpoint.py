@@ -1,8 +1,9 @@
 """Checkpoints: trainable weights (safetensors), optimizer, scheduler, per-rank RNG and trainer state.
 
-Each is written into `checkpoints/step-N.tmp`, which is renamed to `checkpoints/step-N` only when
-complete; `checkpoints/latest` then names it (replaced atomically). A kill at any moment leaves the
-previous checkpoint intact, and `--resume` continues from the newest complete one.
+Each is written into `checkpoints/step-NNNNNN.tmp` (the step in six digits: `step-000003.tmp`), which is
+renamed to `checkpoints/step-NNNNNN` only when complete; `checkpoints/latest` then names it (replaced
+atomically). A kill at any moment leaves the previous checkpoint intact, and `--resume` continues from the
+newest complete one.
 """
 
 from __future__ import annotations

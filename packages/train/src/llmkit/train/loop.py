@@ -149,7 +149,9 @@ class Trainer:
         record: dict[str, Any] = {}
         description = f"{self.method.name} {self.runtime.output_dir.name}"
         try:
-            with ProgressDisplay(self.total_steps, start, config.progress, context.is_main, description) as display:
+            with ProgressDisplay(
+                self.total_steps, start, config.progress, context.is_main, description, self.method.headline_metrics
+            ) as display:
                 if start:
                     display.print(f"resumed from step {start}")
                 for note in self.method.notes:

@@ -18,9 +18,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-# Shown in the progress bar and the printed line, in this order, when present.
-HEADLINE = ("loss", "reward_mean", "kl", "accuracy", "eval_accuracy", "eval_loss", "lr", "tokens_per_s")
+# Shown in the printed line after the loss and the method's own headline metrics, in this order, when present.
+HEADLINE = ("kl", "eval_accuracy", "eval_reward_margin", "eval_loss", "lr", "tokens_per_s")
 EVAL_HEADLINE = ("eval_loss", "eval_accuracy", "eval_reward_margin")
+
+
+def line_keys(method_headline: tuple[str, ...]) -> tuple[str, ...]:
+    """The printed line: loss, the method's headline metrics (`Method.headline_metrics`), then the rest."""
+    return tuple(dict.fromkeys(("loss", *method_headline, *HEADLINE)))
+
+
+def bar_keys(method_headline: tuple[str, ...]) -> tuple[str, ...]:
+    """The progress bar: loss, the method's headline metrics and the learning rate."""
+    return tuple(dict.fromkeys(("loss", *method_headline, "lr")))
 
 
 def _plain(value: Any) -> Any:
@@ -29,7 +39,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def format_metrics(record: dict[str, Any], keys: tuple[str, ...] = HEADLINE) -> str:
+def format_metrics(record: dict[str, Any], keys: tuple[str, ...]) -> str:
     parts = []
     for key in keys:
         if key in record:
@@ -67,11 +77,21 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class ProgressDisplay:
-    """A rich progress bar over steps (main process, when asked) plus printed metric lines."""
+    """A rich progress bar over steps (main process, when asked) plus printed metric lines, each showing the
+    loss and the method's headline metrics (DPO: accuracy, reward_margin; reward model: accuracy; ...)."""
 
-    def __init__(self, total: int, start: int, enabled: bool, main: bool, description: str):
+    def __init__(
+        self,
+        total: int,
+        start: int,
+        enabled: bool,
+        main: bool,
+        description: str,
+        method_headline: tuple[str, ...] = (),
+    ):
         self.console = Console(stderr=True)
         self.main = main
+        self.bar_keys, self.line_keys = bar_keys(method_headline), line_keys(method_headline)
         self.progress = Progress(
             TextColumn(f"[bold]{description}"),
             BarColumn(),
@@ -92,9 +112,9 @@ class ProgressDisplay:
         self.progress.__exit__(*exc)
 
     def step(self, record: dict[str, Any], print_line: bool) -> None:
-        self.progress.update(self.task, advance=1, status=format_metrics(record, ("loss", "reward_mean", "lr")))
+        self.progress.update(self.task, advance=1, status=format_metrics(record, self.bar_keys))
         if print_line:
-            self.print(f"step {record['step']}: {format_metrics(record)}")
+            self.print(f"step {record['step']}: {format_metrics(record, self.line_keys)}")
 
     def print(self, message: str) -> None:
         if self.main:

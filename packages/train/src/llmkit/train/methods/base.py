@@ -71,6 +71,9 @@ class Method(abc.ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[TrainConfig]]
+    # The metrics that say whether this method is working, logged every step and shown after the loss
+    # in the progress bar and the printed line.
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TrainConfig, runtime: Runtime):
         self.config, self.runtime = config, runtime

@@ -77,6 +77,7 @@ class DPOModule(TrainingModule):
 class DPOMethod(SupervisedMethod):
     name = "dpo"
     config_class = DPOConfig
+    headline_metrics = ("accuracy", "reward_margin")  # implicit-reward accuracy and margin
     record_kind = "dpo"
     config: DPOConfig
 

@@ -22,6 +22,8 @@ from .rollouts import Rollout, RolloutEngine
 class OnlineMethod(Method):
     """A method that learns from its own samples: each step generates, scores, then updates."""
 
+    headline_metrics = ("reward_mean",)  # PPO and GRPO: the mean reward of the step's rollouts
+
     config: RLConfig
 
     def __init__(self, config: RLConfig, runtime: Runtime):

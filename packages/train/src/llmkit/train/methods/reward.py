@@ -106,6 +106,7 @@ class RewardModule(TrainingModule):
 class RewardMethod(SupervisedMethod):
     name = "reward"
     config_class = RewardConfig
+    headline_metrics = ("accuracy",)  # pairs whose chosen reply scores above the rejected one
     record_kind = "reward"
     config: RewardConfig
 
