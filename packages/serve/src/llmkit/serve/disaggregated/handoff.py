@@ -36,7 +36,19 @@ def export_kv(engine: Engine, seq: Sequence) -> list[torch.Tensor]:
     return [p.contiguous() for p in parts]
 
 
+def prefill_complete(seq: Sequence) -> bool:
+    """Whether a finished held prefill computed its whole prompt (it did not fail or get aborted)."""
+    return (
+        seq.is_finished
+        and seq.output.finish_reason not in ("abort", "error")
+        and seq.num_computed_tokens >= len(seq.prompt_token_ids)
+    )
+
+
 def release_held(engine: Engine, seq: Sequence) -> None:
+    """Free a held prefill's blocks, stopping it first if it still runs; calling it twice is harmless."""
+    engine.abort(seq.request_id)
+    seq.keep_blocks = False
     engine.block_manager.free(seq)
 
 

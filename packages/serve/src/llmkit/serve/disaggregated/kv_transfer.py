@@ -16,6 +16,7 @@ import torch.distributed as dist
 PREFILL_RANK, DECODE_RANK = 0, 1
 _TAGS_PER_TRANSFER = 8
 _HANDSHAKE_TAGS = 2
+MAX_TRANSFER_ID = (2**31 - 1 - _HANDSHAKE_TAGS) // _TAGS_PER_TRANSFER  # every tag fits a signed 32-bit int
 
 
 class KVTransport:

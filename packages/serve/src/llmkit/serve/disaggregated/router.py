@@ -2,7 +2,8 @@
 
 Each request is prefilled on the prefill worker, its KV blocks are sent to the decode worker
 (torch.distributed, worker to worker), and the decode worker's response is relayed to the client.
-A decode worker that fails mid-stream ends the stream with an error event, never a hang.
+A decode worker that fails mid-stream ends the stream with an error event, never a hang. Every
+call to a worker carries the internal secret and the client's own `Authorization` header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .internal_auth import INTERNAL_SECRET_HEADER, require_internal_secret
 from .workers import TRANSFER_HEADER
 
 
@@ -30,8 +32,18 @@ def _sse_error(message: str) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\ndata: [DONE]\n\n"
 
 
-def create_router(prefill_url: str, decode_url: str, api_key: str | None = None, timeout: float = 600.0) -> Starlette:
+def create_router(
+    prefill_url: str, decode_url: str, *, internal_secret: str, api_key: str | None = None, timeout: float = 600.0
+) -> Starlette:
+    internal_secret = require_internal_secret(internal_secret, "router")
     client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=512))
+
+    def worker_headers(request: Request) -> dict[str, str]:
+        """What every call to a worker carries: the secret, and the client's key for workers that check one."""
+        headers = {INTERNAL_SECRET_HEADER: internal_secret}
+        if "authorization" in request.headers:
+            headers["authorization"] = request.headers["authorization"]
+        return headers
 
     def authorized(request: Request) -> bool:
         if api_key is None:
@@ -50,7 +62,9 @@ def create_router(prefill_url: str, decode_url: str, api_key: str | None = None,
             return _error(400, f"the request body is not valid JSON: {err}", "invalid_json", "invalid_request_error")
         try:
             prefilled = await client.post(
-                f"{prefill_url}/internal/prefill", json={"endpoint": endpoint, "request": payload}
+                f"{prefill_url}/internal/prefill",
+                json={"endpoint": endpoint, "request": payload},
+                headers=worker_headers(request),
             )
         except httpx.HTTPError as err:
             return _error(502, f"the prefill worker is unreachable: {err}", "worker_failed")
@@ -58,9 +72,17 @@ def create_router(prefill_url: str, decode_url: str, api_key: str | None = None,
             return Response(prefilled.content, prefilled.status_code, media_type="application/json")
         info = prefilled.json()
         send = asyncio.ensure_future(
-            client.post(f"{prefill_url}/internal/send", json={"transfer_id": info["transfer_id"]})
+            client.post(
+                f"{prefill_url}/internal/send",
+                json={"transfer_id": info["transfer_id"]},
+                headers=worker_headers(request),
+            )
         )
-        headers = {TRANSFER_HEADER: f"{info['transfer_id']}:{info['num_blocks']}", "content-type": "application/json"}
+        headers = {
+            **worker_headers(request),
+            TRANSFER_HEADER: f"{info['transfer_id']}:{info['num_blocks']}",
+            "content-type": "application/json",
+        }
         if isinstance(payload, dict) and payload.get("stream"):
             return StreamingResponse(_relay(f"{decode_url}{path}", raw, headers, send), media_type="text/event-stream")
         try:
@@ -94,7 +116,7 @@ def create_router(prefill_url: str, decode_url: str, api_key: str | None = None,
     async def models(request: Request) -> Response:
         if not authorized(request):
             return _error(401, "invalid or missing API key", "invalid_api_key", "authentication_error")
-        response = await client.get(f"{decode_url}/v1/models")
+        response = await client.get(f"{decode_url}/v1/models", headers=worker_headers(request))
         return Response(response.content, response.status_code, media_type="application/json")
 
     async def health(request: Request) -> Response:

@@ -64,6 +64,14 @@ def register(cli) -> None:
     roles.add_argument("--kv-transfer-timeout", type=float, default=60.0, help="seconds a KV transfer may take")
     roles.add_argument("--prefill-url", default="http://127.0.0.1:8001", help="router: the prefill worker")
     roles.add_argument("--decode-url", default="http://127.0.0.1:8002", help="router: the decode worker")
+    roles.add_argument(
+        "--internal-secret",
+        default=os.environ.get("LLMKIT_INTERNAL_SECRET"),
+        help="required by the router and both workers: the secret they share (env LLMKIT_INTERNAL_SECRET)",
+    )
+    roles.add_argument(
+        "--kv-hold-seconds", type=float, default=120.0, help="prefill: free blocks not sent within this (default 120)"
+    )
     serve.set_defaults(func=run_serve)
 
     query = cli.command("query", help="send one chat message to a running llmkit server and stream the reply")
@@ -106,6 +114,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import Server, create_app
 
     console = Console(stderr=True)
+    if args.role != "standalone":
+        from ..disaggregated.internal_auth import require_internal_secret
+
+        require_internal_secret(args.internal_secret, args.role)  # refuse before loading anything
     if args.role == "router":
         from ..disaggregated.router import create_router
 
@@ -113,7 +125,9 @@ def run_serve(args: argparse.Namespace) -> int:
             f"routing on http://{args.host}:{args.port}/v1: prefill {args.prefill_url}, decode {args.decode_url}"
         )
         uvicorn.run(
-            create_router(args.prefill_url, args.decode_url, args.api_key),
+            create_router(
+                args.prefill_url, args.decode_url, internal_secret=args.internal_secret, api_key=args.api_key
+            ),
             host=args.host,
             port=args.port,
             log_level="warning",
@@ -138,18 +152,16 @@ def run_serve(args: argparse.Namespace) -> int:
         f"serving '{name}' on http://{args.host}:{args.port}/v1" + (" (API key required)" if args.api_key else "")
     )
     server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting)
-    extra_routes = []
     if args.role in ("prefill", "decode"):
         from ..disaggregated.kv_transfer import KVTransport, fingerprint
-        from ..disaggregated.workers import DecodeWorker, PrefillWorker
+        from ..disaggregated.workers import create_worker_app
 
         transport = KVTransport(args.role, args.kv_transfer_address, fingerprint(engine), args.kv_transfer_timeout)
-        if args.role == "prefill":
-            extra_routes = PrefillWorker(server, transport).routes()
-        else:
-            DecodeWorker(server, transport)
+        app = create_worker_app(server, args.role, transport, args.internal_secret, args.kv_hold_seconds)
         console.print(f"{args.role} worker: KV transfers through {args.kv_transfer_address}")
-    uvicorn.run(create_app(server, extra_routes), host=args.host, port=args.port, log_level="warning")
+    else:
+        app = create_app(server)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
