@@ -119,12 +119,27 @@ def test_approval_flags(llmkit, scripted_backend):
     assert json.loads(out)["tool_calls"][0]["status"] == "refused"
     code, out, _ = llmkit(*base, "--require-approval", "calculator", "--yes")
     assert code == 0 and json.loads(out)["tool_calls"][0]["status"] == "ok"
+    code, out, _ = llmkit(*base, "--require-approval", "calculator", "--approve-all")
+    assert code == 0 and json.loads(out)["tool_calls"][0]["status"] == "ok"
 
 
-def test_agent_run_uses_the_tools_of_an_mcp_server(llmkit, scripted_backend):
+def test_agent_run_uses_the_tools_of_an_mcp_server_once_allowed(llmkit, scripted_backend):
     server = f"{shutil.which('llmkit')} agent mcp-serve --tools calculator"
     args = ["agent", "run", "What is 6 * 7?", "--mcp", server, "--backend", "scripted", "--tool-choice", "required"]
-    code, out, err = llmkit(*args, "--json")
+    code, out, err = llmkit(*args, "--json", "--max-steps", "2")  # MCP tools need approval; stdin is no terminal
+    calls = json.loads(out)["tool_calls"]
+    assert calls[0]["status"] == "refused" and "nobody can give it: stdin is not a terminal" in calls[0]["content"]
+    assert "llmkit: calculator needs approval and stdin is not a terminal" in err and "--approve-all" in err
+    code, out, err = llmkit(*args, "--json", "--allow", "calculator")
     assert out, err
     calls = json.loads(out)["tool_calls"]
     assert code == 0 and (calls[0]["name"], calls[0]["status"], calls[0]["content"]) == ("calculator", "ok", "42")
+
+
+def test_agent_run_with_python_warns_that_code_will_not_run_unattended(llmkit, scripted_backend):
+    args = ["agent", "run", "What is 6 * 7?", "--tools", "calculator,python", "--backend", "scripted"]
+    code, out, err = llmkit(*args, "--tool-choice", "required")
+    assert code == 0 and out.strip() == "42"
+    assert "llmkit: run_python needs approval and stdin is not a terminal" in err and "--allow run_python" in err
+    code, out, err = llmkit(*args, "--tool-choice", "required", "--approve-all")
+    assert code == 0 and "needs approval" not in err

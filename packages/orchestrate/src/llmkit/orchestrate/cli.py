@@ -78,10 +78,10 @@ def register(cli) -> None:
     run.add_argument(
         "--no-constrain", action="store_true", help="do not constrain tool calls even where the backend can"
     )
-    run.add_argument("--allow", action="append", default=[], help="tools that run without asking (comma-separated)")
+    run.add_argument("--allow", action="append", default=[], help="tools that run without asking (comma-separated), e.g. run_python")  # fmt: skip
     run.add_argument("--require-approval", action="append", default=[], help="tools that ask before running")
     run.add_argument("--forbid", action="append", default=[], help="tools the agent may never run")
-    run.add_argument("--yes", action="store_true", help="approve every approval-required tool without asking")
+    run.add_argument("--approve-all", "--yes", dest="approve_all", action="store_true", help="approve every approval-required tool (run_python, MCP tools, ...) without asking")  # fmt: skip
     run.add_argument("--checkpoint", default=None, metavar="PATH", help="SQLite file: state saved after every step")
     run.add_argument("--run-id", default=None, help="the id of a new run (default: random)")
     run.add_argument("--resume", default=None, metavar="RUN_ID", help="continue this run from --checkpoint")
@@ -138,6 +138,21 @@ def _policy(args: argparse.Namespace, tools):
     return ToolPolicy.from_tools(tools, overrides)
 
 
+def _warn_unapprovable(console: Console, policy, approve_all: bool) -> None:
+    """Say before the run that approval-required tools will be refused when nobody can approve them."""
+    waiting = sorted(policy.requires_approval)
+    if waiting and not approve_all and not sys.stdin.isatty():
+        names = ", ".join(waiting)
+        console.print(
+            f"llmkit: {names} {'needs' if len(waiting) == 1 else 'need'} approval and stdin is not a terminal, "
+            "so calls to them will be refused; "
+            f"to let them run unattended use --allow {waiting[0]} (per tool) or --approve-all",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def run_agent(args: argparse.Namespace) -> int:
     from llmkit.core.sampling import SamplingParams
 
@@ -156,11 +171,13 @@ def run_agent(args: argparse.Namespace) -> int:
     progress = LiveProgress(console)
     tools = _tool_set(args)
     try:
+        policy = _policy(args, tools)
+        _warn_unapprovable(console, policy, args.approve_all)
         with console.status(f"loading the {args.backend} backend", spinner="dots"):
             backend = _backend(args)
         common = dict(
-            policy=_policy(args, tools),
-            approver=approve_all if args.yes else cli_approver(),
+            policy=policy,
+            approver=approve_all if args.approve_all else cli_approver(),
             limits=Limits(max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost),
             pricing=Pricing(args.price_prompt, args.price_completion),
             params=SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens),

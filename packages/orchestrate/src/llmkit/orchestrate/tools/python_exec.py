@@ -6,7 +6,8 @@ import dataclasses
 
 from llmkit.core.sandbox import SandboxLimits, SandboxResult, run_python
 
-from .tool import tool
+from .sandbox_description import describe_sandbox, host_isolation, weaker_run
+from .tool import Tool, tool
 from .toolbox import Toolbox
 
 _REASONS = {
@@ -32,8 +33,10 @@ def describe_run(result: SandboxResult, limits: SandboxLimits) -> str:
 
 
 class PythonToolbox(Toolbox):
-    """Runs Python in core's sandbox: time, memory, process and file-size limits, no network where the OS
-    allows it, a fresh temporary working directory, a scrubbed environment. A best-effort boundary."""
+    """Runs Python in core's sandbox (time, memory, process and file-size limits, a fresh temporary working
+    directory, a scrubbed environment; namespaces, Landlock and seccomp where the host has them). Running
+    model-written code requires approval unless a policy allows it. The tool's description says which
+    protections this host actually enforces."""
 
     def __init__(
         self,
@@ -51,14 +54,24 @@ class PythonToolbox(Toolbox):
             max_output_bytes=max_output_bytes,
         )
         self.last_result: SandboxResult | None = None
+        self.isolation = host_isolation()
 
-    @tool
+    def tools(self) -> list[Tool]:
+        """`run_python` described with what the sandbox enforces here (and what it does not)."""
+        (run,) = super().tools()
+        description = f"{run.description}\n{describe_sandbox(self.isolation, self.limits)}"
+        return [dataclasses.replace(run, description=description)]
+
+    @tool(permission="requires_approval")
     def run_python(self, code: str) -> str:
         """Run a Python program in a sandbox and return its status, stdout and stderr.
 
         Args:
-            code: a complete Python program; print the values you need. No network, no files outside
-                its own temporary directory, limited time and memory.
+            code: a complete Python program; print the values you need.
         """
         self.last_result = run_python(code, limits=self.limits)
-        return describe_run(self.last_result, self.limits)
+        text = describe_run(self.last_result, self.limits)
+        lacking = weaker_run(self.isolation, self.last_result.isolation)
+        if lacking:
+            text += "\nwarning: this run did not get: " + "; ".join(lacking)
+        return text
