@@ -251,3 +251,63 @@ def test_200_concurrent_streams_with_random_disconnects_leak_nothing(live):
     results = asyncio.run(crowd())
     assert results.count(200) + results.count(-1) == 200
     live.wait_idle(timeout=60)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_later_prompt_refused_with_503_cancels_the_admitted_ones(tiny, stream):
+    """Prompt 0 is admitted, a later one finds the queue full: the admitted prompt is aborted (its
+    blocks freed) rather than generating for nobody."""
+    engine = Engine(tiny, num_blocks=64, max_num_seqs=1)
+    server = LiveServer(engine, max_waiting=1)
+    aborted: list[str] = []
+    abort = engine.abort
+
+    def recording_abort(request_id: str) -> bool:
+        aborted.append(request_id)
+        return abort(request_id)
+
+    engine.abort = recording_abort
+    try:
+        prompts = [[5, 6, 7], [8, 9, 10], [11, 12, 13]]
+        body = {"model": MODEL, "prompt": prompts, "max_tokens": 200, "ignore_eos": True, "stream": stream}
+        response = httpx.post(f"{server.url}/v1/completions", json=body, timeout=30)
+        if stream:
+            events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+            assert response.text.rstrip().endswith("data: [DONE]")
+            error = events[-1]["error"]
+        else:
+            assert response.status_code == 503 and response.headers["retry-after"] == "1"
+            error = response.json()["error"]
+        assert error["code"] == "overloaded" and error["type"] == "server_error"
+        server.wait_idle(timeout=10)
+        assert any(r.endswith("-0") for r in aborted), aborted  # ended by abort, not by running to the end
+    finally:
+        server.stop()
+
+
+def test_a_body_that_stops_arriving_gets_408(tiny):
+    server = LiveServer(Engine(tiny, num_blocks=16), body_timeout=0.5)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            started = time.monotonic()
+            reply = conn.makefile("rb")
+            status = reply.readline().split()[1]
+            headers = dict(line.decode().strip().lower().split(": ", 1) for line in iter(reply.readline, b"\r\n"))
+            body = reply.read(int(headers["content-length"]))
+        assert status == b"408" and time.monotonic() - started < 5
+        assert json.loads(body)["error"]["code"] == "body_timeout"
+    finally:
+        server.stop()
+
+
+def test_unknown_routes_and_methods_answer_in_openai_shape(live):
+    for response, status in (
+        (httpx.get(f"{live.url}/v2/nothing"), 404),
+        (httpx.get(f"{live.url}/v1/completions"), 405),
+    ):
+        assert response.status_code == status
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}

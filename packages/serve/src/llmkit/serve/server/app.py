@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -20,6 +22,8 @@ from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
 
+logger = logging.getLogger(__name__)
+
 
 async def _until_disconnect(request: Request) -> None:
     while True:
@@ -29,7 +33,8 @@ async def _until_disconnect(request: Request) -> None:
 
 
 async def _collect(request: Request, gens: list[AsyncIterator]) -> list[dict[int, R.Choice]]:
-    """Run non-streaming generations to the end, cancelling them if the client goes away."""
+    """Run non-streaming generations to the end. If the client goes away, or one of them fails
+    (a later prompt refused with 503, an engine error), the others are cancelled: aborted, blocks freed."""
 
     async def drain(gen) -> tuple[dict[int, R.Choice], int]:
         choices: dict[int, R.Choice] = {}
@@ -39,16 +44,22 @@ async def _collect(request: Request, gens: list[AsyncIterator]) -> list[dict[int
             cached = output.num_cached_tokens
         return choices, cached
 
-    work = asyncio.ensure_future(asyncio.gather(*(drain(g) for g in gens)))
+    tasks = [asyncio.ensure_future(drain(g)) for g in gens]
     watcher = asyncio.ensure_future(_until_disconnect(request))
-    done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    if work not in done:
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        raise APIError(499, "client closed the request", code="client_closed")
-    watcher.cancel()
-    return work.result()
+    try:
+        pending: set[asyncio.Future] = {*tasks, watcher}
+        while not all(t.done() for t in tasks):
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                raise APIError(499, "client closed the request", code="client_closed")
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+        return [t.result() for t in tasks]
+    finally:
+        for task in (*tasks, watcher):
+            task.cancel()
+        await asyncio.gather(*tasks, watcher, return_exceptions=True)
 
 
 async def chat_completions(request: Request) -> Response:
@@ -245,8 +256,13 @@ def _stream(chunks: AsyncIterator[bytes]) -> StreamingResponse:
         try:
             async for chunk in chunks:
                 yield chunk
-        except APIError as err:  # after the headers went out, an error travels as an SSE event
-            yield R.sse({"error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}})
+        except Exception as err:  # after the headers went out, an error travels as a last SSE event
+            if not isinstance(err, APIError):
+                logger.exception("a stream failed")
+                err = APIError(
+                    500, "internal error while streaming the response", "server_error", code="internal_error"
+                )
+            yield R.sse({"error": err.body()})
             yield R.sse("[DONE]")
 
     return StreamingResponse(guarded(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -285,6 +301,13 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
     async def api_error(request: Request, err: APIError) -> Response:
         return err.response()
 
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        code = "not_found" if err.status_code == 404 else None
+        return APIError(err.status_code, err.detail, code=code, headers=err.headers).response()
+
+    async def internal_error(request: Request, err: Exception) -> Response:
+        return APIError(500, "internal server error", "server_error", code="internal_error").response()
+
     def authed(handler):
         async def route(request: Request) -> Response:
             server.check_auth(request)
@@ -306,6 +329,7 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
         yield
         server.async_engine.shutdown()
 
-    app = Starlette(routes=routes, exception_handlers={APIError: api_error}, lifespan=lifespan)
+    handlers = {APIError: api_error, HTTPException: http_error, Exception: internal_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.server = server
     return app

@@ -49,6 +49,15 @@ def register(cli) -> None:
     serve.add_argument("--draft-model", help="draft model for --speculative draft (same tokenizer)")
     serve.add_argument("--max-waiting", type=int, default=256, help="queued sequences before 503 (default 256)")
     serve.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    serve.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds for a request body to arrive, else 408 (default 30)"
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        help="open connections before uvicorn answers 503 (default: no limit)",
+    )
     roles = serve.add_argument_group("disaggregated serving")
     roles.add_argument(
         "--role",
@@ -151,17 +160,29 @@ def run_serve(args: argparse.Namespace) -> int:
     console.print(
         f"serving '{name}' on http://{args.host}:{args.port}/v1" + (" (API key required)" if args.api_key else "")
     )
-    server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting)
+    server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting, args.body_timeout)
     if args.role in ("prefill", "decode"):
         from ..disaggregated.kv_transfer import KVTransport, fingerprint
         from ..disaggregated.workers import create_worker_app
 
-        transport = KVTransport(args.role, args.kv_transfer_address, fingerprint(engine), args.kv_transfer_timeout)
+        transport = KVTransport(
+            args.role,
+            args.kv_transfer_address,
+            fingerprint(engine),
+            args.kv_transfer_timeout,
+            secret=args.internal_secret,
+        )
         app = create_worker_app(server, args.role, transport, args.internal_secret, args.kv_hold_seconds)
         console.print(f"{args.role} worker: KV transfers through {args.kv_transfer_address}")
     else:
         app = create_app(server)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        limit_concurrency=args.limit_concurrency,
+    )
     return 0
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 from pydantic import ValidationError
 
-from llmkit.core.errors import ChatTemplateError
+from llmkit.core.errors import ChatTemplateError, InvalidParameterError
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.structured import GrammarError, StructuredOutput
 
@@ -79,6 +79,12 @@ def prepare_completion(server: Server, body: dict) -> CompletionJob:
     prompts = [tokenizer.encode(p, add_special_tokens=True) if isinstance(p, str) else p for p in req.prompts()]
     if not prompts or any(not p for p in prompts):
         raise APIError(400, "prompt must not be empty", param="prompt")
+    for i, prompt in enumerate(prompts):
+        try:
+            server.engine.check_token_ids(prompt)
+        except InvalidParameterError as err:
+            where = "prompt" if len(prompts) == 1 else f"prompt[{i}]"
+            raise APIError(400, f"{where}: {err}", param="prompt", code="invalid_value") from None
     top = req.logprobs or 0
     params = [
         req.sampling_params(server.max_tokens_for(len(p), req.max_tokens), req.logprobs is not None, top)

@@ -1,6 +1,8 @@
 """OpenAI request shapes (pydantic), validated into llmkit `SamplingParams`.
 
-Parameters the server does not implement are refused by name rather than ignored.
+Parameters the server does not implement are refused by name rather than ignored. Every number
+is bounded and finite here, at the edge, so that nothing a client sends can fail inside a step;
+token ids are checked against the model's vocabulary in `preparation` (it knows the model).
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmkit.core.sampling import SamplingParams
 
+MAX_INT32 = 2**31 - 1
+MAX_PROMPTS = 256  # prompts in one /v1/completions request (each is a request in the engine)
+
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -28,12 +33,12 @@ class _Common(BaseModel):
     stop: str | list[str] | None = None
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     user: str | None = None
     # llmkit / vLLM extensions
-    top_k: int = Field(default=0, ge=0)
+    top_k: int = Field(default=0, ge=0, le=MAX_INT32)
     min_p: float = Field(default=0.0, ge=0, le=1)
-    repetition_penalty: float = Field(default=1.0, gt=0)
+    repetition_penalty: float = Field(default=1.0, gt=0, le=100)
     ignore_eos: bool = False
 
     @field_validator("stop")
@@ -77,8 +82,8 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(_Common):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT32)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = None
@@ -96,10 +101,34 @@ class ChatCompletionRequest(_Common):
 
 class CompletionRequest(_Common):
     prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int = Field(default=16, ge=1)
+    max_tokens: int = Field(default=16, ge=1, le=MAX_INT32)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
     best_of: int | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_shape(cls, value: Any) -> Any:
+        """One clear message for a malformed prompt (pydantic's union errors name every alternative)."""
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError(
+                "prompt must be a string, a list of strings, a list of token ids or a list of lists of token ids"
+            )
+        nested = any(isinstance(v, list) for v in value)
+        if nested or all(isinstance(v, str) for v in value):
+            if len(value) > MAX_PROMPTS:
+                raise ValueError(f"at most {MAX_PROMPTS} prompts per request, got {len(value)}")
+            for i, item in enumerate(value):
+                if not nested:
+                    continue
+                if not isinstance(item, list):
+                    raise ValueError(f"prompt[{i}] is {_describe(item)}; in a list of lists every item is a list")
+                _check_token_ids(item, f"prompt[{i}]")
+            return value
+        _check_token_ids(value, "prompt")
+        return value
 
     def prompts(self) -> list[str | list[int]]:
         prompt = self.prompt
@@ -108,3 +137,17 @@ class CompletionRequest(_Common):
         if prompt and all(isinstance(p, int) for p in prompt):
             return [list(prompt)]
         return list(prompt)
+
+
+def _check_token_ids(ids: list, where: str) -> None:
+    """Each id a JSON integer in [0, 2**31) (bools are not ids); the vocabulary bound is checked later."""
+    if not ids:
+        raise ValueError(f"{where} is an empty list of token ids")
+    for j, token in enumerate(ids):
+        if type(token) is not int or not 0 <= token <= MAX_INT32:
+            raise ValueError(f"{where}[{j}] is {_describe(token)}, not a token id (an integer >= 0)")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

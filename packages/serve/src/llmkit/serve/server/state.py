@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -12,10 +14,12 @@ from starlette.requests import Request
 from llmkit.core.assistant_output import detect_tool_call_format
 from llmkit.core.errors import ContextLengthError, InvalidParameterError
 
-from ..async_engine import AsyncEngine, EngineOverloaded
+from ..async_engine import AsyncEngine, EngineOverloaded, RequestFailed
 from ..engine import Engine
 from .errors import APIError
 from .metrics import ServerMetrics
+
+logger = logging.getLogger(__name__)
 
 # Admission hook: how a prepared prompt enters the engine for one HTTP request (None: add it).
 Admission = Callable[[Request, list[int], object, str], Awaitable[None]] | None
@@ -31,11 +35,13 @@ class Server:
         api_key: str | None = None,
         max_body_bytes: int = 4 * 2**20,
         max_waiting: int = 256,
+        body_timeout: float = 30.0,
     ):
         self.engine = engine
         self.model_name = model_name
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout  # seconds for a whole request body to arrive (slow clients)
         self.async_engine = AsyncEngine(engine, max_waiting)
         self.metrics = ServerMetrics(engine)
         template = engine.pretrained.chat_template
@@ -65,12 +71,18 @@ class Server:
                 code="body_too_large",
             )
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise APIError(
-                    413, f"request body exceeds the limit of {self.max_body_bytes} bytes", code="body_too_large"
-                )
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > self.max_body_bytes:
+                        raise APIError(
+                            413, f"request body exceeds the limit of {self.max_body_bytes} bytes", code="body_too_large"
+                        )
+        except TimeoutError:
+            raise APIError(
+                408, f"the request body did not arrive within {self.body_timeout:g} s", code="body_timeout"
+            ) from None
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
@@ -83,7 +95,7 @@ class Server:
         if name != self.model_name:
             raise APIError(
                 404,
-                f"the model '{name}' does not exist; this server serves '{self.model_name}'",
+                f"the model {_shorten(name)!r} does not exist; this server serves '{self.model_name}'",
                 param="model",
                 code="model_not_found",
             )
@@ -132,3 +144,25 @@ class Server:
             ) from None
         except (InvalidParameterError, ContextLengthError) as err:
             raise APIError(400, str(err)) from None
+        except RequestFailed as err:
+            raise engine_error(request_id, str(err).split(":", 1)[0]) from None
+        except APIError:
+            raise
+        except Exception as err:  # whatever else went wrong: an OpenAI-shaped 500, never a bare one
+            logger.exception("request %s failed", request_id)
+            raise engine_error(request_id, type(err).__name__) from None
+
+
+def engine_error(request_id: str, kind: str) -> APIError:
+    """The 500 for a request the engine could not finish (the details go to the server's log)."""
+    return APIError(
+        500,
+        f"the engine failed while generating request {request_id} ({kind}); other requests are not affected",
+        "server_error",
+        code="engine_error",
+    )
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    """A client's string quoted back in an error, cut to `limit` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
