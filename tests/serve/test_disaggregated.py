@@ -257,6 +257,47 @@ def test_a_role_without_a_usable_secret_refuses_to_start(tiny_model_dir):
                 process.wait(timeout=30)
 
 
+TRANSPORT_PEER = """
+import sys
+from llmkit.serve.disaggregated.kv_transfer import KVTransport
+role, address, secret = sys.argv[1:]
+transport = KVTransport(role, address, [1, 2, 3], timeout=30, secret=secret)
+try:
+    transport.connected.result(timeout=60)
+    print("connected")
+except Exception as err:
+    print("refused:", err)
+"""
+
+
+def test_the_kv_transport_refuses_a_peer_without_the_secret():
+    """torch.distributed authenticates nobody: each rank proves the secret before any KV moves."""
+    runs = {}
+    for name, decode_secret in (("same", SECRET), ("impostor", "another-secret-" + os.urandom(8).hex())):
+        address = f"127.0.0.1:{free_port()}"
+        runs[name] = [
+            subprocess.Popen(
+                [sys.executable, "-c", TRANSPORT_PEER, role, address, secret],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            for role, secret in (("prefill", SECRET), ("decode", decode_secret))
+        ]
+    try:
+        outputs = {name: [p.communicate(timeout=120)[0].strip() for p in pair] for name, pair in runs.items()}
+    finally:
+        for process in (p for pair in runs.values() for p in pair):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+    assert outputs["same"] == ["connected", "connected"], outputs
+    assert all(o.startswith("refused:") and "did not prove the internal secret" in o for o in outputs["impostor"]), (
+        outputs
+    )
+
+
 @pytest.fixture
 def server_over(make_engine):
     """A `Server` (engine on its own thread) over a fresh tiny engine; shut down afterwards."""
