@@ -344,7 +344,7 @@ def test_an_unsent_prefill_is_freed_when_it_expires_without_further_traffic(serv
         held.close()
 
 
-def test_a_failing_step_frees_the_blocks_kept_for_the_handoff(server_over, monkeypatch):
+def test_a_failing_step_frees_the_blocks_kept_for_the_kv_transfer(server_over, monkeypatch):
     server = server_over()
     calls = []
 
@@ -373,7 +373,7 @@ def test_a_failing_step_frees_the_blocks_kept_for_the_handoff(server_over, monke
         held.close()
 
 
-def test_a_prefill_cancelled_mid_step_frees_the_blocks_kept_for_the_handoff(server_over, monkeypatch):
+def test_a_prefill_cancelled_mid_step_frees_the_blocks_kept_for_the_kv_transfer(server_over, monkeypatch):
     server = server_over(max_num_batched_tokens=16)  # a chunked prefill: blocks are held across steps
     in_step, go_on = threading.Event(), threading.Event()
     execute = server.engine.runner.execute

@@ -103,7 +103,7 @@ def test_a_failure_after_tokens_were_handed_out_ends_that_batch_only(tiny, make_
     engine = make_engine(max_num_seqs=2)
     for i, p in enumerate(batch):
         engine.add_request(p, GREEDY, request_id=f"r{i}")
-    append = engine.outputs._append
+    append = engine.scheduler.output_processor.append
     calls = {"n": 0}
 
     def breaks_once(seq, *args):
@@ -112,7 +112,7 @@ def test_a_failure_after_tokens_were_handed_out_ends_that_batch_only(tiny, make_
             raise RuntimeError("injected failure while appending")
         return append(seq, *args)
 
-    monkeypatch.setattr(engine.outputs, "_append", breaks_once)
+    monkeypatch.setattr(engine.scheduler.output_processor, "append", breaks_once)
     tokens, finish, errors = drive(engine)
     assert set(errors) == {"r0", "r1"} and finish["r0"] == finish["r1"] == "error"
     assert tokens["r2"] == alone(tiny, batch[2])

@@ -102,7 +102,7 @@ def test_compilation_does_not_hold_up_other_requests(make_engine):
     while engine.has_unfinished():
         for output in engine.step():
             if output.request_id == plain and output.finished:
-                finished_plain_while_compiling = engine.structured.has_parked()
+                finished_plain_while_compiling = bool(engine.scheduler.waiting_for_grammar)
     assert finished_plain_while_compiling
     assert constrained not in engine.requests
     assert_all_free(engine)
@@ -127,13 +127,13 @@ def test_abort_while_compiling_and_compiled_grammars_are_reused(make_engine):
     engine = make_engine()
     spec = StructuredOutput("json_schema", {"type": "string", "maxLength": 1200})
     request = engine.add_request("x", params(0.0), structured=spec)
-    assert engine.structured.has_parked() and engine.abort(request)
+    assert bool(engine.scheduler.waiting_for_grammar) and engine.abort(request)
     assert not engine.has_unfinished()
     started = time.monotonic()
     grammar = engine.structured.compiler.compile(spec)
     assert engine.structured.compiler.cached(spec) is grammar
     engine.add_request("x", params(0.0), structured=spec)
-    assert not engine.structured.has_parked()  # cached: admitted at once
+    assert not bool(engine.scheduler.waiting_for_grammar)  # cached: admitted at once
     engine.generate(["z"], params(0.0), progress=False, structured=compile_structured(StructuredOutput("regex", "ok")))
     while engine.has_unfinished():
         engine.step()

@@ -23,15 +23,15 @@ from llmkit.core.sampling.rng import derive_seed
 from llmkit.core.structured import CompiledGrammar, StructuredOutput
 
 from .block_manager import BlockManager
-from .failure_isolation import isolate_failure
+from .failure_isolation import FailureIsolation
 from .kv_budget import blocks_for_budget, parse_budget
 from .model_runner import ModelRunner
 from .outputs import RequestOutput, RequestTiming
-from .scheduler import ScheduledBatch, Scheduler, SchedulingPolicy
+from .request import Request
+from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
 from .speculative import SpeculativeConfig, Speculator
-from .step_outputs import StepOutputs
-from .structured import StructuredOutputs
+from .structured import GrammarManager
 
 logger = logging.getLogger(__name__)
 
@@ -98,19 +98,6 @@ def _require_native_quantized_kernels(kv_cache_dtype: str, device: str) -> None:
         )
 
 
-@dataclasses.dataclass
-class _Request:
-    request_id: str
-    prompt_token_ids: list[int]
-    sequences: list[Sequence]
-    timing: RequestTiming
-    inconclusive_failures: int = 0  # failed steps it took part in without a solo run (see failure_isolation)
-
-    @property
-    def finished(self) -> bool:
-        return all(s.is_finished for s in self.sequences)
-
-
 class Engine:
     """The serving engine. `generate()` for batch jobs; `add_request()` + `step()` to drive it yourself."""
 
@@ -167,16 +154,24 @@ class Engine:
             if t is not None
         )
         self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
-        self.scheduler = Scheduler(self.block_manager, cfg.max_num_seqs, cfg.max_num_batched_tokens, policy)
-        self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size)
-        self.requests: dict[str, _Request] = {}
-        self._failed: list[str] = []  # requests ended by fail_request, reported by the next step
+        self.structured = GrammarManager(self.tokenizer, model_config.vocab_size)
+        self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
+        self.speculator = (
+            None
+            if cfg.speculative is None
+            else Speculator(cfg.speculative, self.runner, self.block_manager, self.pretrained)
+        )
+        self.scheduler = Scheduler(
+            self.block_manager,
+            cfg.max_num_seqs,
+            cfg.max_num_batched_tokens,
+            policy,
+            grammars=self.structured,
+            speculator=self.speculator,
+        )
+        self.failures = FailureIsolation(self.scheduler, self.runner)
+        self.requests: dict[str, Request] = self.scheduler.requests  # the scheduler's registry, read here
         self._seq_ids = itertools.count()
-        self.outputs = StepOutputs(self)
-        self.structured = StructuredOutputs(self)
-        self.speculator = Speculator(cfg.speculative, self) if cfg.speculative is not None else None
-        if self.speculator is not None:
-            self.scheduler.on_release = self.speculator.release
 
     @property
     def capacity_tokens(self) -> int:
@@ -214,7 +209,7 @@ class Engine:
         structured: StructuredOutput | CompiledGrammar | None = None,
     ) -> str:
         """Queue a request (n sequences); returns its id. Text prompts are tokenized as is. With `structured`
-        every sequence's output follows that grammar; the request waits (outside the scheduler) while its
+        every sequence's output follows that grammar; the request waits (WAITING_FOR_GRAMMAR) while its
         grammar compiles on a background thread."""
         ids = (
             self.tokenizer.encode(prompt, add_special_tokens=True)
@@ -253,74 +248,33 @@ class Engine:
             )
             for j in range(params.n)
         ]
-        self.requests[request_id] = _Request(request_id, ids, sequences, RequestTiming(time.monotonic()))
-        if grammar is not None and not isinstance(grammar, CompiledGrammar):
-            self.structured.park(request_id, grammar, sequences)
-            return request_id
-        if grammar is not None:
+        if grammar is not None and isinstance(grammar, CompiledGrammar):
             self.structured.attach(grammar, sequences)
-        for seq in sequences:
-            self.scheduler.add(seq)
+            grammar = None
+        self.scheduler.add_request(Request(request_id, ids, sequences, RequestTiming(time.monotonic()), 0, grammar))
         return request_id
-
-    def fail_request(self, request_id: str, reason: str) -> None:
-        """End a request that cannot run (its grammar failed to compile): finish reason "error"."""
-        request = self.requests.get(request_id)
-        if request is None:
-            return
-        logger.warning("request %s: %s", request_id, reason)
-        for seq in request.sequences:
-            seq.output.finish_reason = "error"
-            self.scheduler.finish(seq)
-        self._failed.append(request_id)
 
     def abort(self, request_id: str) -> bool:
         """Stop a request now and free its blocks; False if it is unknown or already done."""
-        request = self.requests.pop(request_id, None)
-        if request is None:
-            return False
-        self.structured.forget(request_id)
-        for seq in request.sequences:
-            if not seq.is_finished:
-                seq.output.finish_reason = "abort"
-                self.scheduler.finish(seq)
-        return True
+        return self.scheduler.abort_request(request_id)
 
     def has_unfinished(self) -> bool:
-        return self.scheduler.has_unfinished() or self.structured.has_parked() or bool(self._failed)
+        return self.scheduler.has_unfinished()
 
     def step(self) -> list[RequestOutput]:
-        """Propose drafts, schedule, run one forward, sample or verify; report what each request produced."""
+        """One step, three calls with data flowing one way: `Scheduler.schedule() -> SchedulerOutput`,
+        `ModelRunner.execute(SchedulerOutput) -> RunnerOutput`, `Scheduler.update_from_output(...) ->
+        list[RequestOutput]`. A failure ends only the requests that cause it (see failure_isolation)."""
         started = time.perf_counter()
-        self.structured.admit_ready()
-        failed = [self.outputs.report_failure(request_id) for request_id in self._failed]
-        self._failed.clear()
-        if self.speculator is not None:
-            self.speculator.propose(self.scheduler.running, self.context_length)
-        batch = self.scheduler.schedule()
-        if batch.is_empty:
-            if self.structured.has_parked():
+        output = self.scheduler.schedule()
+        if output.is_empty:
+            if self.scheduler.waiting_for_grammar:
                 time.sleep(0.001)  # only requests waiting for their grammars: do not spin
-            return failed
-        try:
-            outputs = self.run_batch(batch)
-        except Exception as error:  # only the requests that make the step fail end, with an error
-            return failed + isolate_failure(self, batch, error)
+            return self.scheduler.report_ended(output)
+        outputs = self.failures.run(output)
         if self.speculator is not None:
             self.speculator.step_seconds += time.perf_counter() - started
-        return failed + outputs
-
-    def run_batch(self, batch: ScheduledBatch) -> list[RequestOutput]:
-        """One forward over a scheduled batch, then sampling or verification and the per-request reports."""
-        self.outputs.replayable = True
-        for seq, count in batch.sequences:
-            if len(seq.draft_token_ids) > count - 1:  # the token budget cut the verification short
-                seq.draft_token_ids = seq.draft_token_ids[: count - 1]
-                if seq.draft_probs is not None:
-                    seq.draft_probs = seq.draft_probs[: count - 1]
-        inputs, ordered = self.runner.prepare(batch.sequences)
-        hidden = self.runner.execute(inputs)
-        return self.outputs.process({id(seq): count for seq, count in batch.sequences}, inputs, ordered, hidden)
+        return outputs
 
     def generate(
         self,

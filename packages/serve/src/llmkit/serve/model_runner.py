@@ -1,4 +1,4 @@
-"""`ModelRunner`: turns a scheduled batch into one forward pass over the paged KV cache.
+"""`ModelRunner`: turns a `SchedulerOutput` into one forward pass over the paged KV cache, then new tokens.
 
 Token order in the flat batch: decoding sequences (one token each) first, then prefill
 chunks back to back. Attention calls `llmkit.core.ops` (native kernels when installed,
@@ -15,7 +15,11 @@ from llmkit.core import ops
 from llmkit.core.models.llama import LlamaModel
 from llmkit.core.ops import PagedKVCache
 
+from .runner_output import RunnerOutput
+from .sampling_stage import SamplingStage
+from .scheduler_output import ScheduledSequence, SchedulerOutput
 from .sequence import Sequence
+from .structured import GrammarManager
 
 
 @dataclasses.dataclass
@@ -64,42 +68,62 @@ class PagedAttention:
         return out
 
 
-def _block_tables(sequences: list[Sequence], device: torch.device) -> torch.Tensor:
-    width = max((len(s.block_table) for s in sequences), default=0)
-    table = torch.zeros(len(sequences), max(width, 1), dtype=torch.int32)
-    for row, seq in enumerate(sequences):
-        table[row, : len(seq.block_table)] = torch.tensor(seq.block_table, dtype=torch.int32)
+def _block_tables(tables: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
+    width = max((len(t) for t in tables), default=0)
+    table = torch.zeros(len(tables), max(width, 1), dtype=torch.int32)
+    for row, blocks in enumerate(tables):
+        table[row, : len(blocks)] = torch.tensor(blocks, dtype=torch.int32)
     return table.to(device)
 
 
 class ModelRunner:
-    def __init__(self, model: LlamaModel, caches: list[PagedKVCache], block_size: int):
+    """`execute(SchedulerOutput) -> RunnerOutput`: the forward, then the sampling stage (grammar masks,
+    sampler, speculative verification). It reads the sequences and changes none of them."""
+
+    def __init__(
+        self, model: LlamaModel, caches: list[PagedKVCache], block_size: int, grammars: GrammarManager | None = None
+    ):
         self.model, self.caches, self.block_size = model, caches, block_size
         self.device = model.device
         self.scale = model.config.head_dim**-0.5
+        self.sampling = SamplingStage(grammars)
 
-    def slot(self, seq: Sequence, position: int) -> int:
-        return seq.block_table[position // self.block_size] * self.block_size + position % self.block_size
+    def slot(self, block_table, position: int) -> int:
+        return block_table[position // self.block_size] * self.block_size + position % self.block_size
 
-    def prepare(self, batch: list[tuple[Sequence, int]]) -> tuple[StepInputs, list[Sequence]]:
-        """Order the batch (decodes first) and build the step's tensors."""
-        decodes = [(s, n) for s, n in batch if n == 1 and s.is_decoding]
-        prefills = [(s, n) for s, n in batch if not (n == 1 and s.is_decoding)]
+    def execute(self, output: SchedulerOutput) -> RunnerOutput:
+        """One forward over the step's tokens; prompt logprobs, then new tokens for every sequence that samples."""
+        inputs, ordered = self.prepare(output)
+        hidden = self.forward(inputs)
+        prompt_logprobs = {}
+        for scheduled, first_row in zip(ordered, inputs.first_rows, strict=True):
+            if scheduled.seq.prompt_logprobs is not None:
+                prompt_logprobs[scheduled.seq.seq_id] = self._prompt_logprobs(scheduled, hidden, first_row)
+        needing = [(s, rows) for s, rows in zip(ordered, inputs.logit_rows, strict=True) if rows]
+        if not needing:
+            return RunnerOutput({}, prompt_logprobs)
+        logits = self.logits(hidden, [row for _, rows in needing for row in rows])
+        return RunnerOutput(self.sampling.run(logits, needing), prompt_logprobs)
+
+    def prepare(self, output: SchedulerOutput) -> tuple[StepInputs, list[ScheduledSequence]]:
+        """Order the step (decodes first) and build its tensors."""
+        decodes = [s for s in output.scheduled if s.is_decode]
+        prefills = [s for s in output.scheduled if not s.is_decode]
         ordered = decodes + prefills
         ids, positions, slots, first_rows, logit_rows = [], [], [], [], []
-        for seq, count in ordered:
-            start = seq.num_computed_tokens
+        for scheduled in ordered:
             first_rows.append(len(ids))
-            ids.extend((seq.token_ids() + seq.draft_token_ids)[start : start + count])
-            for position in range(start, start + count):
+            ids.extend(scheduled.token_ids)
+            table = scheduled.block_table
+            for position in scheduled.positions:
                 positions.append(position)
-                slots.append(self.slot(seq, position))
+                slots.append(self.slot(table, position))
             end = len(ids) - 1
-            finishes = start + count == seq.num_tokens + len(seq.draft_token_ids)
-            logit_rows.append(list(range(end - len(seq.draft_token_ids), end + 1)) if finishes else [])
+            drafts = len(scheduled.draft_token_ids)
+            logit_rows.append(list(range(end - drafts, end + 1)) if scheduled.samples else [])
         starts = [0]
-        for _, count in prefills:
-            starts.append(starts[-1] + count)
+        for scheduled in prefills:
+            starts.append(starts[-1] + scheduled.num_tokens)
 
         def tensor(values, dtype=torch.int64):
             return torch.tensor(values, dtype=dtype, device=self.device)
@@ -109,20 +133,34 @@ class ModelRunner:
             positions=tensor(positions),
             slot_mapping=tensor(slots),
             num_decode=len(decodes),
-            decode_block_tables=_block_tables([s for s, _ in decodes], self.device),
-            decode_seq_lens=tensor([s.num_tokens for s, _ in decodes], torch.int32),
-            prefill_block_tables=_block_tables([s for s, _ in prefills], self.device),
-            prefill_seq_lens=tensor([s.num_computed_tokens + n for s, n in prefills], torch.int32),
+            decode_block_tables=_block_tables([s.block_table for s in decodes], self.device),
+            decode_seq_lens=tensor([s.num_computed_tokens + 1 for s in decodes], torch.int32),
+            prefill_block_tables=_block_tables([s.block_table for s in prefills], self.device),
+            prefill_seq_lens=tensor([s.num_computed_tokens + s.num_tokens for s in prefills], torch.int32),
             query_start_loc=tensor(starts, torch.int32),
             first_rows=first_rows,
             logit_rows=logit_rows,
         )
-        return inputs, [s for s, _ in ordered]
+        return inputs, ordered
 
     @torch.inference_mode()
-    def execute(self, inputs: StepInputs) -> torch.Tensor:
+    def forward(self, inputs: StepInputs) -> torch.Tensor:
         """Final hidden states [N, hidden] of every token in the step."""
         return self.model(inputs.input_ids, inputs.positions, PagedAttention(self.caches, inputs, self.scale))
+
+    def _prompt_logprobs(self, scheduled: ScheduledSequence, hidden: torch.Tensor, first_row: int) -> list[float]:
+        """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p
+        predicts the token at p + 1; a recomputed prefix after preemption adds nothing twice)."""
+        seq, start = scheduled.seq, scheduled.num_computed_tokens
+        prompt = seq.prompt_token_ids
+        first = max(start + 1, len(seq.prompt_logprobs))  # first prompt position still without a logprob
+        last = min(start + scheduled.num_tokens, len(prompt) - 1)  # last prompt position this chunk predicts
+        if first > last:
+            return []
+        rows = [first_row + position - 1 - start for position in range(first, last + 1)]
+        logprobs = self.logits(hidden, rows).log_softmax(-1)
+        targets = torch.tensor(prompt[first : last + 1], device=logprobs.device)
+        return logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor, rows: list[int]) -> torch.Tensor:
@@ -142,9 +180,9 @@ class ModelRunner:
         inputs = StepInputs(
             input_ids=tensor(tokens),
             positions=tensor(positions),
-            slot_mapping=tensor([self.slot(s, p) for s, p in zip(sequences, positions, strict=True)]),
+            slot_mapping=tensor([self.slot(s.block_table, p) for s, p in zip(sequences, positions, strict=True)]),
             num_decode=len(sequences),
-            decode_block_tables=_block_tables(sequences, self.device),
+            decode_block_tables=_block_tables([tuple(s.block_table) for s in sequences], self.device),
             decode_seq_lens=tensor([p + 1 for p in positions], torch.int32),
             prefill_block_tables=_block_tables([], self.device),
             prefill_seq_lens=tensor([], torch.int32),

@@ -11,9 +11,40 @@ from llmkit.core.tokenizer import Tokenizer
 
 
 class SequenceStatus(enum.Enum):
-    WAITING = "waiting"  # not yet scheduled, or preempted and waiting to be recomputed
+    """Where a sequence is. Only the scheduler moves a sequence from one status to another (see
+    docs/architecture.md for the machine)."""
+
+    WAITING = "waiting"  # queued for admission: new, or preempted / undone and waiting to be recomputed
+    WAITING_FOR_GRAMMAR = "waiting_for_grammar"  # its request's grammar is compiling on a background thread
+    WAITING_FOR_REMOTE_KV = "waiting_for_remote_kv"  # blocks reserved; its prompt's K/V come from a prefill worker
     RUNNING = "running"
-    FINISHED = "finished"
+    FINISHED_STOPPED = "finished_stopped"  # a stop token or string, or a grammar that cannot go on
+    FINISHED_LENGTH = "finished_length"
+    FINISHED_ABORTED = "finished_aborted"
+    FINISHED_ERROR = "finished_error"  # its grammar failed to compile, or a step failed on it
+
+    @property
+    def is_finished(self) -> bool:
+        return self in _FINISHED
+
+    @staticmethod
+    def finished(reason: str | None) -> SequenceStatus:
+        """The final status for an `OutputStream.finish_reason` (None: ended without one, an abort)."""
+        return {
+            "stop": SequenceStatus.FINISHED_STOPPED,
+            "length": SequenceStatus.FINISHED_LENGTH,
+            "error": SequenceStatus.FINISHED_ERROR,
+        }.get(reason, SequenceStatus.FINISHED_ABORTED)
+
+
+_FINISHED = frozenset(
+    {
+        SequenceStatus.FINISHED_STOPPED,
+        SequenceStatus.FINISHED_LENGTH,
+        SequenceStatus.FINISHED_ABORTED,
+        SequenceStatus.FINISHED_ERROR,
+    }
+)
 
 
 class SpeculationStats:
@@ -81,13 +112,20 @@ class Sequence:
     def token_ids(self) -> list[int]:
         return self.prompt_token_ids + self.output.token_ids
 
+    def tokens_at(self, start: int, count: int) -> list[int]:
+        """`count` tokens from position `start` of prompt, output and drafts, without copying them all."""
+        prompt, output = self.prompt_token_ids, self.output.token_ids
+        if start >= len(prompt) and start + count <= len(prompt) + len(output):
+            return output[start - len(prompt) : start - len(prompt) + count]
+        return (prompt + output + self.draft_token_ids)[start : start + count]
+
     @property
     def shares_prefix(self) -> bool:
         return self.prompt_logprobs is None and not self.imported
 
     @property
     def is_finished(self) -> bool:
-        return self.status is SequenceStatus.FINISHED
+        return self.status.is_finished
 
     @property
     def num_uncomputed_tokens(self) -> int:

@@ -18,7 +18,7 @@ from ..sequence import Sequence
 from ..server.errors import APIError
 from ..server.responses import new_id
 from ..server.state import Server
-from . import handoff
+from . import remote_kv
 from .kv_transfer import MAX_TRANSFER_ID
 
 
@@ -45,7 +45,7 @@ class HeldPrefills:
         started: list[Sequence] = []  # filled on the engine thread, so a cancelled caller still sees it
 
         def start() -> None:
-            started.append(handoff.start_held_prefill(engine, prompt, params, request_id))
+            started.append(remote_kv.start_held_prefill(engine, prompt, params, request_id))
 
         async def admit() -> None:
             await asyncio.wrap_future(server.async_engine.call(start))
@@ -55,7 +55,7 @@ class HeldPrefills:
             async for _ in server.run(None, prompt, params, request_id, admit):
                 pass
             seq = started[0]
-            if not handoff.prefill_complete(seq):
+            if not remote_kv.prefill_complete(seq):
                 raise APIError(
                     500, f"the prefill ended without computing the prompt ({seq.output.finish_reason})", "server_error"
                 )
@@ -64,7 +64,7 @@ class HeldPrefills:
             return transfer_id, seq
         finally:
             if not held:  # failed, aborted or cancelled: queued after the abort, so it runs once the prefill stopped
-                server.async_engine.call(lambda: [handoff.release_held(engine, seq) for seq in started])
+                server.async_engine.call(lambda: [remote_kv.release_held(engine, seq) for seq in started])
 
     def _hold(self, seq: Sequence) -> int:
         with self._lock:
@@ -80,7 +80,7 @@ class HeldPrefills:
 
     def release(self, seq: Sequence) -> concurrent.futures.Future:
         engine = self.server.engine
-        return self.server.async_engine.call(lambda: handoff.release_held(engine, seq))
+        return self.server.async_engine.call(lambda: remote_kv.release_held(engine, seq))
 
     def reap(self) -> int:
         """Free the prefills held longer than `hold_seconds`; how many there were."""

@@ -22,7 +22,7 @@ from ..async_engine import EngineOverloaded
 from ..server.errors import APIError
 from ..server.preparation import prepare_chat, prepare_completion
 from ..server.state import Server
-from . import handoff
+from . import remote_kv
 from .held import HeldPrefills
 from .internal_auth import InternalOnly
 from .kv_transfer import MAX_TRANSFER_ID, KVTransport
@@ -69,7 +69,7 @@ class PrefillWorker:
             raise APIError(404, f"no prefilled prompt waits under transfer id {transfer_id!r}")
         engine, call = self.server.engine, self.server.async_engine.call
         try:
-            tensors = await asyncio.wrap_future(call(lambda: handoff.export_kv(engine, seq)))
+            tensors = await asyncio.wrap_future(call(lambda: remote_kv.export_kv(engine, seq)))
             sent = await asyncio.wrap_future(self.transport.send(tensors, transfer_id))
         except Exception as err:
             raise APIError(502, f"sending the KV blocks to the decode worker failed: {err}", "server_error") from None
@@ -109,7 +109,7 @@ class DecodeWorker:
 
         def reserve():
             self._check_room()
-            seq = handoff.reserve_import(engine, prompt, params, request_id)
+            seq = remote_kv.reserve_import(engine, prompt, params, request_id)
             self._importing.add(request_id)
             return seq
 
@@ -125,18 +125,20 @@ class DecodeWorker:
     async def _import(self, seq, transfer_id: int, num_blocks: int) -> None:
         engine, call = self.server.engine, self.server.async_engine.call
         if len(seq.block_table) != num_blocks:
-            await asyncio.wrap_future(call(lambda: handoff.abandon_import(engine, seq)))
+            await asyncio.wrap_future(call(lambda: remote_kv.abandon_import(engine, seq)))
             raise APIError(
                 400, f"the prefill worker sent {num_blocks} blocks; this prompt needs {len(seq.block_table)}"
             )
         try:
-            tensors = await asyncio.wrap_future(self.transport.recv(handoff.kv_shapes(engine, num_blocks), transfer_id))
+            tensors = await asyncio.wrap_future(
+                self.transport.recv(remote_kv.kv_shapes(engine, num_blocks), transfer_id)
+            )
         except Exception as err:
-            await asyncio.wrap_future(call(lambda: handoff.abandon_import(engine, seq)))
+            await asyncio.wrap_future(call(lambda: remote_kv.abandon_import(engine, seq)))
             raise APIError(
                 502, f"receiving the KV blocks from the prefill worker failed: {err}", "server_error"
             ) from None
-        await asyncio.wrap_future(call(lambda: handoff.finish_import(engine, seq, tensors)))
+        await asyncio.wrap_future(call(lambda: remote_kv.finish_import(engine, seq, tensors)))
 
 
 def parse_transfer_header(header: str) -> tuple[int, int]:

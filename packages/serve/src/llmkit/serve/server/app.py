@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..structured.admission import compile_for_request, structured_admit
 from ..structured.tool_stream import ToolCallStream
 from . import responses as R
 from .errors import APIError
 from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
+from .structured_admission import compile_for_request, structured_admit
 
 logger = logging.getLogger(__name__)
 

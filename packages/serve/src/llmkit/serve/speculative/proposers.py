@@ -13,6 +13,7 @@ from llmkit.core.sampling import SamplingBatch
 from llmkit.core.sampling.rng import uniform
 from llmkit.core.sampling.sampler import apply_penalties, filtered_logits
 
+from ..scheduler_output import ScheduledSequence, SchedulerOutput
 from ..sequence import Sequence
 
 DRAFT_SALT = 0x6A09E667F3BCC909  # draft sampling draws from its own uniform stream
@@ -153,6 +154,9 @@ class _Shadow:
     def token_ids(self) -> list[int]:
         return self.tokens
 
+    def tokens_at(self, start: int, count: int) -> list[int]:
+        return self.tokens[start : start + count]
+
     @property
     def num_tokens(self) -> int:
         return len(self.tokens)
@@ -198,10 +202,12 @@ class DraftModelProposer(AutoregressiveDrafter):
     def draft_logits(self, sequences: list[Sequence], step: int) -> torch.Tensor:
         shadows = [self.shadows[seq.seq_id] for seq in sequences]
         if step == 0:  # catch up: everything the draft cache lacks, ending with the last accepted token
-            batch = [(shadow, shadow.num_tokens - shadow.num_computed_tokens) for shadow in shadows]
+            batch = SchedulerOutput(
+                tuple(ScheduledSequence.of(s, s.num_tokens - s.num_computed_tokens) for s in shadows)
+            )
             inputs, ordered = self.runner.prepare(batch)
-            hidden = self.runner.execute(inputs)
-            rows = {id(s): r[-1] for s, r in zip(ordered, inputs.logit_rows, strict=True)}
+            hidden = self.runner.forward(inputs)
+            rows = {id(s.seq): r[-1] for s, r in zip(ordered, inputs.logit_rows, strict=True)}
             for shadow in shadows:
                 shadow.num_computed_tokens = shadow.num_tokens
             return self.runner.logits(hidden, [rows[id(s)] for s in shadows])

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
-from llmkit.core.models.pretrained import load_pretrained
+from llmkit.core.models.pretrained import Pretrained, load_pretrained
 
 from ..block_manager import BlockManager
-from ..model_runner import ModelRunner
 from ..sequence import Sequence
 from .proposers import DraftModelProposer, EarlyExitProposer, NgramProposer, Proposer
+
+if TYPE_CHECKING:
+    from ..model_runner import ModelRunner
 
 METHODS = ("ngram", "early_exit", "draft")
 
@@ -51,36 +54,44 @@ class ProposerStats:
 
 
 class Speculator:
-    def __init__(self, config: SpeculativeConfig, engine) -> None:
+    """Owned by the scheduler: `propose` runs at the start of `schedule()`, `record` in the update."""
+
+    def __init__(
+        self, config: SpeculativeConfig, runner: ModelRunner, block_manager: BlockManager, target: Pretrained
+    ) -> None:
         if config.method not in METHODS:
             raise InvalidParameterError(
                 f"speculative method must be one of {', '.join(METHODS)}, got {config.method!r}"
             )
         if config.num_tokens < 1:
             raise InvalidParameterError(f"num_tokens must be >= 1, got {config.num_tokens}")
-        self.config, self.block_manager = config, engine.block_manager
-        self.proposer = self._build_proposer(config, engine)
+        self.config, self.block_manager = config, block_manager
+        self.context_length = target.config.max_position_embeddings
+        self.proposer = self._build_proposer(config, runner, block_manager.block_size, target)
         self.stats = ProposerStats()
         self.draft_seconds = 0.0
         self.step_seconds = 0.0
 
     @staticmethod
-    def _build_proposer(config: SpeculativeConfig, engine) -> Proposer:
+    def _build_proposer(
+        config: SpeculativeConfig, runner: ModelRunner, block_size: int, target: Pretrained
+    ) -> Proposer:
         if config.method == "ngram":
             return NgramProposer(config.ngram_min, config.ngram_max)
         if config.method == "early_exit":
-            layers = config.early_exit_layers or max(1, engine.pretrained.config.num_layers // 4)
-            return EarlyExitProposer(engine.runner, layers)
+            layers = config.early_exit_layers or max(1, target.config.num_layers // 4)
+            return EarlyExitProposer(runner, layers)
         if config.draft_model is None:
             raise InvalidParameterError("speculative method 'draft' needs draft_model (a catalog name or path)")
-        draft = load_pretrained(config.draft_model, dtype=engine.pretrained.model.dtype, quiet=True)
+        draft = load_pretrained(config.draft_model, dtype=target.model.dtype, quiet=True)
         if (
-            draft.tokenizer.vocab_size != engine.tokenizer.vocab_size
-            or draft.config.vocab_size != engine.pretrained.config.vocab_size
+            draft.tokenizer.vocab_size != target.tokenizer.vocab_size
+            or draft.config.vocab_size != target.config.vocab_size
         ):
             raise InvalidParameterError("the draft model must share the target's tokenizer and vocabulary")
+        from ..model_runner import ModelRunner  # the runner's sampling stage imports this package
+
         cfg = draft.config
-        block_size = engine.config.block_size
         caches = [
             ops.allocate(
                 config.draft_num_blocks,
@@ -97,14 +108,14 @@ class Speculator:
             ModelRunner(draft.model, caches, block_size), BlockManager(config.draft_num_blocks, block_size, False)
         )
 
-    def propose(self, running: list[Sequence], context_length: int) -> None:
+    def propose(self, running: list[Sequence]) -> None:
         """Give each decoding sequence (that still speculates) up to num_tokens drafts, blocks reserved."""
         started = time.perf_counter()
         chosen, budgets = [], []
         for seq in running:
             if not (seq.is_decoding and seq.speculation.enabled and not seq.draft_token_ids):
                 continue
-            room = min(seq.output.max_new_tokens - len(seq.output_token_ids), context_length - seq.num_tokens) - 1
+            room = min(seq.output.max_new_tokens - len(seq.output_token_ids), self.context_length - seq.num_tokens) - 1
             k = min(self.config.num_tokens, room)
             if k < 1 or not self.block_manager.allocate_for(seq, 1 + k):
                 continue

@@ -1,7 +1,8 @@
-"""`StructuredOutputs`: the engine's part of structured outputs.
+"""`GrammarManager`: the engine's part of structured outputs — compiling grammars, one matcher per
+constrained sequence, and its token masks.
 
-Requests with a grammar wait outside the scheduler until their grammar is compiled (on the
-compiler's thread, so other requests keep decoding). Each sequence gets a matcher. The masks for
+A request whose grammar is still compiling (on the compiler's thread, so other requests keep decoding)
+waits in the scheduler with status WAITING_FOR_GRAMMAR; the scheduler attaches matchers when it is ready. The masks for
 step N+1 are computed on a worker thread while step N+1's forward runs (the native matcher and
 torch both release the GIL); sampling applies them with `llmkit.core.ops.apply_token_bitmask_`.
 """
@@ -49,21 +50,20 @@ class SequenceGrammar:
         return self.mask is not None and self.mask_at == self.matcher.num_accepted_tokens
 
 
-class StructuredOutputs:
-    def __init__(self, engine) -> None:
-        self.engine = engine
+class GrammarManager:
+    def __init__(self, tokenizer, vocab_size: int) -> None:
+        self.tokenizer, self.model_vocab_size = tokenizer, vocab_size
         # Each grammar's token-mask tables are built on the compiler's thread, one thread: decoding goes on.
         self.compiler = GrammarCompiler(prepare=lambda grammar: prepare_matcher(grammar, self.vocabulary, 1))
         self._vocabulary = None
-        self._parked: dict[str, tuple[concurrent.futures.Future, list[Sequence]]] = {}
         self._workers = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-masks")
         self.jump_forward_tokens = 0
 
     @property
     def vocabulary(self):
         if self._vocabulary is None:
-            width = max(self.engine.pretrained.config.vocab_size, self.engine.tokenizer.vocab_size)
-            self._vocabulary = vocabulary_index(self.engine.tokenizer, width)
+            width = max(self.model_vocab_size, self.tokenizer.vocab_size)
+            self._vocabulary = vocabulary_index(self.tokenizer, width)
         return self._vocabulary
 
     @property
@@ -83,32 +83,9 @@ class StructuredOutputs:
 
     def attach(self, grammar: CompiledGrammar, sequences: list[Sequence]) -> None:
         for seq in sequences:
-            stop_ids = set(self.engine.tokenizer.eos_token_ids) | set(seq.params.stop_token_ids)
+            stop_ids = set(self.tokenizer.eos_token_ids) | set(seq.params.stop_token_ids)
             stop_ids = tuple(sorted(t for t in stop_ids if 0 <= t < self.vocabulary.vocab_size))
             seq.grammar = SequenceGrammar(create_matcher(grammar, self.vocabulary, stop_ids))
-
-    def park(self, request_id: str, future: concurrent.futures.Future, sequences: list[Sequence]) -> None:
-        self._parked[request_id] = (future, sequences)
-
-    def has_parked(self) -> bool:
-        return bool(self._parked)
-
-    def forget(self, request_id: str) -> bool:
-        return self._parked.pop(request_id, None) is not None
-
-    def admit_ready(self) -> None:
-        """Queue the parked requests whose grammar is ready; a failed compilation finishes them."""
-        for request_id, (future, sequences) in list(self._parked.items()):
-            if not future.done():
-                continue
-            del self._parked[request_id]
-            error = future.exception()
-            if error is not None:
-                self.engine.fail_request(request_id, f"grammar compilation failed: {error}")
-                continue
-            self.attach(future.result(), sequences)
-            for seq in sequences:
-                self.engine.scheduler.add(seq)
 
     # --- masks ----------------------------------------------------------------------------------
     def start_masks(self, sequences: list[Sequence]) -> None:

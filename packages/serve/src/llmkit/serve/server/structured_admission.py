@@ -8,7 +8,7 @@ import asyncio
 from llmkit.core.structured import CompiledGrammar, GrammarError, StructuredOutput
 
 from ..async_engine import EngineOverloaded
-from ..server.errors import APIError
+from .errors import APIError
 
 
 async def compile_for_request(server, spec: StructuredOutput, param: str) -> CompiledGrammar:

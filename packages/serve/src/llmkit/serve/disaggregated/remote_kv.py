@@ -1,5 +1,7 @@
-"""Engine-side handoff of a prompt's KV blocks: a prefill worker holds and exports them, a decode
-worker imports them into freshly allocated blocks and carries on decoding."""
+"""The engine side of a KV transfer between disaggregated workers: a prefill worker holds a prompt's KV
+blocks and exports them; a decode worker reserves blocks for the prompt (the sequence waits with status
+WAITING_FOR_REMOTE_KV), writes the received K/V into them and lets the scheduler run it. Sequence
+states change only through the scheduler's methods."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from llmkit.core.errors import InvalidParameterError
 from llmkit.core.sampling import SamplingParams
 
 from ..engine import Engine
-from ..sequence import Sequence, SequenceStatus
+from ..sequence import Sequence
 
 
 def start_held_prefill(engine: Engine, prompt_ids: list[int], params: SamplingParams, request_id: str) -> Sequence:
@@ -48,8 +50,7 @@ def prefill_complete(seq: Sequence) -> bool:
 def release_held(engine: Engine, seq: Sequence) -> None:
     """Free a held prefill's blocks, stopping it first if it still runs; calling it twice is harmless."""
     engine.abort(seq.request_id)
-    seq.keep_blocks = False
-    engine.block_manager.free(seq)
+    engine.scheduler.release_kept_blocks(seq)
 
 
 def kv_shapes(engine: Engine, num_blocks: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
@@ -68,11 +69,7 @@ def reserve_import(engine: Engine, prompt_ids: list[int], params: SamplingParams
         raise InvalidParameterError("disaggregated serving generates one sequence per request (n=1)")
     engine.add_request(prompt_ids, params, request_id)
     seq = engine.requests[request_id].sequences[0]
-    engine.scheduler.waiting.remove(seq)
-    seq.imported = True
-    if not engine.block_manager.admit(seq, len(prompt_ids)):
-        del engine.requests[request_id]
-        seq.status = SequenceStatus.FINISHED
+    if not engine.scheduler.reserve_remote_kv(seq):
         raise InvalidParameterError(f"the decode worker has no free KV blocks for a {len(prompt_ids)}-token prompt")
     return seq
 
@@ -87,13 +84,9 @@ def finish_import(engine: Engine, seq: Sequence, tensors: list[torch.Tensor]) ->
         if cache.key_scales is not None:
             cache.key_scales.index_copy_(0, index, tensors[2][layer])
             cache.value_scales.index_copy_(0, index, tensors[3][layer])
-    seq.num_computed_tokens = len(seq.prompt_token_ids) - 1
-    seq.status = SequenceStatus.RUNNING
-    engine.scheduler.running.append(seq)
+    engine.scheduler.remote_kv_arrived(seq)
 
 
 def abandon_import(engine: Engine, seq: Sequence) -> None:
     """The transfer failed: drop the reserved blocks and the request."""
-    engine.requests.pop(seq.request_id, None)
-    engine.block_manager.free(seq)
-    seq.status = SequenceStatus.FINISHED
+    engine.abort(seq.request_id)
