@@ -8,6 +8,7 @@ from .compression import (
     Summarizer,
     ToolResultLifecycle,
 )
+from .constraints import LMConstraintExtractor, RuleDetector, StatedConstraint
 from .conversation import Conversation
 from .diagnostics import ContextLog, LintFinding, lint
 from .errors import BudgetError, ContextError, StructuredOutputError
@@ -36,14 +37,17 @@ __all__ = [
     "Conversation",
     "ErrorBudget",
     "HandoffPacket",
+    "LMConstraintExtractor",
     "LintFinding",
     "PromptedJSON",
     "RenderedContext",
     "ResultSummary",
     "RetrievedChunk",
     "RollingSummary",
+    "RuleDetector",
     "SelectiveEviction",
     "StateObject",
+    "StatedConstraint",
     "StructuredGenerator",
     "StructuredOutputError",
     "Summarizer",
