@@ -61,3 +61,30 @@ __all__ = [
     "save_session",
     "u_shaped",
 ]
+
+# Retrieval, memory and playbooks load on first use: retrieval pulls in bm25s, and most windows use none of them.
+_LAZY_EXPORTS = {
+    "BM25Retriever": "retrieval",
+    "DenseRetriever": "retrieval",
+    "HashingEmbedder": "retrieval",
+    "HybridRetriever": "retrieval",
+    "LoglikelihoodReranker": "retrieval",
+    "LongTermMemory": "memory",
+    "Memory": "memory",
+    "SessionMemory": "memory",
+    "Curator": "playbook",
+    "Generator": "playbook",
+    "Playbook": "playbook",
+    "PlaybookDelta": "playbook",
+    "Reflection": "playbook",
+    "Reflector": "playbook",
+}
+__all__ += sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module 'llmkit.context' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_LAZY_EXPORTS[name]}", __name__), name)
