@@ -9,8 +9,9 @@ word-3-gram Jaccard with its original falls to a target drawn uniformly from [0.
 copy is a duplicate when that exact Jaccard is at least `threshold`; nothing else is. Every method sees
 the documents in order and keeps the first of each cluster; a method's "found" set is the documents it
 drops (datasketch: the documents whose `query` returns a kept document, which are then not inserted).
-All use word 3-grams of the same normalized text and `num_perm` permutations. Seconds include MinHash;
-peak memory is tracemalloc's peak (Python and numpy allocations) in a second, untimed run.
+All use word 3-grams of the same normalized text and `num_perm` permutations. Seconds (wall and this
+process's CPU time: on a shared machine the second is the steadier) include MinHash; peak memory is
+tracemalloc's peak (Python and numpy allocations) in a second, untimed run.
 """
 
 from __future__ import annotations
@@ -96,18 +97,18 @@ def run_datasketch(texts: list[str], threshold: float, num_perm: int, seed: int)
     return found
 
 
-def measure(run: Callable[[], set[int]]) -> tuple[set[int], float, float]:
-    """(found, seconds, peak MiB by tracemalloc in a second run)."""
-    started = time.perf_counter()
+def measure(run: Callable[[], set[int]]) -> tuple[set[int], float, float, float]:
+    """(found, wall seconds, CPU seconds of this process, peak MiB by tracemalloc in a second run)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     found = run()
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     tracemalloc.start()
     try:
         run()
         peak = tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
-    return found, seconds, peak
+    return found, seconds, cpu_seconds, peak
 
 
 def main() -> None:
@@ -138,16 +139,23 @@ def main() -> None:
         ),
         "datasketch MinHashLSH": lambda: run_datasketch(texts, args.threshold, args.num_perm, seed=1),
     }
-    table = Table("", "found", "precision", "recall", "F1", "seconds", "peak MiB")
+    table = Table("", "found", "precision", "recall", "F1", "seconds", "CPU seconds", "peak MiB")
     by_bin = Table("true Jaccard", "planted", *runs)
     results = {}
     for name, run in runs.items():
-        found, seconds, peak = measure(run)
+        found, seconds, cpu_seconds, peak = measure(run)
         true = len(found & truth)
         precision, recall = true / max(len(found), 1), true / max(len(truth), 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
         table.add_row(
-            name, f"{len(found):,}", f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}", f"{seconds:.1f}", f"{peak:.0f}"
+            name,
+            f"{len(found):,}",
+            f"{precision:.3f}",
+            f"{recall:.3f}",
+            f"{f1:.3f}",
+            f"{seconds:.1f}",
+            f"{cpu_seconds:.1f}",
+            f"{peak:.0f}",
         )
         results[name] = {
             "found": len(found),
@@ -155,6 +163,7 @@ def main() -> None:
             "recall": recall,
             "f1": f1,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "peak_mib": peak,
             "false_positives_not_copies": len(found - set(copies)),
         }

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from llmkit.core.models.store import DEFAULT_MODEL, pull
 from llmkit.eval.cache import ResponseCache
+from llmkit.eval.catalog import builtin_task
 from llmkit.eval.cli.models import open_model
 from llmkit.eval.client import ModelClient
 from llmkit.eval.runner import RunOptions, run_tasks
 from llmkit.eval.stats import bootstrap, mcnemar, paired_bootstrap
-from llmkit.eval.tasks import builtin_task
 
 LM_EVAL_SIDE = textwrap.dedent(
     """

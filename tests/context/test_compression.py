@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmkit.context import CodeDedup, ContextWindow, SelectiveEviction, StateObject, ToolResultLifecycle
 from llmkit.context.compression import HistoryView, salient_terms
-from llmkit.context.compression.dedup import block_key, similarity
+from llmkit.context.compression.dedup import similarity, snippet_key
 
 
 def decisions_by_turn(rendered):
@@ -33,7 +33,7 @@ def test_a_tool_results_own_summary_is_its_one_line_form(tiny_backend):
     assert "summarized: 3 hits, best: a" in window.render().messages[-1]["content"]
 
 
-def test_code_dedup_keeps_only_the_newest_version_of_a_block(tiny_backend):
+def test_code_dedup_keeps_only_the_newest_version_of_a_snippet(tiny_backend):
     window = ContextWindow(tiny_backend, budget=5000, policies=[CodeDedup()])
     v1 = "```python\ndef area(r):\n    return 3.14 * r * r\n```"
     v2 = "```python\ndef area(r):\n    return math.pi * r ** 2\n```"
@@ -50,11 +50,11 @@ def test_code_dedup_keeps_only_the_newest_version_of_a_block(tiny_backend):
     assert [(d.turn, d.action) for d in view.decisions] == [(1, "dedup")]
 
 
-def test_code_dedup_catches_near_identical_blocks_without_a_name():
+def test_code_dedup_catches_near_identical_snippets_without_a_name():
     a = "```\nx = load()\ny = transform(x)\nsave(y)\nreport(y)\n```"
     b = "```\nx = load()\ny = transform(x)\nsave(y)\nreport(y, verbose=True)\n```"
-    assert block_key(a) is None and similarity(a, b) >= 0.6
-    assert block_key("```python app.py\nprint(1)\n```") == "file:app.py"
+    assert snippet_key(a) is None and similarity(a, b) >= 0.6
+    assert snippet_key("```python app.py\nprint(1)\n```") == "file:app.py"
     assert similarity(a, "```\ncompletely different code here\n```") < 0.2
 
 

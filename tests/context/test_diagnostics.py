@@ -109,7 +109,8 @@ def test_inspect_prints_zones_prefix_hash_and_findings(tiny_backend, tiny_model_
     assert report["prefix_hash"] == window.render("what is next?").prefix_hash
     assert report["zone_tokens"]["documents"] > 0 and report["total_tokens"] <= 3000
     assert "conflicting-instructions" in {f["rule"] for f in report["lint"]}
-    assert {d["action"] for d in report["decisions"]} == {"summarize", "evict"}
+    # the last user turn states a constraint ("Never answer in English"): promoted, kept and protected
+    assert {d["action"] for d in report["decisions"]} == {"summarize", "evict", "keep"}
     code = main(["context", "inspect", str(path), "--model", str(tiny_model_dir), "--messages"])
     out = capsys.readouterr().out
     assert code == 1  # an error-level finding (the conflicting instructions)

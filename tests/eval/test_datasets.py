@@ -9,11 +9,11 @@ import zipfile
 
 import pytest
 
+from llmkit.eval.catalog import builtin_task
 from llmkit.eval.data import builtin as datasets
 from llmkit.eval.data import load_jsonl, read_records
 from llmkit.eval.data.packaged import read_archive_member
 from llmkit.eval.errors import EvalError
-from llmkit.eval.tasks import builtin_task
 
 
 def test_mmlu_has_14042_questions_and_drops_two_malformed_rows_loudly():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from llmkit.eval.cache import ResponseCache
+from llmkit.eval.catalog import builtin_registry
 from llmkit.eval.client import ModelClient
 from llmkit.eval.compare import compare_runs, regression_markdown
 from llmkit.eval.data import Dataset, Sample
@@ -110,7 +111,7 @@ def test_yaml_task_file(tmp_path, scripted):
         'solver: {type: generate, max_tokens: 4, stop: ["\\n"]}\n'
         "scorer: {type: match, extract: last_number, normalize: number}\n"
     )
-    task = task_from_yaml(tmp_path / "task.yaml")
+    task = task_from_yaml(tmp_path / "task.yaml", builtin_registry())
     assert (
         task.prompt.raw(_sample := task.dataset().samples[1], task.dataset().samples)
         == "Q: Say 0\nA: 0\n\nQ: Say 1\nA:"
@@ -131,7 +132,7 @@ def test_bad_yaml_task_names_the_section(tmp_path):
 
     (tmp_path / "t.yaml").write_text("dataset: {source: file, path: x.jsonl}\nsolver: {type: nonsense}\n")
     with pytest.raises(EvalError, match="solver: unknown type 'nonsense'"):
-        task_from_yaml(tmp_path / "t.yaml")
+        task_from_yaml(tmp_path / "t.yaml", builtin_registry())
 
 
 def test_results_record_dataset_provenance(tmp_path, tiny_backend):

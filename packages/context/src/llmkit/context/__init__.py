@@ -8,6 +8,7 @@ from .compression import (
     Summarizer,
     ToolResultLifecycle,
 )
+from .constraints import LMConstraintExtractor, RuleDetector, StatedConstraint
 from .conversation import Conversation
 from .diagnostics import ContextLog, LintFinding, lint
 from .errors import BudgetError, ContextError, StructuredOutputError
@@ -36,14 +37,17 @@ __all__ = [
     "Conversation",
     "ErrorBudget",
     "HandoffPacket",
+    "LMConstraintExtractor",
     "LintFinding",
     "PromptedJSON",
     "RenderedContext",
     "ResultSummary",
     "RetrievedChunk",
     "RollingSummary",
+    "RuleDetector",
     "SelectiveEviction",
     "StateObject",
+    "StatedConstraint",
     "StructuredGenerator",
     "StructuredOutputError",
     "Summarizer",
@@ -57,3 +61,30 @@ __all__ = [
     "save_session",
     "u_shaped",
 ]
+
+# Retrieval, memory and playbooks load on first use: retrieval pulls in bm25s, and most windows use none of them.
+_LAZY_EXPORTS = {
+    "BM25Retriever": "retrieval",
+    "DenseRetriever": "retrieval",
+    "HashingEmbedder": "retrieval",
+    "HybridRetriever": "retrieval",
+    "LoglikelihoodReranker": "retrieval",
+    "LongTermMemory": "memory",
+    "Memory": "memory",
+    "SessionMemory": "memory",
+    "Curator": "playbook",
+    "Generator": "playbook",
+    "Playbook": "playbook",
+    "PlaybookDelta": "playbook",
+    "Reflection": "playbook",
+    "Reflector": "playbook",
+}
+__all__ += sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module 'llmkit.context' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_LAZY_EXPORTS[name]}", __name__), name)

@@ -24,11 +24,22 @@ class Unit:
     kept: bool = True
     text: str = ""  # what the unit renders as (hashed per zone for the context log)
     own_message: bool = False  # renders as a message of its own (so dropping it saves the template's overhead)
+    # Protected units (a turn stating a constraint, a stated constraint's anchor line) are cut only after
+    # every unprotected unit; a higher level is cut later. `constraint` names what cutting one loses.
+    protection: int = 0
+    constraint: str | None = None
 
 
 def _drop(unit: Unit, reason: str, dropped: list[Dropped]) -> None:
     unit.kept = False
-    dropped.append(Dropped(unit.zone, unit.description, unit.tokens, reason))
+    if unit.protection:
+        reason += f"; only protected content was left, so this cut loses {unit.constraint!r}"
+    dropped.append(Dropped(unit.zone, unit.description, unit.tokens, reason, unit.constraint))
+
+
+def cut_order(unit: Unit) -> tuple[int, float]:
+    """Within a zone: unprotected before protected, then lowest keep_rank first."""
+    return (unit.protection, unit.keep_rank)
 
 
 def fit_zones(units: Sequence[Unit], zones: dict[str, ZoneSpec], dropped: list[Dropped]) -> None:
@@ -42,7 +53,7 @@ def fit_zones(units: Sequence[Unit], zones: dict[str, ZoneSpec], dropped: list[D
                 f"zone {name!r} must keep {pinned} tokens of pinned content but its budget is {spec.budget}; "
                 "raise the zone budget or shorten that content"
             )
-        for unit in sorted((u for u in members if not u.pinned), key=lambda u: u.keep_rank):
+        for unit in sorted((u for u in members if not u.pinned), key=cut_order):
             if used <= spec.budget:
                 break
             _drop(unit, f"zone {name!r} over its budget of {spec.budget} tokens", dropped)
@@ -58,7 +69,7 @@ def fit_total(
 ) -> int:
     """Cut units from the lowest-priority zones until `measure()` (the exact prompt tokens) is within `budget`.
 
-    Each round drops about the estimated overshoot (unit tokens plus, for units that are messages of
+    Protected units go only after every unprotected one, whatever their zone. Each round drops about the estimated overshoot (unit tokens plus, for units that are messages of
     their own, the template's measured per-message overhead), then measures again: the result is
     exact whatever the chat template adds.
     """
@@ -67,7 +78,8 @@ def fit_total(
     messages = sum(u.own_message for u in kept) + 2
     per_message = max(0.0, (total - sum(u.tokens for u in kept)) / messages)
     candidates = sorted(
-        (u for u in units if u.kept and not u.pinned), key=lambda u: (zones[u.zone].priority, u.keep_rank)
+        (u for u in units if u.kept and not u.pinned),
+        key=lambda u: (u.protection, zones[u.zone].priority, u.keep_rank),
     )
     while total > budget:
         overshoot = total - budget

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import StructuredOutputError
 from .structured import extract_json
+
+if TYPE_CHECKING:
+    from .window import ContextWindow
 
 
 class ErrorBudget(BaseModel):
@@ -42,6 +45,18 @@ class HandoffPacket(BaseModel):
     output_format: str = "Reply with one JSON object matching the result schema."
     output_schema: dict[str, Any] | None = None  # defaults to ResultSummary's schema
     error_budget: ErrorBudget = Field(default_factory=ErrorBudget)
+
+    @classmethod
+    def from_window(
+        cls, window: ContextWindow, *, role: str, task: str, distilled_context: str, **fields: Any
+    ) -> HandoffPacket:
+        """A packet that carries the window's constraints: those in force as `constraints` (the window's
+        own, then the user's stated ones in their words), and the state object, whose record also keeps
+        each superseded constraint with the correction that replaced it, in the context."""
+        state = window.state.render()
+        context = f"{distilled_context}\n\nState (JSON):\n{state}" if state else distilled_context
+        constraints = [*window.anchored_constraints(), *fields.pop("constraints", [])]
+        return cls(role=role, task=task, distilled_context=context, constraints=constraints, **fields)
 
     def result_schema(self) -> dict[str, Any]:
         return self.output_schema or ResultSummary.model_json_schema()

@@ -1,4 +1,4 @@
-"""U-shaped placement: the best-ranked chunks at the edges of a block, the weakest in the middle.
+"""U-shaped placement: the best-ranked chunks at the edges of their span of the context, the weakest in the middle.
 
 Models recall what sits at the start and the end of a long context better than the middle
 (Liu et al. 2023, "Lost in the Middle"), so rank 1 goes first, rank 2 last, rank 3 second, ...

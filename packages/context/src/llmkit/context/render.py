@@ -93,6 +93,7 @@ class Dropped:
     description: str
     tokens: int
     reason: str
+    constraint: str | None = None  # the stated constraint this cut loses (its turn or its anchor line)
 
 
 @dataclasses.dataclass

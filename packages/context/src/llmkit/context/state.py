@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import ContextError
@@ -67,9 +67,10 @@ class StateObject:
     def as_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self._data)
 
-    def render(self) -> str:
-        """Sorted-key JSON: equal states render byte-identically."""
-        return json.dumps(self._data, sort_keys=True, indent=1, ensure_ascii=False) if self._data else ""
+    def render(self, exclude: Collection[str] = ()) -> str:
+        """Sorted-key JSON (without the top-level keys in `exclude`): equal states render byte-identically."""
+        data = {k: v for k, v in self._data.items() if k not in exclude}
+        return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) if data else ""
 
     def __bool__(self) -> bool:
         return bool(self._data)

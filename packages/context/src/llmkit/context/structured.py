@@ -30,7 +30,7 @@ class StructuredGenerator(Protocol):
 
 
 def extract_json(text: str) -> str:
-    """The JSON object in a reply: a fenced block's body, else the span from the first '{' to the last '}'."""
+    """The JSON object in a reply: a code fence's body, else the span from the first '{' to the last '}'."""
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1)

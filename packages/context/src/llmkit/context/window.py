@@ -9,7 +9,9 @@ from llmkit.core.backends import Backend
 from llmkit.core.tokenizer import Tokenizer
 
 from .compression.base import HistoryPolicy, HistoryView
-from .compression.corrections import Correction
+from .compression.corrections import Correction, apply_corrections_to_text
+from .constraints import STATE_KEY, ConstraintDetector, RuleDetector, StatedConstraint, detect_all, promote, read_record
+from .constraints.promotion import supersede_by_claim
 from .errors import ContextError
 from .fitting import Unit, fit_total, fit_zones
 from .items import ContextItem, RetrievedChunk
@@ -47,6 +49,7 @@ class ContextWindow:
         zones: Mapping[str, ZoneSpec | int] | None = None,
         policies: Sequence[HistoryPolicy] = (),
         tools_in_template: bool | None = None,
+        constraint_detectors: Sequence[ConstraintDetector] | None = None,
     ):
         self.counter = counter_from(counter)
         if budget is None:
@@ -58,6 +61,9 @@ class ContextWindow:
         self.budget = budget
         self.zones = default_zones(budget, **dict(zones or {}))
         self.policies = list(policies)
+        # Constraints the user states in conversation are promoted into the anchored constraints
+        # (rules by default; add an LMConstraintExtractor, or pass () to turn detection off).
+        self.constraint_detectors = list((RuleDetector(),) if constraint_detectors is None else constraint_detectors)
         template = self.counter.chat_template
         self.tools_in_template = (
             tools_in_template if tools_in_template is not None else bool(template and template.supports_tools)
@@ -85,12 +91,35 @@ class ContextWindow:
         return item
 
     def add_message(self, role: str, content: str, **fields: Any) -> ContextItem:
-        """Append to the history; a user message opens a new turn."""
-        if role == "user":
+        """Append to the history; a user message opens a new turn.
+
+        A user's own message is run through the constraint detectors first: what it states is promoted
+        into the anchored constraints (`stated_constraints`); if a detector fails the window is unchanged.
+        """
+        item = ContextItem(content, role=role, turn=max(self.turn + (role == "user"), 1), **fields)
+        detections = []
+        if role == "user" and item.kind == "message" and item.trusted and self.constraint_detectors:
+            active = [r.text for r in self.stated_constraints if r.active]
+            detections = detect_all(self.constraint_detectors, content, active)
+        self._append(item)
+        if detections:
+            promote(self.state, self.corrections, item, detections)
+        return item
+
+    def _append(self, item: ContextItem) -> ContextItem:
+        if item.role == "user":
             self.turn += 1
-        item = ContextItem(content, role=role, turn=max(self.turn, 1), **fields)
         self.history.append(item)
         return item
+
+    @property
+    def stated_constraints(self) -> list[StatedConstraint]:
+        """Every constraint and preference promoted from the conversation, superseded ones included."""
+        return read_record(self.state)
+
+    def anchored_constraints(self) -> list[str]:
+        """What holds now: the window's own constraints, then the active stated ones in the user's words."""
+        return [*self.constraints, *(r.text for r in self.stated_constraints if r.active)]
 
     def add_tool_result(self, name: str, content: str, *, summary: str | None = None) -> ContextItem:
         """A tool's output: untrusted, labeled with the tool's name; `summary` is its one-line form later."""
@@ -105,10 +134,12 @@ class ContextWindow:
         """Record that `claim` (as said earlier) is wrong; earlier mentions render with a correction marker."""
         if not claim.strip():
             raise ContextError("a correction needs the claim it supersedes")
-        item = self.add_message(role, f"Correction: {correction} (this replaces the earlier claim: {claim!r})")
-        item.kind = "correction"
-        item.pinned = True
+        text = f"Correction: {correction} (this replaces the earlier claim: {claim!r})"
+        item = self._append(ContextItem(text, kind="correction", role=role, pinned=True, turn=max(self.turn, 1)))
+        if role == "user":
+            item.turn = self.turn
         self.corrections.append(Correction(claim, correction, item.turn, item.item_id))
+        supersede_by_claim(self.state, claim, correction, item.turn)
         return item
 
     def abandon(self, first_turn: int, last_turn: int | None = None, reason: str = "abandoned") -> None:
@@ -128,11 +159,31 @@ class ContextWindow:
         apply_corrections(view, self.corrections)
         for policy in self.policies:
             policy.apply(view)
+        active = {r.item_id: r for r in self.stated_constraints if r.active}
+        for item in view.live():
+            if item.item_id in active:
+                record = active[item.item_id]
+                reason = f"states a constraint the user set at turn {record.turn}: cut last for budget"
+                view.protect(item, "stated_constraints", 2, record.text, reason)
         return view
 
-    def _unit(self, zone: str, text: str, keep_rank: float, description: str, payload: Any, pinned: bool = False):
+    def _summary_text(self) -> str:
+        """The rolling summary, with corrected claims struck through as in the history."""
+        return apply_corrections_to_text(render_summary(self.summary, self.summarized_through), self.corrections)
+
+    def _unit(
+        self,
+        zone: str,
+        text: str,
+        keep_rank: float,
+        description: str,
+        payload: Any,
+        pinned: bool = False,
+        protection: tuple[int, str | None] = (0, None),
+    ):
         own_message = zone == "history"
-        return Unit(zone, self.counter.count(text), keep_rank, description, payload, pinned, True, text, own_message)
+        count = self.counter.count(text)
+        return Unit(zone, count, keep_rank, description, payload, pinned, True, text, own_message, *protection)
 
     def _units(self, current: str | None, view: HistoryView) -> list[Unit]:
         units = [self._unit("system", self.system, 0, "system prompt", None, pinned=True)]
@@ -142,17 +193,20 @@ class ContextWindow:
             rank = doc.priority * 10_000 - index  # later documents are cut first among equals
             units.append(self._unit("documents", render_document(doc), rank, f"document {doc.source}", doc))
         if self.summary is not None:
-            text = render_summary(self.summary, self.summarized_through)
+            text = self._summary_text()
             units.append(self._unit("history", text, float("inf"), "summary of earlier turns", "summary"))
         for index, item in enumerate(view.live()):
             rank = item.priority * 10_000 + index  # oldest first among equals
             message = history_message(item, view.text(item) or "")
+            protection = view.protected.get(item.item_id, (0, None))
             units.append(
-                self._unit("history", message["content"], rank, f"turn {item.turn} {item.role}", item, item.pinned)
+                self._unit(
+                    "history", message["content"], rank, f"turn {item.turn} {item.role}", item, item.pinned, protection
+                )
             )
         for rank, chunk in enumerate(self.retrieved):
             units.append(self._unit("retrieved", chunk.text, -rank, f"chunk {rank + 1} {chunk.source}", (rank, chunk)))
-        state_text = render_state(self.state.render())
+        state_text = render_state(self.state.render(exclude=(STATE_KEY,)))
         if state_text:
             units.append(self._unit("state", state_text, 0, "state object", None))
         if current is not None:
@@ -160,6 +214,13 @@ class ContextWindow:
         anchor = render_reminders(self.objective, self.constraints, ())
         if anchor:
             units.append(self._unit("reminders", anchor, float("inf"), "objective and constraints", None, True))
+        for index, record in enumerate(r for r in self.stated_constraints if r.active):
+            description = f"constraint stated at turn {record.turn}"
+            units.append(
+                self._unit(
+                    "reminders", f"- {record.anchor_line()}", index, description, record, False, (2, record.text)
+                )
+            )
         for index, reminder in enumerate(self.reminders):
             units.append(self._unit("reminders", reminder, index, "reminder", reminder))
         return units
@@ -180,17 +241,20 @@ class ContextWindow:
             messages.append({"role": "system", "content": "\n\n".join(system_parts)})
         static_messages = len(messages)
         if any(u.payload == "summary" for u in kept):
-            messages.append({"role": "system", "content": render_summary(self.summary, self.summarized_through)})
+            messages.append({"role": "system", "content": self._summary_text()})
         kept_history = {id(u.payload) for u in kept if u.zone == "history"}
         messages += [history_message(i, view.text(i) or "") for i in view.live() if id(i) in kept_history]
+        stated = [u.payload.anchor_line() for u in kept if isinstance(u.payload, StatedConstraint)]
         ranked = [u.payload for u in kept if u.zone == "retrieved"]
         placed = [ranked[i] for i in u_shaped_order(len(ranked))]
         tail = [
             render_retrieved([chunk for _, chunk in placed], [rank for rank, _ in placed]),
-            render_state(self.state.render()) if any(u.zone == "state" for u in kept) else "",
+            render_state(self.state.render(exclude=(STATE_KEY,))) if any(u.zone == "state" for u in kept) else "",
             current or "",
             render_reminders(
-                self.objective, self.constraints, [u.payload for u in kept if u.zone == "reminders" and u.payload]
+                self.objective,
+                [*self.constraints, *stated],
+                [u.payload for u in kept if u.zone == "reminders" and isinstance(u.payload, str)],
             ),
         ]
         tail_text = "\n\n".join(part for part in tail if part)

@@ -12,12 +12,13 @@ from .errors import (
     PluginError,
 )
 from .generate import Completion, GenerationOutput, StreamEvent, generate, stream_generate
+from .models.attention import DenseCausalAttention, KVCache
 from .models.config import ModelConfig
 from .models.llama import LlamaModel
 from .models.pretrained import Pretrained, load_pretrained
 from .models.store import DEFAULT_MODEL, pull
 from .sampling import SamplingParams
-from .tokenizer import Tokenizer
+from .tokenizer import IncrementalDetokenizer, Tokenizer
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -26,8 +27,11 @@ __all__ = [
     "ChatTemplateError",
     "Completion",
     "ContextLengthError",
+    "DenseCausalAttention",
     "GenerationOutput",
+    "IncrementalDetokenizer",
     "InvalidParameterError",
+    "KVCache",
     "LlamaModel",
     "LlmkitError",
     "ModelConfig",

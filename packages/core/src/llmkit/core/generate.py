@@ -77,13 +77,11 @@ def _prepare(
         ids = tokenizer.encode(prompt, add_special_tokens=True) if isinstance(prompt, str) else [int(t) for t in prompt]
         if not ids:
             raise InvalidParameterError(f"prompt {i} is empty")
-        if len(ids) >= context_length:
-            raise ContextLengthError(
-                f"prompt {i} has {len(ids)} tokens; the model's context holds {context_length} "
-                "(prompt plus at least one generated token)"
-            )
+        try:
+            budget = p.completion_budget(len(ids), context_length)
+        except ContextLengthError as err:
+            raise ContextLengthError(f"prompt {i}: {err}") from None
         base_seed = p.seed if p.seed is not None else int(torch.randint(0, 2**62, (1,)))
-        budget = min(p.max_tokens, context_length - len(ids))
         for j in range(p.n):
             stream = OutputStream(tokenizer, p, budget)
             sequences.append(_Sequence(i, j, ids, p, derive_seed(base_seed, j), stream))

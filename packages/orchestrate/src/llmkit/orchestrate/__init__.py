@@ -36,7 +36,7 @@ from .tools import (
     calculator,
     tool,
 )
-from .tracing import Span, Tracer, read_trace
+from .tracing import OpenTelemetryExporter, Span, Tracer, read_trace
 
 __all__ = [
     "AgentEvent",
@@ -54,7 +54,9 @@ __all__ = [
     "Limits",
     "LoopDetector",
     "MCPError",
+    "MCPToolbox",
     "MultiAgentOrchestrator",
+    "OpenTelemetryExporter",
     "OrchestrateError",
     "PlanAndExecuteAgent",
     "PlanBounds",
@@ -86,3 +88,12 @@ __all__ = [
     "read_trace",
     "tool",
 ]
+
+
+def __getattr__(name: str):
+    """`MCPToolbox` loads on first use: the MCP client library is large, and most runs use no MCP server."""
+    if name == "MCPToolbox":
+        from .mcp import MCPToolbox
+
+        return MCPToolbox
+    raise AttributeError(f"module 'llmkit.orchestrate' has no attribute {name!r}")

@@ -60,7 +60,7 @@ def register(cli) -> None:
     run.add_argument("task")
     add_tool_arguments(run)
     run.add_argument("--mode", choices=("react", "plan", "hierarchical"), default="react", help="ReAct loop, plan-and-execute, or strategic -> tactical -> operational")  # fmt: skip
-    run.add_argument("--backend", default="engine", help="engine (default), reference, openai, or a plugin's backend")
+    run.add_argument("--backend", default=None, help="engine, reference, openai, or a plugin's backend (default: engine where llmkit-serve is installed, else reference)")  # fmt: skip
     run.add_argument("--model", "-m", default=None, help="model name or path (default: the backend's default)")
     run.add_argument("--chat-template", default="chatml", help="chat template with tool support (default chatml; 'model' keeps the model's own)")  # fmt: skip
     run.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE", help="backend option, e.g. base_url=http://host/v1 (repeatable)")  # fmt: skip
@@ -118,15 +118,15 @@ def _tool_set(args: argparse.Namespace):
     return tools
 
 
-def _backend(args: argparse.Namespace):
-    from llmkit.core.backends import open_backend
+def _backend(args: argparse.Namespace, name: str):
+    from .backend_choice import open_named_backend
 
     options: dict[str, Any] = _key_values(args.backend_option, "--backend-option")
     if args.model:
         options["model"] = args.model
-    if args.chat_template != "model" and args.backend in ("engine", "reference"):
+    if args.chat_template != "model" and name in ("engine", "reference"):
         options["chat_template"] = args.chat_template
-    return open_backend(args.backend, **options)
+    return open_named_backend(name, **options)
 
 
 def _policy(args: argparse.Namespace, tools):
@@ -153,55 +153,64 @@ def _warn_unapprovable(console: Console, policy, approve_all: bool) -> None:
         )
 
 
-def run_agent(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace, policy, progress):
     from llmkit.core.sampling import SamplingParams
 
     from .checkpoints import CheckpointStore
     from .gates import approve_all, cli_approver
-    from .hierarchy import HierarchicalAgent
     from .limits import Limits, Pricing
+    from .settings import DEFAULT_SYSTEM_PROMPT, AgentSettings
+    from .tracing import Tracer
+
+    tracer = None
+    if args.trace or args.otel == "on":
+        tracer = Tracer(args.trace, opentelemetry={"auto": None, "on": True, "off": False}[args.otel])
+    return AgentSettings(
+        system_prompt=args.system or DEFAULT_SYSTEM_PROMPT,
+        params=SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens),
+        constrain=False if args.no_constrain else None,
+        pricing=Pricing(args.price_prompt, args.price_completion),
+        seed=args.seed,
+        tool_choice=args.tool_choice,
+        parallel_tool_calls=not args.no_parallel,
+        limits=Limits(max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost),
+        policy=policy,
+        approver=approve_all if args.approve_all else cli_approver(),
+        checkpoints=CheckpointStore(args.checkpoint) if args.checkpoint else None,
+        tracer=tracer,
+        on_event=progress,
+    )
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from .backend_choice import choose_backend
+    from .hierarchy import HierarchicalAgent
     from .plan import PlanAndExecuteAgent
     from .progress import LiveProgress
-    from .react import DEFAULT_SYSTEM_PROMPT, ReActAgent
-    from .tracing import Tracer
+    from .react import ReActAgent
 
     if args.resume and not args.checkpoint:
         raise OrchestrateError("--resume needs --checkpoint PATH (the file the run was saved in)")
     console = Console(stderr=True)
+    backend_name, note = choose_backend(args.backend)
     progress = LiveProgress(console)
     tools = _tool_set(args)
+    settings = None
     try:
         policy = _policy(args, tools)
         _warn_unapprovable(console, policy, args.approve_all)
-        with console.status(f"loading the {args.backend} backend", spinner="dots"):
-            backend = _backend(args)
-        common = dict(
-            policy=policy,
-            approver=approve_all if args.approve_all else cli_approver(),
-            limits=Limits(max_steps=args.max_steps, max_tokens=args.max_tokens, max_cost=args.max_cost),
-            pricing=Pricing(args.price_prompt, args.price_completion),
-            params=SamplingParams(temperature=args.temperature, max_tokens=args.max_new_tokens),
-            constrain=False if args.no_constrain else None,
-            tool_choice=args.tool_choice,
-            parallel_tool_calls=not args.no_parallel,
-            checkpoints=CheckpointStore(args.checkpoint) if args.checkpoint else None,
-            tracer=Tracer(args.trace, opentelemetry={"auto": None, "on": True, "off": False}[args.otel])
-            if args.trace or args.otel == "on"
-            else None,
-            on_event=progress,
-            seed=args.seed,
-        )
-        system = args.system or DEFAULT_SYSTEM_PROMPT
-        if args.mode != "react":
-            for option in ("tool_choice", "parallel_tool_calls") if args.mode == "hierarchical" else ():
-                common.pop(option)
-            kind = PlanAndExecuteAgent if args.mode == "plan" else HierarchicalAgent
-            agent = kind(backend, tools, system_prompt=system, **common)
-        else:
-            agent = ReActAgent(backend, tools, system_prompt=system, **common)
+        if note:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
+        with console.status(f"loading the {backend_name} backend", spinner="dots"):
+            backend = _backend(args, backend_name)
+        settings = _settings(args, policy, progress)
+        kind = {"react": ReActAgent, "plan": PlanAndExecuteAgent, "hierarchical": HierarchicalAgent}[args.mode]
+        agent = kind(backend, tools, settings=settings)
         result = agent.resume(args.resume) if args.resume else agent.run(args.task, run_id=args.run_id)
     finally:
         tools.close()
+        if settings is not None and settings.checkpoints is not None:
+            settings.checkpoints.close()
     if args.json:
         payload = {
             "run_id": result.run_id,

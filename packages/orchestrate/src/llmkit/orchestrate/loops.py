@@ -87,6 +87,10 @@ class LoopDetector:
                 return f"the last {period} calls repeat the {period} before them (a cycle)"
         return None
 
+    def fresh(self) -> LoopDetector:
+        """The same settings with an empty history: the detector a new run starts with."""
+        return dataclasses.replace(self, history=[], interventions=0)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -116,11 +116,11 @@ class MultiAgentOrchestrator(ReActAgent):
             ),
         )
         problems = failures(check_handoff(packet, max_task_words=self.max_task_words))
-        self._emit("handoff_checked", 0, specialist=name, problems=problems)
+        self.emit("handoff_checked", 0, specialist=name, problems=problems)
         if problems:
             self.delegations.append({"specialist": name, "task": task, "refused": problems})
             raise ToolError("handoff refused: " + "; ".join(problems) + ". Rewrite the task and context.")
-        self._emit("delegated", 0, specialist=name, task=task)
+        self.emit("delegated", 0, specialist=name, task=task)
         agent = ReActAgent(
             self._backend if not isinstance(self._backend, AgentModel) else self._backend.backend,
             specialist.tools,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import CheckpointError
 from .limits import Usage
 from .loops import LoopDetector
 from .memory import AgentMemory
@@ -60,53 +63,61 @@ def answer_value(arguments: dict[str, Any], schema: type[BaseModel] | None) -> A
 
 @dataclasses.dataclass
 class RunState:
-    """Everything a resumed run needs, as JSON: the transcript, usage, loop history, step count, outcome."""
+    """What every run is at a step boundary, saved whole as JSON after every step: usage, steps, the loop
+    detector's history, the outcome, the tool log, and the state of a sub-run in progress (`inner`). Each agent
+    kind adds its own fields (`ReActState`, `PlanState`, `HierarchyState`)."""
 
     run_id: str
     task: str
-    memory: AgentMemory
     usage: Usage = dataclasses.field(default_factory=Usage)
     loops: LoopDetector = dataclasses.field(default_factory=LoopDetector)
-    step: int = 0  # steps completed
+    steps: int = 0  # steps completed (for plans and hierarchies: their operators' steps)
+    saves: int = 0  # the checkpoint row the next save writes
     status: str = "running"  # running, finished
     answer: Any = None
     stop_reason: str | None = None
     detail: str = ""
     tool_log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # plans, checks, replans, handoffs
+    inner: dict[str, Any] | None = None  # the state of the sub-run in progress (a plan step's operator, ...)
+
+    # fields saved through their own to_dict/from_dict
+    nested: ClassVar[dict[str, Any]] = {"usage": Usage, "loops": LoopDetector}
 
     def finish(self, reason: str, detail: str, answer: Any = None) -> None:
         self.status, self.stop_reason, self.detail, self.answer = "finished", reason, detail, answer
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy (later changes to the state do not reach it)."""
         return {
-            "run_id": self.run_id,
-            "task": self.task,
-            "memory": self.memory.to_dict(),
-            "usage": self.usage.to_dict(),
-            "loops": self.loops.to_dict(),
-            "step": self.step,
-            "status": self.status,
-            "answer": self.answer,
-            "stop_reason": self.stop_reason,
-            "detail": self.detail,
-            "tool_log": self.tool_log,
+            field.name: getattr(self, field.name).to_dict()
+            if field.name in self.nested
+            else copy.deepcopy(getattr(self, field.name))
+            for field in dataclasses.fields(self)
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunState:
-        return cls(
-            data["run_id"],
-            data["task"],
-            AgentMemory.from_dict(data["memory"]),
-            Usage.from_dict(data["usage"]),
-            LoopDetector.from_dict(data["loops"]),
-            data["step"],
-            data["status"],
-            data["answer"],
-            data["stop_reason"],
-            data["detail"],
-            data["tool_log"],
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        data = dict(data)
+        if "step" in data and "steps" not in data:  # ReAct states saved before the run states were unified
+            data["steps"] = data.pop("step")
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise CheckpointError(f"a saved {cls.__name__} has fields this version does not know: {', '.join(unknown)}")
+        try:
+            return cls(**{k: cls.nested[k].from_dict(v) if k in cls.nested else v for k, v in data.items()})
+        except (TypeError, KeyError) as err:
+            raise CheckpointError(f"a saved {cls.__name__} is incomplete or malformed: {err}") from None
+
+
+@dataclasses.dataclass
+class ReActState(RunState):
+    """A ReAct run adds its transcript."""
+
+    memory: AgentMemory = dataclasses.field(kw_only=True)
+
+    nested: ClassVar[dict[str, Any]] = {**RunState.nested, "memory": AgentMemory}
 
 
 @dataclasses.dataclass
@@ -127,16 +138,3 @@ class AgentResult:
     @property
     def ok(self) -> bool:
         return self.stop_reason == "answer"
-
-    @classmethod
-    def of(cls, state: RunState) -> AgentResult:
-        return cls(
-            state.run_id,
-            state.answer,
-            state.stop_reason or "failed",
-            state.detail,
-            state.step,
-            state.usage,
-            state.memory.render(state.step + 1),
-            state.tool_log,
-        )

@@ -31,6 +31,8 @@ class HistoryView:
     texts: dict[str, str | None]
     current_turn: int
     decisions: list[CompressionDecision] = dataclasses.field(default_factory=list)
+    # item_id -> (level, what it protects): the budget fitter cuts these only after every other history item
+    protected: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, items: Sequence[ContextItem], current_turn: int) -> HistoryView:
@@ -47,6 +49,12 @@ class HistoryView:
             return  # pinned items are never evicted
         self.texts[item.item_id] = text
         self.decisions.append(CompressionDecision(item.item_id, item.turn, policy, action, reason, text))
+
+    def protect(self, item: ContextItem, policy: str, level: int, constraint: str, reason: str) -> None:
+        """Keep `item` and ask the budget fitter to cut it last (after every unprotected item; higher level later)."""
+        if level > self.protected.get(item.item_id, (0, ""))[0]:
+            self.protected[item.item_id] = (level, constraint)
+            self.decisions.append(CompressionDecision(item.item_id, item.turn, policy, "keep", reason, self.text(item)))
 
 
 class HistoryPolicy(Protocol):

@@ -40,3 +40,11 @@ def apply_corrections(view: HistoryView, corrections: list[Correction]) -> None:
                     f"states {correction.claim!r}, corrected at turn {correction.turn}",
                     rewritten,
                 )
+
+
+def apply_corrections_to_text(text: str, corrections: list[Correction]) -> str:
+    """The same rewrite for text outside the history (the rolling summary): every mention of a corrected claim."""
+    for correction in corrections:
+        pattern = re.compile(re.escape(correction.claim), re.IGNORECASE)
+        text = pattern.sub(lambda m, note=marker(correction): f"~~{m.group(0)}~~ {note}", text)
+    return text

@@ -1,4 +1,6 @@
-"""Semantic dedup of code blocks: when a block is repeated (same definition or near-identical), only the newest survives."""
+"""Semantic dedup of code snippets (fenced code in messages): when a snippet is repeated (same definition or
+near-identical), only the newest survives. ("Block" is kept for KV blocks; the pointer the model reads says
+"code block", the Markdown term it knows.)"""
 
 from __future__ import annotations
 
@@ -7,17 +9,17 @@ import re
 
 from .base import HistoryView
 
-FENCED_BLOCK = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
+CODE_FENCE = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
 _DEFINITION = re.compile(r"^\s*(?:def|class|function|fn|func|struct|interface)\s+([A-Za-z_][\w]*)", re.MULTILINE)
 _FILE_LABEL = re.compile(r"^```[^\n]*?([\w./-]+\.\w+)", re.MULTILINE)
 
 
-def block_key(block: str) -> str | None:
-    """What a block defines: its file label (```python app.py) or its first definition's name."""
-    label = _FILE_LABEL.match(block)
+def snippet_key(snippet: str) -> str | None:
+    """What a snippet defines: its file label (```python app.py) or its first definition's name."""
+    label = _FILE_LABEL.match(snippet)
     if label:
         return "file:" + label.group(1)
-    definition = _DEFINITION.search(block)
+    definition = _DEFINITION.search(snippet)
     return "def:" + definition.group(1) if definition else None
 
 
@@ -27,42 +29,42 @@ def _shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
 
 
 def similarity(a: str, b: str) -> float:
-    """Jaccard similarity of word 3-shingles (1.0 for identical blocks)."""
+    """Jaccard similarity of word 3-shingles (1.0 for identical snippets)."""
     sa, sb = _shingles(a), _shingles(b)
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
 
 
 @dataclasses.dataclass
 class CodeDedup:
-    """Older copies of a code block (same key, or similarity >= `threshold`) become a pointer to the newest."""
+    """Older copies of a code snippet (same key, or similarity >= `threshold`) become a pointer to the newest."""
 
     threshold: float = 0.8
     name: str = "code_dedup"
 
     def apply(self, view: HistoryView) -> None:
-        blocks = []  # (item, block text), oldest first
+        snippets = []  # (item, snippet text), oldest first
         for item in view.items:
             text = view.text(item)
             if text:
-                blocks += [(item, m.group(0)) for m in FENCED_BLOCK.finditer(text)]
+                snippets += [(item, m.group(0)) for m in CODE_FENCE.finditer(text)]
         superseded: dict[str, list[tuple[str, str]]] = {}
-        for index, (item, block) in enumerate(blocks):
-            key = block_key(block)
-            for newer_item, newer in blocks[index + 1 :]:
+        for index, (item, snippet) in enumerate(snippets):
+            key = snippet_key(snippet)
+            for newer_item, newer in snippets[index + 1 :]:
                 if newer_item is item:
                     continue
-                same = key is not None and key == block_key(newer)
-                if same or similarity(block, newer) >= self.threshold:
-                    why = f"same {key.split(':', 1)[0]} {key.split(':', 1)[1]}" if same else "near-identical block"
+                same = key is not None and key == snippet_key(newer)
+                if same or similarity(snippet, newer) >= self.threshold:
+                    why = f"same {key.split(':', 1)[0]} {key.split(':', 1)[1]}" if same else "near-identical code"
                     pointer = f"[code block superseded by the newer version in turn {newer_item.turn}]"
-                    superseded.setdefault(item.item_id, []).append((block, pointer + f" ({why})"))
+                    superseded.setdefault(item.item_id, []).append((snippet, pointer + f" ({why})"))
                     break
         for item in view.items:
             replacements = superseded.get(item.item_id)
             text = view.text(item)
             if not replacements or text is None:
                 continue
-            for block, pointer in replacements:
-                text = text.replace(block, pointer, 1)
+            for snippet, pointer in replacements:
+                text = text.replace(snippet, pointer, 1)
             reasons = "; ".join(p for _, p in replacements)
             view.decide(item, self.name, "dedup", reasons, text)

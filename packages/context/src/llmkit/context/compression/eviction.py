@@ -31,7 +31,8 @@ def salient_terms(text: str) -> set[str]:
 class SelectiveEviction:
     """Evict abandoned turns at once, and turns at least `min_age` old that no later turn refers to.
 
-    A turn that states a constraint (must, never, always, only ...) or holds a pinned item is kept.
+    A turn that states a constraint (must, never, always, only ...) or holds a pinned item is kept; a
+    constraint turn is also protected, so the budget fitter cuts it only after every unprotected item.
     """
 
     min_age: int = 4
@@ -56,7 +57,12 @@ class SelectiveEviction:
     def _judge_reference(
         self, view: HistoryView, turn: int, items: list[ContextItem], texts: list[str], later_text: str
     ) -> None:
-        if any(_CONSTRAINT.search(t) for t, i in zip(texts, items, strict=True) if i.role == "user"):
+        stating = [(i, t) for t, i in zip(texts, items, strict=True) if i.role == "user" and _CONSTRAINT.search(t)]
+        if stating:
+            for item, text in stating:
+                view.protect(
+                    item, self.name, 1, text, f"turn {turn} states a constraint: kept, and cut last for budget"
+                )
             return
         terms = salient_terms("\n".join(texts))
         later = later_text.lower()

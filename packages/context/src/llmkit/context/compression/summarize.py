@@ -34,6 +34,7 @@ class Summarizer:
         turns: Sequence[ContextItem],
         objective: str | None = None,
         constraints: Sequence[str] = (),
+        superseded: Sequence[str] = (),
     ) -> TurnSummary:
         parts = []
         if objective:
@@ -43,14 +44,21 @@ class Summarizer:
         parts.append("New turns to fold in:\n" + _transcript(turns))
         messages = [{"role": "system", "content": SUMMARIZER_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
         summary = self.structured.generate(messages, TurnSummary)
-        return keep_constraints(summary, previous, constraints)
+        return keep_constraints(summary, previous, constraints, superseded)
 
 
-def keep_constraints(summary: TurnSummary, previous: TurnSummary | None, pinned: Sequence[str]) -> TurnSummary:
-    """A summary never loses a constraint: the previous summary's and the window's pinned ones are carried over."""
-    kept = list(summary.constraints)
+def keep_constraints(
+    summary: TurnSummary, previous: TurnSummary | None, pinned: Sequence[str], superseded: Sequence[str] = ()
+) -> TurnSummary:
+    """A summary never loses a constraint: the previous summary's and the window's pinned ones are carried over.
+
+    Only a constraint the user took back (`superseded`, word for word) leaves the summary's list.
+    """
+    gone = {c.strip().lower() for c in superseded}
+    kept = [c for c in summary.constraints if c.strip().lower() not in gone]
     for constraint in [*(previous.constraints if previous else []), *pinned]:
-        if constraint.strip().lower() not in {c.strip().lower() for c in kept}:
+        key = constraint.strip().lower()
+        if key not in gone and key not in {c.strip().lower() for c in kept}:
             kept.append(constraint)
     return summary.model_copy(update={"constraints": kept})
 
@@ -80,8 +88,14 @@ class RollingSummary:
         if through <= window.summarized_through or not (force or self.due(window)):
             return False
         aged = [i for i in window.history if window.summarized_through < i.turn <= through]
+        superseded = [r.text for r in window.stated_constraints if not r.active]
         window.summary = self.summarizer.summarize(
-            window.summary, window.summarized_through, aged, window.objective, window.constraints
+            window.summary,
+            window.summarized_through,
+            aged,
+            window.objective,
+            window.anchored_constraints(),  # the window's own and the user's stated constraints
+            superseded,
         )
         window.summarized_through = through
         return True

@@ -99,6 +99,23 @@ def critical_in_middle(
     return findings
 
 
+def dropped_constraints(rendered: RenderedContext, text: str) -> list[LintFinding]:
+    """Protected content (a constraint's turn or its anchor line) cut for budget: an error once the wording is gone."""
+    findings = []
+    for dropped in (d for d in rendered.dropped if d.constraint):
+        still_there = dropped.constraint in text
+        where = "its wording is still anchored" if still_there else "its wording is nowhere in the context"
+        findings.append(
+            LintFinding(
+                "constraint-dropped",
+                "warning" if still_there else "error",
+                f"{dropped.description} ({dropped.tokens} tokens, {dropped.zone}) was cut for budget although it "
+                f"states {dropped.constraint!r}; {where}. Raise the {dropped.zone!r} zone budget or shorten it",
+            )
+        )
+    return findings
+
+
 def lint(
     window: ContextWindow,
     rendered: RenderedContext,
@@ -115,10 +132,11 @@ def lint(
     for fact in required:
         if fact not in text:
             findings.append(LintFinding("required-missing", "error", f"required information missing: {fact!r}"))
-    for constraint in window.constraints:
+    for constraint in window.anchored_constraints():
         if constraint not in text:
             findings.append(LintFinding("required-missing", "error", f"constraint not in the context: {constraint!r}"))
-    critical = [*window.constraints, *[i.content for i in window.history if i.metadata.get("critical")]]
+    findings += dropped_constraints(rendered, text)
+    critical = [*window.anchored_constraints(), *[i.content for i in window.history if i.metadata.get("critical")]]
     findings += critical_in_middle(rendered, critical, window.counter, long_context)
     instructions = [window.system, *window.constraints, *window.reminders]
     instructions += [i.content for i in window.history if i.role == "user" and i.kind != "correction"]

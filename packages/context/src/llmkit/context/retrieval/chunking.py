@@ -80,7 +80,7 @@ def window_pieces(pieces: Iterable[str], count: CountTokens, size: int, overlap:
 
 
 def _paragraphs(lines: list[str]) -> list[str]:
-    """Blank-line separated paragraphs; a fenced code block stays one piece."""
+    """Blank-line separated paragraphs; a code fence stays one piece."""
     pieces, current, in_fence = [], [], False
     for line in lines:
         if _FENCE.match(line):

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidParameterError
+from ..errors import ContextLengthError, InvalidParameterError
 
 MAX_TOP_LOGPROBS = 20
 
@@ -73,6 +73,17 @@ class SamplingParams:
 
     def replace(self, **changes: Any) -> SamplingParams:
         return dataclasses.replace(self, **changes)
+
+    def completion_budget(self, prompt_tokens: int, context_length: int) -> int:
+        """How many tokens each sequence of this request may generate: `max_tokens`, cut to the room the
+        context leaves after the prompt. The one place that rule lives; a prompt that leaves no room for a
+        single generated token is a `ContextLengthError`."""
+        if prompt_tokens >= context_length:
+            raise ContextLengthError(
+                f"the prompt has {prompt_tokens} tokens; the model's context holds {context_length} "
+                "(the prompt plus at least one generated token)"
+            )
+        return min(self.max_tokens, context_length - prompt_tokens)
 
 
 def _check(ok: bool, message: str) -> None:

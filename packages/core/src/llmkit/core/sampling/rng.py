@@ -31,10 +31,14 @@ def uniform(seeds: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
 
 
 def derive_seed(seed: int, index: int) -> int:
-    """A distinct seed for the index-th sample of a request (n > 1); index 0 keeps the seed."""
+    """A distinct seed for the index-th stream drawn from `seed` (a request's n > 1 samples, an agent's steps);
+    index 0 keeps the seed. The only seed derivation in llmkit: a signed 64-bit integer, the range the sampler
+    and the OpenAI-compatible server's `seed` take (the sampler reads seeds modulo 2**64, so this form draws
+    exactly what its unsigned twin would)."""
     if index == 0:
         return seed
-    t = torch.tensor([seed & _MASK32, (seed >> 32) & _MASK32, index], dtype=torch.int64)
+    t = torch.tensor([seed & _MASK32, (seed >> 32) & _MASK32, index & _MASK32], dtype=torch.int64)
     a = _mix32(t[0] ^ _mix32(t[2]))
     b = _mix32(t[1] ^ _mix32(a))
-    return int(b) << 32 | int(a)
+    derived = int(b) << 32 | int(a)
+    return derived - (1 << 64) if derived >= 1 << 63 else derived

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import EvalError
+from .console import console
 
 
 def register_analysis(commands) -> None:
@@ -24,7 +25,6 @@ def register_analysis(commands) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from ..compare import compare_runs, regression_markdown
-    from .eval_commands import console
 
     comparison = compare_runs(args.run_a, args.run_b)
     markdown = regression_markdown(comparison, max_items=args.max_items)
@@ -79,7 +79,6 @@ def register_report_and_judge(commands) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from ..report import write_report
-    from .eval_commands import console
 
     path = write_report(args.run, args.output)
     console.print(f"report written to {path}")
@@ -88,7 +87,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_judge(args: argparse.Namespace) -> int:
     from ..judging_run import judge_runs
-    from .eval_commands import console
 
     summary = judge_runs(args)
     path = Path(args.output or Path(args.run_b) / "judge.json")

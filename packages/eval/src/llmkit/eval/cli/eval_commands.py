@@ -8,15 +8,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from ..cache import ResponseCache, default_cache_path
 from ..client import ModelClient
 from ..errors import EvalError
+from .analysis_commands import register_analysis, register_report_and_judge
+from .console import console
 from .models import add_backend_arguments, open_model, parse_options
-
-console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def register(cli) -> None:
@@ -46,15 +45,13 @@ def register(cli) -> None:
     listing = commands.add_parser("list", help="list built-in tasks", description="list built-in tasks")
     listing.set_defaults(func=list_tasks)
 
-    from .analysis_commands import register_analysis, register_report_and_judge
-
     register_analysis(commands)
     register_report_and_judge(commands)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from ..catalog import load_task
     from ..runner import RunOptions, primary_summary, run_tasks
-    from ..tasks import load_task
 
     for name in ("limit", "batch_size", "chunk_size", "concurrency"):
         value = getattr(args, name)
@@ -108,7 +105,7 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def list_tasks(args: argparse.Namespace) -> int:
-    from ..tasks import all_builtin_tasks
+    from ..catalog import all_builtin_tasks
 
     table = Table("task", "solver", "scorer", "description")
     for name, build in all_builtin_tasks().items():

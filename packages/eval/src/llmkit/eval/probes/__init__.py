@@ -1,5 +1,6 @@
 """Probe suites for reward hacking and known failure modes: sycophancy, verbosity, false confidence,
-format gaming, lost in the middle. Small, hand-written, documented in docs/eval.md."""
+format gaming, lost in the middle. Small, hand-written, documented in docs/eval.md. `register_probes` adds the
+suites and their scorers to a `TaskRegistry`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from importlib import resources
 
 from ..data import Dataset, Sample
 from ..prompting import PromptFormat
+from ..scoring.scorers import Scorer
 from ..solvers import Generate
+from ..tasks.registry import TaskRegistry
 from ..tasks.task import Curve, Task
 from .long_context import lost_in_the_middle
 from .scorers import (
@@ -99,4 +102,29 @@ PROBE_TASKS: dict[str, Callable[[], Task]] = {
     ),
 }  # fmt: skip
 
-__all__ = ["PROBE_TASKS", "PushbackConversation", "lost_in_the_middle", "probe_data"]
+PROBE_SCORERS: dict[str, Callable[..., Scorer]] = {
+    "pushback": PushbackScorer,
+    "false_premise": FalsePremiseScorer,
+    "verbosity": VerbosityScorer,
+    "confidence": ConfidenceScorer,
+    "format": FormatScorer,
+    "recall_by_position": RecallByPositionScorer,
+}
+
+
+def register_probes(registry: TaskRegistry) -> None:
+    """The probe suites as tasks, and their scorers for YAML tasks."""
+    for name, build in PROBE_TASKS.items():
+        registry.add_task(name, build, source="llmkit.eval.probes")
+    for name, scorer_type in PROBE_SCORERS.items():
+        registry.add_scorer(name, scorer_type, source="llmkit.eval.probes")
+
+
+__all__ = [
+    "PROBE_SCORERS",
+    "PROBE_TASKS",
+    "PushbackConversation",
+    "lost_in_the_middle",
+    "probe_data",
+    "register_probes",
+]

@@ -1,7 +1,11 @@
-"""Tasks: dataset + prompt format + solver + scorer, as Python objects or YAML files."""
+"""Tasks: the `Task` type, the registry tasks are found in by name, the benchmarks, and YAML task files.
 
-from .builtin import BUILTIN_TASKS, all_builtin_tasks, builtin_task
-from .task import Task, load_task
+`llmkit.eval.catalog` puts the benchmarks and the probe suites into one registry and loads tasks from it.
+"""
+
+from .builtin import BUILTIN_TASKS, register_benchmarks
+from .registry import TaskRegistry
+from .task import Curve, Task
 from .yaml_task import task_from_yaml
 
-__all__ = ["BUILTIN_TASKS", "Task", "all_builtin_tasks", "builtin_task", "load_task", "task_from_yaml"]
+__all__ = ["BUILTIN_TASKS", "Curve", "Task", "TaskRegistry", "register_benchmarks", "task_from_yaml"]

@@ -1,4 +1,4 @@
-"""Built-in tasks: the offline benchmarks (lm-evaluation-harness prompt formats) and the probe suites."""
+"""Built-in benchmarks (lm-evaluation-harness prompt formats) and the general scorers, registered by `register_benchmarks`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Callable
 from importlib import resources
 
 from ..data import Dataset, Sample, builtin
-from ..errors import EvalError
 from ..prompting import PromptFormat
 from ..scoring.code import CodeScorer
-from ..scoring.scorers import ChoiceScorer, CombinedScorer, MatchScorer, SelfConsistencyScorer
+from ..scoring.scorers import ChoiceScorer, CombinedScorer, MatchScorer, Scorer, SelfConsistencyScorer, VerifierScorer
 from ..solvers import Generate, MultipleChoice, SelfConsistency
+from .registry import TaskRegistry
 from .task import Curve, Task
 
 MMLU_TEMPLATE = "{{ question.strip() }}\nA. {{ options[0] }}\nB. {{ options[1] }}\nC. {{ options[2] }}\nD. {{ options[3] }}\nAnswer:"
@@ -164,6 +164,14 @@ def _humaneval_task(samples: int, temperature: float, k: tuple[int, ...], instru
     return build
 
 
+GENERAL_SCORERS: dict[str, Callable[..., Scorer]] = {
+    "choice": ChoiceScorer,
+    "match": MatchScorer,
+    "verifier": VerifierScorer,
+    "code": CodeScorer,
+    "self_consistency": SelfConsistencyScorer,
+}
+
 BUILTIN_TASKS: dict[str, Callable[[], Task]] = {
     "mmlu": _mmlu,
     "hellaswag": _hellaswag_task,
@@ -177,15 +185,9 @@ BUILTIN_TASKS: dict[str, Callable[[], Task]] = {
 }
 
 
-def all_builtin_tasks() -> dict[str, Callable[[], Task]]:
-    """Benchmarks and probe suites, by name."""
-    from ..probes import PROBE_TASKS
-
-    return {**BUILTIN_TASKS, **PROBE_TASKS}
-
-
-def builtin_task(name: str) -> Task:
-    builders = all_builtin_tasks()
-    if name not in builders:
-        raise EvalError(f"unknown task {name!r}; built-in tasks: {', '.join(builders)} (or a .yaml file)")
-    return builders[name]()
+def register_benchmarks(registry: TaskRegistry) -> None:
+    """The offline benchmarks, and the scorers any YAML task may name."""
+    for name, build in BUILTIN_TASKS.items():
+        registry.add_task(name, build, source="llmkit.eval.tasks.builtin")
+    for name, scorer_type in GENERAL_SCORERS.items():
+        registry.add_scorer(name, scorer_type, source="llmkit.eval.tasks.builtin")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ..data import Dataset
@@ -54,13 +53,3 @@ def _plain(obj: Any) -> dict[str, Any]:
         value = getattr(obj, field.name)
         out[field.name] = sorted(value) if isinstance(value, Mapping) else value
     return out
-
-
-def load_task(spec: str) -> Task:
-    """A built-in task by name, or a YAML task file by path."""
-    from .builtin import builtin_task
-    from .yaml_task import task_from_yaml
-
-    if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
-        return task_from_yaml(spec)
-    return builtin_task(spec)

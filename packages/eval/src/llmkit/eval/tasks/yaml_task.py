@@ -12,18 +12,9 @@ from ..data import Dataset, load_hub, load_jsonl
 from ..data.dataset import sample_from_record
 from ..data.packaged import PackagedFile, read_package_member
 from ..errors import EvalError
-from ..probes.scorers import (
-    ConfidenceScorer,
-    FalsePremiseScorer,
-    FormatScorer,
-    PushbackScorer,
-    RecallByPositionScorer,
-    VerbosityScorer,
-)
 from ..prompting import PromptFormat
-from ..scoring.code import CodeScorer
-from ..scoring.scorers import ChoiceScorer, MatchScorer, Scorer, SelfConsistencyScorer, VerifierScorer
 from ..solvers import Generate, MultipleChoice, SelfConsistency, Solver, ToolUse
+from .registry import TaskRegistry
 from .task import Curve, Task
 
 SOLVERS: dict[str, Callable[..., Solver]] = {
@@ -31,19 +22,6 @@ SOLVERS: dict[str, Callable[..., Solver]] = {
     "generate": Generate,
     "self_consistency": SelfConsistency,
     "tool_use": ToolUse,
-}
-SCORERS: dict[str, Callable[..., Scorer]] = {
-    "choice": ChoiceScorer,
-    "match": MatchScorer,
-    "verifier": VerifierScorer,
-    "code": CodeScorer,
-    "self_consistency": SelfConsistencyScorer,
-    "pushback": PushbackScorer,
-    "false_premise": FalsePremiseScorer,
-    "verbosity": VerbosityScorer,
-    "confidence": ConfidenceScorer,
-    "format": FormatScorer,
-    "recall_by_position": RecallByPositionScorer,
 }
 DEFAULT_SCORER = {"multiple_choice": "choice", "self_consistency": "self_consistency"}
 
@@ -58,7 +36,7 @@ def _build(kind: str, table: Mapping[str, Callable[..., Any]], spec: Mapping[str
         raise EvalError(f"{where}: bad options for {kind}: {err}") from None
 
 
-def _dataset(spec: Mapping[str, Any], base: Path, where: str) -> Callable[[], Dataset]:
+def _dataset(spec: Mapping[str, Any], base: Path, where: str, registry: TaskRegistry) -> Callable[[], Dataset]:
     source = spec.get("source", "file")
     fields = {key: spec.get(key) for key in ("id", "target", "choices")}
     if source == "file":
@@ -84,14 +62,13 @@ def _dataset(spec: Mapping[str, Any], base: Path, where: str) -> Callable[[], Da
     if source == "hub":
         return lambda: load_hub(spec["path"], spec.get("split", "test"), config=spec.get("config"), **fields)
     if source == "builtin":
-        from .builtin import builtin_task
-
-        return lambda: builtin_task(spec["name"]).dataset()
+        return lambda: registry.task(spec["name"]).dataset()
     raise EvalError(f"{where}: dataset.source must be file, pypi, hub or builtin, got {source!r}")
 
 
-def task_from_yaml(path: str | Path) -> Task:
-    """Build a `Task` from a YAML file; every error names the file and the section."""
+def task_from_yaml(path: str | Path, registry: TaskRegistry) -> Task:
+    """Build a `Task` from a YAML file; scorer types and `source: builtin` datasets are looked up in `registry`.
+    Every error names the file and the section."""
     path = Path(path)
     if not path.is_file():
         raise EvalError(f"no such task file: {path}")
@@ -108,11 +85,11 @@ def task_from_yaml(path: str | Path) -> Task:
     solver_spec = spec.get("solver", {"type": "generate"})
     solver = _build(solver_spec.get("type", "generate"), SOLVERS, solver_spec, f"{path}: solver")
     scorer_spec = spec.get("scorer", {"type": DEFAULT_SCORER.get(solver.kind, "match")})
-    scorer = _build(scorer_spec.get("type", "match"), SCORERS, scorer_spec, f"{path}: scorer")
+    scorer = _build(scorer_spec.get("type", "match"), registry.scorer_types(), scorer_spec, f"{path}: scorer")
     curves = {name: Curve(**c) for name, c in (spec.get("curves") or {}).items()}
     return Task(
         name=spec.get("name", path.stem),
-        dataset=_dataset(spec["dataset"], path.parent, f"{path}: dataset"),
+        dataset=_dataset(spec["dataset"], path.parent, f"{path}: dataset", registry),
         prompt=prompt,
         solver=solver,
         scorer=scorer,

@@ -1,7 +1,8 @@
 """Hierarchical orchestration: strategic -> tactical -> operational, with checked handoff packets."""
 
-from .agent import HierarchicalAgent, HierarchyState
+from .agent import HierarchicalAgent
 from .schema import Decomposition, Objective, decomposition_model, decomposition_problems
+from .state import HierarchyState
 
 __all__ = [
     "Decomposition",

@@ -11,20 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmkit.context import Artifact, ErrorBudget, HandoffPacket, StructuredOutputError
 from llmkit.core.backends import Backend
-from llmkit.core.sampling import SamplingParams
 
-from ..checkpoints import CheckpointStore, fingerprint
 from ..errors import PlanError
-from ..events import EventHandler, ignore_events
-from ..gates import Approver, ToolPolicy, deny_all
 from ..handoffs import DEFAULT_MAX_TASK_WORDS, check_handoff, failures
-from ..limits import Limits, Pricing, exceeded, remaining
+from ..limits import Limits, exceeded
 from ..model import AgentModel
-from ..react import DEFAULT_SYSTEM_PROMPT, ReActAgent, ToolChoice, derive_seed
-from ..run_state import AgentResult, RunState
-from ..runner import SavedRun
+from ..react import ReActAgent
+from ..run_loop import Agent, NoSpan
+from ..settings import AgentSettings, step_seed
 from ..tools.toolbox import ToolLike, ToolSet
-from ..tracing import Tracer
+from ..tracing import Span
 from .schema import Plan, PlanBounds, PlanStep, plan_schema_model, validate_plan
 from .state import PlanState
 
@@ -43,27 +39,22 @@ def step_result_model(step: PlanStep) -> type[BaseModel]:
     return create_model(f"Step{step.id}Result", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-class PlanAndExecuteAgent(SavedRun):
-    """`limits` bound the whole run (operator steps, tokens, cost); `step_max_steps` bounds one plan step;
-    `max_replans` bounds replanning; `check` adds a domain check to the validation checkpoint."""
+class PlanAndExecuteAgent(Agent):
+    """The plan-and-execute step policy. The settings' `limits` bound the whole run (operator steps, tokens,
+    cost); `step_max_steps` bounds one plan step; `max_replans` bounds replanning; `check` adds a domain check to
+    the validation checkpoint. Operators get this agent's settings, narrowed to what the run has left."""
 
     kind = "plan"
+    default_name = "planner"
+    default_limits = Limits(max_steps=20)
+    state_type = PlanState
 
     def __init__(
         self,
         backend: Backend | AgentModel,
         tools: Iterable[ToolLike] | ToolSet = (),
         *,
-        name: str = "planner",
-        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        policy: ToolPolicy | None = None,
-        approver: Approver = deny_all,
-        limits: Limits | None = None,
-        pricing: Pricing | None = None,
-        params: SamplingParams | None = None,
-        constrain: bool | None = None,
-        tool_choice: ToolChoice = "auto",
-        parallel_tool_calls: bool = True,
+        settings: AgentSettings | None = None,
         bounds: PlanBounds | None = None,
         step_max_steps: int = 4,
         max_replans: int = 2,
@@ -71,73 +62,38 @@ class PlanAndExecuteAgent(SavedRun):
         check: StepCheck | None = None,
         handoff_checks: bool = True,
         max_task_words: int = DEFAULT_MAX_TASK_WORDS,
-        checkpoints: CheckpointStore | None = None,
-        tracer: Tracer | None = None,
-        on_event: EventHandler = ignore_events,
-        on_step: Callable[[PlanState], None] | None = None,
-        seed: int = 0,
+        **options: Any,
     ):
-        self.model = backend if isinstance(backend, AgentModel) else AgentModel(backend, params, constrain=constrain)
-        if pricing is not None:
-            self.model.pricing = pricing
-        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
-        self.name, self.system_prompt = name, system_prompt
-        self.policy = policy or ToolPolicy.from_tools(self.tools)
-        self.approver, self.limits = approver, limits or Limits(max_steps=20)
-        self.tool_choice, self.parallel_tool_calls = tool_choice, parallel_tool_calls
-        self.bounds = bounds or PlanBounds()
         if step_max_steps < 1 or max_replans < 0 or plan_attempts < 1:
             raise PlanError("step_max_steps and plan_attempts must be at least 1, max_replans at least 0")
+        super().__init__(backend, tools, settings=settings, **options)
+        self.bounds = bounds or PlanBounds()
         self.step_max_steps, self.max_replans, self.plan_attempts = step_max_steps, max_replans, plan_attempts
         self.check, self.handoff_checks, self.max_task_words = check, handoff_checks, max_task_words
-        self.checkpoints, self.tracer, self.on_event, self.on_step = checkpoints, tracer, on_event, on_step
-        self.seed = seed
 
-    # -- public ------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "bounds": [self.bounds.min_steps, self.bounds.max_steps],
+            "step_max_steps": self.step_max_steps,
+            "max_replans": self.max_replans,
+            "tool_choice": self.tool_choice,
+        }
 
-    def run(self, task: str, run_id: str | None = None) -> AgentResult:
-        return self.continue_state(self.new_state(task, run_id))
+    def result_values(self, state: PlanState) -> dict[str, Any]:
+        return dict(state.values)
 
-    def new_state(self, task: str, run_id: str | None = None) -> PlanState:
-        state = PlanState(self._start(task, run_id), task)
-        self._save_state(state)
-        return state
+    def run_attributes(self, state: PlanState) -> dict[str, Any]:
+        return {"replans": state.replans}
 
-    def resume(self, run_id: str) -> AgentResult:
-        """Continue a saved run from its last save (mid-step runs continue their operator exactly)."""
-        return self.continue_state(PlanState.from_dict(self._saved_state(run_id)))
-
-    def continue_state(self, state: PlanState) -> AgentResult:
-        self._emit("run_started", state.steps, task=state.task, run_id=state.run_id)
-        with self._span("agent.run", None, agent=self.name, kind=self.kind, run_id=state.run_id) as span:
-            while state.status == "running":
-                self.model.usage = state.usage
-                limit = exceeded(self.limits, state.usage, state.steps)
-                if limit is not None:
-                    state.finish(*limit)
-                elif state.plan is None:
-                    self._make_plan(state)
-                elif state.current_step() is None:
-                    last = state.done[-1]["values"] if state.done else {}
-                    answer = next(iter(last.values())) if len(last) == 1 else last
-                    state.finish("answer", f"all {len(state.plan)} plan steps passed their checks", answer)
-                else:
-                    self._run_step(state)
-                self._save_state(state)
-            span.set(stop_reason=state.stop_reason, steps=state.steps, replans=state.replans)
-        self._emit("run_finished", state.steps, stop_reason=state.stop_reason, detail=state.detail, answer=state.answer)
-        return AgentResult(
-            state.run_id,
-            state.answer,
-            state.stop_reason or "failed",
-            state.detail,
-            state.steps,
-            state.usage,
-            [],
-            state.tool_log,
-            dict(state.values),
-            list(state.history),
-        )
+    def step(self, state: PlanState, span: Span | NoSpan) -> None:
+        if state.plan is None:
+            self._make_plan(state)
+        elif state.current_step() is None:
+            last = state.done[-1]["values"] if state.done else {}
+            answer = next(iter(last.values())) if len(last) == 1 else last
+            state.finish("answer", f"all {len(state.plan)} plan steps passed their checks", answer)
+        else:
+            self._run_step(state, span)
 
     def replan(self, state: PlanState, reason: str) -> None:
         """Replace the rest of the plan: the model plans the remaining work from the values produced so far."""
@@ -146,22 +102,8 @@ class PlanAndExecuteAgent(SavedRun):
             return
         state.replans += 1
         state.history.append({"event": "replan", "reason": reason, "after_steps": len(state.done)})
-        self._emit("replanned", state.steps, reason=reason, replans=state.replans)
+        self.emit("replanned", state.steps, reason=reason, replans=state.replans)
         self._make_plan(state, reason)
-
-    def fingerprint(self) -> str:
-        return fingerprint(
-            {
-                "kind": self.kind,
-                "name": self.name,
-                "tools": sorted(self.tools.names),
-                "system": self.system_prompt,
-                "bounds": [self.bounds.min_steps, self.bounds.max_steps],
-                "step_max_steps": self.step_max_steps,
-                "max_replans": self.max_replans,
-                "tool_choice": self.tool_choice,
-            }
-        )
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -191,7 +133,7 @@ class PlanAndExecuteAgent(SavedRun):
             state.plan = [step.model_dump() for step in plan.steps]
             state.position = 0
             state.history.append({"event": "plan", "steps": state.plan})
-            self._emit("plan_made", state.steps, steps=[s.instruction for s in plan.steps])
+            self.emit("plan_made", state.steps, steps=[s.instruction for s in plan.steps])
             return
         state.finish("invalid_plan", f"no valid plan in {self.plan_attempts} attempts: " + " | ".join(errors))
 
@@ -213,7 +155,7 @@ class PlanAndExecuteAgent(SavedRun):
             ),
         )
 
-    def _run_step(self, state: PlanState) -> None:
+    def _run_step(self, state: PlanState, span: Span | NoSpan) -> None:
         step = state.current_step()
         assert step is not None
         result_model = step_result_model(step)
@@ -228,24 +170,28 @@ class PlanAndExecuteAgent(SavedRun):
             problems = failures(
                 check_handoff(packet, sibling_outputs=siblings, received=step.needs, max_task_words=self.max_task_words)
             )
-            self._emit("handoff_checked", state.steps, plan_step=step.id, problems=problems)
+            self.emit("handoff_checked", state.steps, plan_step=step.id, problems=problems)
             if problems:
                 self._step_failed(state, step, problems)
                 return
         if state.inner is None:
             state.attempts += 1
-        operator = self._operator(state, step, packet, result_model)
-        inner = (
-            RunState.from_dict(state.inner)
-            if state.inner is not None
-            else operator.new_state(f"Do plan step {step.id}: {step.instruction}", f"{state.run_id}-{state.attempts}")
+        operator = ReActAgent(
+            self.model,
+            self.tools,
+            settings=self.sub_settings(
+                state,
+                name=f"{self.name}.step{step.id}",
+                system_prompt=packet.render_system_prompt(),
+                seed=step_seed(self.seed, state.attempts),
+                max_steps=self.step_max_steps,
+            ),
+            answer_schema=result_model,
+            exposure=lambda _step, exposed=list(step.tools): exposed,
+            reminder=f"Current plan step {step.id}: {step.instruction} Produce: {', '.join(step.produces)}.",
         )
-        result = operator.continue_state(inner)
-        self.model.usage = state.usage  # the operator counted into its own usage; replanning counts here
-        state.inner = None
-        state.usage.merge(result.usage)
-        state.steps += result.steps
-        state.tool_log += [{"plan_step": step.id, **entry} for entry in result.tool_log]
+        task, run_id = f"Do plan step {step.id}: {step.instruction}", f"{state.run_id}-{state.attempts}"
+        result = self.run_inner(state, operator, task, run_id, {"plan_step": step.id}, span)
         if result.stop_reason in ("max_tokens", "max_cost", "max_steps") and exceeded(
             self.limits, state.usage, state.steps
         ):
@@ -262,33 +208,6 @@ class PlanAndExecuteAgent(SavedRun):
         state.done.append({"id": step.id, "instruction": step.instruction, "values": produced})
         state.history.append({"event": "step_done", "step": step.id, "values": produced})
         state.position += 1
-
-    def _operator(self, state: PlanState, step: PlanStep, packet: HandoffPacket, result_model) -> ReActAgent:
-        def persist(inner: RunState) -> None:
-            if inner.status == "running":
-                state.inner = inner.to_dict()
-                self._save_state(state)
-
-        budget = remaining(self.limits, state.usage, state.steps, self.step_max_steps)
-        exposed = list(step.tools)
-        return ReActAgent(
-            self.model,
-            self.tools,
-            name=f"{self.name}.step{step.id}",
-            system_prompt=packet.render_system_prompt(),
-            policy=self.policy,
-            approver=self.approver,
-            limits=budget,
-            tool_choice=self.tool_choice,
-            parallel_tool_calls=self.parallel_tool_calls,
-            answer_schema=result_model,
-            exposure=lambda _step: exposed,
-            reminder=f"Current plan step {step.id}: {step.instruction} Produce: {', '.join(step.produces)}.",
-            tracer=self.tracer,
-            on_event=self.on_event,
-            on_step=persist,
-            seed=derive_seed(self.seed, state.attempts),
-        )
 
     def _checkpoint(self, state: PlanState, step: PlanStep, produced: Mapping[str, Any]) -> list[str]:
         """Step N produced what it promised, non-empty, and everything step N+1 needs is now available."""
@@ -313,5 +232,5 @@ class PlanAndExecuteAgent(SavedRun):
     def _step_failed(self, state: PlanState, step: PlanStep, problems: list[str]) -> None:
         reason = "; ".join(problems)
         state.history.append({"event": "checkpoint_failed", "step": step.id, "problems": problems})
-        self._emit("checkpoint_failed", state.steps, plan_step=step.id, problems=problems)
+        self.emit("checkpoint_failed", state.steps, plan_step=step.id, problems=problems)
         self.replan(state, reason)

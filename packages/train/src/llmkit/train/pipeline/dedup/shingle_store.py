@@ -14,7 +14,7 @@ from .lsh import RowStore
 class ShingleStore:
     """Append-only store of sorted uint32 shingle sets; `get(row)` returns row `row`'s set (a view)."""
 
-    def __init__(self, chunk_values: int = 1 << 22):
+    def __init__(self, chunk_values: int = 1 << 20):
         self.chunk_values = chunk_values
         self._chunks: list[np.ndarray] = []
         self._used = 0  # values filled in the last chunk
