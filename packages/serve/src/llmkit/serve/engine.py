@@ -159,7 +159,7 @@ class Engine:
         self.speculator = (
             None
             if cfg.speculative is None
-            else Speculator(cfg.speculative, self.runner, self.block_manager, self.pretrained)
+            else Speculator(cfg.speculative, self.runner, self.block_manager, self.pretrained, ModelRunner)
         )
         self.scheduler = Scheduler(
             self.block_manager,

@@ -57,8 +57,15 @@ class Speculator:
     """Owned by the scheduler: `propose` runs at the start of `schedule()`, `record` in the update."""
 
     def __init__(
-        self, config: SpeculativeConfig, runner: ModelRunner, block_manager: BlockManager, target: Pretrained
+        self,
+        config: SpeculativeConfig,
+        runner: ModelRunner,
+        block_manager: BlockManager,
+        target: Pretrained,
+        make_runner: type[ModelRunner],
     ) -> None:
+        """`make_runner` builds the draft model's runner (method "draft"): the `ModelRunner` class, passed in
+        because the runner's sampling stage imports this package."""
         if config.method not in METHODS:
             raise InvalidParameterError(
                 f"speculative method must be one of {', '.join(METHODS)}, got {config.method!r}"
@@ -67,14 +74,18 @@ class Speculator:
             raise InvalidParameterError(f"num_tokens must be >= 1, got {config.num_tokens}")
         self.config, self.block_manager = config, block_manager
         self.context_length = target.config.max_position_embeddings
-        self.proposer = self._build_proposer(config, runner, block_manager.block_size, target)
+        self.proposer = self._build_proposer(config, runner, block_manager.block_size, target, make_runner)
         self.stats = ProposerStats()
         self.draft_seconds = 0.0
         self.step_seconds = 0.0
 
     @staticmethod
     def _build_proposer(
-        config: SpeculativeConfig, runner: ModelRunner, block_size: int, target: Pretrained
+        config: SpeculativeConfig,
+        runner: ModelRunner,
+        block_size: int,
+        target: Pretrained,
+        make_runner: type[ModelRunner],
     ) -> Proposer:
         if config.method == "ngram":
             return NgramProposer(config.ngram_min, config.ngram_max)
@@ -89,8 +100,6 @@ class Speculator:
             or draft.config.vocab_size != target.config.vocab_size
         ):
             raise InvalidParameterError("the draft model must share the target's tokenizer and vocabulary")
-        from ..model_runner import ModelRunner  # the runner's sampling stage imports this package
-
         cfg = draft.config
         caches = [
             ops.allocate(
@@ -105,7 +114,7 @@ class Speculator:
             for _ in range(cfg.num_layers)
         ]
         return DraftModelProposer(
-            ModelRunner(draft.model, caches, block_size), BlockManager(config.draft_num_blocks, block_size, False)
+            make_runner(draft.model, caches, block_size), BlockManager(config.draft_num_blocks, block_size, False)
         )
 
     def propose(self, running: list[Sequence]) -> None:
