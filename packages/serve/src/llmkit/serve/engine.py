@@ -14,7 +14,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmkit.core import ops
-from llmkit.core.errors import ContextLengthError, InvalidParameterError
+from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from llmkit.core.models.store import DEFAULT_MODEL
@@ -219,11 +219,7 @@ class Engine:
         if not ids:
             raise InvalidParameterError("the prompt is empty")
         self.check_token_ids(ids)
-        if len(ids) >= self.context_length:
-            raise ContextLengthError(
-                f"the prompt has {len(ids)} tokens; the model's context holds {self.context_length}"
-            )
-        max_new = min(params.max_tokens, self.context_length - len(ids))
+        max_new = params.completion_budget(len(ids), self.context_length)  # ContextLengthError if no room
         if len(ids) + max_new > self.capacity_tokens:
             raise InvalidParameterError(
                 f"the request needs up to {len(ids) + max_new} KV slots; the cache holds {self.capacity_tokens} "
