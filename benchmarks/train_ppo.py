@@ -6,8 +6,8 @@ The task and prompts are benchmarks/train_grpo.py's (two worked examples, then '
 when the text after the last '####' is the sum), on which the starting model is right about a quarter of
 the time when sampling. Each step samples one completion for each of `--prompts` new problems from the
 serving engine (sharing the policy's weights), scores it, and runs PPO: per-token KL penalty to the
-reference (the policy with its LoRA adapters off), a value head on the policy's trunk, GAE, whitened
-advantages, `--epochs` clipped updates over the batch. Logged per step: the mean reward, the KL to the
+reference (the policy with its LoRA adapters off), a value head on the policy's trunk (trained at its own
+rate, `--value-lr`), GAE, whitened advantages, `--epochs` clipped updates over the batch. Logged per step: the mean reward, the KL to the
 reference and the value head's explained variance. The sampled reward on 64 held-out problems (never
 trained on) is measured before and after. Writes benchmarks/results/train/ppo.{png,json}.
 """
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="PPO epochs over each step's batch")
     parser.add_argument("--top-layers", type=int, default=6)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--value-lr", type=float, default=1e-3, help="the value head's learning rate")
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--held-out-samples", type=int, default=4, help="sampled completions per held-out problem")
@@ -56,6 +57,7 @@ def main() -> None:
         max_new_tokens=args.max_new_tokens,
         temperature=1.0,
         learning_rate=args.learning_rate,
+        value_lr=args.value_lr,
         lr_scheduler="constant",
         kl_coef=args.kl_coef,
         num_ppo_epochs=args.epochs,
@@ -83,9 +85,11 @@ def main() -> None:
         "ppo",
         {
             "command": command_line(),
+            "value_lr": args.value_lr,
             "reward_curve": rewards,
             "kl_curve": [r["kl"] for r in records],
             "value_explained_variance_curve": [r["value_explained_variance"] for r in records],
+            "value_loss_curve": [r["value_loss"] for r in records],
             "approx_kl_curve": [r["approx_kl"] for r in records],
             "clip_fraction_curve": [r["clip_fraction"] for r in records],
             f"reward_mean_first_{half}_steps": sum(rewards[:half]) / half,

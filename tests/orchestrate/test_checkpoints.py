@@ -78,3 +78,20 @@ def test_a_corrupt_store_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CheckpointError, match="cannot open checkpoint store"):
         CheckpointStore(path)
+
+
+def test_a_state_saved_before_the_run_states_were_unified_resumes(tmp_path):
+    """ReAct states used to be saved with `step` and without `saves`, `history` and `inner`."""
+    store = CheckpointStore(tmp_path / "old.db")
+    executed: list[int] = []
+    with pytest.raises(Interrupt):
+        make_agent(store, executed, interrupt_at=2).run("record", run_id="old")
+    row, state = store.latest("old")
+    old = {k: v for k, v in state.items() if k not in ("saves", "history", "inner")}
+    old["step"] = old.pop("steps")
+    store.save("old", row, old)
+    resumed = make_agent(store, executed).resume("old")
+    assert resumed.ok and resumed.steps == 5 and executed == [1, 2, 3, 4]
+    store.save("old", row + 10, {**old, "from_the_future": 1})
+    with pytest.raises(CheckpointError, match="fields this version does not know: from_the_future"):
+        make_agent(store, executed).resume("old")

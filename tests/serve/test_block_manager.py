@@ -100,12 +100,33 @@ def test_scheduler_chunks_long_prompts_and_mixes_decodes():
     scheduler.add(short)
     scheduler.add(long)
     batch = scheduler.schedule()
-    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 3), (1, 7)]
+    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 3), (1, 4)]  # the chunk ends on a block boundary
     for seq, n in batch.sequences:
         compute(manager, seq, n)
     short.output.append(5)  # the short prompt sampled a token
     batch = scheduler.schedule()
-    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 1), (1, 9)]
+    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 1), (1, 8)]
+
+
+def test_a_chunk_cut_by_the_budget_ends_on_a_block_boundary_when_the_budget_reaches_one():
+    """So a quantized cache never re-quantizes half a block depending on what else is in the batch."""
+    manager = BlockManager(num_blocks=64, block_size=4)
+    scheduler = Scheduler(manager, max_num_seqs=8, max_num_batched_tokens=6)
+    a, b = make_seq(0, range(5)), make_seq(1, range(100, 125))
+    scheduler.add(a)
+    scheduler.add(b)
+    batch = scheduler.schedule()  # one token of budget left for b: no boundary within reach, take it
+    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 5), (1, 1)]
+    for seq, n in batch.sequences:
+        compute(manager, seq, n)
+    a.output.append(5)
+    batch = scheduler.schedule()  # b resumes at 1: 5 tokens left reach the boundary at 4
+    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 1), (1, 3)]
+    for seq, n in batch.sequences:
+        compute(manager, seq, n)
+    a.output.append(6)
+    batch = scheduler.schedule()
+    assert [(s.seq_id, n) for s, n in batch.sequences] == [(0, 1), (1, 4)]
 
 
 def test_scheduler_preempts_the_newest_when_blocks_run_out():

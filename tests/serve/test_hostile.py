@@ -213,10 +213,21 @@ async def storm(http: httpx.AsyncClient, url: str, count: int) -> list[httpx.Res
     return await asyncio.gather(*(http.post(url + "/v1/chat/completions", json=body) for _ in range(count)))
 
 
-def test_hostile_clients_leave_long_streams_exact_and_leak_nothing(tiny, hostile):
+def test_hostile_clients_leave_long_streams_exact_and_leak_nothing(tiny, hostile, monkeypatch):
     streams = long_streams(hostile.engine)
     expected = undisturbed_texts(tiny, [ids for _, _, ids in streams])
     url, async_engine = hostile.url, hostile.server.async_engine
+    # The tiny model decodes 150 tokens faster than a loaded machine sends the bad inputs: pace its steps
+    # (>= 7.5 s for a long stream) until they are all answered, so they surely overlap the long streams.
+    pacing = {"on": True}
+    step = hostile.engine.step
+
+    def paced_step():
+        if pacing["on"]:
+            time.sleep(0.05)
+        return step()
+
+    monkeypatch.setattr(hostile.engine, "step", paced_step)
 
     async def scenario():
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
@@ -240,6 +251,7 @@ def test_hostile_clients_leave_long_streams_exact_and_leak_nothing(tiny, hostile
                 ),
             )
             finished_during_bad_inputs = sum(t.done() for t in longs)
+            pacing["on"] = False
             bad += await asyncio.gather(*stalled)
             async_engine.max_waiting = 4
             try:

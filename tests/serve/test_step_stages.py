@@ -55,18 +55,20 @@ def test_schedule_describes_the_step_in_a_frozen_output():
     first, second = output.scheduled
     assert (first.seq, first.num_tokens, first.token_ids, first.num_computed_tokens) == (short, 3, (5, 6, 7), 0)
     assert first.samples and not first.is_decode and first.block_table == tuple(short.block_table)
-    assert (second.num_tokens, second.token_ids, second.samples) == (7, tuple(range(10, 17)), False)
-    assert list(second.positions) == list(range(7)) and len(second.block_table) == 2
-    assert output.request_ids == ["a", "b"] and output.num_tokens == 10
+    # the budget leaves 7 tokens: the chunk ends on the block boundary it reaches (4)
+    assert (second.num_tokens, second.token_ids, second.samples) == (4, tuple(range(10, 14)), False)
+    assert list(second.positions) == list(range(4)) and len(second.block_table) == 1
+    assert output.request_ids == ["a", "b"] and output.num_tokens == 7
     with pytest.raises(dataclasses.FrozenInstanceError):
         output.scheduled = ()
     assert short.status is long.status is SequenceStatus.RUNNING
 
 
 def test_schedule_cuts_drafts_to_the_token_budget():
-    scheduler = new_scheduler(budget=3)
-    seq = make_request(scheduler, "a", [5, 6, 7])
+    scheduler = new_scheduler()
+    seq = make_request(scheduler, "a", [5, 6, 7, 8])
     scheduler.update_from_output(scheduler.schedule(), RunnerOutput({seq.seq_id: SampledTokens([9])}))
+    scheduler.max_num_batched_tokens = 3
     seq.draft_token_ids = [1, 2, 3, 4]
     (scheduled,) = scheduler.schedule().scheduled
     assert scheduled.num_tokens == 3 and scheduled.draft_token_ids == (1, 2) and scheduled.token_ids == (9, 1, 2)

@@ -1,5 +1,6 @@
-"""PPO on a tiny model: one update on a fixed batch moves the policy the way the advantages point, and a
-step's metrics carry the mean reward, the KL and the value head's explained variance."""
+"""PPO on a tiny model: one update on a fixed batch moves the policy the way the advantages point, a
+step's metrics carry the mean reward, the KL and the value head's explained variance, and the value head
+(at its own learning rate) learns a reward it can see."""
 
 from __future__ import annotations
 
@@ -21,10 +22,17 @@ def starts_with_a_vowel(prompt, completion, reference):
     return VerifierResult.from_bool(bool(letters) and letters[0] in "aeiou")
 
 
+def asks_about_cats(prompt, completion, reference):
+    """1 for every completion of a prompt about cats, 0 otherwise: a reward the value head sees from the
+    prompt's first token on, whatever the policy writes."""
+    return VerifierResult.from_bool("cats" in str(prompt))
+
+
 class ToyVerifier:
     @hookimpl
     def llmkit_register_verifiers(self, register):
         register("starts_with_a_vowel", starts_with_a_vowel)
+        register("asks_about_cats", asks_about_cats)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,3 +104,49 @@ def test_step_metrics_include_reward_kl_and_explained_variance(trainer):
     assert 0 <= record["reward_mean"] <= 1 and record["kl"] == pytest.approx(0.0, abs=1e-6)  # policy = reference
     explained = record["value_explained_variance"]
     assert explained == explained and explained <= 1.0  # a number (not NaN): the returns vary
+
+
+def cats_or_numbers_trainer(fast, tmp_path, value_lr: float) -> Trainer:
+    """The same 16 prompts every step, half about cats (reward 1), half asking for a number (reward 0)."""
+    data = tmp_path / f"kinds-{value_lr}.jsonl"
+    kinds = ["Tell me about cats", "Give me a number"]
+    data.write_text("".join(f'{{"prompt": "{kinds[i % 2]} {i}:"}}\n' for i in range(16)))
+    options = {
+        **fast, "output_dir": str(tmp_path / f"run-{value_lr}"), "data": str(data), "batch_size": 16,
+        "max_new_tokens": 6, "kv_cache_memory": "16MiB", "micro_batch_size": 16,
+        "verifiers": {"asks_about_cats": 1.0}, "num_ppo_epochs": 2, "num_mini_batches": 1,
+        "learning_rate": 1e-4, "value_lr": value_lr, "lr_scheduler": "constant", "max_steps": 8,
+    }  # fmt: skip
+    return Trainer(PPOMethod, load_config(PPOConfig, None, options))
+
+
+def explained_variance_per_step(trainer: Trainer) -> list[float]:
+    """Each step's explained variance: the value head before that step's updates, on fresh rollouts."""
+    out = []
+    for step in range(trainer.config.max_steps):
+        record, _ = trainer._step(step)
+        assert record["reward_mean"] == 0.5  # the reward is the prompt's kind, never the completion
+        out.append(record["value_explained_variance"])
+    return out
+
+
+def test_value_head_learns_a_reward_it_can_see(fast, tmp_path):
+    """At its own rate the value head explains most of the return's variance within a few steps; at the
+    policy's rate (what every PPO run did before `value_lr`) it stays near 0, and PPO degenerates into
+    REINFORCE with a batch-mean baseline."""
+    own_rate = explained_variance_per_step(cats_or_numbers_trainer(fast, tmp_path, value_lr=1e-2))
+    policy_rate = explained_variance_per_step(cats_or_numbers_trainer(fast, tmp_path, value_lr=1e-4))
+    assert min(own_rate[-3:]) > 0.5, own_rate
+    assert max(policy_rate) < 0.3, policy_rate
+
+
+def test_the_value_head_trains_at_value_lr(trainer):
+    """Its own optimizer groups at value_lr, the policy's at learning_rate, both under the one schedule."""
+    head = {id(p) for p in trainer.method.module.value_head.parameters()}
+    groups = trainer.optimizer.param_groups
+    assert groups[0]["lr"] == trainer.config.learning_rate == 1e-4
+    assert trainer.config.value_lr == 1e-3  # the default
+    for group in groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= head if group["lr"] == trainer.config.value_lr else not ids & head
+    assert {id(p) for g in groups if g["lr"] == 1e-3 for p in g["params"]} == head

@@ -23,7 +23,9 @@ from .model import AgentModel
 from .multiagent import MultiAgentOrchestrator, Specialist
 from .plan import PlanAndExecuteAgent, PlanBounds, PlanStep
 from .react import ReActAgent
-from .run_state import AgentResult
+from .run_loop import Agent
+from .run_state import AgentResult, RunState
+from .settings import AgentSettings
 from .tools import (
     FilesToolbox,
     PythonToolbox,
@@ -39,10 +41,12 @@ from .tools import (
 from .tracing import OpenTelemetryExporter, Span, Tracer, read_trace
 
 __all__ = [
+    "Agent",
     "AgentEvent",
     "AgentMemory",
     "AgentModel",
     "AgentResult",
+    "AgentSettings",
     "ApprovalRequest",
     "ApprovalUnavailable",
     "CheckpointError",
@@ -66,6 +70,7 @@ __all__ = [
     "PythonToolbox",
     "ReActAgent",
     "RunRecord",
+    "RunState",
     "Span",
     "Specialist",
     "SqlToolbox",

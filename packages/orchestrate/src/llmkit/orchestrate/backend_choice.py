@@ -5,10 +5,8 @@ so the engine is the default only where it is installed."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
-from llmkit.core.backends import Backend
-from llmkit.core.plugins import Registry, registry
+from llmkit.core import plugins
 
 from .errors import OrchestrateError
 
@@ -19,11 +17,6 @@ REFERENCE_NOTE = (
     "llmkit: using the reference backend (core's textbook generate(): slow, tool calls not constrained) because "
     "llmkit-serve's engine is not installed; install llmkit-serve for the engine, or choose a backend with --backend"
 )
-
-
-def backend_registry() -> Registry:
-    """The installed backends by name (tests put a simulated registry here)."""
-    return registry("backends")
 
 
 def default_backend(installed: Collection[str]) -> tuple[str, str | None]:
@@ -47,9 +40,4 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     """(the backend's name, a note for the user or None): `requested`, or the default when it is None."""
     if requested is not None:
         return requested, None
-    return default_backend(backend_registry().names())
-
-
-def open_named_backend(name: str, **options: Any) -> Backend:
-    """Build the installed backend `name` (an unknown name is an error listing the installed ones)."""
-    return backend_registry().get(name)(**options)
+    return default_backend(plugins.registry("backends").names())

@@ -119,14 +119,14 @@ def _tool_set(args: argparse.Namespace):
 
 
 def _backend(args: argparse.Namespace, name: str):
-    from .backend_choice import open_named_backend
+    from llmkit.core.backends import open_backend
 
     options: dict[str, Any] = _key_values(args.backend_option, "--backend-option")
     if args.model:
         options["model"] = args.model
     if args.chat_template != "model" and name in ("engine", "reference"):
         options["chat_template"] = args.chat_template
-    return open_named_backend(name, **options)
+    return open_backend(name, **options)
 
 
 def _policy(args: argparse.Namespace, tools):

@@ -13,6 +13,7 @@ from llmkit.context.structured import extract_json
 from llmkit.core.assistant_output import ToolCall
 from llmkit.core.backends import Backend
 from llmkit.core.errors import ContextLengthError
+from llmkit.core.sampling.rng import derive_seed
 
 from .checkpoints import new_run_id
 from .errors import ToolArgumentError
@@ -20,7 +21,7 @@ from .memory import AgentMemory
 from .model import AgentModel
 from .run_loop import Agent, NoSpan, not_run
 from .run_state import FINAL_ANSWER, ReActState, answer_value, final_answer_tool
-from .settings import DEFAULT_SYSTEM_PROMPT, AgentSettings, ToolChoice, step_seed
+from .settings import DEFAULT_SYSTEM_PROMPT, AgentSettings, ToolChoice
 from .tools.results import ToolResult
 from .tools.schema import describe_validation_error
 from .tools.toolbox import ToolLike, ToolSet
@@ -94,7 +95,7 @@ class ReActAgent(Agent):
                     definitions or None,
                     tool_choice=tool_choice,
                     parallel_tool_calls=self.parallel_tool_calls,
-                    seed=step_seed(self.seed, step),
+                    seed=derive_seed(self.seed, step),
                 )
             except ContextLengthError as err:
                 state.finish("context_length", str(err))

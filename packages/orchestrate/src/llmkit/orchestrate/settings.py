@@ -26,11 +26,6 @@ DEFAULT_SYSTEM_PROMPT = (
 ToolChoice = Literal["auto", "required"]
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The sampling seed of one step (or one sub-run): a resumed run draws what the uninterrupted run would have."""
-    return (seed * 1_000_003 + step * 7919) % (2**31 - 1)
-
-
 @dataclasses.dataclass(frozen=True)
 class AgentSettings:
     """`name` and `limits` left as None take the agent kind's default ("agent" and 10 steps for ReAct, "planner"

@@ -4,7 +4,9 @@ every sequence's status.
 `schedule() -> SchedulerOutput`: running sequences first (decodes take one token, or one plus their
 drafts; unfinished prefills take a chunk), then waiting sequences in policy order while budget,
 sequence slots and KV blocks last. A long prompt is split across steps (chunked prefill) and mixed
-with decodes. When blocks run out, the policy's victim is preempted by recompute: its blocks are
+with decodes; a chunk cut short by the budget ends on a KV-block boundary whenever the budget reaches
+one, so a quantized cache's per-block scales never depend on where the batch cut it (docs/serve.md).
+When blocks run out, the policy's victim is preempted by recompute: its blocks are
 freed and it waits to be prefilled again (prompt plus what it generated so far).
 `update_from_output(SchedulerOutput, RunnerOutput) -> list[RequestOutput]`: see `update.py`.
 """
@@ -131,7 +133,7 @@ class Scheduler:
                 break
             if seq.status is not SequenceStatus.RUNNING:  # preempted earlier in this loop
                 continue
-            count = min(seq.num_uncomputed_tokens, budget)
+            count = self._chunk(seq.num_computed_tokens, seq.num_uncomputed_tokens, budget)
             while not self.block_manager.allocate_for(seq, count):
                 already = {id(s) for s, _ in scheduled}
                 victim = self.policy.victim([s for s in self.running if id(s) not in already])
@@ -148,7 +150,7 @@ class Scheduler:
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs and not preempted:
             seq = self.policy.next_waiting(self.waiting)
             cached = len(self.block_manager.cached_prefix_blocks(seq)) * self.block_manager.block_size
-            count = min(seq.num_tokens - cached, budget)
+            count = self._chunk(cached, seq.num_tokens - cached, budget)
             if not self.block_manager.admit(seq, count):
                 break
             self.waiting.remove(seq)
@@ -157,6 +159,15 @@ class Scheduler:
             scheduled.append((seq, count))
             budget -= count
         return SchedulerOutput(tuple(ScheduledSequence.of(s, n) for s, n in scheduled), preempted, tuple(ended))
+
+    def _chunk(self, start: int, wanted: int, budget: int) -> int:
+        """How many of the `wanted` tokens from position `start` fit this step: all of them, or a chunk
+        ending on the last block boundary the budget reaches (the whole budget if it reaches none)."""
+        if wanted <= budget:
+            return wanted
+        block_size = self.block_manager.block_size
+        aligned = (start + budget) // block_size * block_size - start
+        return aligned if aligned > 0 else budget
 
     def update_from_output(self, output: SchedulerOutput, result: RunnerOutput) -> list[RequestOutput]:
         """Apply a step's results: computed tokens, new tokens (grammar, drafts, stops), finished

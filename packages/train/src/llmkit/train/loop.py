@@ -40,7 +40,7 @@ class Trainer:
         self.module = self.method.build_module().to(runtime.device)
         layers = list(runtime.policy.layers) if self.context.strategy == "fsdp" else []
         self.wrapped = wrap_module(self.module, self.context, layers)
-        self.optimizer = build_optimizer(self.module, config)
+        self.optimizer = build_optimizer(self.module, config, self.module.own_learning_rates())
         self.total_steps = self.method.total_steps()
         self.scheduler = build_scheduler(self.optimizer, config, self.total_steps * self.method.updates_per_step())
         self.checkpoints = CheckpointManager(runtime.output_dir, self.context, config.save_total_limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -10,20 +11,30 @@ from torch import nn
 from .config import TrainConfig
 
 
-def build_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (norms and biases are 1-D and excluded)."""
-    decay, no_decay = [], []
+def build_optimizer(
+    module: nn.Module, config: TrainConfig, own_rates: Sequence[tuple[Sequence[nn.Parameter], float]] = ()
+) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (norms and biases are 1-D and excluded). `own_rates` lists
+    parameters that train at their own peak rate instead of `learning_rate` (PPO's value head); the
+    schedule scales every rate alike; the groups at `learning_rate` come first (the loop logs group 0's)."""
+    rate_of = {id(param): rate for params, rate in own_rates for param in params}
+    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for param in module.parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    if not decay and not no_decay:
+            rate = rate_of.pop(id(param), config.learning_rate)
+            buckets.setdefault((rate, param.ndim >= 2), []).append(param)
+    if rate_of:
+        raise ValueError(f"{len(rate_of)} parameter(s) given their own learning rate are not trainable parameters")
+    if not buckets:
         raise ValueError("the model has no trainable parameter")
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": params, "lr": rate, "weight_decay": config.weight_decay if decays else 0.0}
+        for (rate, decays), params in sorted(
+            buckets.items(), key=lambda item: (item[0][0] != config.learning_rate, not item[0][1])
+        )
+    ]
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]],
-        lr=config.learning_rate,
-        betas=(config.adam_beta1, config.adam_beta2),
-        eps=config.adam_epsilon,
+        groups, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon
     )
 
 

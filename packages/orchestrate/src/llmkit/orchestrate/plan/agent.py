@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from llmkit.context import Artifact, ErrorBudget, HandoffPacket, StructuredOutputError
 from llmkit.core.backends import Backend
+from llmkit.core.sampling.rng import derive_seed
 
 from ..errors import PlanError
 from ..handoffs import DEFAULT_MAX_TASK_WORDS, check_handoff, failures
@@ -18,7 +19,7 @@ from ..limits import Limits, exceeded
 from ..model import AgentModel
 from ..react import ReActAgent
 from ..run_loop import Agent, NoSpan
-from ..settings import AgentSettings, step_seed
+from ..settings import AgentSettings
 from ..tools.toolbox import ToolLike, ToolSet
 from ..tracing import Span
 from .schema import Plan, PlanBounds, PlanStep, plan_schema_model, validate_plan
@@ -183,7 +184,7 @@ class PlanAndExecuteAgent(Agent):
                 state,
                 name=f"{self.name}.step{step.id}",
                 system_prompt=packet.render_system_prompt(),
-                seed=step_seed(self.seed, state.attempts),
+                seed=derive_seed(self.seed, state.attempts),
                 max_steps=self.step_max_steps,
             ),
             answer_schema=result_model,

@@ -204,6 +204,12 @@ class PPOConfig(RLConfig):
     cliprange: float = option(0.2, "policy ratio clip", minimum=0)
     cliprange_value: float = option(0.2, "value clip around the rollout's values", minimum=0)
     vf_coef: float = option(0.1, "weight of the value loss", minimum=0)
+    value_lr: float = option(
+        1e-3,
+        "peak learning rate of the value head (a fresh linear layer; the policy's rate, e.g. 5e-4 for LoRA "
+        "or 1e-5 for full fine-tuning, leaves it near constant); same schedule as learning_rate",
+        minimum=0,
+    )
     num_ppo_epochs: int = option(4, "passes over each rollout batch", minimum=1)
     num_mini_batches: int = option(1, "optimizer steps per pass", minimum=1)
     whiten_advantages: bool = option(True, "normalize advantages to mean 0, std 1 over the batch")

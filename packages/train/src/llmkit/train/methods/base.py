@@ -56,6 +56,10 @@ class TrainingModule(nn.Module):
     @abc.abstractmethod
     def forward(self, batch: MicroBatch) -> LossOutput: ...
 
+    def own_learning_rates(self) -> list[tuple[list[nn.Parameter], float]]:
+        """Parameters that train at their own peak rate rather than `learning_rate` (PPO's value head)."""
+        return []
+
 
 def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     """1 where chosen scores above rejected, 0.5 on a tie (a policy equal to its reference is at 0.5, not 0)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from ..config import PPOConfig
 from ..data.packing import TokenBatch, collate
@@ -44,6 +45,10 @@ class PPOModule(TrainingModule):
         super().__init__(policy)
         self.value_head = ScalarHead(policy.config.hidden_size, policy.dtype, policy.device)
         self.config = config
+
+    def own_learning_rates(self) -> list[tuple[list[nn.Parameter], float]]:
+        """The value head is a fresh linear layer: at the policy's rate it barely moves from its start."""
+        return [(list(self.value_head.parameters()), self.config.value_lr)]
 
     def evaluate_tokens(self, tokens: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = hidden_states(self.policy, tokens)
