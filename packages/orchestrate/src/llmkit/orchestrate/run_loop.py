@@ -9,6 +9,7 @@ tool spans and events) and runs sub-agents as parts of a run (`run_inner`: resum
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import json
@@ -48,7 +49,7 @@ def not_run(call: ToolCall, text: str) -> ToolResult:
     return ToolResult(call.id, call.name, dict(call.arguments), text, "ok" if text == "accepted" else "not_run")
 
 
-class Agent:
+class Agent(abc.ABC):
     """An agent: a model, tools, `AgentSettings` (or the same options as keywords), and a step policy.
     Subclasses set `kind`, `default_name`, `default_limits`, `state_type`, and implement `step`."""
 
@@ -94,9 +95,9 @@ class Agent:
 
     # -- the step policy: what subclasses provide ---------------------------------------------------
 
+    @abc.abstractmethod
     def step(self, state: Any, span: Span | NoSpan) -> None:
         """Take one step: advance `state.steps` by the steps taken, or `state.finish(...)`."""
-        raise NotImplementedError(f"{type(self).__name__} has no step policy")
 
     def config(self) -> dict[str, Any]:
         """What else decides this kind's behavior (beside name, tools and system prompt): part of the fingerprint."""
