@@ -162,7 +162,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """llmkit's main job on the default model: pull it, serve it, answer a request, stop the server."""
-    session.install(TORCH, "./packages/core", "./packages/serve")
+    session.install(TORCH, "./packages/core", "./packages/serve", ".")
     session.run("llmkit", "pull")
     session.run(
         "bash",
