@@ -11,8 +11,9 @@ each probe question (32 by default, 40 written). Greedy decoding on the llmkit-s
 - ContextWindow, promoted constraints: the rule is detected in turn 1 (rules, nothing set by hand),
   anchored at the end of the context and its turn cut last; selective eviction; 600-token history zone.
 - + rolling summary: the same, with turns older than the last 6 folded 16 at a time into an LM
-  summary written by the same model (PromptedJSON, validated, 2 attempts); a fold that fails
-  validation is counted and leaves the turns unfolded.
+  summary written by the same model (`json_generator`: on the engine, JSON decoded under the
+  TurnSummary schema's grammar, then validated; 2 attempts); a fold that fails validation is
+  counted and leaves the turns unfolded. The run prints (and the JSON records) which method wrote it.
 
 Strict scorer: compliant only when the reply states a price in euros (a number with €, EUR or
 "euro(s)") and mentions no dollars ($, USD, "dollar(s)"). 95% Wilson intervals; the ContextWindow
@@ -34,11 +35,11 @@ from rich.table import Table
 
 from llmkit.context import (
     ContextWindow,
-    PromptedJSON,
     RollingSummary,
     SelectiveEviction,
     StructuredOutputError,
     Summarizer,
+    json_generator,
 )
 from llmkit.core.backends import open_backend
 from llmkit.core.sampling import SamplingParams
@@ -193,7 +194,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=32)
     parser.add_argument("--fold-every", type=int, default=16, help="turns folded into the summary at a time")
     parser.add_argument("--summary-tokens", type=int, default=256, help="max tokens of one summary reply")
-    parser.add_argument("--summary-attempts", type=int, default=2, help="PromptedJSON attempts per fold")
+    parser.add_argument("--summary-attempts", type=int, default=2, help="structured-output attempts per fold")
     parser.add_argument("--json", help="also write the results (with every reply) to this file")
     args = parser.parse_args()
     backend = open_backend("engine", model=args.model, kv_cache_memory="1GiB")
@@ -205,7 +206,8 @@ def main() -> None:
     progress("engine loaded", started)
     folds = {"ok": 0, "failed": 0, "not due": 0, "errors": []}
     summary_params = SamplingParams(temperature=0.0, max_tokens=args.summary_tokens)
-    structured = PromptedJSON(backend, max_attempts=args.summary_attempts, params=summary_params)
+    structured = json_generator(backend, max_attempts=args.summary_attempts, params=summary_params)
+    progress(f"summaries: {structured.method} JSON ({type(structured).__name__})", started)
     rolling = RollingSummary(Summarizer(structured), live_turns=6, fold_every=args.fold_every)
     fold_started = time.perf_counter()
     summarized = build_window(backend, history, rolling, folds)
@@ -261,7 +263,7 @@ def main() -> None:
     console.print(table)
     console.print(f"promoted from the conversation: {stated}")
     console.print(
-        f"rolling summary: {folds['ok']} folds, {folds['failed']} failed validation "
+        f"rolling summary ({structured.method} JSON): {folds['ok']} folds, {folds['failed']} failed validation "
         f"({fold_seconds:.0f} s, attempts per fold {structured.attempts_used}); "
         f"summary constraints: {summarized.summary.constraints if summarized.summary else None}"
     )
@@ -271,6 +273,7 @@ def main() -> None:
             "probes": probes,
             "stated": stated,
             "folds": folds,
+            "summary_method": structured.method,
             "fold_seconds": fold_seconds,
             "summary": summarized.summary.model_dump() if summarized.summary else None,
             "summarized_through": summarized.summarized_through,

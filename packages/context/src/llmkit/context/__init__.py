@@ -18,7 +18,7 @@ from .placement import u_shaped
 from .render import RenderedContext
 from .session_file import load_session, save_session
 from .state import StateObject
-from .structured import PromptedJSON, StructuredGenerator
+from .structured import ConstrainedJSON, PromptedJSON, PromptedJSONFallback, StructuredGenerator, json_generator
 from .summary import TurnSummary
 from .tokens import TokenCounter
 from .window import ContextWindow
@@ -30,6 +30,7 @@ __all__ = [
     "BudgetError",
     "CodeDedup",
     "CompressionDecision",
+    "ConstrainedJSON",
     "ContextError",
     "ContextItem",
     "ContextLog",
@@ -40,6 +41,7 @@ __all__ = [
     "LMConstraintExtractor",
     "LintFinding",
     "PromptedJSON",
+    "PromptedJSONFallback",
     "RenderedContext",
     "ResultSummary",
     "RetrievedChunk",
@@ -56,6 +58,7 @@ __all__ = [
     "TurnSummary",
     "ZoneSpec",
     "default_zones",
+    "json_generator",
     "lint",
     "load_session",
     "save_session",
