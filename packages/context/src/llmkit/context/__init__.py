@@ -8,14 +8,17 @@ from .compression import (
     Summarizer,
     ToolResultLifecycle,
 )
+from .compression.base import HistoryView
+from .compression.corrections import Correction
 from .constraints import LMConstraintExtractor, RuleDetector, StatedConstraint
+from .constraints.extractor import ExtractedConstraints
 from .conversation import Conversation
 from .diagnostics import ContextLog, LintFinding, lint
 from .errors import BudgetError, ContextError, StructuredOutputError
 from .handoff import Artifact, ErrorBudget, HandoffPacket, ResultSummary
 from .items import ContextItem, RetrievedChunk
 from .placement import u_shaped
-from .render import RenderedContext
+from .render import Dropped, RenderedContext
 from .session_file import load_session, save_session
 from .state import StateObject
 from .structured import ConstrainedJSON, PromptedJSON, PromptedJSONFallback, StructuredGenerator, json_generator
@@ -36,8 +39,12 @@ __all__ = [
     "ContextLog",
     "ContextWindow",
     "Conversation",
+    "Correction",
+    "Dropped",
     "ErrorBudget",
+    "ExtractedConstraints",
     "HandoffPacket",
+    "HistoryView",
     "LMConstraintExtractor",
     "LintFinding",
     "PromptedJSON",
