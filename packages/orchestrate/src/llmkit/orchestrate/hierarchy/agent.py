@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmkit.context import Artifact, HandoffPacket, ResultSummary, StructuredOutputError
 from llmkit.core.backends import Backend
+from llmkit.core.sampling.rng import derive_seed
 
 from ..errors import OrchestrateError
 from ..handoffs import DEFAULT_MAX_TASK_WORDS, check_handoff, failures
@@ -162,7 +163,7 @@ class HierarchicalAgent(Agent):
                 state,
                 name=f"{self.name}.objective{objective.id}",
                 system_prompt=packet.render_system_prompt(),
-                seed=self.seed * 31 + objective.id,
+                seed=derive_seed(self.seed, objective.id),
             ),
             bounds=self.bounds,
             step_max_steps=self.step_max_steps,
