@@ -46,6 +46,13 @@ def problems(count: int, seed: int) -> list[dict]:
     return rows
 
 
+def training_and_held_out() -> tuple[list[dict], list[dict]]:
+    """The 400 training problems and 64 held-out ones that none of them repeats (shared by the RL benchmarks)."""
+    training = problems(400, seed=0)
+    seen = {r["prompt"][-1]["content"] for r in training}
+    return training, [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
+
+
 def greedy_reward(pretrained, rows: list[dict], max_new_tokens: int) -> float:
     """Mean `math_answer` score of greedy replies."""
     verifier = get_verifier("math_answer")
@@ -75,10 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    training = problems(400, seed=0)
+    training, held_out = training_and_held_out()
     data = write_jsonl(out / "data" / "train.jsonl", training)
-    seen = {r["prompt"][-1]["content"] for r in training}
-    held_out = [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
     before = greedy_reward(load_pretrained(), held_out, args.max_new_tokens)
     result = train(
         "grpo",

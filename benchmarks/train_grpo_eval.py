@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from train_common import command_line, save_summary
-from train_grpo import problems
+from train_grpo import training_and_held_out
 
 from llmkit.core import SamplingParams, generate, load_pretrained
 from llmkit.core.verifiers import get_verifier
@@ -42,8 +42,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     args = parser.parse_args()
-    seen = {r["prompt"][-1]["content"] for r in problems(400, seed=0)}
-    held_out = [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
+    _, held_out = training_and_held_out()
     before = sampled_reward(load_pretrained(), held_out, args.samples, args.max_new_tokens)
     after = sampled_reward(
         load_pretrained(Path(args.run) / "final" / "model"), held_out, args.samples, args.max_new_tokens

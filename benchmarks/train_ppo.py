@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from train_common import RESULTS, command_line, save_summary, write_jsonl
-from train_grpo import problems
+from train_grpo import training_and_held_out
 from train_grpo_eval import sampled_reward
 
 from llmkit.core import load_pretrained
@@ -43,10 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    training = problems(400, seed=0)
+    training, held_out = training_and_held_out()
     data = write_jsonl(out / "data" / "train.jsonl", training)
-    seen = {r["prompt"][-1]["content"] for r in training}
-    held_out = [r for r in problems(100, seed=1) if r["prompt"][-1]["content"] not in seen][:64]
     before = sampled_reward(load_pretrained(), held_out, args.held_out_samples, args.max_new_tokens)
     result = train(
         "ppo",
