@@ -111,4 +111,24 @@ struct BitmaskArgs {
   int64_t num_indices = 0;
 };
 
+// Weight storage formats of quantized matmuls: GGUF's block layouts, rows stored back to back
+// (row r is cols / block_elems blocks starting at byte r * row_bytes). See llmkit/core/quant/formats.py.
+enum class WeightFormat : int32_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ4_K, kQ5_K, kQ6_K };
+
+// out[n, rows] = x[n, cols] @ dequantize(weight)[rows, cols]^T (+ bias[rows]); float32 activations.
+// cols is a multiple of the format's block size; row_bytes = cols / block_elems * block_bytes.
+struct QuantMatmulArgs {
+  const float* x = nullptr;
+  int64_t x_stride = 0;  // elements between token rows of x
+  const void* weight = nullptr;
+  WeightFormat format = WeightFormat::kF32;
+  int64_t row_bytes = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t n = 0;  // tokens
+  float* out = nullptr;
+  int64_t out_stride = 0;  // elements between token rows of out
+  const float* bias = nullptr;  // optional [rows]
+};
+
 }  // namespace llmkit
