@@ -8,6 +8,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from ..device import add_device_argument, log_device, resolve_device
 from ..models import store
 from ..models.pretrained import Pretrained, load_pretrained
 from ..sampling import SamplingParams
@@ -38,12 +39,14 @@ def register(cli) -> None:
     generate.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
     generate.add_argument("--system", help="system message (chat mode)")
     add_model_arguments(generate)
+    add_device_argument(generate)
     add_sampling_arguments(generate)
     generate.set_defaults(func=run_generate)
 
     chat = cli.command("chat", help="talk to a model interactively (/reset clears history, /exit quits)")
     chat.add_argument("--system", help="system message")
     add_model_arguments(chat)
+    add_device_argument(chat)
     add_sampling_arguments(chat)
     chat.set_defaults(func=run_chat)
 
@@ -110,8 +113,12 @@ def parse_sampler_spec(spec: str) -> tuple[str, dict]:
 
 
 def load(args: argparse.Namespace) -> Pretrained:
+    device = resolve_device(args.device)  # a device this machine cannot give fails here, before loading
+    log_device(device, args.device)
     with console.status(f"loading {args.model}", spinner="dots"):
-        return load_pretrained(args.model, dtype=getattr(args, "dtype", "float32"), chat_template=args.chat_template)
+        return load_pretrained(
+            args.model, dtype=getattr(args, "dtype", "float32"), device=device, chat_template=args.chat_template
+        )
 
 
 def run_pull(args: argparse.Namespace) -> int:

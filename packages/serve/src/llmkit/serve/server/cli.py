@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+from llmkit.core.device import add_device_argument, log_device, resolve_device
 from llmkit.core.errors import LlmkitError
 from llmkit.core.models.store import DEFAULT_MODEL, canonical_name
 
@@ -28,6 +29,7 @@ def register(cli) -> None:
         help="require 'Authorization: Bearer KEY' (env LLMKIT_API_KEY)",
     )
     serve.add_argument("--dtype", default="float32", help="float32 or bfloat16")
+    add_device_argument(serve)
     serve.add_argument(
         "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
     )
@@ -142,10 +144,13 @@ def run_serve(args: argparse.Namespace) -> int:
             log_level="warning",
         )
         return 0
+    device = resolve_device(args.device)  # a device this machine cannot give fails here, before loading
+    log_device(device, args.device)
     with console.status(f"loading {args.model}"):
         engine = Engine(
             args.model,
             dtype=args.dtype,
+            device=str(device),
             chat_template=args.chat_template,
             kv_cache_memory=args.kv_cache_memory,
             kv_cache_dtype=args.kv_cache_dtype,

@@ -94,7 +94,7 @@ class Speculator:
             return EarlyExitProposer(runner, layers)
         if config.draft_model is None:
             raise InvalidParameterError("speculative method 'draft' needs draft_model (a catalog name or path)")
-        draft = load_pretrained(config.draft_model, dtype=target.model.dtype, quiet=True)
+        draft = load_pretrained(config.draft_model, dtype=target.model.dtype, device=target.model.device, quiet=True)
         if (
             draft.tokenizer.vocab_size != target.tokenizer.vocab_size
             or draft.config.vocab_size != target.config.vocab_size
