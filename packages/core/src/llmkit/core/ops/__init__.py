@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from . import kv_quant, paged_attention, token_bitmask
+from ..quant.weight import QuantizedWeight
+from . import kv_quant, paged_attention, quantized, token_bitmask
 from .dispatch import forced_reference, implementation, kernels, reference, register_reference
 from .kv_layout import KV_DTYPES, PagedKVCache, allocate, bytes_per_token
 
@@ -19,6 +20,8 @@ for _name, _function in {
     "paged_attention_decode": paged_attention.paged_attention_decode,
     "paged_attention_prefill": paged_attention.paged_attention_prefill,
     "apply_token_bitmask_": token_bitmask.apply_token_bitmask_,
+    "quantized_matmul": quantized.quantized_matmul,
+    "dequantize_rows": quantized.dequantize_rows,
 }.items():
     register_reference(_name, _function)
 
@@ -64,6 +67,14 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     implementation("apply_token_bitmask_", logits.device.type)(logits, bitmask, indices)
 
 
+def quantized_matmul(x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    return implementation("quantized_matmul", x.device.type)(x, weight, bias)
+
+
+def dequantize_rows(weight: QuantizedWeight, ids: torch.Tensor) -> torch.Tensor:
+    return implementation("dequantize_rows", weight.data.device.type)(weight, ids)
+
+
 __all__ = [
     "KV_DTYPES",
     "PagedKVCache",
@@ -71,12 +82,14 @@ __all__ = [
     "apply_token_bitmask_",
     "bytes_per_token",
     "dequantize_kv",
+    "dequantize_rows",
     "forced_reference",
     "implementation",
     "kernels",
     "paged_attention_decode",
     "paged_attention_prefill",
     "quantize_kv",
+    "quantized_matmul",
     "reference",
     "reshape_and_cache",
 ]
