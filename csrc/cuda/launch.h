@@ -25,6 +25,8 @@ void cache_write(const CacheWriteArgs& args, const Launch& launch);
 void quantize_kv(const QuantizeArgs& args, const Launch& launch);
 void dequantize_kv(const QuantizeArgs& args, const Launch& launch);
 void apply_bitmask(const BitmaskArgs& args, const Launch& launch);
+// out = x @ dequantize(weight)^T (+ bias) over weights as stored (cuda/quant_matmul.cu).
+void quant_matmul(const QuantMatmulArgs& args, const Launch& launch);
 
 // Kernels never read or write out of range: a bad block id, slot, length or row index is skipped and
 // recorded as a bit (op_support.h CudaErrorBits) in a word of mapped host memory per device.
