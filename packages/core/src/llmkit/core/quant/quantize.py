@@ -91,49 +91,43 @@ def _quantize_q4_k(x: torch.Tensor) -> torch.Tensor:
 def _scale_and_min_search(x: torch.Tensor, nmax: int = 15, steps: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
     """ggml's make_qkx2_quants(32, 15, x, weights, ..., rmin=-1, rdelta=0.1, nstep=20) over x [..., 32].
 
-    Weights are rms(x) + |x|. Candidates: the min/max grid, then 21 grids of (nmax - 1 + 0.1 i) /
-    (max - min) steps, each refit by weighted least squares (min clamped to <= 0); the candidate
-    of least weighted squared error wins. Returns (scale, -min), both >= 0.
+    Weights are rms(x) + |x|. Start from the min/max grid; then for i = 0..20 round onto the grid of
+    (nmax - 1 + 0.1 i) / (max - min) steps above the current min, refit scale and min by weighted
+    least squares (min clamped to <= 0) and keep the fit when its weighted squared error is lower.
+    As in ggml, later grids start from the min kept so far. Returns (scale, -min), both >= 0.
     """
     weights = x.square().mean(dim=-1, keepdim=True).sqrt() + x.abs()
-    low = x.amin(dim=-1, keepdim=True).clamp(max=0)
     high = x.amax(dim=-1, keepdim=True)
+    low = x.amin(dim=-1, keepdim=True).clamp(max=0)
     flat = high == low
     span = torch.where(flat, torch.ones_like(high), high - low)
-    shifted = x - low
-
-    def codes(iscale: torch.Tensor) -> torch.Tensor:
-        return torch.round(iscale.unsqueeze(-1) * shifted.unsqueeze(-2)).clamp(0, nmax)
-
-    def error(scale: torch.Tensor, minimum: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        diff = scale.unsqueeze(-1) * levels + minimum.unsqueeze(-1) - x.unsqueeze(-2)
-        return (weights.unsqueeze(-2) * diff.square()).sum(dim=-1)
-
-    first_scale, first_min = span / nmax, low
-    first_error = error(first_scale, first_min, codes(nmax / span))
-
-    grid = torch.arange(steps + 1, dtype=x.dtype, device=x.device)
-    levels = codes((-1 + 0.1 * grid + nmax) / span)  # [..., steps + 1, 32]
-    w = weights.unsqueeze(-2)
     sum_w, sum_x = weights.sum(-1, keepdim=True), (weights * x).sum(-1, keepdim=True)
-    sum_l = (w * levels).sum(-1)
-    sum_l2 = (w * levels.square()).sum(-1)
-    sum_xl = (w * levels * x.unsqueeze(-2)).sum(-1)
-    det = sum_w * sum_l2 - sum_l.square()
-    safe_det = torch.where(det > 0, det, torch.ones_like(det))
-    scale = (sum_w * sum_xl - sum_x * sum_l) / safe_det
-    minimum = (sum_l2 * sum_x - sum_l * sum_xl) / safe_det
-    positive_min = minimum > 0
-    scale = torch.where(positive_min, sum_xl / torch.where(sum_l2 > 0, sum_l2, torch.ones_like(sum_l2)), scale)
-    minimum = torch.where(positive_min, torch.zeros_like(minimum), minimum)
-    refit_error = torch.where(det > 0, error(scale, minimum, levels), torch.full_like(det, torch.inf))
 
-    all_scales = torch.cat((first_scale, scale), dim=-1)
-    all_mins = torch.cat((first_min, minimum), dim=-1)
-    best = torch.cat((first_error, refit_error), dim=-1).argmin(dim=-1, keepdim=True)
-    best_scale = all_scales.gather(-1, best).squeeze(-1).clamp(min=0)
-    best_min = all_mins.gather(-1, best).squeeze(-1)
-    flat = flat.squeeze(-1)
-    best_scale = torch.where(flat, torch.zeros_like(best_scale), best_scale)
-    best_min = torch.where(flat, low.squeeze(-1), best_min)
-    return best_scale, -best_min
+    def fit_error(scale: torch.Tensor, minimum: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        return (weights * (scale * levels + minimum - x).square()).sum(-1, keepdim=True)
+
+    scale, minimum = span / nmax, low
+    best_error = fit_error(scale, minimum, torch.round(nmax / span * (x - low)).clamp(0, nmax))
+    for step in range(steps + 1):
+        iscale = (-1 + 0.1 * step + nmax) / torch.where(flat, torch.ones_like(high), high - minimum)
+        levels = torch.round(iscale * (x - minimum)).clamp(0, nmax)
+        sum_l = (weights * levels).sum(-1, keepdim=True)
+        sum_l2 = (weights * levels.square()).sum(-1, keepdim=True)
+        sum_xl = (weights * levels * x).sum(-1, keepdim=True)
+        det = sum_w * sum_l2 - sum_l.square()
+        solvable = det > 0
+        safe_det = torch.where(solvable, det, torch.ones_like(det))
+        this_scale = (sum_w * sum_xl - sum_x * sum_l) / safe_det
+        this_min = (sum_l2 * sum_x - sum_l * sum_xl) / safe_det
+        positive_min = this_min > 0
+        safe_l2 = torch.where(sum_l2 > 0, sum_l2, torch.ones_like(sum_l2))
+        this_scale = torch.where(positive_min, sum_xl / safe_l2, this_scale)
+        this_min = torch.where(positive_min, torch.zeros_like(this_min), this_min)
+        error = fit_error(this_scale, this_min, levels)
+        better = solvable & (error < best_error)
+        best_error = torch.where(better, error, best_error)
+        scale = torch.where(better, this_scale, scale)
+        minimum = torch.where(better, this_min, minimum)
+    scale = torch.where(flat, torch.zeros_like(scale), scale).clamp(min=0)
+    minimum = torch.where(flat, low, minimum)
+    return scale.squeeze(-1), -minimum.squeeze(-1)
