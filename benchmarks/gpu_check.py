@@ -1,5 +1,5 @@
 """On a machine with a CUDA GPU: build llmkit-kernels if needed, check every CUDA op against its reference,
-and time the CUDA kernels against torch (SDPA / FlashAttention, masked_fill_), printing one table.
+and time the CUDA kernels against torch (SDPA / FlashAttention, masked_fill_, dense matmul), printing one table.
 
 Run from the repository root: python benchmarks/gpu_check.py [--repeats 50]
 Without a GPU it says so and exits 0. Exits 1 when a check fails.
@@ -231,6 +231,72 @@ def time_ops(kernels, report, repeats, device):
     report.check("bitmask timing", "256 x 49152", 0.0, 0.0, native, peer, "masked_fill_ (bool mask)")
 
 
+# Formats llmkit cannot quantize into (gguf-py only dequantizes them): random bytes with random f16 scales
+# at these byte offsets of each block.
+RANDOM_BYTE_FORMATS = {"q5_k": (0, 2), "q6_k": (208,)}
+
+
+def stored_weight(name, rows, cols, generator, device):
+    """A QuantizedWeight of `name` holding random values (quantized, or random blocks for q5_k/q6_k)."""
+    from llmkit.core.quant import FORMATS, QuantizedWeight, quantize
+
+    fmt = FORMATS[name]
+    if name not in RANDOM_BYTE_FORMATS:
+        values = torch.randn(rows, cols, device=device, generator=generator)
+        return quantize(values * (0.1 + torch.rand(rows, 1, device=device, generator=generator)), name)
+    blocks = torch.randint(
+        0, 256, (rows * cols // fmt.block_elems, fmt.block_bytes), device=device, generator=generator, dtype=torch.uint8
+    )
+    for offset in RANDOM_BYTE_FORMATS[name]:
+        scales = ((torch.rand(len(blocks), device=device, generator=generator) - 0.5) * 0.02).half()
+        blocks[:, offset : offset + 2] = scales.view(torch.uint8).reshape(-1, 2)
+    return QuantizedWeight(blocks.reshape(rows, -1), fmt, rows, cols)
+
+
+def check_quantized_matmul(report, repeats, device):
+    """out = x @ dequantize(W).T (+ bias) for every weight format, against float64 torch on the dequantized
+    weight; then times it next to torch's float32 matmul on the already dequantized weight."""
+    ops = importlib.import_module("llmkit.kernels.ops")
+    quantized_matmul = getattr(ops, "quantized_matmul", None)
+    if quantized_matmul is None:
+        print("quantized matmul: not built (llmkit.kernels.ops.quantized_matmul is missing); skipping its checks")
+        return
+    from llmkit.core.quant import FORMATS
+
+    g = torch.Generator(device=device).manual_seed(2)
+    for name, fmt in FORMATS.items():
+        # rows: not a multiple of the GEMV (8) or GEMM (128) row tiles; plain formats: a column tail too
+        rows, cols = 1000, 2304 if fmt.block_elems > 1 else 2309
+        weight = stored_weight(name, rows, cols, g, device)
+        dense = weight.dequantize().double()
+        for n in (1, 8, 512):
+            x = torch.randn(n, cols, device=device, generator=g)
+            bias = torch.randn(rows, device=device, generator=g) if n == 8 else None
+            expected = x.double() @ dense.T + (bias.double() if bias is not None else 0.0)
+            out = quantized_matmul(x, weight, bias)
+            case = f"{name} n{n} {rows}x{cols}" + (" +bias" if bias is not None else "")
+            report.check("quantized_matmul", case, relative_error(out, expected), 1e-5)
+    rows, cols = 4096, 4096
+    for name in FORMATS:
+        weight = stored_weight(name, rows, cols, g, device)
+        dense = weight.dequantize()
+        for n in (1, 8, 512):
+            x = torch.randn(n, cols, device=device, generator=g)
+            native = gpu_ms(partial(quantized_matmul, x, weight), repeats)
+            peer = gpu_ms(lambda x=x, dense=dense: x @ dense.T, repeats)
+            error = relative_error(quantized_matmul(x, weight), x.double() @ dense.double().T)
+            gb_per_s = weight.nbytes / native / 1e6
+            report.check(
+                "quantized_matmul timing",
+                f"{name} n{n} {rows}x{cols} ({gb_per_s:.0f} GB/s of W)",
+                error,
+                1e-5,
+                native,
+                peer,
+                "torch f32 x @ W.T (W dequantized)",
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
@@ -248,6 +314,7 @@ def main() -> int:
     check_attention(kernels, report, args.repeats, device)
     check_storage(kernels, report, device)
     time_ops(kernels, report, args.repeats, device)
+    check_quantized_matmul(report, args.repeats, device)
     report.print()
     print(f"\n{len(report.rows) - report.failures} passed, {report.failures} failed")
     return 1 if report.failures else 0
