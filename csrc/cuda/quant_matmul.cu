@@ -107,17 +107,14 @@ constexpr int64_t kMaxGridY = 65535;
 
 template <WeightFormat F>
 __device__ inline void decode_or_zero(const QuantMatmulArgs& a, int64_t row, int64_t first, float* w) {
-  const uint8_t* weights = static_cast<const uint8_t*>(a.weight) + row * a.row_bytes;
-  if (row < a.rows && first + kRun <= a.cols) {
-    Format<F>::decode(weights, first, w);
-    return;
-  }
 #pragma unroll
   for (int i = 0; i < kRun; ++i) w[i] = 0.0f;
-  if constexpr (kHasTail<F>) {
-    if (row < a.rows) {
-      for (int i = 0; i < kRun && first + i < a.cols; ++i) w[i] = Format<F>::element(weights, first + i);
-    }
+  if (row >= a.rows) return;
+  const uint8_t* weights = static_cast<const uint8_t*>(a.weight) + row * a.row_bytes;
+  if (first + kRun <= a.cols) {
+    Format<F>::decode(weights, first, w);
+  } else if constexpr (kHasTail<F>) {
+    for (int i = 0; i < kRun && first + i < a.cols; ++i) w[i] = Format<F>::element(weights, first + i);
   }
 }
 
