@@ -186,10 +186,16 @@ class ModelBackend:
 
 
 def reference_backend(
-    model: str = DEFAULT_MODEL, *, dtype: str = "float32", chat_template: str | None = None, **options: Any
+    model: str = DEFAULT_MODEL,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    chat_template: str | None = None,
+    **options: Any,
 ) -> ModelBackend:
     """Core's textbook backend: `load_pretrained` + the reference `generate()`."""
-    return ModelBackend(load_pretrained(model, dtype=dtype, chat_template=chat_template, quiet=True), **options)
+    pretrained = load_pretrained(model, dtype=dtype, device=device, chat_template=chat_template, quiet=True)
+    return ModelBackend(pretrained, **options)
 
 
 def open_backend(name: str = "reference", **options: Any) -> Backend:

@@ -139,7 +139,7 @@ def run_cost(args: argparse.Namespace) -> int:
     if args.measure:
         from .cli.models import open_model, parse_options
 
-        backend, _ = open_model(args.backend, args.model, parse_options(args.backend_option))
+        backend, _ = open_model(args.backend, args.model, parse_options(args.backend_option), args.device)
         ttft, tpot = measure_latency(backend, int(workload.prompt_tokens), max(int(workload.completion_tokens), 2))
         report["measured_on"] = {"backend": args.backend, "model": args.model}
     if args.measure or args.ttft_ms is not None or args.tpot_ms is not None:

@@ -72,7 +72,7 @@ def judge_runs(args: argparse.Namespace) -> dict[str, Any]:
     winners_by_judge = {}
     for spec in args.judge:
         backend_name, _, model = spec.rpartition(":")
-        backend, identity = open_model(backend_name or "reference", model, dict(options))
+        backend, identity = open_model(backend_name or "reference", model, dict(options), args.device)
         client = ModelClient(backend, identity, cache)
         judgments = PairwiseJudge(client, args.method, name=spec).judge(items)
         winners = [j.winner if j.consistent else "flipped" for j in judgments]

@@ -11,7 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from llmkit.core.device import add_device_argument, log_device, resolve_device
+
 from .errors import OrchestrateError
+
+LOCAL_BACKENDS = ("engine", "reference")  # the backends that load the model into this process
 
 
 def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
@@ -64,6 +68,7 @@ def register(cli) -> None:
     run.add_argument("--model", "-m", default=None, help="model name or path (default: the backend's default)")
     run.add_argument("--chat-template", default="chatml", help="chat template with tool support (default chatml; 'model' keeps the model's own)")  # fmt: skip
     run.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE", help="backend option, e.g. base_url=http://host/v1 (repeatable)")  # fmt: skip
+    add_device_argument(run)
     run.add_argument("--system", default=None, help="the system prompt (default: a ReAct instruction)")
     run.add_argument("--max-steps", type=int, default=10)
     run.add_argument("--max-tokens", type=int, default=None, help="prompt + completion tokens over the whole run")
@@ -122,10 +127,21 @@ def _backend(args: argparse.Namespace, name: str):
     from llmkit.core.backends import open_backend
 
     options: dict[str, Any] = _key_values(args.backend_option, "--backend-option")
+    if "device" in options:
+        raise OrchestrateError("give the device with --device, not as a backend option")
     if args.model:
         options["model"] = args.model
-    if args.chat_template != "model" and name in ("engine", "reference"):
-        options["chat_template"] = args.chat_template
+    if name in LOCAL_BACKENDS:
+        if args.chat_template != "model":
+            options["chat_template"] = args.chat_template
+        device = resolve_device(args.device)
+        log_device(device, args.device)
+        options["device"] = str(device)
+    elif args.device != "auto":
+        raise OrchestrateError(
+            f"--device {args.device} applies to the backends that load the model here "
+            f"({', '.join(LOCAL_BACKENDS)}); the {name} backend runs it elsewhere"
+        )
     return open_backend(name, **options)
 
 

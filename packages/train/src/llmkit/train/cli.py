@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from llmkit.core.device import log_device
+
 from .config import CONFIG_CLASSES
 from .config.loading import add_config_flags, flag_overrides, load_config
 
@@ -35,8 +37,10 @@ def register(cli) -> None:
 
 def run_method(method: str, args: argparse.Namespace) -> int:
     from .api import train
+    from .distributed import choose_device, local_rank
 
     config = load_config(CONFIG_CLASSES[method], args.config, flag_overrides(args, CONFIG_CLASSES[method]))
+    log_device(choose_device(config.device, local_rank()), config.device)  # a device not there fails here
     result = train(method, config)
     print(f"{method}: {result.steps} steps; final model in {result.final_dir}")
     return 0

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import ConfigError
+from llmkit.core.device import resolve_device
 
 
 @dataclasses.dataclass
@@ -65,22 +65,25 @@ class DistributedContext:
 
 
 def choose_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {requested!r} asked for, but torch sees no CUDA device")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
+    """The `device` option as this process's device: `cuda` and `auto` take the GPU of its local rank.
+
+    Training runs torch's own ops, so `auto` takes any GPU torch sees (no native kernels needed)."""
+    device = resolve_device(requested, auto_needs_native_kernels=False)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
+
+
+def local_rank() -> int:
+    """This process's GPU slot on its machine under torchrun (LOCAL_RANK), 0 when run alone."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def init_distributed(requested_device: str, strategy: str) -> DistributedContext:
     """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK), or run alone."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(requested_device, local_rank)
+    rank_on_machine = local_rank()
+    device = choose_device(requested_device, rank_on_machine)
     if world_size == 1:
         return DistributedContext(device=device)
     if device.type == "cuda":
@@ -88,7 +91,7 @@ def init_distributed(requested_device: str, strategy: str) -> DistributedContext
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
-    return DistributedContext(dist.get_rank(), world_size, local_rank, device, strategy)
+    return DistributedContext(dist.get_rank(), world_size, rank_on_machine, device, strategy)
 
 
 def shutdown_distributed() -> None:

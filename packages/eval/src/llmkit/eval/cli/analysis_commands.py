@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from llmkit.core.device import add_device_argument
+
 from ..errors import EvalError
 from .console import console
 
@@ -65,6 +67,7 @@ def register_report_and_judge(commands) -> None:
     judge.add_argument(
         "--judge-option", action="append", default=[], metavar="KEY=VALUE", help="backend option for every judge"
     )
+    add_device_argument(judge)
     judge.add_argument(
         "--method", choices=["generate", "loglikelihood"], default="generate", help="how a verdict is read"
     )

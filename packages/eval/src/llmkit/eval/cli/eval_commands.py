@@ -60,7 +60,7 @@ def run_eval(args: argparse.Namespace) -> int:
     tasks = [load_task(spec) for spec in args.tasks]
     options = parse_options(args.backend_option)
     with console.status(f"opening {args.backend} backend for {args.model}", spinner="dots"):
-        backend, identity = open_model(args.backend, args.model, options)
+        backend, identity = open_model(args.backend, args.model, options, args.device)
     cache = None if args.no_cache else ResponseCache(args.cache)
     client = ModelClient(backend, identity, cache, batch_size=args.batch_size)
     output = Path(args.output or f"runs/{_timestamp()}")

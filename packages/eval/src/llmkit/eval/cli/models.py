@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from llmkit.core.backends import Backend, open_backend
+from llmkit.core.device import add_device_argument, log_device, resolve_device
 from llmkit.core.models.store import DEFAULT_MODEL
 
 from ..errors import EvalError
+
+LOCAL_BACKENDS = ("reference", "engine")  # the backends that load the model into this process
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -31,6 +34,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> 
         metavar="KEY=VALUE",
         help="backend option (repeatable), e.g. base_url=http://127.0.0.1:8000/v1",
     )
+    if not prefix:
+        add_device_argument(parser)
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -62,9 +67,23 @@ def model_identity(backend: str, model: str, options: dict[str, Any]) -> str:
     return json.dumps({"backend": backend, "model": fingerprint, "options": options}, sort_keys=True)
 
 
-def open_model(backend: str, model: str | None, options: dict[str, Any]) -> tuple[Backend, str]:
-    """(backend, identity) for the command-line choice."""
+def open_model(backend: str, model: str | None, options: dict[str, Any], device: str = "auto") -> tuple[Backend, str]:
+    """(backend, identity) for the command-line choice; a local backend loads the model on `device`.
+
+    The device is left out of the identity: like the batch size, it changes how answers are computed,
+    not which question was asked."""
+    if "device" in options:
+        raise EvalError("give the device with --device, not as a backend option")
     if model is not None:
         options = {"model": model, **options}
-    opened = open_backend(backend, **options)
-    return opened, model_identity(backend, model or "", options)
+    identity = model_identity(backend, model or "", options)
+    if backend in LOCAL_BACKENDS:
+        resolved = resolve_device(device)
+        log_device(resolved, device)
+        return open_backend(backend, **options, device=str(resolved)), identity
+    if device != "auto":
+        raise EvalError(
+            f"--device {device} applies to the backends that load the model here ({', '.join(LOCAL_BACKENDS)}); "
+            f"the {backend} backend runs it elsewhere"
+        )
+    return open_backend(backend, **options), identity
