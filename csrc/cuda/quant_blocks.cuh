@@ -23,16 +23,6 @@ namespace quant_blocks {
 constexpr int kRun = 8;
 constexpr int kQK = 256;  // elements of a K-quant super-block
 
-LLMKIT_HOST_DEVICE uint32_t bits_to_uint(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  __builtin_memcpy(&u, &f, sizeof u);
-  return u;
-#endif
-}
-
 LLMKIT_HOST_DEVICE float uint_to_float(uint32_t u) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
