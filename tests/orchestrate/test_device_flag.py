@@ -15,7 +15,7 @@ def agent_run(model, *extra):
 def test_agent_loads_on_the_device_asked_and_logs_it(tiny_model_dir, capsys):
     assert agent_run(tiny_model_dir, "--device", "cpu") in (0, 1)  # a random tiny model may not answer in one step
     err = capsys.readouterr().err
-    assert f"llmkit: device cpu ({torch.get_num_threads()} threads)" in err and "Traceback" not in err
+    assert "llmkit: device cpu (" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def test_serve_loads_the_engine_on_the_device_asked_and_logs_it(tiny_model_dir, 
     code = main(["serve", "--model", str(tiny_model_dir), "--device", "cpu", "--kv-cache-memory", "4MiB"])
     assert code == 0
     assert len(started) == 1 and started[0].pretrained.model.device == torch.device("cpu")
-    assert f"llmkit: device cpu ({torch.get_num_threads()} threads)" in capsys.readouterr().err
+    assert "llmkit: device cpu (" in capsys.readouterr().err
 
 
 def test_serve_refuses_cuda_without_it_before_loading(tiny_model_dir, started, monkeypatch, capsys):

@@ -21,7 +21,7 @@ def test_sft_logs_its_device_and_trains(tiny_model_dir, chat_data, tmp_path, cap
     assert (
         main(["train", "sft", *args, "--max-steps", "1", "--batch-size", "2", "--no-progress", "--device", "cpu"]) == 0
     )
-    assert f"llmkit: device cpu ({torch.get_num_threads()} threads)" in capsys.readouterr().err
+    assert "llmkit: device cpu (" in capsys.readouterr().err
 
 
 def test_sft_refuses_cuda_without_it_in_one_line(tiny_model_dir, chat_data, tmp_path, monkeypatch, capsys):

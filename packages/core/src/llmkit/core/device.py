@@ -77,7 +77,8 @@ def _require_cuda() -> None:
 def describe_device(device: torch.device, requested: str = "auto") -> str:
     """One line for the startup log: the device, its threads or GPU name, and why `auto` chose it."""
     if device.type == "cpu":
-        line = f"device cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        line = f"device cpu ({threads} thread{'s' if threads != 1 else ''})"
         if str(requested).strip().lower() == "auto" and torch.cuda.is_available():
             line += (
                 "; auto stayed on cpu: a GPU is visible but no native CUDA kernels are installed "
