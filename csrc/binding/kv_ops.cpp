@@ -5,6 +5,7 @@
 
 #include "binding/op_support.h"
 #include "binding/ops.h"
+#include "cpu/cache_write.h"
 #include "cpu/kernel_table.h"
 #include "cuda/launch.h"
 
@@ -79,7 +80,6 @@ void reshape_and_cache(py::handle key, py::handle value, const std::string& kv_d
 
   if (!runs_on_cuda(k)) {
     check_cpu_head_dim(c.head_dim);
-    std::vector<std::pair<int64_t, int64_t>> kept;  // (block, token), for the per-block-scale formats
     for (int64_t t = 0; t < k.size(0); ++t) {
       const int64_t slot = a.slot_mapping.at(t);
       if (slot >= capacity) {
@@ -87,18 +87,9 @@ void reshape_and_cache(py::handle key, py::handle value, const std::string& kv_d
                           " is outside the cache's " + std::to_string(capacity) +
                           " slots (num_blocks * block_size; a negative slot skips the token)");
       }
-      if (slot >= 0 && has_block_scales(c.format)) kept.emplace_back(slot / c.block_size, t);
     }
-    std::sort(kept.begin(), kept.end());
-    std::vector<int64_t> order(kept.size()), group_starts;
-    for (size_t i = 0; i < kept.size(); ++i) {
-      order[i] = kept[i].second;
-      if (i == 0 || kept[i].first != kept[i - 1].first) group_starts.push_back(int64_t(i));
-    }
-    group_starts.push_back(int64_t(kept.size()));
-    const int64_t groups = int64_t(group_starts.size()) - 1;
     py::gil_scoped_release release;
-    cpu::active_table().cache_write(a, order.data(), group_starts.data(), groups, num_threads > 0 ? num_threads : 1);
+    cpu::write_cache(a, num_threads);
     return;
   }
 #if defined(LLMKIT_WITH_CUDA)

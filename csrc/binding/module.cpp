@@ -16,6 +16,7 @@ using namespace pybind11::literals;
 namespace llmkit {
 void bind_grammar(py::module_& m);        // binding/grammar_ops.cpp
 void bind_token_bitmask(py::module_& m);  // binding/token_bitmask.cpp
+void bind_quant(py::module_& m);          // binding/quant_ops.cpp
 }  // namespace llmkit
 
 namespace {
@@ -76,6 +77,7 @@ PYBIND11_MODULE(_C, m) {
         "num_threads"_a = 1, "stream"_a = 0, "Set logits whose bit is 0 to -inf, in place.");
 
   llmkit::bind_token_bitmask(m);
+  llmkit::bind_quant(m);
   llmkit::bind_grammar(m);
 
   m.def("cpu_isa", []() { return std::string(llmkit::cpu::active_table().isa); },

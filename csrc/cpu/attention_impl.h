@@ -8,12 +8,11 @@
 // too few (sequence, head) items to keep every thread busy.
 #pragma once
 
-#include <omp.h>
-
 #include <cstdint>
 #include <cstdlib>
 
 #include "cpu/numeric.h"
+#include "cpu/thread_pool.h"
 
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
@@ -378,21 +377,19 @@ static void attention_for(const AttentionArgs& a, int num_threads) {
                                                                        (kMaxHeadDim + 2)))
                                      : nullptr;
   const int threads = num_items > 1 ? num_threads : 1;
-#pragma omp parallel num_threads(threads)
-  {
-    Scratch scratch;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < num_items; ++i) run_item<F, DT>(a, items[i], scratch, partials);
-    if (num_partials > 0) {
-      // The partitions of one row set are consecutive items; the first of each run merges them.
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < num_items; ++i) {
-        if (i > 0 && same_rows(items[i - 1], items[i])) continue;
-        int64_t count = 1;
-        while (i + count < num_items && same_rows(items[i + count], items[i])) ++count;
-        merge_partials(a, items[i], partials, items[i].partial, count, scratch.acc);
-      }
-    }
+  cpu::parallel_for_dynamic(num_items, threads, [&](int64_t i) {
+    thread_local Scratch scratch;
+    run_item<F, DT>(a, items[i], scratch, partials);
+  });
+  if (num_partials > 0) {
+    // The partitions of one row set are consecutive items; the first of each run merges them.
+    cpu::parallel_for_dynamic(num_items, threads, [&](int64_t i) {
+      if (i > 0 && same_rows(items[i - 1], items[i])) return;
+      thread_local Scratch scratch;
+      int64_t count = 1;
+      while (i + count < num_items && same_rows(items[i + count], items[i])) ++count;
+      merge_partials(a, items[i], partials, items[i].partial, count, scratch.acc);
+    });
   }
   std::free(partials);
   std::free(items);

@@ -1,7 +1,7 @@
 // Token-bitmask application on the CPU: bit j of word w allows token 32 * w + j; others become -inf.
 #pragma once
 
-#include <omp.h>
+#include "cpu/thread_pool.h"
 
 #include <cstdint>
 
@@ -31,19 +31,20 @@ static inline void mask_row(T* logits, const int32_t* words, int64_t vocab, T ne
 static void apply_bitmask(const BitmaskArgs& a, int num_threads) {
   const int64_t rows = a.indices.data ? a.num_indices : a.rows;
   const int threads = rows * a.vocab > (1 << 17) ? num_threads : 1;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < rows; ++i) {
-    int64_t row = a.indices.data ? a.indices.at(i) : i;
-    if (row < 0) row += a.rows;
-    const int32_t* words = a.bitmask + row * a.bitmask_row_stride;
-    if (a.logits_dtype == DType::kFloat32) {
-      float* logits = static_cast<float*>(a.logits) + row * a.logits_row_stride;
-      mask_row<float>(logits, words, a.vocab, -__builtin_inff());
-    } else {
-      uint16_t* logits = static_cast<uint16_t*>(a.logits) + row * a.logits_row_stride;
-      mask_row<uint16_t>(logits, words, a.vocab, a.logits_dtype == DType::kBFloat16 ? 0xff80 : 0xfc00);
+  cpu::parallel_for_static(rows, 1, threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t row = a.indices.data ? a.indices.at(i) : i;
+      if (row < 0) row += a.rows;
+      const int32_t* words = a.bitmask + row * a.bitmask_row_stride;
+      if (a.logits_dtype == DType::kFloat32) {
+        float* logits = static_cast<float*>(a.logits) + row * a.logits_row_stride;
+        mask_row<float>(logits, words, a.vocab, -__builtin_inff());
+      } else {
+        uint16_t* logits = static_cast<uint16_t*>(a.logits) + row * a.logits_row_stride;
+        mask_row<uint16_t>(logits, words, a.vocab, a.logits_dtype == DType::kBFloat16 ? 0xff80 : 0xfc00);
+      }
     }
-  }
+  });
 }
 
 }  // namespace LLMKIT_CPU_ISA

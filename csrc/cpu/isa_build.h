@@ -4,6 +4,7 @@
 #include "cpu/bitmask_impl.h"
 #include "cpu/kernel_table.h"
 #include "cpu/kv_quant_impl.h"
+#include "cpu/quant_matmul_impl.h"
 
 namespace llmkit {
 namespace cpu {
@@ -16,6 +17,9 @@ const KernelTable LLMKIT_CPU_TABLE = {
     &LLMKIT_CPU_ISA::quantize_kv,
     &LLMKIT_CPU_ISA::dequantize_kv,
     &LLMKIT_CPU_ISA::apply_bitmask,
+    &LLMKIT_CPU_ISA::quant_matmul,
+    &LLMKIT_CPU_ISA::quant_matmul_rows,
+    &LLMKIT_CPU_ISA::dequantize_rows,
 };
 
 }  // namespace cpu

@@ -14,6 +14,11 @@ struct KernelTable {
   void (*quantize)(const QuantizeArgs& args, int num_threads);
   void (*dequantize)(const QuantizeArgs& args, int num_threads);
   void (*apply_bitmask)(const BitmaskArgs& args, int num_threads);
+  void (*quant_matmul)(const QuantMatmulArgs& args, int num_threads);
+  // Rows [row_begin, row_end) of the output only, on the calling thread (row_begin a multiple of 4).
+  void (*quant_matmul_rows)(const QuantMatmulArgs& args, int64_t row_begin, int64_t row_end);
+  // Rows ids[0..count) of args.weight decoded into args.out (x, n and bias unused).
+  void (*dequantize_rows)(const QuantMatmulArgs& args, const int64_t* ids, int64_t count);
 };
 
 // Every build this binary holds that this CPU can run, best first ("avx512", "avx2", "baseline").

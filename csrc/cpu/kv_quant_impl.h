@@ -2,11 +2,12 @@
 // whole-block quantize/dequantize and reshape_and_cache (with per-(block, head) scale growth).
 #pragma once
 
-#include <omp.h>
-
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 
 #include "cpu/numeric.h"
+#include "cpu/thread_pool.h"
 
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
@@ -79,11 +80,9 @@ static void quantize_kv(const QuantizeArgs& a, int num_threads) {
   const int64_t elements = a.block_size * D;
   const int64_t value_bytes = a.values_dtype == DType::kFloat32 ? 4 : 2;
   const int threads = pairs * elements > (1 << 15) ? num_threads : 1;
-#pragma omp parallel num_threads(threads)
-  {
+  cpu::parallel_for_static(pairs, 1, threads, [&](int64_t begin, int64_t end, int) {
     float* x = static_cast<float*>(std::aligned_alloc(64, ((elements * 4 + 63) / 64) * 64));
-#pragma omp for schedule(static)
-    for (int64_t pair = 0; pair < pairs; ++pair) {
+    for (int64_t pair = begin; pair < end; ++pair) {
       convert_to_float(static_cast<const char*>(a.values) + pair * elements * value_bytes, a.values_dtype, x, elements);
       if (a.format == KvFormat::kInt4) {
         uint8_t* packed = static_cast<uint8_t*>(a.storage) + pair * elements / 2;
@@ -98,15 +97,14 @@ static void quantize_kv(const QuantizeArgs& a, int num_threads) {
       }
     }
     std::free(x);
-  }
+  });
 }
 
 static void dequantize_kv(const QuantizeArgs& a, int num_threads) {
   const int64_t pairs = a.num_blocks * a.heads;
   const int64_t elements = a.block_size * a.head_dim;
   const int threads = pairs * elements > (1 << 15) ? num_threads : 1;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t pair = 0; pair < pairs; ++pair) {
+  cpu::parallel_for_dynamic(pairs, threads, [&](int64_t pair) {
     float* x = static_cast<float*>(a.values) + pair * elements;
     if (a.format == KvFormat::kInt4) {
       const uint8_t* packed = static_cast<const uint8_t*>(a.storage) + pair * elements / 2;
@@ -118,7 +116,7 @@ static void dequantize_kv(const QuantizeArgs& a, int num_threads) {
       dequantize_block_scaled(static_cast<const char*>(a.storage) + pair * elements,
                               static_cast<const float*>(a.scales)[pair], a.format, x, elements);
     }
-  }
+  });
 }
 
 static inline const char* token_row(const TokenMatrix& m, int64_t token, int64_t head, int64_t D) {
@@ -134,11 +132,9 @@ static void write_tokens(const CacheWriteArgs& a, int num_threads) {
                             : c.format == KvFormat::kBFloat16 ? DType::kBFloat16
                                                               : DType::kFloat16;
   const int threads = a.key.tokens * H * D > (1 << 15) ? num_threads : 1;
-#pragma omp parallel num_threads(threads)
-  {
+  cpu::parallel_for_static(a.key.tokens, 1, threads, [&](int64_t begin, int64_t end, int) {
     float row[kCpuMaxHeadDim];
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < a.key.tokens; ++t) {
+    for (int64_t t = begin; t < end; ++t) {
       const int64_t slot = a.slot_mapping.at(t);
       if (slot < 0) continue;
       const int64_t block = slot / c.block_size, offset = slot % c.block_size;
@@ -162,7 +158,7 @@ static void write_tokens(const CacheWriteArgs& a, int num_threads) {
         }
       }
     }
-  }
+  });
 }
 
 // fp8 / int8: per (touched block, head, K or V) grow the scale to cover the new tokens, re-quantize what
@@ -175,12 +171,11 @@ static void write_block_scaled(const CacheWriteArgs& a, const int64_t* token_ord
   const float qmax = format_max(c.format);
   const int64_t tasks = num_groups * H * 2;
   const int threads = tasks * bs * D > (1 << 15) ? num_threads : 1;
-#pragma omp parallel num_threads(threads)
-  {
+  std::atomic<int64_t> next_task{0};
+  cpu::run_on_threads(threads, [&](int) {
     float* held = static_cast<float*>(std::aligned_alloc(64, ((bs * D * 4 + 63) / 64) * 64));
     float row[kCpuMaxHeadDim];
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
+    for (int64_t task = next_task.fetch_add(1); task < tasks; task = next_task.fetch_add(1)) {
       const int64_t group = task / (H * 2), h = (task / 2) % H, which = task % 2;
       const TokenMatrix& src = which == 0 ? a.key : a.value;
       char* storage = static_cast<char*>(which == 0 ? c.key : c.value);
@@ -212,7 +207,7 @@ static void write_block_scaled(const CacheWriteArgs& a, const int64_t* token_ord
       }
     }
     std::free(held);
-  }
+  });
 }
 
 static void cache_write(const CacheWriteArgs& a, const int64_t* token_order, const int64_t* group_starts,

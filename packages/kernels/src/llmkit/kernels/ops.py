@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from llmkit.core.ops import PagedKVCache
+from llmkit.core.quant import QuantizedWeight
 
 from . import _C
 
@@ -129,7 +130,35 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     _C.apply_token_bitmask(logits, bitmask, indices, **_launch(logits))
 
 
+def quantized_matmul(x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 [N, rows] = x [N, cols] @ weight.dequantize().T (+ bias): the stored blocks are decoded in
+    the kernel, never into a float32 copy of the weight."""
+    if x.dim() != 2 or x.shape[1] != weight.cols or not x.is_floating_point():
+        raise ValueError(
+            f"x must be a float [N, {weight.cols}] tensor for a {weight.rows}x{weight.cols} "
+            f"{weight.format.name} weight, got {x.dtype} {tuple(x.shape)}"
+        )
+    x = x.to(torch.float32)
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    out = torch.empty(x.shape[0], weight.rows, dtype=torch.float32, device=x.device)
+    if bias is not None:
+        bias = bias.to(torch.float32).contiguous()
+    _C.quant_matmul(out, x, weight.data, weight.format.name, weight.cols, bias, torch.get_num_threads())
+    return out
+
+
+def dequantize_rows(weight: QuantizedWeight, ids: torch.Tensor) -> torch.Tensor:
+    """float32 [len(ids), cols]: rows `ids` of a stored weight (an embedding lookup)."""
+    ids = ids.to(torch.int64).contiguous()
+    out = torch.empty(ids.shape[0], weight.cols, dtype=torch.float32, device=weight.data.device)
+    _C.dequantize_rows(out, weight.data, weight.format.name, weight.cols, ids)
+    return out
+
+
 NATIVE_OPS = {
+    "quantized_matmul": quantized_matmul,
+    "dequantize_rows": dequantize_rows,
     "reshape_and_cache": reshape_and_cache,
     "quantize_kv": quantize_kv,
     "dequantize_kv": dequantize_kv,

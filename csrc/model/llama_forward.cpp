@@ -1,0 +1,211 @@
+#include "model/llama_forward.h"
+
+#include <cmath>
+#include <utility>
+
+#include "cpu/cache_write.h"
+#include "cpu/kernel_table.h"
+#include "cpu/thread_pool.h"
+
+namespace llmkit {
+
+namespace {
+
+constexpr int64_t kRowGrain = 4;  // quant_matmul_rows wants row ranges starting at multiples of 4
+
+// Thread t's share of `rows`, in whole kRowGrain units.
+std::pair<int64_t, int64_t> share(int64_t rows, int t, int threads) {
+  const int64_t units = (rows + kRowGrain - 1) / kRowGrain;
+  const int64_t begin = units * t / threads * kRowGrain;
+  const int64_t end = units * (t + 1) / threads * kRowGrain;
+  return {begin, end < rows ? end : rows};
+}
+
+QuantMatmulArgs matmul_args(const WeightView& w, const float* x, int64_t x_stride, int64_t n, float* out,
+                            int64_t out_stride, const float* bias) {
+  QuantMatmulArgs a;
+  a.x = x;
+  a.x_stride = x_stride;
+  a.weight = w.data;
+  a.format = w.format;
+  a.row_bytes = w.row_bytes;
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.n = n;
+  a.out = out;
+  a.out_stride = out_stride;
+  a.bias = bias;
+  return a;
+}
+
+// Threads for a region of `macs` multiply-adds: one when the work is too small to share.
+int region_threads(int64_t macs, int num_threads) { return macs < (1 << 15) ? 1 : num_threads; }
+
+void rms_norm(const float* x, const float* weight, int64_t tokens, int64_t hidden, float eps, float* out) {
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* row = x + t * hidden;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < hidden; ++i) sum += row[i] * row[i];
+    const float inv = 1.0f / std::sqrt(sum / float(hidden) + eps);
+    float* dst = out + t * hidden;
+    for (int64_t i = 0; i < hidden; ++i) dst[i] = weight[i] * (row[i] * inv);
+  }
+}
+
+void add_into(float* x, const float* y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+}
+
+// Rotate-half RoPE of one head vector in place.
+void rotate(float* v, const float* cos, const float* sin, int64_t half) {
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = v[i], b = v[i + half];
+    v[i] = a * cos[i] - b * sin[i];
+    v[i + half] = b * cos[i + half] + a * sin[i + half];
+  }
+}
+
+int64_t longest(const IndexView& lens, int64_t count) {
+  int64_t best = 0;
+  for (int64_t i = 0; i < count; ++i) best = lens.at(i) > best ? lens.at(i) : best;
+  return best;
+}
+
+template <class T>
+T* grown(std::vector<T>& buffer, int64_t size) {
+  if (int64_t(buffer.size()) < size) buffer.resize(size_t(size));
+  return buffer.data();
+}
+
+}  // namespace
+
+LlamaForward::LlamaForward(LlamaShape shape, WeightView embedding, const float* final_norm,
+                           std::vector<LayerWeights> layers)
+    : shape_(std::move(shape)), embedding_(embedding), final_norm_(final_norm), layers_(std::move(layers)) {}
+
+void LlamaForward::run(const ForwardStep& step) {
+  const LlamaShape& s = shape_;
+  const int64_t n = step.tokens, hidden = s.hidden, half = s.head_dim / 2;
+  if (n == 0) return;
+  float* x = grown(x_, n * hidden);
+  grown(normed_, n * hidden);
+  grown(qkv_, n * (s.heads + 2 * s.kv_heads) * s.head_dim);
+  grown(attn_, n * s.heads * s.head_dim);
+  grown(gate_up_, n * 2 * s.intermediate);
+  grown(act_, n * s.intermediate);
+  float* cos = grown(cos_, n * s.head_dim);
+  float* sin = grown(sin_, n * s.head_dim);
+
+  QuantMatmulArgs embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
+  cpu::active_table().dequantize_rows(embed, step.input_ids, n);
+  for (int64_t t = 0; t < n; ++t) {
+    const float position = float(step.positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = position * s.inv_freq[size_t(i)];
+      const float c = std::cos(angle) * s.rope_attention_scaling, si = std::sin(angle) * s.rope_attention_scaling;
+      cos[t * s.head_dim + i] = cos[t * s.head_dim + half + i] = c;
+      sin[t * s.head_dim + i] = sin[t * s.head_dim + half + i] = si;
+    }
+  }
+  const int64_t layers = step.num_layers < num_layers() ? step.num_layers : num_layers();
+  for (int64_t l = 0; l < layers; ++l) layer(layers_[size_t(l)], step);
+  rms_norm(x, final_norm_, n, hidden, s.rms_eps, step.hidden_out);
+}
+
+void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
+  const LlamaShape& s = shape_;
+  const cpu::KernelTable& kernels = cpu::active_table();
+  const int64_t n = step.tokens, hidden = s.hidden, D = s.head_dim, I = s.intermediate;
+  const int64_t q_width = s.heads * D, kv_width = s.kv_heads * D, qkv_width = q_width + 2 * kv_width;
+  float *x = x_.data(), *normed = normed_.data(), *qkv = qkv_.data(), *attn = attn_.data();
+  float *gate_up = gate_up_.data(), *act = act_.data();
+
+  // Attention block: norm, Q/K/V in one region, RoPE, cache write, attention, O projection + residual.
+  rms_norm(x, w.attn_norm, n, hidden, s.rms_eps, normed);
+  const QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias);
+  const QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias);
+  const QuantMatmulArgs v = matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias);
+  const int qkv_threads = region_threads(n * hidden * qkv_width, step.num_threads);
+  cpu::run_on_threads(qkv_threads, [&](int t) {
+    for (const QuantMatmulArgs* m : {&q, &k, &v}) {
+      const auto [begin, end] = share(m->rows, t, qkv_threads);
+      if (begin < end) kernels.quant_matmul_rows(*m, begin, end);
+    }
+  });
+  for (int64_t t = 0; t < n; ++t) {
+    const float* c = cos_.data() + t * D;
+    const float* si = sin_.data() + t * D;
+    float* row = qkv + t * qkv_width;
+    for (int64_t h = 0; h < s.heads + s.kv_heads; ++h) rotate(row + h * D, c, si, D / 2);
+  }
+  CacheWriteArgs write;
+  write.cache = w.cache;
+  write.key = TokenMatrix{qkv + q_width, DType::kFloat32, n, s.kv_heads, qkv_width};
+  write.value = TokenMatrix{qkv + q_width + kv_width, DType::kFloat32, n, s.kv_heads, qkv_width};
+  write.slot_mapping = step.slot_mapping;
+  cpu::write_cache(write, step.num_threads);
+
+  const int64_t d = step.num_decode;
+  if (d > 0) {
+    AttentionArgs a;
+    a.out = TokenMatrix{attn, DType::kFloat32, d, s.heads, q_width};
+    a.query = TokenMatrix{qkv, DType::kFloat32, d, s.heads, qkv_width};
+    a.cache = w.cache;
+    a.block_tables = step.decode_block_tables;
+    a.max_blocks = step.decode_max_blocks;
+    a.seq_lens = step.decode_seq_lens;
+    a.batch = d;
+    a.max_seq_len = longest(step.decode_seq_lens, d);
+    a.scale = step.attention_scale;
+    kernels.attention(a, step.num_threads);
+  }
+  if (d < n) {
+    AttentionArgs a;
+    a.out = TokenMatrix{attn + d * q_width, DType::kFloat32, n - d, s.heads, q_width};
+    a.query = TokenMatrix{qkv + d * qkv_width, DType::kFloat32, n - d, s.heads, qkv_width};
+    a.cache = w.cache;
+    a.block_tables = step.prefill_block_tables;
+    a.max_blocks = step.prefill_max_blocks;
+    a.seq_lens = step.prefill_seq_lens;
+    a.query_start_loc = step.query_start_loc;
+    a.batch = step.num_prefill;
+    a.max_seq_len = longest(step.prefill_seq_lens, step.num_prefill);
+    a.scale = step.attention_scale;
+    a.prefill = true;
+    kernels.attention(a, step.num_threads);
+  }
+  const QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr);
+  const int o_threads = region_threads(n * q_width * hidden, step.num_threads);
+  cpu::run_on_threads(o_threads, [&](int t) {
+    const auto [begin, end] = share(o.rows, t, o_threads);
+    if (begin < end) kernels.quant_matmul_rows(o, begin, end);
+  });
+  add_into(x, normed, n * hidden);
+
+  // MLP block: norm, gate and up in one region with SiLU(gate) * up on each thread's columns, down + residual.
+  rms_norm(x, w.ffn_norm, n, hidden, s.rms_eps, normed);
+  const QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr);
+  const QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr);
+  const int mlp_threads = region_threads(n * hidden * 2 * I, step.num_threads);
+  cpu::run_on_threads(mlp_threads, [&](int t) {
+    const auto [begin, end] = share(I, t, mlp_threads);
+    if (begin >= end) return;
+    kernels.quant_matmul_rows(gate, begin, end);
+    kernels.quant_matmul_rows(up, begin, end);
+    for (int64_t token = 0; token < n; ++token) {
+      const float* g = gate_up + token * 2 * I;
+      const float* u = g + I;
+      float* out = act + token * I;
+      for (int64_t i = begin; i < end; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+  });
+  const QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr);
+  const int down_threads = region_threads(n * I * hidden, step.num_threads);
+  cpu::run_on_threads(down_threads, [&](int t) {
+    const auto [begin, end] = share(down.rows, t, down_threads);
+    if (begin < end) kernels.quant_matmul_rows(down, begin, end);
+  });
+  add_into(x, normed, n * hidden);
+}
+
+}  // namespace llmkit
