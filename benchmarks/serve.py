@@ -1,26 +1,37 @@
-"""Serving throughput and latency: llmkit's engine next to its peers, on one seeded workload.
+"""Serving throughput and latency: `llmkit serve` next to llama.cpp's `llama-server`, like for like.
 
-    python benchmarks/serve.py [--requests 128] [--seed 0] [--llama-server PATH] [--skip PEER ...]
+    python benchmarks/serve.py [--requests 128] [--seed 0] [--concurrency 64] [--threads 2]
+        [--llama-server /work/peers/llama-server-build/bin/llama-server] [--skip PEER ...]
 
 Workload: N requests arriving together, prompt and output lengths drawn from a ShareGPT-like
 lognormal (scaled for a 2-core CPU), text windows from this repository's docs, greedy decoding
 with a fixed number of output tokens (EOS ignored) so every engine does the same work.
-Peers: HF transformers `generate` with static padded batches, core's sequential reference
-`generate()`, and llama.cpp's `llama-server` with parallel slots when a binary is given or
-found. Also prints KV waste (paged vs contiguous reservation) and a shared-system-prompt
-workload with and without prefix caching.
+
+The comparison that counts: `llmkit serve` and `llama-server` each run as a process on loopback with
+the same GGUF, the same threads, the same number of concurrent sequences (--concurrency: the engine's
+--max-num-seqs, llama-server's -np slots, unified KV), the same KV capacity (concurrency x 1024 tokens)
+and prompt caching off on both; one streaming client sends the same OpenAI `/v1/completions` requests
+(token-id prompts) to both and checks the completion lengths each reports. Both get one warm-up request.
+Peak RSS is the server process's VmHWM. In-process rows for reference: the Engine driven directly (HTTP
+overhead = the difference), HF transformers `generate` with static padded batches, core's sequential
+`generate()`. Also prints KV waste (paged vs contiguous reservation) and a shared-system-prompt workload
+with and without prefix caching.
+
+Getting llama-server (kept outside the repository): build it from the llama.cpp that
+llama-cpp-python 0.3.36 vendors (or from github.com/ggml-org/llama.cpp), CPU only, no UI, no curl:
+
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /work/peers/src
+    tar xzf /work/peers/src/llama_cpp_python-0.3.36.tar.gz -C /work/peers/src
+    cmake -S /work/peers/src/llama_cpp_python-0.3.36/vendor/llama.cpp -B /work/peers/llama-server-build \\
+        -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF \\
+        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+    cmake --build /work/peers/llama-server-build --target llama-server -j2
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,12 +39,22 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from serve_http import (
+    find_llama_server,
+    free_port,
+    llama_server_command,
+    llmkit_command,
+    peak_rss_bytes,
+    server_process,
+    stream_all,
+    warm_up,
+)
 
 from llmkit.core import SamplingParams, load_pretrained, stream_generate
 from llmkit.serve.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
-console = Console()
+console = Console(width=max(Console().width, 160))  # wide tables; do not squeeze them in a pipe
 
 
 def corpus_ids(tokenizer) -> list[int]:
@@ -83,8 +104,8 @@ class Recorder:
         }
 
 
-def run_engine(smol, jobs, **config) -> tuple[dict, dict]:
-    engine = Engine(smol, kv_cache_memory="2GiB", max_num_seqs=64, **config)
+def run_engine(smol, jobs, slots: int, kv_bytes: int) -> tuple[dict, dict]:
+    engine = Engine(smol, kv_cache_memory=kv_bytes, max_num_seqs=slots, enable_prefix_caching=False)
     recorder = Recorder(jobs)
     index = {
         engine.add_request(p, SamplingParams(temperature=0, max_tokens=out, ignore_eos=True)): i
@@ -168,77 +189,15 @@ def run_transformers(smol, jobs, batch_size: int) -> dict | None:
     return recorder.summary()
 
 
-def find_llama_server(explicit: str | None) -> str | None:
-    for candidate in (explicit, os.environ.get("LLAMA_SERVER"), shutil.which("llama-server")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def run_llama_server(binary: str, smol, jobs, slots: int) -> dict:
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = slots * 2048
-    process = subprocess.Popen(
-        [
-            binary,
-            "-m",
-            str(smol.path),
-            "--port",
-            str(port),
-            "-np",
-            str(slots),
-            "-c",
-            str(ctx),
-            "-t",
-            str(torch.get_num_threads()),
-            "--cont-batching",
-            "--no-warmup",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama-server did not start")
-            time.sleep(0.5)
+def run_over_http(command_env, smol, jobs) -> dict:
+    """Serve from a subprocess, stream every job to it at once; the summary plus the server's peak RSS."""
+    command, env = command_env
+    with server_process(command, env) as (url, pid):
+        extra = {"cache_prompt": False} if "llama-server" in Path(command[0]).name else {}
+        warm_up(url, jobs[0][0][:32], extra)
         recorder = Recorder(jobs)
-
-        async def one(http, i, prompt, out):
-            body = {
-                "prompt": prompt,
-                "n_predict": out,
-                "ignore_eos": True,
-                "temperature": 0,
-                "stream": True,
-                "cache_prompt": False,
-            }
-            async with http.stream("POST", f"http://127.0.0.1:{port}/completion", json=body) as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("data: "):
-                        chunk = json.loads(line[6:])
-                        recorder.token(i, bool(chunk.get("stop")))
-
-        async def everyone():
-            async with httpx.AsyncClient(timeout=3600, limits=httpx.Limits(max_connections=len(jobs))) as http:
-                await asyncio.gather(*(one(http, i, p, o) for i, (p, o) in enumerate(jobs)))
-
-        recorder.start = time.perf_counter()
-        asyncio.run(everyone())
-        return recorder.summary()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stream_all(url, jobs, recorder, extra)
+        return recorder.summary() | {"peak RSS (MB)": peak_rss_bytes(pid) / 1e6}
 
 
 def prefix_workload(smol, caching: bool, count: int = 64) -> dict:
@@ -266,21 +225,32 @@ def prefix_workload(smol, caching: bool, count: int = 64) -> dict:
     }
 
 
+SLOT_TOKENS = 1024  # KV capacity per concurrent sequence: the workload's longest prompt (768) + output (256)
+PEERS = ["llama.cpp", "engine", "kv-waste", "transformers", "sequential", "prefix"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=64, help="engine --max-num-seqs = llama-server slots")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every engine")
+    parser.add_argument("--llmkit-weights", help="`llmkit serve --weights` (default: the CLI's default)")
     parser.add_argument("--hf-batch", type=int, default=16, help="static batch size for transformers")
     parser.add_argument("--llama-server", help="path to llama.cpp's llama-server (or env LLAMA_SERVER)")
-    parser.add_argument("--slots", type=int, default=8, help="llama-server parallel slots")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["transformers", "sequential", "llama.cpp", "prefix"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=PEERS, help="engine = the in-process Engine row")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     smol = load_pretrained(quiet=True)
     jobs = workload(smol.tokenizer, args.requests, args.seed)
+    cfg = smol.config
+    capacity = args.concurrency * SLOT_TOKENS
+    element = 2 if args.llmkit_weights == "bfloat16" else 4
+    kv_bytes = capacity * cfg.num_layers * 2 * cfg.num_kv_heads * cfg.head_dim * element
     console.print(
         f"{len(jobs)} requests: prompt tokens mean {statistics.mean(len(p) for p, _ in jobs):.0f}, "
         f"output tokens mean {statistics.mean(o for _, o in jobs):.0f}, total output {sum(o for _, o in jobs)}; "
-        f"{torch.get_num_threads()} threads, float32"
+        f"{args.threads} threads; {args.concurrency} concurrent sequences, KV capacity {capacity} tokens"
     )
     results = {}
 
@@ -288,32 +258,45 @@ def main() -> None:
         results[name] = row
         console.print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
 
-    with console.status("llmkit engine"):
-        row, kv = run_engine(smol, jobs)
-        record("llmkit engine", row)
+    ours = f"llmkit serve ({args.concurrency} seqs, HTTP)"
+    with console.status("llmkit serve"):
+        command = llmkit_command(smol.path, free_port(), args.concurrency, kv_bytes, args.llmkit_weights, args.threads)
+        record(ours, run_over_http(command, smol, jobs))
+    binary = find_llama_server(args.llama_server)
+    if "llama.cpp" in args.skip:
+        pass
+    elif binary is None:
+        console.print("llama-server: not found (--llama-server PATH or env LLAMA_SERVER); see the docstring")
+    else:
+        with console.status("llama-server"):
+            command = llama_server_command(binary, smol.path, free_port(), args.concurrency, capacity, args.threads)
+            record(f"llama-server ({args.concurrency} slots, HTTP)", run_over_http(command, smol, jobs))
+    kv = None
+    if "engine" not in args.skip or "kv-waste" not in args.skip:
+        with console.status("llmkit engine in-process"):
+            row, kv = run_engine(smol, jobs, args.concurrency, kv_bytes)
+            record(f"llmkit Engine ({args.concurrency} seqs, in-process)", row)
     if "transformers" not in args.skip:
         with console.status("transformers static batches"):
             hf = run_transformers(smol, jobs, args.hf_batch)
             if hf:
-                record(f"transformers (static b{args.hf_batch})", hf)
-    binary = find_llama_server(args.llama_server)
-    if binary and "llama.cpp" not in args.skip:
-        with console.status("llama.cpp server"):
-            record(f"llama-server ({args.slots} slots, Q4_1)", run_llama_server(binary, smol, jobs, args.slots))
+                record(f"transformers (static b{args.hf_batch}, in-process)", hf)
     if "sequential" not in args.skip:
         with console.status("core sequential reference"):
-            record("core reference (sequential)", run_sequential(smol, jobs))
+            record("core reference (sequential, in-process)", run_sequential(smol, jobs))
 
-    table = Table(title="serving, all requests arriving at once")
-    metrics = list(next(iter(results.values())))
+    table = Table(title=f"serving, all {len(jobs)} requests arriving at once")
+    metrics = list(dict.fromkeys(m for row in results.values() for m in row))
     table.add_column("engine")
     for metric in metrics:
         table.add_column(metric, justify="right")
-    table.add_column("llmkit tok/s ÷ this", justify="right")
-    ours = results["llmkit engine"]["output tok/s"]
+    table.add_column("llmkit serve tok/s ÷ this", justify="right")
     for name, row in results.items():
-        table.add_row(name, *[f"{row[m]:.2f}" for m in metrics], f"{ours / row['output tok/s']:.2f}x")
+        cells = [f"{row[m]:.2f}" if m in row else "-" for m in metrics]
+        table.add_row(name, *cells, f"{results[ours]['output tok/s'] / row['output tok/s']:.2f}x")
     console.print(table)
+    if kv is None:
+        return
 
     waste = Table(title="KV memory waste: reserved but unused token slots per running sequence (mean over steps)")
     waste.add_column("allocation")
