@@ -73,7 +73,7 @@ const float* float_vector(const std::string& name, py::handle tensor, int64_t le
 }
 
 void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::string& format, int64_t cols,
-                  py::handle bias, int num_threads) {
+                  py::handle bias, int num_threads, bool int8_activations) {
   const WeightView w = weight_view("weight", weight, format, cols);
   TensorArg xs("x", x);
   xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, cols, "the weight's columns").compact_from(1);
@@ -92,6 +92,7 @@ void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::st
   a.out = static_cast<float*>(o.data());
   a.out_stride = o.stride(0);
   a.bias = float_vector("bias", bias, w.rows);
+  a.int8_activations = int8_activations;
   if (a.n == 0 || a.rows == 0) return;
   py::gil_scoped_release release;
   cpu::active_table().quant_matmul(a, num_threads > 0 ? num_threads : 1);
@@ -136,6 +137,7 @@ class PyLlamaForward {
     s.rms_eps = shape["rms_eps"].cast<float>();
     s.rope_attention_scaling = shape["rope_attention_scaling"].cast<float>();
     s.inv_freq = shape["inv_freq"].cast<std::vector<float>>();
+    s.int8_activations = shape["int8_activations"].cast<bool>();
     if (s.head_dim > kCpuMaxHeadDim || s.head_dim % 2 != 0 || int64_t(s.inv_freq.size()) != s.head_dim / 2) {
       raise_value_error("head_dim must be even and at most " + std::to_string(kCpuMaxHeadDim) +
                         " with head_dim / 2 inverse frequencies");
@@ -305,7 +307,9 @@ class PyLlamaForward {
 
 void bind_quant(py::module_& m) {
   m.def("quant_matmul", &quant_matmul, "out"_a, "x"_a, "weight"_a, "format"_a, "cols"_a, "bias"_a = py::none(),
-        "num_threads"_a = 1, "out[n, rows] = x[n, cols] @ dequantize(weight)^T (+ bias), float32 activations.");
+        "num_threads"_a = 1, "int8_activations"_a = false,
+        "out[n, rows] = x[n, cols] @ dequantize(weight)^T (+ bias); int8_activations quantizes x per 32 columns "
+        "first (Q8_0/Q4_0/Q4_1 weights).");
   m.def("dequantize_rows", &dequantize_rows, "out"_a, "weight"_a, "format"_a, "cols"_a, "ids"_a,
         "Rows `ids` of a stored weight decoded to float32 into out [len(ids), cols].");
   py::class_<PyLlamaForward>(m, "LlamaForward")

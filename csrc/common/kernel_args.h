@@ -129,6 +129,9 @@ struct QuantMatmulArgs {
   float* out = nullptr;
   int64_t out_stride = 0;  // elements between token rows of out
   const float* bias = nullptr;  // optional [rows]
+  // CPU only: quantize x to int8 per 32 columns (llama.cpp's Q8 activations) and multiply in integers.
+  // Applies to Q8_0 / Q4_0 / Q4_1 weights; other formats always use float32 activations.
+  bool int8_activations = false;
 };
 
 }  // namespace llmkit

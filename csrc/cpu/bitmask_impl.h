@@ -31,7 +31,7 @@ static inline void mask_row(T* logits, const int32_t* words, int64_t vocab, T ne
 static void apply_bitmask(const BitmaskArgs& a, int num_threads) {
   const int64_t rows = a.indices.data ? a.num_indices : a.rows;
   const int threads = rows * a.vocab > (1 << 17) ? num_threads : 1;
-  cpu::parallel_for_static(rows, 1, threads, [&](int64_t begin, int64_t end, int) {
+  cpu::parallel_for_ranges(rows, 1, threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       int64_t row = a.indices.data ? a.indices.at(i) : i;
       if (row < 0) row += a.rows;

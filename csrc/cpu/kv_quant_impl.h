@@ -2,7 +2,6 @@
 // whole-block quantize/dequantize and reshape_and_cache (with per-(block, head) scale growth).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 
@@ -80,7 +79,7 @@ static void quantize_kv(const QuantizeArgs& a, int num_threads) {
   const int64_t elements = a.block_size * D;
   const int64_t value_bytes = a.values_dtype == DType::kFloat32 ? 4 : 2;
   const int threads = pairs * elements > (1 << 15) ? num_threads : 1;
-  cpu::parallel_for_static(pairs, 1, threads, [&](int64_t begin, int64_t end, int) {
+  cpu::parallel_for_ranges(pairs, 1, threads, [&](int64_t begin, int64_t end) {
     float* x = static_cast<float*>(std::aligned_alloc(64, ((elements * 4 + 63) / 64) * 64));
     for (int64_t pair = begin; pair < end; ++pair) {
       convert_to_float(static_cast<const char*>(a.values) + pair * elements * value_bytes, a.values_dtype, x, elements);
@@ -132,7 +131,7 @@ static void write_tokens(const CacheWriteArgs& a, int num_threads) {
                             : c.format == KvFormat::kBFloat16 ? DType::kBFloat16
                                                               : DType::kFloat16;
   const int threads = a.key.tokens * H * D > (1 << 15) ? num_threads : 1;
-  cpu::parallel_for_static(a.key.tokens, 1, threads, [&](int64_t begin, int64_t end, int) {
+  cpu::parallel_for_ranges(a.key.tokens, 1, threads, [&](int64_t begin, int64_t end) {
     float row[kCpuMaxHeadDim];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t slot = a.slot_mapping.at(t);
@@ -171,11 +170,10 @@ static void write_block_scaled(const CacheWriteArgs& a, const int64_t* token_ord
   const float qmax = format_max(c.format);
   const int64_t tasks = num_groups * H * 2;
   const int threads = tasks * bs * D > (1 << 15) ? num_threads : 1;
-  std::atomic<int64_t> next_task{0};
-  cpu::run_on_threads(threads, [&](int) {
+  cpu::parallel_for_ranges(tasks, 1, threads, [&](int64_t task_begin, int64_t task_end) {
     float* held = static_cast<float*>(std::aligned_alloc(64, ((bs * D * 4 + 63) / 64) * 64));
     float row[kCpuMaxHeadDim];
-    for (int64_t task = next_task.fetch_add(1); task < tasks; task = next_task.fetch_add(1)) {
+    for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t group = task / (H * 2), h = (task / 2) % H, which = task % 2;
       const TokenMatrix& src = which == 0 ? a.key : a.value;
       char* storage = static_cast<char*>(which == 0 ? c.key : c.value);

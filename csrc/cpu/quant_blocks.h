@@ -8,6 +8,10 @@
 
 #include "cpu/numeric.h"
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
 
@@ -36,7 +40,11 @@ static inline WeightFormatInfo weight_format_info(WeightFormat f) {
 static inline float read_half(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
+#if defined(__F16C__)
+  return _cvtsh_ss(h);  // exact, like the portable conversion
+#else
   return half_to_float(h);
+#endif
 }
 
 static inline void decode_q8_0(const uint8_t* b, float* y) {

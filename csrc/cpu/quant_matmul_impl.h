@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "cpu/quant_blocks.h"
+#include "cpu/quant_int8_impl.h"
 #include "cpu/thread_pool.h"
 
 namespace llmkit {
@@ -116,6 +117,7 @@ static void quant_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t 
 }
 
 static void quant_matmul_rows(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
+  if (a.int8_activations && int8_matmul_rows(a, begin, end)) return;
   switch (a.format) {
     case WeightFormat::kF32: quant_matmul_range<WeightFormat::kF32>(a, begin, end); break;
     case WeightFormat::kF16: quant_matmul_range<WeightFormat::kF16>(a, begin, end); break;
@@ -134,8 +136,8 @@ static void quant_matmul_rows(const QuantMatmulArgs& a, int64_t begin, int64_t e
 static void quant_matmul(const QuantMatmulArgs& a, int num_threads) {
   const int64_t work = a.rows * a.cols * a.n;
   const int threads = work < (1 << 16) ? 1 : num_threads;
-  cpu::parallel_for_static(a.rows, kTileRows, threads,
-                           [&](int64_t begin, int64_t end, int) { quant_matmul_rows(a, begin, end); });
+  cpu::parallel_for_ranges(a.rows, kTileRows, threads,
+                           [&](int64_t begin, int64_t end) { quant_matmul_rows(a, begin, end); });
 }
 
 // Rows `ids` of W decoded to float32 (embedding lookups): out[i, cols].

@@ -1,5 +1,6 @@
 #include "cpu/thread_pool.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -21,52 +22,73 @@ namespace {
 
 thread_local bool in_region = false;
 
+// state_: bits 0..15 workers inside the region, bit 16 closed, bits 17.. the region id.
+constexpr uint64_t kInsideMask = 0xFFFF;
+constexpr uint64_t kClosed = uint64_t(1) << 16;
+constexpr int kIdShift = 17;
+
 class Pool {
  public:
-  void run(int threads, const std::function<void(int)>& body) {
-    std::lock_guard<std::mutex> serial(callers_);  // one region at a time: regions from two Python threads queue
+  void run(int64_t count, int threads, const std::function<void(int64_t)>& fn) {
+    std::lock_guard<std::mutex> serial(callers_);  // regions from two Python threads queue
     grow(threads - 1);
-    body_ = &body;
-    pending_.store(threads - 1);
+    fn_ = &fn;
+    count_ = count;
+    next_.store(0, std::memory_order_relaxed);
     const uint64_t region = ++region_;
-    // seq_cst stores: pair with the sleeper count below (a worker either parks after seeing its ticket
-    // unchanged, and is counted, or sees the new ticket).
-    for (int w = 0; w < threads - 1; ++w) workers_[w]->ticket.store(region);
+    state_.store(region << kIdShift);
+    // seq_cst: pairs with the sleeper count (a worker either parks counted, or sees its new ticket).
+    for (int w = 0; w < threads - 1; ++w) workers_[size_t(w)]->ticket.store(region);
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       wake_.notify_all();
     }
     in_region = true;
-    body(0);
+    take_indices();
     in_region = false;
-    while (pending_.load(std::memory_order_acquire) > 0) LLMKIT_PAUSE();
-    body_ = nullptr;
+    state_.fetch_or(kClosed);  // latecomers skip; wait for those inside to finish their indices
+    while ((state_.load(std::memory_order_acquire) & kInsideMask) != 0) LLMKIT_PAUSE();
   }
 
  private:
   struct Worker {
-    std::atomic<uint64_t> ticket{0};  // the region this worker is asked to run
-    std::thread thread;
+    std::atomic<uint64_t> ticket{0};  // the latest region this worker is asked to join
   };
+
+  void take_indices() {
+    for (int64_t i = next_.fetch_add(1, std::memory_order_relaxed); i < count_;
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      (*fn_)(i);
+    }
+  }
 
   void grow(int count) {
     while (int(workers_.size()) < count) {
       workers_.push_back(std::make_unique<Worker>());
       Worker* worker = workers_.back().get();
-      const int index = int(workers_.size());
-      const uint64_t start = region_;  // tickets before the worker runs: it must not miss the next one
+      const uint64_t start = region_;  // the worker must not miss a ticket issued before it runs
       worker->ticket.store(start);
-      worker->thread = std::thread([this, worker, index, start] { work(*worker, index, start); });
-      worker->thread.detach();  // the pool lives until the process ends
+      std::thread([this, worker, start] { work(*worker, start); }).detach();  // lives until the process ends
     }
   }
 
-  void work(Worker& worker, int index, uint64_t seen) {
+  void work(Worker& worker, uint64_t seen) {
     in_region = true;
     for (;;) {
       seen = wait_for_ticket(worker, seen);
-      (*body_)(index);
-      pending_.fetch_sub(1, std::memory_order_release);
+      if (enter(seen)) {
+        take_indices();
+        state_.fetch_sub(1, std::memory_order_release);
+      }
+    }
+  }
+
+  // Joins region `region` if it is still open.
+  bool enter(uint64_t region) {
+    uint64_t s = state_.load();
+    for (;;) {
+      if ((s >> kIdShift) != region || (s & kClosed) != 0) return false;
+      if (state_.compare_exchange_weak(s, s + 1)) return true;
     }
   }
 
@@ -92,9 +114,11 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_;
   uint64_t region_ = 0;
+  std::atomic<uint64_t> state_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<int> pending_{0};
-  const std::function<void(int)>* body_ = nullptr;
+  std::atomic<int64_t> next_{0};
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t count_ = 0;
 };
 
 Pool* instance = nullptr;
@@ -113,12 +137,13 @@ Pool& pool() {
 
 }  // namespace
 
-void run_on_threads(int threads, const std::function<void(int)>& body) {
-  if (threads <= 1 || in_region) {
-    for (int t = 0; t < (threads < 1 ? 1 : threads); ++t) body(t);
+void parallel_for(int64_t count, int threads, const std::function<void(int64_t)>& fn) {
+  if (count <= 0) return;
+  if (threads <= 1 || count == 1 || in_region) {
+    for (int64_t i = 0; i < count; ++i) fn(i);
     return;
   }
-  pool().run(threads, body);
+  pool().run(count, threads, fn);
 }
 
 }  // namespace cpu

@@ -1,7 +1,9 @@
 #include "model/llama_forward.h"
 
 #include <cmath>
+#include <initializer_list>
 #include <utility>
+#include <vector>
 
 #include "cpu/cache_write.h"
 #include "cpu/kernel_table.h"
@@ -13,17 +15,38 @@ namespace {
 
 constexpr int64_t kRowGrain = 4;  // quant_matmul_rows wants row ranges starting at multiples of 4
 
-// Thread t's share of `rows`, in whole kRowGrain units.
-std::pair<int64_t, int64_t> share(int64_t rows, int t, int threads) {
-  const int64_t units = (rows + kRowGrain - 1) / kRowGrain;
-  const int64_t begin = units * t / threads * kRowGrain;
-  const int64_t end = units * (t + 1) / threads * kRowGrain;
-  return {begin, end < rows ? end : rows};
+// Row ranges of one region's matrices: a few per thread, handed out dynamically (see thread_pool.h).
+struct RowChunk {
+  const QuantMatmulArgs* matmul;
+  int64_t begin, end;
+};
+
+std::vector<RowChunk> row_chunks(std::initializer_list<const QuantMatmulArgs*> matmuls, int threads) {
+  std::vector<RowChunk> chunks;
+  for (const QuantMatmulArgs* m : matmuls) {
+    const int64_t units = (m->rows + kRowGrain - 1) / kRowGrain;
+    const int64_t pieces = threads <= 1 ? 1 : (units < 4 * int64_t(threads) ? units : 4 * int64_t(threads));
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t begin = units * p / pieces * kRowGrain;
+      const int64_t end = units * (p + 1) / pieces * kRowGrain;
+      if (begin < end) chunks.push_back({m, begin, end < m->rows ? end : m->rows});
+    }
+  }
+  return chunks;
+}
+
+void run_matmuls(std::initializer_list<const QuantMatmulArgs*> matmuls, int threads) {
+  const std::vector<RowChunk> chunks = row_chunks(matmuls, threads);
+  const cpu::KernelTable& kernels = cpu::active_table();
+  cpu::parallel_for_dynamic(int64_t(chunks.size()), threads, [&](int64_t i) {
+    kernels.quant_matmul_rows(*chunks[size_t(i)].matmul, chunks[size_t(i)].begin, chunks[size_t(i)].end);
+  });
 }
 
 QuantMatmulArgs matmul_args(const WeightView& w, const float* x, int64_t x_stride, int64_t n, float* out,
-                            int64_t out_stride, const float* bias) {
+                            int64_t out_stride, const float* bias, bool int8_activations = false) {
   QuantMatmulArgs a;
+  a.int8_activations = int8_activations;
   a.x = x;
   a.x_stride = x_stride;
   a.weight = w.data;
@@ -122,16 +145,11 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
 
   // Attention block: norm, Q/K/V in one region, RoPE, cache write, attention, O projection + residual.
   rms_norm(x, w.attn_norm, n, hidden, s.rms_eps, normed);
-  const QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias);
-  const QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias);
-  const QuantMatmulArgs v = matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias);
+  const QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
+  const QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
+  const QuantMatmulArgs v = matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias, s.int8_activations);
   const int qkv_threads = region_threads(n * hidden * qkv_width, step.num_threads);
-  cpu::run_on_threads(qkv_threads, [&](int t) {
-    for (const QuantMatmulArgs* m : {&q, &k, &v}) {
-      const auto [begin, end] = share(m->rows, t, qkv_threads);
-      if (begin < end) kernels.quant_matmul_rows(*m, begin, end);
-    }
-  });
+  run_matmuls({&q, &k, &v}, qkv_threads);
   for (int64_t t = 0; t < n; ++t) {
     const float* c = cos_.data() + t * D;
     const float* si = sin_.data() + t * D;
@@ -174,22 +192,19 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     a.prefill = true;
     kernels.attention(a, step.num_threads);
   }
-  const QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr);
+  const QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
   const int o_threads = region_threads(n * q_width * hidden, step.num_threads);
-  cpu::run_on_threads(o_threads, [&](int t) {
-    const auto [begin, end] = share(o.rows, t, o_threads);
-    if (begin < end) kernels.quant_matmul_rows(o, begin, end);
-  });
+  run_matmuls({&o}, o_threads);
   add_into(x, normed, n * hidden);
 
   // MLP block: norm, gate and up in one region with SiLU(gate) * up on each thread's columns, down + residual.
   rms_norm(x, w.ffn_norm, n, hidden, s.rms_eps, normed);
-  const QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr);
-  const QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr);
+  const QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
+  const QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
   const int mlp_threads = region_threads(n * hidden * 2 * I, step.num_threads);
-  cpu::run_on_threads(mlp_threads, [&](int t) {
-    const auto [begin, end] = share(I, t, mlp_threads);
-    if (begin >= end) return;
+  const std::vector<RowChunk> mlp_chunks = row_chunks({&gate}, mlp_threads);
+  cpu::parallel_for_dynamic(int64_t(mlp_chunks.size()), mlp_threads, [&](int64_t c) {
+    const int64_t begin = mlp_chunks[size_t(c)].begin, end = mlp_chunks[size_t(c)].end;
     kernels.quant_matmul_rows(gate, begin, end);
     kernels.quant_matmul_rows(up, begin, end);
     for (int64_t token = 0; token < n; ++token) {
@@ -199,12 +214,9 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
       for (int64_t i = begin; i < end; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     }
   });
-  const QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr);
+  const QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
   const int down_threads = region_threads(n * I * hidden, step.num_threads);
-  cpu::run_on_threads(down_threads, [&](int t) {
-    const auto [begin, end] = share(down.rows, t, down_threads);
-    if (begin < end) kernels.quant_matmul_rows(down, begin, end);
-  });
+  run_matmuls({&down}, down_threads);
   add_into(x, normed, n * hidden);
 }
 

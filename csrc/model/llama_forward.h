@@ -42,6 +42,7 @@ struct LlamaShape {
   float rms_eps = 1e-5f;
   float rope_attention_scaling = 1.0f;
   std::vector<float> inv_freq;  // [head_dim / 2]
+  bool int8_activations = false;  // Q8 activations for Q8_0/Q4_0/Q4_1 weights (see QuantMatmulArgs)
 };
 
 struct ForwardStep {

@@ -13,6 +13,7 @@ from llmkit.core.ops import PagedKVCache
 from llmkit.core.quant import QuantizedWeight
 
 from . import _C
+from .fused_forward import paged_forward
 
 _BLOCK_FORMATS = ("fp8_e4m3", "int8", "int4")
 _STORAGE_DTYPES = {"fp8_e4m3": torch.uint8, "int8": torch.int8, "int4": torch.uint8}
@@ -130,7 +131,9 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     _C.apply_token_bitmask(logits, bitmask, indices, **_launch(logits))
 
 
-def quantized_matmul(x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
+def quantized_matmul(
+    x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None, activations: str = "float32"
+) -> torch.Tensor:
     """float32 [N, rows] = x [N, cols] @ weight.dequantize().T (+ bias): the stored blocks are decoded in
     the kernel, never into a float32 copy of the weight."""
     if x.dim() != 2 or x.shape[1] != weight.cols or not x.is_floating_point():
@@ -144,7 +147,11 @@ def quantized_matmul(x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tenso
     out = torch.empty(x.shape[0], weight.rows, dtype=torch.float32, device=x.device)
     if bias is not None:
         bias = bias.to(torch.float32).contiguous()
-    _C.quant_matmul(out, x, weight.data, weight.format.name, weight.cols, bias, torch.get_num_threads())
+    if activations not in ("float32", "int8"):
+        raise ValueError(f"activations must be float32 or int8, got {activations!r}")
+    _C.quant_matmul(
+        out, x, weight.data, weight.format.name, weight.cols, bias, torch.get_num_threads(), activations == "int8"
+    )
     return out
 
 
@@ -157,6 +164,7 @@ def dequantize_rows(weight: QuantizedWeight, ids: torch.Tensor) -> torch.Tensor:
 
 
 NATIVE_OPS = {
+    "paged_forward": paged_forward,
     "quantized_matmul": quantized_matmul,
     "dequantize_rows": dequantize_rows,
     "reshape_and_cache": reshape_and_cache,

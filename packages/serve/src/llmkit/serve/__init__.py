@@ -5,7 +5,7 @@ from .async_engine import AsyncEngine, EngineOverloaded, RequestFailed
 from .block_manager import BlockManager
 from .engine import Engine, EngineConfig, EngineStats
 from .failure_isolation import FailureIsolation
-from .model_runner import ModelRunner, PagedAttention
+from .model_runner import ModelRunner
 from .output_processor import OutputProcessor
 from .outputs import RequestOutput, RequestTiming, SequenceDelta
 from .request import Request
@@ -26,7 +26,6 @@ __all__ = [
     "FirstComeFirstServed",
     "ModelRunner",
     "OutputProcessor",
-    "PagedAttention",
     "Proposal",
     "Request",
     "RequestFailed",

@@ -17,6 +17,7 @@ from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
+from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
@@ -34,6 +35,10 @@ from .speculative import SpeculativeConfig, Speculator
 from .structured import GrammarManager
 
 logger = logging.getLogger(__name__)
+
+# Matmul inputs of models whose weights stay stored: "int8" (llama.cpp's Q8 activations) or "float32".
+# Measured choice, see docs/kernels.md ("Activations").
+DEFAULT_ACTIVATIONS = "int8"
 
 
 @dataclasses.dataclass
@@ -105,7 +110,10 @@ class Engine:
         self,
         model: str | Pretrained = DEFAULT_MODEL,
         *,
-        dtype: str | torch.dtype = "float32",
+        dtype: str | torch.dtype | None = None,
+        weights: str | None = None,
+        quantize: str | None = None,
+        activations: str | None = None,
         device: str = "cpu",
         chat_template: str | None = None,
         config: EngineConfig | None = None,
@@ -115,8 +123,18 @@ class Engine:
         self.pretrained = (
             model
             if isinstance(model, Pretrained)
-            else load_pretrained(model, dtype=dtype, device=device, chat_template=chat_template)
+            else load_pretrained(
+                model,
+                dtype=dtype,
+                weights=weights,
+                quantize=quantize,
+                activations=activations,
+                device=device,
+                chat_template=chat_template,
+            )
         )
+        if activations is None and not isinstance(model, Pretrained) and self.pretrained.model.weights_as_stored:
+            set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
         fields = {f.name for f in dataclasses.fields(EngineConfig)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
@@ -156,6 +174,7 @@ class Engine:
         self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.structured = GrammarManager(self.tokenizer, model_config.vocab_size)
         self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
+        logger.info("llmkit: %s", ops.describe_forward(self.pretrained.model))
         self.speculator = (
             None
             if cfg.speculative is None

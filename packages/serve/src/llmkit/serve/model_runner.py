@@ -1,8 +1,9 @@
 """`ModelRunner`: turns a `SchedulerOutput` into one forward pass over the paged KV cache, then new tokens.
 
 Token order in the flat batch: decoding sequences (one token each) first, then prefill
-chunks back to back. Attention calls `llmkit.core.ops` (native kernels when installed,
-references otherwise): write new K/V into their slots, then decode/prefill attention.
+chunks back to back. The forward is `llmkit.core.ops.paged_forward`: with the native kernels
+installed, one fused native call per step (see csrc/model/llama_forward.h); otherwise the
+model's torch forward with paged attention through core's ops.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from llmkit.core import ops
 from llmkit.core.models.llama import LlamaModel
-from llmkit.core.ops import PagedKVCache
+from llmkit.core.ops import PagedKVCache, PagedStep
 
 from .runner_output import RunnerOutput
 from .sampling_stage import SamplingStage
@@ -23,49 +24,12 @@ from .structured import GrammarManager
 
 
 @dataclasses.dataclass
-class StepInputs:
-    """Tensors for one forward: flat tokens, their positions and slots, and per-sequence tables."""
+class StepInputs(PagedStep):
+    """A `PagedStep` plus where each sequence's rows are in the flat batch."""
 
-    input_ids: torch.Tensor  # [N]
-    positions: torch.Tensor  # [N]
-    slot_mapping: torch.Tensor  # [N]
-    num_decode: int  # the first num_decode tokens each belong to a decoding sequence
-    decode_block_tables: torch.Tensor  # [D, max_blocks]
-    decode_seq_lens: torch.Tensor  # [D]
-    prefill_block_tables: torch.Tensor  # [P, max_blocks]
-    prefill_seq_lens: torch.Tensor  # [P]
-    query_start_loc: torch.Tensor  # [P + 1], offsets into the prefill part
     first_rows: list[int]  # each sequence's first row in the flat batch
     logit_rows: list[list[int]]  # rows whose logits each sequence needs: [] mid-prefill, [last] to sample,
     # or the rows of the last token and its drafts to verify them
-
-
-class PagedAttention:
-    """The `AttentionContext` of one engine step."""
-
-    def __init__(self, caches: list[PagedKVCache], inputs: StepInputs, scale: float):
-        self.caches, self.inputs, self.scale = caches, inputs, scale
-
-    def attend(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        cache, step = self.caches[layer], self.inputs
-        ops.reshape_and_cache(key, value, cache, step.slot_mapping)
-        out = torch.empty_like(query)
-        d = step.num_decode
-        if d:
-            ops.paged_attention_decode(
-                out[:d], query[:d], cache, step.decode_block_tables, step.decode_seq_lens, self.scale
-            )
-        if d < query.shape[0]:
-            ops.paged_attention_prefill(
-                out[d:],
-                query[d:],
-                cache,
-                step.prefill_block_tables,
-                step.prefill_seq_lens,
-                step.query_start_loc,
-                self.scale,
-            )
-        return out
 
 
 def _block_tables(tables: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
@@ -85,7 +49,6 @@ class ModelRunner:
     ):
         self.model, self.caches, self.block_size = model, caches, block_size
         self.device = model.device
-        self.scale = model.config.head_dim**-0.5
         self.sampling = SamplingStage(grammars)
 
     def slot(self, block_table, position: int) -> int:
@@ -146,7 +109,7 @@ class ModelRunner:
     @torch.inference_mode()
     def forward(self, inputs: StepInputs) -> torch.Tensor:
         """Final hidden states [N, hidden] of every token in the step."""
-        return self.model(inputs.input_ids, inputs.positions, PagedAttention(self.caches, inputs, self.scale))
+        return ops.paged_forward(self.model, self.caches, inputs)
 
     def _prompt_logprobs(self, scheduled: ScheduledSequence, hidden: torch.Tensor, first_row: int) -> list[float]:
         """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p
@@ -190,7 +153,4 @@ class ModelRunner:
             first_rows=list(range(len(sequences))),
             logit_rows=[[i] for i in range(len(sequences))],
         )
-        hidden = self.model(
-            inputs.input_ids, inputs.positions, PagedAttention(self.caches, inputs, self.scale), num_layers
-        )
-        return self.model.compute_logits(hidden)
+        return self.model.compute_logits(ops.paged_forward(self.model, self.caches, inputs, num_layers))

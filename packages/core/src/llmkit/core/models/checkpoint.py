@@ -8,16 +8,20 @@ from typing import Any, Protocol
 
 import torch
 
+from ..quant import QuantizedWeight
 from ..tokenizer import Tokenizer
 from .config import ModelConfig
 
 
 @dataclasses.dataclass
 class Checkpoint:
-    """Config, float weights named as in `LlamaModel`, tokenizer and chat template of one model."""
+    """Config, weights named as in `LlamaModel`, tokenizer and chat template of one model.
+
+    Tensors are float32, except with `load(..., keep_stored=True)`: then matrices are as the file stores
+    them (a `QuantizedWeight` of GGUF blocks, or a bf16/fp16 tensor)."""
 
     config: ModelConfig
-    tensors: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor | QuantizedWeight]
     tokenizer: Tokenizer
     chat_template: str | None
     path: Path
@@ -32,7 +36,9 @@ class ModelLoader(Protocol):
         """True when `path` (file or directory) is in this loader's format."""
         ...
 
-    def load(self, path: Path) -> Checkpoint: ...
+    def load(self, path: Path, *, keep_stored: bool = False) -> Checkpoint:
+        """Float32 tensors; with `keep_stored`, matrices as stored (no float copy)."""
+        ...
 
 
 def expected_tensor_names(config: ModelConfig) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
 from ..errors import ModelFormatError
+from ..quant import FORMATS, QuantizedWeight, format_of_ggml
 from ..tokenizer import Tokenizer
 from .checkpoint import Checkpoint, expected_tensor_names
 from .config import ModelConfig
@@ -40,6 +43,10 @@ _GLOBAL_NAMES = {
     "output_norm.weight": "norm.weight",
     "output.weight": "lm_head.weight",
 }
+# Types kept as stored with `keep_stored` (the kernels' formats); others are dequantized, with a warning.
+STORED_TENSOR_TYPES = frozenset(f.ggml_type for f in FORMATS.values())
+logger = logging.getLogger(__name__)
+
 # The llama.cpp converter permutes Q/K rows for its interleaved RoPE only for these architectures.
 _PERMUTED_QK = {"llama"}
 
@@ -65,7 +72,9 @@ def read_fields(reader: GGUFReader) -> dict[str, Any]:
 
 
 class GGUFLoader:
-    """Loads `.gguf` files (F32/F16/BF16, Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and K-quants) into float32 tensors."""
+    """Loads `.gguf` files (F32/F16/BF16, Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 and K-quants): into float32 tensors, or
+    with `keep_stored` the matrices as `QuantizedWeight`s over the memory-mapped file (no copy, except
+    llama's Q/K rows, which are reordered for rotate-half RoPE)."""
 
     def can_load(self, path: Path) -> bool:
         if path.is_file():
@@ -73,7 +82,7 @@ class GGUFLoader:
                 return f.read(4) == b"GGUF"
         return False
 
-    def load(self, path: Path) -> Checkpoint:
+    def load(self, path: Path, *, keep_stored: bool = False) -> Checkpoint:
         try:
             reader = GGUFReader(path)
             fields = read_fields(reader)
@@ -97,15 +106,29 @@ class GGUFLoader:
                     f"tensor {info.name!r} has type {info.tensor_type.name}, which llmkit cannot dequantize "
                     f"(supported: {', '.join(sorted(t.name for t in SUPPORTED_TENSOR_TYPES))})"
                 )
-            try:
-                array = dequantize(np.asarray(info.data), info.tensor_type)
-            except Exception as err:
-                raise ModelFormatError(f"tensor {info.name!r} in {path} is corrupt: {err}") from None
-            tensor = torch.from_numpy(np.array(array, dtype=np.float32))
-            if config.architecture in _PERMUTED_QK and name.endswith(("q_proj.weight", "q_proj.bias")):
-                tensor = unpermute_qk(tensor, config.num_heads)
-            elif config.architecture in _PERMUTED_QK and name.endswith(("k_proj.weight", "k_proj.bias")):
-                tensor = unpermute_qk(tensor, config.num_kv_heads)
+            heads = None
+            if config.architecture in _PERMUTED_QK and ".q_proj." in name:
+                heads = config.num_heads
+            elif config.architecture in _PERMUTED_QK and ".k_proj." in name:
+                heads = config.num_kv_heads
+            if keep_stored and len(info.shape) == 2 and info.tensor_type in STORED_TENSOR_TYPES:
+                tensor = _stored_matrix(info, path, heads)
+            else:
+                if keep_stored and len(info.shape) == 2:
+                    logger.warning(
+                        "%s: tensor %r is %s, which the native kernels do not cover (%s); dequantized to float32",
+                        path.name,
+                        info.name,
+                        info.tensor_type.name,
+                        ", ".join(f.name for f in FORMATS.values()),
+                    )
+                try:
+                    array = dequantize(np.asarray(info.data), info.tensor_type)
+                except Exception as err:
+                    raise ModelFormatError(f"tensor {info.name!r} in {path} is corrupt: {err}") from None
+                tensor = torch.from_numpy(np.array(array, dtype=np.float32))
+                if heads is not None:
+                    tensor = unpermute_qk(tensor, heads)
             tensors[name] = tensor
         missing = [n for n in expected_tensor_names(config) if n not in tensors]
         if missing:
@@ -122,6 +145,27 @@ class GGUFLoader:
             format="gguf",
             metadata={k: v for k, v in fields.items() if k.startswith("general.")},
         )
+
+
+def _stored_matrix(info: Any, path: Path, heads: int | None) -> QuantizedWeight:
+    """A 2-D tensor's blocks as stored, viewing the memory-mapped file (rows reordered when `heads`)."""
+    fmt = format_of_ggml(info.tensor_type)
+    cols, rows = (int(d) for d in info.shape)
+    data = np.asarray(info.data)
+    if data.dtype != np.uint8:  # F32/F16/BF16 arrive typed; their bytes are the stored row
+        data = data.view(np.uint8)
+    data = data.reshape(rows, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the map is read-only; nothing ever writes to it
+        tensor = torch.from_numpy(data)
+    try:
+        weight = QuantizedWeight(tensor, fmt, rows, cols)
+    except Exception as err:
+        raise ModelFormatError(f"tensor {info.name!r} in {path} is corrupt: {err}") from None
+    if heads is not None:
+        order = unpermute_qk(torch.arange(rows), heads)
+        weight = weight.rows_subset(order)
+    return weight
 
 
 def config_from_fields(fields: dict[str, Any], tensor_names: set[str]) -> ModelConfig:

@@ -22,7 +22,8 @@ class HFLoader:
     def can_load(self, path: Path) -> bool:
         return path.is_dir() and (path / "config.json").is_file()
 
-    def load(self, path: Path) -> Checkpoint:
+    def load(self, path: Path, *, keep_stored: bool = False) -> Checkpoint:
+        """float32 tensors, or with `keep_stored` the matrices in their stored dtype (bf16/fp16/fp32)."""
         config = ModelConfig.from_hf_dict(_read_json(path / "config.json"))
         tensors = {}
         for file in _weight_files(path):
@@ -34,7 +35,8 @@ class HFLoader:
                             continue
                         if name == "lm_head.weight" and config.tie_word_embeddings:
                             continue
-                        tensors[name] = f.get_tensor(key).float()
+                        tensor = f.get_tensor(key)
+                        tensors[name] = tensor if keep_stored and tensor.dim() == 2 else tensor.float()
             except ModelFormatError:
                 raise
             except Exception as err:

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
 from .attention import AttentionContext
 from .config import ModelConfig
+from .quantized import QuantizedEmbedding, QuantizedLinear
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -99,11 +101,16 @@ class LlamaModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.embed_tokens.weight.dtype
+        """The activations' dtype (float32 when the weights stay stored)."""
+        return self.norm.weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.embed_tokens.weight.device
+        return self.norm.weight.device
+
+    @property
+    def weights_as_stored(self) -> bool:
+        return isinstance(self.embed_tokens, QuantizedEmbedding)
 
     def forward(
         self,
@@ -121,5 +128,7 @@ class LlamaModel(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM-head logits in float32 for hidden states [N, hidden]."""
-        weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return F.linear(hidden, weight).to(torch.float32)
+        head = self.embed_tokens if self.lm_head is None else self.lm_head
+        if isinstance(head, QuantizedEmbedding | QuantizedLinear):
+            return ops.quantized_matmul(hidden.to(torch.float32), head.stored, activations=head.activations)
+        return F.linear(hidden, head.weight).to(torch.float32)

@@ -12,11 +12,16 @@ import torch
 
 from ..chat_template import ChatTemplate
 from ..errors import InvalidParameterError, ModelFormatError
+from ..ops.quantized import ACTIVATIONS
 from ..plugins import registry
+from ..quant import QuantizedWeight
+from ..quant import quantize as quantize_weight
 from ..tokenizer import Tokenizer
 from .checkpoint import Checkpoint
 from .config import ModelConfig
 from .llama import LlamaModel
+from .quantized import QuantizedEmbedding, QuantizedLinear
+from .quantized import as_stored as as_stored_weight
 from .rope import RotaryEmbedding
 from .store import DEFAULT_MODEL, resolve
 
@@ -74,29 +79,106 @@ def find_loader(path: Path) -> tuple[str, Any]:
     raise ModelFormatError(f"no model loader recognizes {path} (installed loaders: {known})")
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    return find_loader(path)[1].load(path)
+WEIGHTS = ("as-stored", "float32", "bfloat16", "float16")
+QUANTIZE_FORMATS = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k")
+
+
+def load_checkpoint(path: Path, *, keep_stored: bool = False) -> Checkpoint:
+    return find_loader(path)[1].load(path, keep_stored=keep_stored)
+
+
+def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpoint_format: str) -> str:
+    """The `weights` mode: as asked, else as-stored for GGUF files (unless a non-float32 dtype asks for a
+    dense copy) and the dtype (float32 by default) for everything else."""
+    if weights is not None:
+        if weights not in WEIGHTS:
+            raise InvalidParameterError(f"unknown weights mode {weights!r}; choose one of {', '.join(WEIGHTS)}")
+        if weights == "as-stored" and dtype is not None and parse_dtype(dtype) != torch.float32:
+            raise InvalidParameterError(
+                f"weights='as-stored' computes in float32, but dtype={dtype!r} was asked for; drop dtype, or "
+                f"ask for a dense copy with weights='{_dtype_name(parse_dtype(dtype))}'"
+            )
+        if weights != "as-stored" and dtype is not None and parse_dtype(dtype) != DTYPES[weights]:
+            raise InvalidParameterError(f"weights={weights!r} and dtype={dtype!r} disagree; pass one of them")
+        return weights
+    dense = _dtype_name(parse_dtype(dtype)) if dtype is not None else "float32"
+    return "as-stored" if checkpoint_format == "gguf" and dense == "float32" else dense
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
+
+
+def _is_matrix(name: str) -> bool:
+    return name.endswith(("proj.weight", "embed_tokens.weight", "lm_head.weight"))
 
 
 def build_model(
-    checkpoint: Checkpoint, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    checkpoint: Checkpoint,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    *,
+    as_stored: bool = False,
+    quantize: str | None = None,
+    activations: str = "float32",
 ) -> LlamaModel:
-    """Instantiate `LlamaModel` directly over the checkpoint tensors (no second copy of the weights)."""
+    """Instantiate `LlamaModel` directly over the checkpoint tensors (no second copy of the weights).
+
+    With `as_stored`, matrices stay as the checkpoint holds them (`QuantizedLinear`/`QuantizedEmbedding`,
+    float32 activations, or int8-rounded ones with `activations="int8"`); `quantize` ("q8_0", "q4_0",
+    "q4_k", ...) first quantizes float matrices."""
+    if activations not in ACTIVATIONS:
+        raise InvalidParameterError(f"activations must be one of {', '.join(ACTIVATIONS)}, got {activations!r}")
+    if activations != "float32" and not (as_stored or quantize):
+        raise InvalidParameterError(
+            "activations='int8' needs weights kept as stored (weights='as-stored' or quantize=)"
+        )
     config = checkpoint.config
     with torch.device("meta"):
         model = LlamaModel(config)
-    tensors = {name: t.to(device=device, dtype=dtype) for name, t in checkpoint.tensors.items()}
-    model.load_state_dict(tensors, strict=True, assign=True)
+    stored = {}
+    if as_stored or quantize is not None:
+        dtype = torch.float32
+        for name, tensor in checkpoint.tensors.items():
+            if not _is_matrix(name):
+                continue
+            if quantize is not None and not isinstance(tensor, QuantizedWeight):
+                tensor = quantize_weight(tensor.float(), quantize)
+            elif not isinstance(tensor, QuantizedWeight):
+                tensor = as_stored_weight(tensor)
+            stored[name] = tensor.to(device)
+    tensors = {name: t.to(device=device, dtype=dtype) for name, t in checkpoint.tensors.items() if name not in stored}
+    for name, weight in stored.items():
+        owner_name, _, _ = name.rpartition(".")
+        parent_name, _, child = owner_name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if child == "embed_tokens":
+            setattr(parent, child, QuantizedEmbedding(weight, activations))
+        else:
+            bias = tensors.pop(owner_name + ".bias", None)
+            setattr(parent, child, QuantizedLinear(weight, bias, activations))
+    model.load_state_dict(tensors, strict=False, assign=True)
+    _check_loaded(model, stored)
     model.rotary = RotaryEmbedding(
         config.head_dim, config.rope_theta, config.rope_scaling, config.max_position_embeddings
     ).to(device)
     return model.eval()
 
 
+def _check_loaded(model: LlamaModel, stored: dict) -> None:
+    """Every parameter has a value (load_state_dict ran non-strict because stored layers replaced some)."""
+    missing = [name for name, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ModelFormatError(f"checkpoint lacks the tensor {missing[0]!r}")
+
+
 def load_pretrained(
     name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
     *,
-    dtype: str | torch.dtype = torch.float32,
+    dtype: str | torch.dtype | None = None,
+    weights: str | None = None,
+    quantize: str | None = None,
+    activations: str | None = None,
     device: str | torch.device = "cpu",
     chat_template: str | None = None,
     pull_missing: bool = True,
@@ -104,11 +186,31 @@ def load_pretrained(
 ) -> Pretrained:
     """Load a catalog model (pulled on first use), a .gguf file or an HF-layout directory.
 
+    `weights`: "as-stored" keeps matrices in the file's format (GGUF blocks memory-mapped, or bf16/fp16)
+    and computes in float32 -- the default for GGUF; "float32" / "bfloat16" / "float16" make a dense copy
+    (the default for HF directories is `dtype`, float32 unless given). `quantize` ("q8_0", "q4_0", "q4_k",
+    ...) quantizes float matrices at load and keeps them stored. `activations="int8"` rounds matmul inputs
+    to int8 per 32 columns for Q8_0/Q4_0/Q4_1 weights (llama.cpp's scheme: faster, slightly less exact).
     `chat_template` overrides the model's own: a registered name ("chatml", "llama3") or a .jinja path.
     """
+    if quantize is not None and quantize not in QUANTIZE_FORMATS:
+        raise InvalidParameterError(
+            f"unknown quantize format {quantize!r}; choose one of {', '.join(QUANTIZE_FORMATS)}"
+        )
     path = resolve(name_or_path, pull_missing=pull_missing, quiet=quiet)
-    checkpoint = load_checkpoint(path)
-    model = build_model(checkpoint, parse_dtype(dtype), device)
+    loader_name, loader = find_loader(path)
+    is_gguf = loader_name == "gguf" or (path.is_file() and path.suffix == ".gguf")
+    mode = "as-stored" if quantize is not None else choose_weights(weights, dtype, "gguf" if is_gguf else "hf")
+    checkpoint = loader.load(path, keep_stored=mode == "as-stored")
+    dense = torch.float32 if mode == "as-stored" else DTYPES[mode]
+    model = build_model(
+        checkpoint,
+        dense,
+        device,
+        as_stored=mode == "as-stored",
+        quantize=quantize,
+        activations=activations or "float32",
+    )
     tokenizer = checkpoint.tokenizer
     template = _choose_template(chat_template, checkpoint.chat_template, tokenizer)
     return Pretrained(model, tokenizer, template, path, checkpoint.format)

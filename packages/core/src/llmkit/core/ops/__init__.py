@@ -9,9 +9,11 @@ from __future__ import annotations
 import torch
 
 from ..quant.weight import QuantizedWeight
-from . import kv_quant, paged_attention, quantized, token_bitmask
+from . import kv_quant, paged_attention, paged_step, quantized, token_bitmask
 from .dispatch import forced_reference, implementation, kernels, reference, register_reference
 from .kv_layout import KV_DTYPES, PagedKVCache, allocate, bytes_per_token
+from .paged_step import PagedAttention, PagedStep, describe_forward
+from .paged_step import dispatch_paged_forward as paged_forward
 
 for _name, _function in {
     "reshape_and_cache": kv_quant.reshape_and_cache,
@@ -22,6 +24,7 @@ for _name, _function in {
     "apply_token_bitmask_": token_bitmask.apply_token_bitmask_,
     "quantized_matmul": quantized.quantized_matmul,
     "dequantize_rows": quantized.dequantize_rows,
+    "paged_forward": paged_step.paged_forward,
 }.items():
     register_reference(_name, _function)
 
@@ -67,8 +70,11 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     implementation("apply_token_bitmask_", logits.device.type)(logits, bitmask, indices)
 
 
-def quantized_matmul(x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    return implementation("quantized_matmul", x.device.type)(x, weight, bias)
+def quantized_matmul(
+    x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None, activations: str = "float32"
+) -> torch.Tensor:
+    """float32 x @ W^T (+ bias) over a stored weight; see `quantized.quantized_matmul`."""
+    return implementation("quantized_matmul", x.device.type)(x, weight, bias, activations)
 
 
 def dequantize_rows(weight: QuantizedWeight, ids: torch.Tensor) -> torch.Tensor:
@@ -77,17 +83,21 @@ def dequantize_rows(weight: QuantizedWeight, ids: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "KV_DTYPES",
+    "PagedAttention",
     "PagedKVCache",
+    "PagedStep",
     "allocate",
     "apply_token_bitmask_",
     "bytes_per_token",
     "dequantize_kv",
     "dequantize_rows",
+    "describe_forward",
     "forced_reference",
     "implementation",
     "kernels",
     "paged_attention_decode",
     "paged_attention_prefill",
+    "paged_forward",
     "quantize_kv",
     "quantized_matmul",
     "reference",

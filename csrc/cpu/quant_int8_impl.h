@@ -1,0 +1,197 @@
+// Quantized matmul with int8 activations (Q8_0 / Q4_0 / Q4_1 weights), built once per instruction set.
+//
+// Each token row of x is quantized per 32 columns, the way llama.cpp quantizes activations to Q8:
+// d = max|x| / 127, q = round-half-even(x * (1 / d)) (q = 0 where d = 0). A block's product is then
+// d_w * d_x * sum(q_w * q_x), plus the weight's offset times sum(q_x) (Q4_0: -8; Q4_1: m / d_w), in
+// integers with AVX2's maddubs where the build has it. The error against float32 activations is the
+// activation rounding (relative ~0.3% of a row's dot products; see docs/kernels.md).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "cpu/quant_blocks.h"
+
+namespace llmkit {
+namespace LLMKIT_CPU_ISA {
+
+// x rows quantized per 32 columns: q [n, cols] int8, d [n, cols/32], qsum [n, cols/32] (sum of q).
+struct QuantizedActivations {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* qsum = nullptr;
+  int64_t capacity = 0;
+
+  void reserve(int64_t n, int64_t cols) {
+    if (capacity >= n * cols) return;
+    std::free(q);
+    std::free(d);
+    std::free(qsum);
+    capacity = n * cols;
+    q = static_cast<int8_t*>(std::aligned_alloc(64, ((capacity + 63) / 64) * 64));
+    d = static_cast<float*>(std::aligned_alloc(64, ((capacity / 32 * 4 + 63) / 64) * 64 + 64));
+    qsum = static_cast<int32_t*>(std::aligned_alloc(64, ((capacity / 32 * 4 + 63) / 64) * 64 + 64));
+  }
+  ~QuantizedActivations() {
+    std::free(q);
+    std::free(d);
+    std::free(qsum);
+  }
+};
+
+static inline void quantize_activations(const float* x, int64_t x_stride, int64_t n, int64_t cols,
+                                        QuantizedActivations& out) {
+  const int64_t blocks = cols / 32;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = x + t * x_stride;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* v = row + b * 32;
+      float amax = 0.0f;
+      for (int j = 0; j < 32; ++j) amax = std::fabs(v[j]) > amax ? std::fabs(v[j]) : amax;
+      const float d = amax / 127.0f;
+      const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+      int8_t* q = out.q + t * cols + b * 32;
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) {
+        q[j] = int8_t(std::nearbyint(v[j] * inv));
+        sum += q[j];
+      }
+      out.d[t * blocks + b] = d;
+      out.qsum[t * blocks + b] = sum;
+    }
+  }
+}
+
+// Weight block b of a row as 32 unsigned (Q4) or signed (Q8) integers plus its scale and offset term:
+// value_j = scale * (w_j + offset), with offset applied through sum(q_x).
+template <WeightFormat F>
+static inline void weight_block(const uint8_t* block, uint8_t* w, float* scale, float* offset_times_d) {
+  if constexpr (F == WeightFormat::kQ8_0) {
+    *scale = read_half(block);
+    std::memcpy(w, block + 2, 32);
+    *offset_times_d = 0.0f;
+  } else {
+    const uint8_t* qs = block + (F == WeightFormat::kQ4_1 ? 4 : 2);
+    for (int j = 0; j < 16; ++j) {
+      w[j] = qs[j] & 0x0F;
+      w[j + 16] = qs[j] >> 4;
+    }
+    *scale = read_half(block);
+    *offset_times_d = F == WeightFormat::kQ4_1 ? read_half(block + 2) : -8.0f * *scale;
+  }
+}
+
+#if defined(__AVX2__)
+static inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+static inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+constexpr int kInt8Tokens = 4;
+
+// Rows [begin, end) x tokens [t0, t0 + T) with quantized activations.
+template <WeightFormat F, int T>
+static inline void int8_rows(const QuantMatmulArgs& a, const QuantizedActivations& qa, int64_t begin, int64_t end,
+                             int64_t t0) {
+  const WeightFormatInfo info = weight_format_info(F);
+  const int64_t blocks = a.cols / 32;
+  const uint8_t* weight = static_cast<const uint8_t*>(a.weight);
+  for (int64_t row = begin; row < end; ++row) {
+    const uint8_t* w_row = weight + row * a.row_bytes;
+    float offset_sum[T] = {};
+#if defined(__AVX2__)
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* block = w_row + b * info.block_bytes;
+      __m256i w;
+      float scale, offset;
+      if constexpr (F == WeightFormat::kQ8_0) {
+        scale = read_half(block);
+        offset = 0.0f;
+        w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      } else {
+        scale = read_half(block);
+        offset = F == WeightFormat::kQ4_1 ? read_half(block + 2) : -8.0f * scale;
+        w = unpack_nibbles(block + (F == WeightFormat::kQ4_1 ? 4 : 2));
+      }
+      const __m256i w_abs = F == WeightFormat::kQ8_0 ? _mm256_sign_epi8(w, w) : w;
+      for (int t = 0; t < T; ++t) {
+        const int64_t tb = (t0 + t) * blocks + b;
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa.q + (t0 + t) * a.cols + b * 32));
+        if constexpr (F == WeightFormat::kQ8_0) x = _mm256_sign_epi8(x, w);
+        const __m256i pairs = _mm256_maddubs_epi16(w_abs, x);
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+        const float dx = qa.d[tb];
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(scale * dx), dot, acc[t]);
+        offset_sum[t] += offset * dx * float(qa.qsum[tb]);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const float sum = hsum_ps(acc[t]) + offset_sum[t];
+      a.out[(t0 + t) * a.out_stride + row] = a.bias != nullptr ? sum + a.bias[row] : sum;
+    }
+#else
+    float acc[T] = {};
+    uint8_t w[32];
+    for (int64_t b = 0; b < blocks; ++b) {
+      float scale, offset;
+      weight_block<F>(w_row + b * info.block_bytes, w, &scale, &offset);
+      for (int t = 0; t < T; ++t) {
+        const int64_t tb = (t0 + t) * blocks + b;
+        const int8_t* x = qa.q + (t0 + t) * a.cols + b * 32;
+        int32_t dot = 0;
+        for (int j = 0; j < 32; ++j) {
+          const int32_t wj = F == WeightFormat::kQ8_0 ? int32_t(int8_t(w[j])) : int32_t(w[j]);
+          dot += wj * int32_t(x[j]);
+        }
+        acc[t] += scale * qa.d[tb] * float(dot);
+        offset_sum[t] += offset * qa.d[tb] * float(qa.qsum[tb]);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const float sum = acc[t] + offset_sum[t];
+      a.out[(t0 + t) * a.out_stride + row] = a.bias != nullptr ? sum + a.bias[row] : sum;
+    }
+#endif
+  }
+}
+
+template <WeightFormat F>
+static void int8_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
+  thread_local QuantizedActivations qa;
+  qa.reserve(a.n, a.cols);
+  quantize_activations(a.x, a.x_stride, a.n, a.cols, qa);
+  int64_t t = 0;
+  for (; t + kInt8Tokens <= a.n; t += kInt8Tokens) int8_rows<F, kInt8Tokens>(a, qa, begin, end, t);
+  for (; t < a.n; ++t) int8_rows<F, 1>(a, qa, begin, end, t);
+}
+
+// True when the int8 path ran rows [begin, end); false when the format has no int8 path.
+static inline bool int8_matmul_rows(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
+  switch (a.format) {
+    case WeightFormat::kQ8_0: int8_matmul_range<WeightFormat::kQ8_0>(a, begin, end); return true;
+    case WeightFormat::kQ4_0: int8_matmul_range<WeightFormat::kQ4_0>(a, begin, end); return true;
+    case WeightFormat::kQ4_1: int8_matmul_range<WeightFormat::kQ4_1>(a, begin, end); return true;
+    default: return false;
+  }
+}
+
+}  // namespace LLMKIT_CPU_ISA
+}  // namespace llmkit

@@ -1,0 +1,97 @@
+"""The model's forward over a paged KV cache for one engine step: the reference (the model's own
+torch forward with paged attention through core's ops) that native fused forwards must equal.
+
+Token order in the flat step: decoding sequences (one token each) first, then prefill chunks back to
+back (`query_start_loc` offsets into the prefill part).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .dispatch import implementation
+from .kv_layout import PagedKVCache
+
+
+@dataclasses.dataclass
+class PagedStep:
+    """Tensors of one forward: flat tokens, their positions and slots, and per-sequence tables."""
+
+    input_ids: torch.Tensor  # [N] int64
+    positions: torch.Tensor  # [N] int64
+    slot_mapping: torch.Tensor  # [N] int64
+    num_decode: int  # the first num_decode tokens each belong to a decoding sequence
+    decode_block_tables: torch.Tensor  # [D, max_blocks] int32
+    decode_seq_lens: torch.Tensor  # [D] int32
+    prefill_block_tables: torch.Tensor  # [P, max_blocks] int32
+    prefill_seq_lens: torch.Tensor  # [P] int32
+    query_start_loc: torch.Tensor  # [P + 1] int32
+
+
+class PagedAttention:
+    """The `AttentionContext` of one step: write new K/V into their slots, then decode/prefill attention."""
+
+    def __init__(self, caches: list[PagedKVCache], step: PagedStep, scale: float):
+        self.caches, self.step, self.scale = caches, step, scale
+
+    def attend(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        from . import paged_attention_decode, paged_attention_prefill, reshape_and_cache
+
+        cache, step = self.caches[layer], self.step
+        reshape_and_cache(key, value, cache, step.slot_mapping)
+        out = torch.empty_like(query)
+        d = step.num_decode
+        if d:
+            paged_attention_decode(
+                out[:d], query[:d], cache, step.decode_block_tables, step.decode_seq_lens, self.scale
+            )
+        if d < query.shape[0]:
+            paged_attention_prefill(
+                out[d:],
+                query[d:],
+                cache,
+                step.prefill_block_tables,
+                step.prefill_seq_lens,
+                step.query_start_loc,
+                self.scale,
+            )
+        return out
+
+
+def paged_forward(model, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None) -> torch.Tensor:
+    """Final hidden states [N, hidden] of the step's tokens (after the final norm), writing their K/V."""
+    scale = model.config.head_dim**-0.5
+    return model(step.input_ids, step.positions, PagedAttention(caches, step, scale), num_layers)
+
+
+def dispatch_paged_forward(
+    model, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None
+) -> torch.Tensor:
+    return implementation("paged_forward", model.device.type)(model, caches, step, num_layers)
+
+
+def describe_forward(model) -> str:
+    """One line for startup logs: which forward runs this model, on which kernels, over which weight formats.
+
+    A registered `paged_forward` may carry `describe()` (its kernels) and `unsupported_reason(model)`
+    (why it would hand this model to the reference)."""
+    from collections import Counter
+
+    from ..models.quantized import QuantizedEmbedding, QuantizedLinear
+
+    formats = Counter(
+        m.stored.format.name
+        if isinstance(m, QuantizedLinear | QuantizedEmbedding)
+        else str(m.weight.dtype).removeprefix("torch.")
+        for m in model.modules()
+        if isinstance(m, QuantizedLinear | QuantizedEmbedding | torch.nn.Linear | torch.nn.Embedding)
+    )
+    weights = ", ".join(f"{name} x{count}" for name, count in formats.most_common())
+    chosen = implementation("paged_forward", model.device.type)
+    reason = getattr(chosen, "unsupported_reason", lambda _model: None)(model)
+    if chosen is paged_forward or reason is not None:
+        why = "no native forward is registered" if chosen is paged_forward else reason
+        return f"forward: torch reference on {model.device} ({why}); weights {weights}"
+    return f"forward: {getattr(chosen, 'describe', lambda: 'native')()} on {model.device}; weights {weights}"

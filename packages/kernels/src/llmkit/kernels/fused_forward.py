@@ -1,0 +1,146 @@
+"""The native `paged_forward`: a Llama-family step in one call to `_C.LlamaForward` (see
+csrc/model/llama_forward.h), built once per (model, KV caches) and kept with the model.
+
+It runs float32-activation models on the CPU: weights as stored (GGUF blocks) or dense float32 (viewed
+as f32 "blocks" without a copy). Other models -- bfloat16/float16 dense, CUDA, forward hooks attached
+(activation probes), modules replaced (LoRA) -- take the reference forward; `native_forward_reason`
+says why, and the engine logs it once at startup.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+from llmkit.core.models.llama import LlamaModel
+from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear, as_stored
+from llmkit.core.ops import PagedKVCache, PagedStep, reference
+
+from . import _C
+
+_PROJECTIONS = {
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+}
+_built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def native_forward_reason(model: nn.Module, caches: list[PagedKVCache] | None = None) -> str | None:
+    """None when the native forward runs this model, else why it does not."""
+    if not isinstance(model, LlamaModel):
+        return f"the model is a {type(model).__name__}, not llmkit's LlamaModel"
+    if model.device.type != "cpu":
+        return f"the model is on {model.device}; the fused forward is CPU-only"
+    if model.dtype != torch.float32:
+        return (
+            f"activations are {model.dtype}; the fused forward computes in float32 (weights='as-stored' or 'float32')"
+        )
+    if model.config.head_dim > 256 or model.config.head_dim % 2:
+        return f"head_dim {model.config.head_dim} is not an even number up to 256"
+    if model.config.mlp_bias:
+        return "MLP/output-projection biases are not fused"
+    for name, module in model.named_modules():
+        if module._forward_hooks or module._forward_pre_hooks:
+            return f"module {name or 'model'} has forward hooks"
+    for layer in model.layers:
+        for path in _PROJECTIONS.values():
+            module = layer.get_submodule(path)
+            if type(module) not in (QuantizedLinear, nn.Linear):
+                return f"{path} is a {type(module).__name__}"
+    if type(model.embed_tokens) not in (QuantizedEmbedding, nn.Embedding):
+        return f"embed_tokens is a {type(model.embed_tokens).__name__}"
+    if caches is not None and any(c.key.device.type != "cpu" for c in caches):
+        return "the KV cache is not on the CPU"
+    return None
+
+
+def _stored(module: nn.Module):
+    if isinstance(module, QuantizedLinear | QuantizedEmbedding):
+        return module.stored
+    return as_stored(module.weight.detach())
+
+
+def _spec(weight) -> tuple:
+    return (weight.data, weight.format.name, weight.cols)
+
+
+def _build(model: LlamaModel, caches: list[PagedKVCache]):
+    config = model.config
+    shape = {
+        "hidden": config.hidden_size,
+        "heads": config.num_heads,
+        "kv_heads": config.num_kv_heads,
+        "head_dim": config.head_dim,
+        "intermediate": config.intermediate_size,
+        "rms_eps": config.rms_norm_eps,
+        "rope_attention_scaling": float(model.rotary.attention_scaling),
+        "inv_freq": model.rotary.inv_freq.to(torch.float32).tolist(),
+        "int8_activations": getattr(model.layers[0].self_attn.q_proj, "activations", "float32") == "int8",
+    }
+    layers = []
+    for layer, cache in zip(model.layers, caches, strict=True):
+        spec = {key: _spec(_stored(layer.get_submodule(path))) for key, path in _PROJECTIONS.items()}
+        for key in ("q", "k", "v"):
+            bias = layer.get_submodule(_PROJECTIONS[key]).bias
+            spec[f"{key}_bias"] = None if bias is None else bias.detach().to(torch.float32).contiguous()
+        spec["attn_norm"] = layer.input_layernorm.weight.detach().contiguous()
+        spec["ffn_norm"] = layer.post_attention_layernorm.weight.detach().contiguous()
+        spec["cache"] = (cache.kv_dtype, cache.key, cache.value, cache.key_scales, cache.value_scales)
+        layers.append(spec)
+    embedding = _spec(_stored(model.embed_tokens))
+    return _C.LlamaForward(shape, embedding, model.norm.weight.detach().contiguous(), layers)
+
+
+def _native(model: nn.Module, caches: list[PagedKVCache]):
+    """The model's native forward over these caches, built on first use (None when it cannot run it).
+    The check runs once per (model, caches): hooks or modules changed afterwards are not seen."""
+    key = tuple(id(c.key) for c in caches)
+    entry = _built.get(model)
+    if entry is None or entry[0] != key:
+        native = None if native_forward_reason(model, caches) is not None else _build(model, caches)
+        entry = (key, native, caches)  # holds the caches: their ids stay theirs
+        _built[model] = entry
+    return entry[1]
+
+
+def paged_forward(
+    model: LlamaModel, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None
+) -> torch.Tensor:
+    """Final hidden states [N, hidden] of the step's tokens, exactly as the reference computes them up
+    to float summation order."""
+    forward = _native(model, caches)
+    if forward is None:
+        return reference("paged_forward")(model, caches, step, num_layers)
+    hidden = torch.empty(step.input_ids.shape[0], model.config.hidden_size, dtype=torch.float32)
+    forward.run(
+        hidden,
+        step.input_ids,
+        step.positions,
+        step.slot_mapping,
+        step.num_decode,
+        step.decode_block_tables,
+        step.decode_seq_lens,
+        step.prefill_block_tables,
+        step.prefill_seq_lens,
+        step.query_start_loc,
+        -1 if num_layers is None else num_layers,
+        model.config.head_dim**-0.5,
+        torch.get_num_threads(),
+    )
+    return hidden
+
+
+def describe() -> str:
+    cuda = "CUDA built" if _C.cuda_built() else "no CUDA"
+    return f"native fused forward (CPU kernels {_C.cpu_isa()}, {cuda}, parking thread pool)"
+
+
+paged_forward.unsupported_reason = native_forward_reason
+paged_forward.describe = describe
