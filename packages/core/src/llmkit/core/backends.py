@@ -188,12 +188,13 @@ class ModelBackend:
 def reference_backend(
     model: str = DEFAULT_MODEL,
     *,
-    dtype: str = "float32",
+    dtype: str | None = None,
     device: str = "cpu",
     chat_template: str | None = None,
     **options: Any,
 ) -> ModelBackend:
-    """Core's textbook backend: `load_pretrained` + the reference `generate()`."""
+    """Core's textbook backend: `load_pretrained` + the reference `generate()` (weights as stored for GGUF
+    unless `dtype` asks for a dense copy)."""
     pretrained = load_pretrained(model, dtype=dtype, device=device, chat_template=chat_template, quiet=True)
     return ModelBackend(pretrained, **options)
 

@@ -28,7 +28,7 @@ class EngineBackend(ModelBackend):
 def engine_backend(
     model: str = DEFAULT_MODEL,
     *,
-    dtype: str = "float32",
+    dtype: str | None = None,
     chat_template: str | None = None,
     tool_call_format: str | None = None,
     **engine_options: Any,

@@ -214,7 +214,11 @@ class Engine:
                 )
 
     def describe(self) -> str:
+        """Startup lines: the forward (kernels, weight formats, activations) and the KV cache."""
+        layer = self.pretrained.model.layers[0].self_attn.q_proj
+        activations = getattr(layer, "activations", str(self.pretrained.model.dtype).removeprefix("torch."))
         return (
+            f"{ops.describe_forward(self.pretrained.model)}; activations {activations}\n"
             f"KV cache: {self.block_manager.num_blocks} blocks x {self.config.block_size} tokens = "
             f"{self.capacity_tokens} tokens, {self.kv_cache_bytes / 2**20:.1f} MiB ({self.config.kv_cache_dtype})"
         )

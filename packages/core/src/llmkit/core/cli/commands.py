@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..device import add_device_argument, log_device, resolve_device
 from ..models import store
-from ..models.pretrained import Pretrained, load_pretrained
+from ..models.pretrained import QUANTIZE_FORMATS, WEIGHTS, Pretrained, load_pretrained
 from ..sampling import SamplingParams
 
 # Piped output keeps whole names and paths instead of rich's 80-column ellipses.
@@ -60,7 +60,28 @@ def add_model_arguments(parser: argparse.ArgumentParser, with_dtype: bool = True
         "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
     )
     if with_dtype:
-        parser.add_argument("--dtype", default="float32", help="float32 or bfloat16 (default float32)")
+        add_weights_arguments(parser)
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """--weights / --quantize / --activations / --dtype: how a model's weights are held and multiplied."""
+    group = parser.add_argument_group("weights")
+    group.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        help="as-stored keeps GGUF blocks (memory-mapped) and bf16/fp16 matrices as the file has them; "
+        "float32/bfloat16/float16 make a dense copy (default: as-stored for GGUF, float32 otherwise)",
+    )
+    group.add_argument(
+        "--quantize", choices=QUANTIZE_FORMATS, help="quantize float matrices at load (HF safetensors) and keep them"
+    )
+    group.add_argument(
+        "--activations",
+        choices=["float32", "int8"],
+        help="matmul inputs for stored Q8_0/Q4_0/Q4_1 weights: float32 (exact up to summation order) or int8 "
+        "(llama.cpp's Q8 activations, faster); default: int8 in the engine, float32 elsewhere",
+    )
+    group.add_argument("--dtype", help="shorthand for a dense copy: float32, bfloat16 or float16")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +138,13 @@ def load(args: argparse.Namespace) -> Pretrained:
     log_device(device, args.device)
     with console.status(f"loading {args.model}", spinner="dots"):
         return load_pretrained(
-            args.model, dtype=getattr(args, "dtype", "float32"), device=device, chat_template=args.chat_template
+            args.model,
+            dtype=getattr(args, "dtype", None),
+            weights=getattr(args, "weights", None),
+            quantize=getattr(args, "quantize", None),
+            activations=getattr(args, "activations", None),
+            device=device,
+            chat_template=args.chat_template,
         )
 
 

@@ -88,8 +88,8 @@ def load_checkpoint(path: Path, *, keep_stored: bool = False) -> Checkpoint:
 
 
 def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpoint_format: str) -> str:
-    """The `weights` mode: as asked, else as-stored for GGUF files (unless a non-float32 dtype asks for a
-    dense copy) and the dtype (float32 by default) for everything else."""
+    """The `weights` mode: as asked; else a dense copy in `dtype` when one is given; else as-stored for GGUF
+    files and float32 for everything else."""
     if weights is not None:
         if weights not in WEIGHTS:
             raise InvalidParameterError(f"unknown weights mode {weights!r}; choose one of {', '.join(WEIGHTS)}")
@@ -101,8 +101,9 @@ def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpo
         if weights != "as-stored" and dtype is not None and parse_dtype(dtype) != DTYPES[weights]:
             raise InvalidParameterError(f"weights={weights!r} and dtype={dtype!r} disagree; pass one of them")
         return weights
-    dense = _dtype_name(parse_dtype(dtype)) if dtype is not None else "float32"
-    return "as-stored" if checkpoint_format == "gguf" and dense == "float32" else dense
+    if dtype is not None:
+        return _dtype_name(parse_dtype(dtype))
+    return "as-stored" if checkpoint_format == "gguf" else "float32"
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+from llmkit.core.cli.commands import add_weights_arguments
 from llmkit.core.device import add_device_argument, log_device, resolve_device
 from llmkit.core.errors import LlmkitError
 from llmkit.core.models.store import DEFAULT_MODEL, canonical_name
@@ -28,7 +29,7 @@ def register(cli) -> None:
         default=os.environ.get("LLMKIT_API_KEY"),
         help="require 'Authorization: Bearer KEY' (env LLMKIT_API_KEY)",
     )
-    serve.add_argument("--dtype", default="float32", help="float32 or bfloat16")
+    add_weights_arguments(serve)
     add_device_argument(serve)
     serve.add_argument(
         "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
@@ -150,6 +151,9 @@ def run_serve(args: argparse.Namespace) -> int:
         engine = Engine(
             args.model,
             dtype=args.dtype,
+            weights=args.weights,
+            quantize=args.quantize,
+            activations=args.activations,
             device=str(device),
             chat_template=args.chat_template,
             kv_cache_memory=args.kv_cache_memory,
