@@ -29,7 +29,7 @@ def tiny(seed: int, **overrides) -> torch.nn.Module:
 
 def stored(model: torch.nn.Module, fmt: str) -> torch.nn.Module:
     """The model with every matrix quantized to `fmt` (as `load_pretrained(quantize=fmt)` does)."""
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Linear):
                 setattr(module, child_name, QuantizedLinear(quantize(child.weight.detach(), fmt), child.bias))
