@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import math
+
+import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
@@ -89,7 +92,7 @@ def allocate(
     dim = head_dim // 2 if kv_dtype == "int4" else head_dim
     shape = (num_blocks, num_kv_heads, block_size, dim)
     dtype = storage_dtype(kv_dtype, model_dtype)
-    key, value = torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device)
+    key, value = lazy_zeros(shape, dtype, device), lazy_zeros(shape, dtype, device)
     if kv_dtype == "auto":
         return PagedKVCache(key, value)
     if kv_dtype == "int4":
@@ -100,6 +103,15 @@ def allocate(
         key,
         value,
         kv_dtype,
-        torch.zeros(scale_shape, dtype=scale_dtype, device=device),
-        torch.zeros(scale_shape, dtype=scale_dtype, device=device),
+        lazy_zeros(scale_shape, scale_dtype, device),
+        lazy_zeros(scale_shape, scale_dtype, device),
     )
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """Zeros whose CPU pages are only mapped when first written (calloc'd through numpy): a KV cache
+    budget of gigabytes costs resident memory only for the blocks sequences actually fill."""
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    count = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    return torch.from_numpy(np.zeros(count, dtype=np.uint8)).view(dtype).view(shape)
