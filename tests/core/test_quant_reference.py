@@ -130,7 +130,7 @@ def test_quantized_matmul_dispatches_to_the_registered_kernel(rng, monkeypatch):
     x = torch.ones(1, weight.cols)
     register_plugin(fake, "fake-quantized-matmul")
     try:
-        assert ops.quantized_matmul(x, weight) == "fast" and fake.calls == [(x, weight, None)]
+        assert ops.quantized_matmul(x, weight) == "fast" and fake.calls == [(x, weight, None, "float32")]
         monkeypatch.setenv("LLMKIT_KERNELS", "reference")
         assert torch.equal(ops.quantized_matmul(x, weight), x @ weight.dequantize().T)
     finally:

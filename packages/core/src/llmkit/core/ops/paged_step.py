@@ -79,14 +79,10 @@ def describe_forward(model) -> str:
     (why it would hand this model to the reference)."""
     from collections import Counter
 
-    from ..models.quantized import QuantizedEmbedding, QuantizedLinear
-
-    formats = Counter(
-        m.stored.format.name
-        if isinstance(m, QuantizedLinear | QuantizedEmbedding)
-        else str(m.weight.dtype).removeprefix("torch.")
+    formats = Counter(  # stored layers carry `stored`, a QuantizedWeight (models.quantized)
+        m.stored.format.name if hasattr(m, "stored") else str(m.weight.dtype).removeprefix("torch.")
         for m in model.modules()
-        if isinstance(m, QuantizedLinear | QuantizedEmbedding | torch.nn.Linear | torch.nn.Embedding)
+        if hasattr(m, "stored") or isinstance(m, torch.nn.Linear | torch.nn.Embedding)
     )
     weights = ", ".join(f"{name} x{count}" for name, count in formats.most_common())
     chosen = implementation("paged_forward", model.device.type)
