@@ -37,18 +37,16 @@ class PagedAttention:
         self.caches, self.step, self.scale = caches, step, scale
 
     def attend(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        from . import paged_attention_decode, paged_attention_prefill, reshape_and_cache
-
-        cache, step = self.caches[layer], self.step
-        reshape_and_cache(key, value, cache, step.slot_mapping)
+        cache, step, device = self.caches[layer], self.step, query.device.type
+        implementation("reshape_and_cache", device)(key, value, cache, step.slot_mapping)
         out = torch.empty_like(query)
         d = step.num_decode
         if d:
-            paged_attention_decode(
+            implementation("paged_attention_decode", device)(
                 out[:d], query[:d], cache, step.decode_block_tables, step.decode_seq_lens, self.scale
             )
         if d < query.shape[0]:
-            paged_attention_prefill(
+            implementation("paged_attention_prefill", device)(
                 out[d:],
                 query[d:],
                 cache,
