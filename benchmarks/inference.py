@@ -4,7 +4,7 @@
         [--llamacpp-python /work/peers/venv/bin/python] [--bandwidth-gbs 48] [--skip transformers ...]
 
 Every engine runs in a subprocess of its own (benchmarks/inference_workers.py), so its peak RSS
-(ru_maxrss) is its own, with the same threads, the same GGUF file (default: SmolLM2-135M-Instruct
+(VmHWM of the child) is its own, with the same threads, the same GGUF file (default: SmolLM2-135M-Instruct
 Q4_1) and the same KV capacity (max(prefill+1, 8 x (prompt+new)) tokens). Per engine: prefill of 512
 tokens (tok/s, batch 1, empty cache), decode at batch 1 and batch 8 (8 sequences of the same prompt
 length, tok/s summed over the batch, prefill and first token excluded), peak RSS, and greedy agreement
@@ -87,7 +87,7 @@ def run_worker(python: str, engine: str, spec: dict, timeout: float) -> dict:
         started = time.perf_counter()
         try:
             done = subprocess.run(
-                [python, str(WORKER), engine, str(spec_path), str(out_path)],
+                [python, "-X", "faulthandler", str(WORKER), engine, str(spec_path), str(out_path)],
                 env=env,
                 capture_output=True,
                 text=True,

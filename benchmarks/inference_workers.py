@@ -47,7 +47,12 @@ class NotAvailable(Exception):
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries the forking parent's peak across
+    fork+exec into the child's ru_maxrss, so every engine would report at least the coordinator's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: KiB on most systems
 
 
 def decode_rate(step, prompts: list[list[int]], new_tokens: int) -> float:

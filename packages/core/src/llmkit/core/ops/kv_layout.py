@@ -21,7 +21,6 @@ values already in that block are re-quantized to the new scale (dequantize, quan
 from __future__ import annotations
 
 import dataclasses
-
 import math
 
 import numpy as np
