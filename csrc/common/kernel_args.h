@@ -132,6 +132,11 @@ struct QuantMatmulArgs {
   // CPU only: quantize x to int8 per 32 columns (llama.cpp's Q8 activations) and multiply in integers.
   // Applies to Q8_0 / Q4_0 / Q4_1 weights; other formats always use float32 activations.
   bool int8_activations = false;
+  // Optional: x already quantized by the kernel table's quantize_q8 (q [n, cols], per 32 columns the
+  // scale d and d * sum(q)); a caller running several matmuls on one x quantizes it once.
+  const int8_t* x_q8 = nullptr;
+  const float* x_q8_scale = nullptr;
+  const float* x_q8_sum = nullptr;
 };
 
 }  // namespace llmkit

@@ -19,6 +19,7 @@ const KernelTable LLMKIT_CPU_TABLE = {
     &LLMKIT_CPU_ISA::apply_bitmask,
     &LLMKIT_CPU_ISA::quant_matmul,
     &LLMKIT_CPU_ISA::quant_matmul_rows,
+    &LLMKIT_CPU_ISA::quantize_q8,
     &LLMKIT_CPU_ISA::dequantize_rows,
 };
 

@@ -17,6 +17,8 @@ struct KernelTable {
   void (*quant_matmul)(const QuantMatmulArgs& args, int num_threads);
   // Rows [row_begin, row_end) of the output only, on the calling thread (row_begin a multiple of 4).
   void (*quant_matmul_rows)(const QuantMatmulArgs& args, int64_t row_begin, int64_t row_end);
+  // x [n, cols] quantized per 32 columns for int8 activations (see QuantMatmulArgs::x_q8).
+  void (*quantize_q8)(const float* x, int64_t x_stride, int64_t n, int64_t cols, int8_t* q, float* d, float* s);
   // Rows ids[0..count) of args.weight decoded into args.out (x, n and bias unused).
   void (*dequantize_rows)(const QuantMatmulArgs& args, const int64_t* ids, int64_t count);
 };

@@ -21,32 +21,32 @@
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
 
-// x rows quantized per 32 columns: q [n, cols] int8, d [n, cols/32], qsum [n, cols/32] (sum of q).
+// x rows quantized per 32 columns: q [n, cols] int8, d [n, cols/32], s [n, cols/32] = d * sum(q).
 struct QuantizedActivations {
   int8_t* q = nullptr;
   float* d = nullptr;
-  int32_t* qsum = nullptr;
+  float* s = nullptr;
   int64_t capacity = 0;
 
   void reserve(int64_t n, int64_t cols) {
     if (capacity >= n * cols) return;
     std::free(q);
     std::free(d);
-    std::free(qsum);
+    std::free(s);
     capacity = n * cols;
     q = static_cast<int8_t*>(std::aligned_alloc(64, ((capacity + 63) / 64) * 64));
     d = static_cast<float*>(std::aligned_alloc(64, ((capacity / 32 * 4 + 63) / 64) * 64 + 64));
-    qsum = static_cast<int32_t*>(std::aligned_alloc(64, ((capacity / 32 * 4 + 63) / 64) * 64 + 64));
+    s = static_cast<float*>(std::aligned_alloc(64, ((capacity / 32 * 4 + 63) / 64) * 64 + 64));
   }
   ~QuantizedActivations() {
     std::free(q);
     std::free(d);
-    std::free(qsum);
+    std::free(s);
   }
 };
 
-static inline void quantize_activations(const float* x, int64_t x_stride, int64_t n, int64_t cols,
-                                        QuantizedActivations& out) {
+static void quantize_q8(const float* x, int64_t x_stride, int64_t n, int64_t cols, int8_t* q_out, float* d_out,
+                        float* s_out) {
   const int64_t blocks = cols / 32;
   for (int64_t t = 0; t < n; ++t) {
     const float* row = x + t * x_stride;
@@ -56,14 +56,14 @@ static inline void quantize_activations(const float* x, int64_t x_stride, int64_
       for (int j = 0; j < 32; ++j) amax = std::fabs(v[j]) > amax ? std::fabs(v[j]) : amax;
       const float d = amax / 127.0f;
       const float inv = d > 0.0f ? 1.0f / d : 0.0f;
-      int8_t* q = out.q + t * cols + b * 32;
+      int8_t* q = q_out + t * cols + b * 32;
       int32_t sum = 0;
       for (int j = 0; j < 32; ++j) {
         q[j] = int8_t(std::nearbyint(v[j] * inv));
         sum += q[j];
       }
-      out.d[t * blocks + b] = d;
-      out.qsum[t * blocks + b] = sum;
+      d_out[t * blocks + b] = d;
+      s_out[t * blocks + b] = d * float(sum);
     }
   }
 }
@@ -105,9 +105,15 @@ static inline float hsum_ps(__m256 v) {
 constexpr int kInt8Tokens = 4;
 
 // Rows [begin, end) x tokens [t0, t0 + T) with quantized activations.
+// Quantized activations as the kernel reads them.
+struct Q8View {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+};
+
 template <WeightFormat F, int T>
-static inline void int8_rows(const QuantMatmulArgs& a, const QuantizedActivations& qa, int64_t begin, int64_t end,
-                             int64_t t0) {
+static inline void int8_rows(const QuantMatmulArgs& a, const Q8View& qa, int64_t begin, int64_t end, int64_t t0) {
   const WeightFormatInfo info = weight_format_info(F);
   const int64_t blocks = a.cols / 32;
   const uint8_t* weight = static_cast<const uint8_t*>(a.weight);
@@ -140,7 +146,7 @@ static inline void int8_rows(const QuantMatmulArgs& a, const QuantizedActivation
         const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
         const float dx = qa.d[tb];
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(scale * dx), dot, acc[t]);
-        offset_sum[t] += offset * dx * float(qa.qsum[tb]);
+        offset_sum[t] += offset * qa.s[tb];
       }
     }
     for (int t = 0; t < T; ++t) {
@@ -162,7 +168,7 @@ static inline void int8_rows(const QuantMatmulArgs& a, const QuantizedActivation
           dot += wj * int32_t(x[j]);
         }
         acc[t] += scale * qa.d[tb] * float(dot);
-        offset_sum[t] += offset * qa.d[tb] * float(qa.qsum[tb]);
+        offset_sum[t] += offset * qa.s[tb];
       }
     }
     for (int t = 0; t < T; ++t) {
@@ -175,9 +181,13 @@ static inline void int8_rows(const QuantMatmulArgs& a, const QuantizedActivation
 
 template <WeightFormat F>
 static void int8_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
-  thread_local QuantizedActivations qa;
-  qa.reserve(a.n, a.cols);
-  quantize_activations(a.x, a.x_stride, a.n, a.cols, qa);
+  Q8View qa{a.x_q8, a.x_q8_scale, a.x_q8_sum};
+  if (qa.q == nullptr) {
+    thread_local QuantizedActivations own;
+    own.reserve(a.n, a.cols);
+    quantize_q8(a.x, a.x_stride, a.n, a.cols, own.q, own.d, own.s);
+    qa = Q8View{own.q, own.d, own.s};
+  }
   int64_t t = 0;
   for (; t + kInt8Tokens <= a.n; t += kInt8Tokens) int8_rows<F, kInt8Tokens>(a, qa, begin, end, t);
   for (; t < a.n; ++t) int8_rows<F, 1>(a, qa, begin, end, t);

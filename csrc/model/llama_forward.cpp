@@ -135,6 +135,24 @@ void LlamaForward::run(const ForwardStep& step) {
   rms_norm(x, final_norm_, n, hidden, s.rms_eps, step.hidden_out);
 }
 
+// With int8 activations, quantizes x [n, cols] once into the forward's buffers and points `matmuls` at it.
+static void share_q8(bool enabled, const float* x, int64_t n, int64_t cols, std::vector<int8_t>& q,
+                     std::vector<float>& scale, std::vector<float>& sum,
+                     std::initializer_list<QuantMatmulArgs*> matmuls) {
+  if (!enabled) return;
+  if (int64_t(q.size()) < n * cols) q.resize(size_t(n * cols));
+  if (int64_t(scale.size()) < n * cols / 32) {
+    scale.resize(size_t(n * cols / 32));
+    sum.resize(size_t(n * cols / 32));
+  }
+  cpu::active_table().quantize_q8(x, cols, n, cols, q.data(), scale.data(), sum.data());
+  for (QuantMatmulArgs* m : matmuls) {
+    m->x_q8 = q.data();
+    m->x_q8_scale = scale.data();
+    m->x_q8_sum = sum.data();
+  }
+}
+
 void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
   const LlamaShape& s = shape_;
   const cpu::KernelTable& kernels = cpu::active_table();
@@ -145,9 +163,11 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
 
   // Attention block: norm, Q/K/V in one region, RoPE, cache write, attention, O projection + residual.
   rms_norm(x, w.attn_norm, n, hidden, s.rms_eps, normed);
-  const QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
-  const QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
-  const QuantMatmulArgs v = matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias, s.int8_activations);
+  QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
+  QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
+  QuantMatmulArgs v =
+      matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias, s.int8_activations);
+  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&q, &k, &v});
   const int qkv_threads = region_threads(n * hidden * qkv_width, step.num_threads);
   run_matmuls({&q, &k, &v}, qkv_threads);
   for (int64_t t = 0; t < n; ++t) {
@@ -192,15 +212,17 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     a.prefill = true;
     kernels.attention(a, step.num_threads);
   }
-  const QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
+  QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
+  share_q8(s.int8_activations, attn, n, q_width, q8_, q8_scale_, q8_sum_, {&o});
   const int o_threads = region_threads(n * q_width * hidden, step.num_threads);
   run_matmuls({&o}, o_threads);
   add_into(x, normed, n * hidden);
 
   // MLP block: norm, gate and up in one region with SiLU(gate) * up on each thread's columns, down + residual.
   rms_norm(x, w.ffn_norm, n, hidden, s.rms_eps, normed);
-  const QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
-  const QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
+  QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
+  QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
+  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&gate, &up});
   const int mlp_threads = region_threads(n * hidden * 2 * I, step.num_threads);
   const std::vector<RowChunk> mlp_chunks = row_chunks({&gate}, mlp_threads);
   cpu::parallel_for_dynamic(int64_t(mlp_chunks.size()), mlp_threads, [&](int64_t c) {
@@ -214,7 +236,8 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
       for (int64_t i = begin; i < end; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     }
   });
-  const QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
+  QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
+  share_q8(s.int8_activations, act, n, I, q8_, q8_scale_, q8_sum_, {&down});
   const int down_threads = region_threads(n * I * hidden, step.num_threads);
   run_matmuls({&down}, down_threads);
   add_into(x, normed, n * hidden);

@@ -84,6 +84,9 @@ class LlamaForward {
   std::vector<LayerWeights> layers_;
   // Activations, grown to the largest step seen.
   std::vector<float> x_, normed_, qkv_, attn_, gate_up_, act_, cos_, sin_;
+  // The int8 activations of one region's input (quantized once, read by every matmul of the region).
+  std::vector<int8_t> q8_;
+  std::vector<float> q8_scale_, q8_sum_;
 };
 
 }  // namespace llmkit
