@@ -269,7 +269,7 @@ def print_tables(console, results: dict[str, dict], args, bandwidth: float, file
     table.add_column("greedy = fp32 ref (tokens; prompts)", justify="right")
     for name, result in results.items():
         if "prefill_tok_s" not in result:
-            table.add_row(name, result.get("unavailable") or f"failed: {result['error'][:60]}", *[""] * 8)
+            table.add_row(name, result.get("unavailable") or f"failed: {result['error'][:60]}", *[""] * 7)
             continue
         agree = result["agreement"]
         table.add_row(

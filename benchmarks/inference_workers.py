@@ -151,6 +151,17 @@ def load_llmkit(spec: dict, mode: str):
     return load_pretrained(spec["model"], dtype=dtype, quiet=True)
 
 
+def kernels_build() -> str | None:
+    """First 12 hex digits of the native module's sha256: which build of llmkit.kernels ran."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("llmkit.kernels._C")
+    if spec is None or spec.origin is None:
+        return None
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12]
+
+
 def native_ops(device: str = "cpu") -> list[str]:
     from llmkit.core import ops
 
@@ -204,6 +215,7 @@ def run_llmkit(spec: dict, mode: str) -> dict:
         "load_seconds": load_seconds,
         "weights_bytes": unique_tensor_bytes(pretrained.model),
         "native_ops": native_ops(),
+        "kernels_build": kernels_build(),
         "activation_dtype": str(pretrained.model.dtype).removeprefix("torch."),
     }
 
