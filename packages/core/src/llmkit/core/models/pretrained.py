@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .. import ops
 from ..chat_template import ChatTemplate
 from ..errors import InvalidParameterError, ModelFormatError
 from ..ops.quantized import ACTIVATIONS
@@ -24,6 +26,8 @@ from .quantized import QuantizedEmbedding, QuantizedLinear
 from .quantized import as_stored as as_stored_weight
 from .rope import RotaryEmbedding
 from .store import DEFAULT_MODEL, resolve
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {
     "float32": torch.float32,
@@ -87,9 +91,10 @@ def load_checkpoint(path: Path, *, keep_stored: bool = False) -> Checkpoint:
     return find_loader(path)[1].load(path, keep_stored=keep_stored)
 
 
-def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpoint_format: str) -> str:
+def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpoint_format: str, device: str) -> str:
     """The `weights` mode: as asked; else a dense copy in `dtype` when one is given; else as-stored for GGUF
-    files and float32 for everything else."""
+    files when a native quantized matmul runs on `device`, and float32 otherwise (logged: without the
+    native kernels every stored matmul would decode its whole weight in torch on each call)."""
     if weights is not None:
         if weights not in WEIGHTS:
             raise InvalidParameterError(f"unknown weights mode {weights!r}; choose one of {', '.join(WEIGHTS)}")
@@ -103,7 +108,16 @@ def choose_weights(weights: str | None, dtype: str | torch.dtype | None, checkpo
         return weights
     if dtype is not None:
         return _dtype_name(parse_dtype(dtype))
-    return "as-stored" if checkpoint_format == "gguf" else "float32"
+    if checkpoint_format != "gguf":
+        return "float32"
+    if ops.implementation("quantized_matmul", device) is ops.reference("quantized_matmul"):
+        logger.warning(
+            "no native quantized matmul for %s (install llmkit-kernels: `pip install .` at the repository root): "
+            "dequantizing the GGUF weights to float32; weights='as-stored' runs the slow torch reference instead",
+            device,
+        )
+        return "float32"
+    return "as-stored"
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -201,7 +215,12 @@ def load_pretrained(
     path = resolve(name_or_path, pull_missing=pull_missing, quiet=quiet)
     loader_name, loader = find_loader(path)
     is_gguf = loader_name == "gguf" or (path.is_file() and path.suffix == ".gguf")
-    mode = "as-stored" if quantize is not None else choose_weights(weights, dtype, "gguf" if is_gguf else "hf")
+    device_type = torch.device(device).type
+    mode = (
+        "as-stored"
+        if quantize is not None
+        else choose_weights(weights, dtype, "gguf" if is_gguf else "hf", device_type)
+    )
     checkpoint = loader.load(path, keep_stored=mode == "as-stored")
     dense = torch.float32 if mode == "as-stored" else DTYPES[mode]
     model = build_model(
