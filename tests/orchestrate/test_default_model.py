@@ -78,7 +78,7 @@ def test_agent_run_narrates_live_progress(smollm2_path, capsys):
     limits = ["--tool-choice", "required", "--no-parallel", "--max-steps", "1", "--max-new-tokens", "128"]
     code = main(["agent", "run", "What is 12 * 34?", "--tools", "calculator", "--model", str(smollm2_path), *limits])
     out, err = capsys.readouterr()
-    lines = [line.strip() for line in err.strip().splitlines()]
+    lines = [line.strip() for line in err.strip().splitlines() if not line.startswith("llmkit: ")]  # startup lines
     assert lines[0].startswith("agent run ") and lines[0].endswith("What is 12 * 34?")
     assert lines[1:4] == ["step 1: calculator", '→ calculator {"expression": "12 * 34"}', "← ok 408"], err
     assert lines[-1] == "agent max_steps: reached the limit of 1 steps"
