@@ -61,7 +61,6 @@ WeightView weight_view(const std::string& name, py::handle tensor, const std::st
   view.rows = w.size(0);
   view.cols = cols;
   view.row_bytes = row_bytes;
-  if (w.device() != DeviceKind::kCPU) raise_value_error(name + " must be on the CPU for this kernel");
   return view;
 }
 
@@ -73,9 +72,11 @@ const float* float_vector(const std::string& name, py::handle tensor, int64_t le
 }
 
 void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::string& format, int64_t cols,
-                  py::handle bias, int num_threads, bool int8_activations) {
+                  py::handle bias, int num_threads, bool int8_activations, uintptr_t stream) {
   const WeightView w = weight_view("weight", weight, format, cols);
+  TensorArg weight_arg("weight", weight);
   TensorArg xs("x", x);
+  xs.same_device_as(weight_arg);
   xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, cols, "the weight's columns").compact_from(1);
   TensorArg o("out", out, true);
   o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
@@ -94,12 +95,22 @@ void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::st
   a.bias = float_vector("bias", bias, w.rows);
   a.int8_activations = int8_activations;
   if (a.n == 0 || a.rows == 0) return;
+  if (runs_on_cuda(xs)) {  // float32 activations on CUDA (int8_activations is a CPU option)
+#if defined(LLMKIT_WITH_CUDA)
+    a.int8_activations = false;
+    cuda::quant_matmul(a, cuda::Launch{xs.device_id(), stream});
+#else
+    (void)stream;
+#endif
+    return;
+  }
   py::gil_scoped_release release;
   cpu::active_table().quant_matmul(a, num_threads > 0 ? num_threads : 1);
 }
 
 void dequantize_rows(py::handle out, py::handle weight, const std::string& format, int64_t cols, py::handle ids) {
   const WeightView w = weight_view("weight", weight, format, cols);
+  if (TensorArg("weight", weight).device() != DeviceKind::kCPU) raise_value_error("dequantize_rows runs on the CPU only");
   TensorArg i("ids", ids);
   i.dtype_in({DType::kInt64}).rank(1).contiguous();
   TensorArg o("out", out, true);
@@ -307,7 +318,7 @@ class PyLlamaForward {
 
 void bind_quant(py::module_& m) {
   m.def("quant_matmul", &quant_matmul, "out"_a, "x"_a, "weight"_a, "format"_a, "cols"_a, "bias"_a = py::none(),
-        "num_threads"_a = 1, "int8_activations"_a = false,
+        "num_threads"_a = 1, "int8_activations"_a = false, "stream"_a = 0,
         "out[n, rows] = x[n, cols] @ dequantize(weight)^T (+ bias); int8_activations quantizes x per 32 columns "
         "first (Q8_0/Q4_0/Q4_1 weights).");
   m.def("dequantize_rows", &dequantize_rows, "out"_a, "weight"_a, "format"_a, "cols"_a, "ids"_a,

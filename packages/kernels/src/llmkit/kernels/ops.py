@@ -149,8 +149,17 @@ def quantized_matmul(
         bias = bias.to(torch.float32).contiguous()
     if activations not in ("float32", "int8"):
         raise ValueError(f"activations must be float32 or int8, got {activations!r}")
+    launch = _launch(x)
     _C.quant_matmul(
-        out, x, weight.data, weight.format.name, weight.cols, bias, torch.get_num_threads(), activations == "int8"
+        out,
+        x,
+        weight.data,
+        weight.format.name,
+        weight.cols,
+        bias,
+        launch["num_threads"],
+        activations == "int8",
+        launch["stream"],
     )
     return out
 

@@ -7,6 +7,9 @@ from . import _C
 from .grammar_matcher import NativeGrammarMatcher
 from .ops import NATIVE_OPS
 
+# Row lookups and the fused step forward are CPU kernels; on CUDA the torch references run them.
+CPU_ONLY_OPS = frozenset({"dequantize_rows", "paged_forward"})
+
 # Above the references (the fallback), below any plugin that registers a higher priority to replace us.
 NATIVE_PRIORITY = 1
 
@@ -16,6 +19,6 @@ def llmkit_register_kernels(register):
     has_gpu = _C.cuda_built() and _C.cuda_device_count() > 0
     for op, implementation in NATIVE_OPS.items():
         register(op, "cpu", implementation, priority=NATIVE_PRIORITY)
-        if has_gpu:
+        if has_gpu and op not in CPU_ONLY_OPS:
             register(op, "cuda", implementation, priority=NATIVE_PRIORITY)
     register(structured.MATCHER_OP, "cpu", NativeGrammarMatcher, priority=NATIVE_PRIORITY)
