@@ -8,7 +8,7 @@
 
 #include "cpu/numeric.h"
 
-#if defined(__F16C__)
+#if defined(__F16C__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -47,14 +47,54 @@ static inline float read_half(const uint8_t* p) {
 #endif
 }
 
+#if defined(__AVX2__)
+// 8 bytes (unsigned or signed) -> 8 floats times d (plus m): value for value what the scalar loops give.
+static inline void store8(float* y, __m128i bytes8, bool is_signed, __m256 d, const __m256* m) {
+  const __m256i ints = is_signed ? _mm256_cvtepi8_epi32(bytes8) : _mm256_cvtepu8_epi32(bytes8);
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(ints), d);
+  if (m != nullptr) v = _mm256_add_ps(v, *m);
+  _mm256_storeu_ps(y, v);
+}
+
+static inline void decode_nibbles_avx2(const uint8_t* qs, float* y, __m256 d, const __m256* m, int offset) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  __m128i lo = _mm_and_si128(packed, mask);
+  __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+  if (offset != 0) {  // Q4_0: q - 8, as signed bytes
+    lo = _mm_sub_epi8(lo, _mm_set1_epi8(char(offset)));
+    hi = _mm_sub_epi8(hi, _mm_set1_epi8(char(offset)));
+  }
+  const bool is_signed = offset != 0;
+  store8(y, lo, is_signed, d, m);
+  store8(y + 8, _mm_srli_si128(lo, 8), is_signed, d, m);
+  store8(y + 16, hi, is_signed, d, m);
+  store8(y + 24, _mm_srli_si128(hi, 8), is_signed, d, m);
+}
+#endif
+
 static inline void decode_q8_0(const uint8_t* b, float* y) {
   const float d = read_half(b);
+#if defined(__AVX2__)
+  const __m256 dv = _mm256_set1_ps(d);
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18));
+  store8(y, lo, true, dv, nullptr);
+  store8(y + 8, _mm_srli_si128(lo, 8), true, dv, nullptr);
+  store8(y + 16, hi, true, dv, nullptr);
+  store8(y + 24, _mm_srli_si128(hi, 8), true, dv, nullptr);
+  return;
+#endif
   const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
   for (int j = 0; j < 32; ++j) y[j] = float(q[j]) * d;
 }
 
 static inline void decode_q4_0(const uint8_t* b, float* y) {
   const float d = read_half(b);
+#if defined(__AVX2__)
+  decode_nibbles_avx2(b + 2, y, _mm256_set1_ps(d), nullptr, 8);
+  return;
+#endif
   const uint8_t* q = b + 2;
   for (int j = 0; j < 16; ++j) {
     y[j] = float(int(q[j] & 0x0F) - 8) * d;
@@ -64,6 +104,11 @@ static inline void decode_q4_0(const uint8_t* b, float* y) {
 
 static inline void decode_q4_1(const uint8_t* b, float* y) {
   const float d = read_half(b), m = read_half(b + 2);
+#if defined(__AVX2__)
+  const __m256 mv = _mm256_set1_ps(m);
+  decode_nibbles_avx2(b + 4, y, _mm256_set1_ps(d), &mv, 0);
+  return;
+#endif
   const uint8_t* q = b + 4;
   for (int j = 0; j < 16; ++j) {
     y[j] = float(q[j] & 0x0F) * d + m;
