@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of the decode runs")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per decode run")
     parser.add_argument("--batch", type=int, default=8, help="sequences of the large-batch decode run")
-    parser.add_argument("--llmkit-modes", default="float32,bfloat16,as-stored")
+    parser.add_argument("--llmkit-modes", default="float32,bfloat16,as-stored,as-stored-int8")
     parser.add_argument("--llamacpp-python", help="interpreter with llama-cpp-python (or env LLAMACPP_PYTHON)")
     parser.add_argument("--bandwidth-gbs", type=float, help="memory bandwidth to use instead of measuring it")
     parser.add_argument("--skip", nargs="*", default=[], choices=["llama.cpp", "llmkit", "transformers"])

@@ -35,10 +35,11 @@ AGREEMENT_QUESTIONS = (
     "What is 17 times 23?",
 )
 # (weights, activation dtype) per llmkit mode; "as-stored" keeps the GGUF blocks and computes in float32.
-LLMKIT_MODES = {
-    "float32": ("float32", "float32"),
-    "bfloat16": ("bfloat16", "bfloat16"),
-    "as-stored": ("as-stored", "float32"),
+LLMKIT_MODES = {  # mode: (weights, dtype, activations)
+    "float32": ("float32", "float32", None),
+    "bfloat16": ("bfloat16", "bfloat16", None),
+    "as-stored": ("as-stored", None, "float32"),
+    "as-stored-int8": ("as-stored", None, "int8"),  # what `llmkit serve` and Engine() run by default
 }
 
 
@@ -139,16 +140,18 @@ def load_llmkit(spec: dict, mode: str):
 
     if mode not in LLMKIT_MODES:
         raise ValueError(f"unknown llmkit mode {mode!r}; modes: {', '.join(LLMKIT_MODES)}")
-    weights, dtype = LLMKIT_MODES[mode]
+    weights, dtype, activations = LLMKIT_MODES[mode]
+    if "activations" in inspect.signature(load_pretrained).parameters:
+        return load_pretrained(spec["model"], weights=weights, dtype=dtype, activations=activations, quiet=True)
     if "weights" in inspect.signature(load_pretrained).parameters:
-        return load_pretrained(spec["model"], dtype=dtype, weights=weights, quiet=True)
+        return load_pretrained(spec["model"], dtype=dtype or "float32", weights=weights, quiet=True)
     if weights == "as-stored":
         has_field = "weights" in {f.name for f in __import__("dataclasses").fields(EngineConfig)}
         raise NotAvailable(
             "not available in this build: load_pretrained has no `weights` parameter"
             + (" (EngineConfig has a `weights` field, but the engine takes a loaded model here)" if has_field else "")
         )
-    return load_pretrained(spec["model"], dtype=dtype, quiet=True)
+    return load_pretrained(spec["model"], dtype=dtype or "float32", quiet=True)
 
 
 def kernels_build() -> str | None:

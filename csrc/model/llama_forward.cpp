@@ -1,6 +1,7 @@
 #include "model/llama_forward.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -12,6 +13,9 @@
 namespace llmkit {
 
 namespace {
+
+// Regions smaller than this run on the calling thread (LLMKIT_MIN_PARALLEL_MACS overrides, for measurements).
+static const int64_t kMinParallelMacs = std::getenv("LLMKIT_MIN_PARALLEL_MACS") ? std::atoll(std::getenv("LLMKIT_MIN_PARALLEL_MACS")) : (int64_t(1) << 15);
 
 constexpr int64_t kRowGrain = 4;  // quant_matmul_rows wants row ranges starting at multiples of 4
 
@@ -62,7 +66,7 @@ QuantMatmulArgs matmul_args(const WeightView& w, const float* x, int64_t x_strid
 }
 
 // Threads for a region of `macs` multiply-adds: one when the work is too small to share.
-int region_threads(int64_t macs, int num_threads) { return macs < (1 << 15) ? 1 : num_threads; }
+int region_threads(int64_t macs, int num_threads) { return macs < kMinParallelMacs ? 1 : num_threads; }
 
 void rms_norm(const float* x, const float* weight, int64_t tokens, int64_t hidden, float eps, float* out) {
   for (int64_t t = 0; t < tokens; ++t) {
