@@ -219,7 +219,11 @@ def run_llmkit(spec: dict, mode: str) -> dict:
         "weights_bytes": unique_tensor_bytes(pretrained.model),
         "native_ops": native_ops(),
         "kernels_build": kernels_build(),
-        "activation_dtype": str(pretrained.model.dtype).removeprefix("torch."),
+        "activation_dtype": getattr(
+            pretrained.model.layers[0].self_attn.q_proj,
+            "activations",
+            str(pretrained.model.dtype).removeprefix("torch."),
+        ),
     }
 
 
