@@ -79,7 +79,7 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         "--activations",
         choices=["float32", "int8"],
         help="matmul inputs for stored Q8_0/Q4_0/Q4_1 weights: float32 (exact up to summation order) or int8 "
-        "(llama.cpp's Q8 activations, faster); default: int8 in the engine, float32 elsewhere",
+        "(llama.cpp's Q8 activations); default float32 (measured: docs/benchmarks.md)",
     )
     group.add_argument("--dtype", help="shorthand for a dense copy: float32, bfloat16 or float16")
 
