@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "binding/tensor_arg.h"
+#include "cpu/thread_pool.h"
 #include "grammar/grammar_tables.h"
 #include "grammar/matcher.h"
 #include "grammar/vocabulary.h"
@@ -89,16 +91,16 @@ void fill_batch(const std::vector<Matcher*>& matchers, py::handle bitmask, const
   for (int64_t row : rows) check_row(b, row);
   py::gil_scoped_release release;
   const int64_t count = static_cast<int64_t>(matchers.size());
-  std::exception_ptr failure;  // an exception must not leave an OpenMP region: the first one is rethrown
-#pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
-  for (int64_t i = 0; i < count; ++i) {
+  std::exception_ptr failure;  // an exception must not leave a pool region: the first one is rethrown
+  std::mutex failure_lock;
+  cpu::parallel_for_dynamic(count, num_threads > 0 ? num_threads : 1, [&](int64_t i) {
     try {
-      matchers[i]->fill_mask(b.data + rows[i] * b.row_stride, b.words);
+      matchers[size_t(i)]->fill_mask(b.data + rows[size_t(i)] * b.row_stride, b.words);
     } catch (...) {
-#pragma omp critical(llmkit_fill_batch_failure)
+      std::lock_guard<std::mutex> lock(failure_lock);
       if (!failure) failure = std::current_exception();
     }
-  }
+  });
   if (failure) std::rethrow_exception(failure);
 }
 

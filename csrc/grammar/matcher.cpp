@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <stdexcept>
+
+#include "cpu/thread_pool.h"
 
 namespace llmkit::grammar {
 
@@ -203,16 +206,16 @@ const StateMask& GrammarIndex::entry(int32_t state) {
 }
 
 void GrammarIndex::precompute(int num_threads) {
-  std::exception_ptr failure;  // an exception must not leave an OpenMP region: the first one is rethrown
-#pragma omp parallel for num_threads(num_threads > 0 ? num_threads : 1) schedule(dynamic, 1)
-  for (int c = 0; c < num_classes_; ++c) {
+  std::exception_ptr failure;  // an exception must not leave a pool region: the first one is rethrown
+  std::mutex failure_lock;
+  cpu::parallel_for_dynamic(num_classes_, num_threads > 0 ? num_threads : 1, [&](int64_t c) {
     try {
-      entry(class_state_[c]);
+      entry(class_state_[size_t(c)]);
     } catch (...) {
-#pragma omp critical(llmkit_precompute_failure)
+      std::lock_guard<std::mutex> lock(failure_lock);
       if (!failure) failure = std::current_exception();
     }
-  }
+  });
   if (failure) std::rethrow_exception(failure);
 }
 
