@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/quant_blocks.h"
 #include "cpu/quant_int8_impl.h"
@@ -116,21 +117,29 @@ static void quant_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t 
   }
 }
 
+// Calls fn(std::integral_constant<WeightFormat, f>{}) for the run-time format f: one switch for every
+// per-format kernel.
+template <class Fn>
+static inline void with_format(WeightFormat f, Fn&& fn) {
+  using W = WeightFormat;
+  switch (f) {
+    case W::kF32: fn(std::integral_constant<W, W::kF32>{}); break;
+    case W::kF16: fn(std::integral_constant<W, W::kF16>{}); break;
+    case W::kBF16: fn(std::integral_constant<W, W::kBF16>{}); break;
+    case W::kQ8_0: fn(std::integral_constant<W, W::kQ8_0>{}); break;
+    case W::kQ4_0: fn(std::integral_constant<W, W::kQ4_0>{}); break;
+    case W::kQ4_1: fn(std::integral_constant<W, W::kQ4_1>{}); break;
+    case W::kQ5_0: fn(std::integral_constant<W, W::kQ5_0>{}); break;
+    case W::kQ5_1: fn(std::integral_constant<W, W::kQ5_1>{}); break;
+    case W::kQ4_K: fn(std::integral_constant<W, W::kQ4_K>{}); break;
+    case W::kQ5_K: fn(std::integral_constant<W, W::kQ5_K>{}); break;
+    case W::kQ6_K: fn(std::integral_constant<W, W::kQ6_K>{}); break;
+  }
+}
+
 static void quant_matmul_rows(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
   if (a.int8_activations && int8_matmul_rows(a, begin, end)) return;
-  switch (a.format) {
-    case WeightFormat::kF32: quant_matmul_range<WeightFormat::kF32>(a, begin, end); break;
-    case WeightFormat::kF16: quant_matmul_range<WeightFormat::kF16>(a, begin, end); break;
-    case WeightFormat::kBF16: quant_matmul_range<WeightFormat::kBF16>(a, begin, end); break;
-    case WeightFormat::kQ8_0: quant_matmul_range<WeightFormat::kQ8_0>(a, begin, end); break;
-    case WeightFormat::kQ4_0: quant_matmul_range<WeightFormat::kQ4_0>(a, begin, end); break;
-    case WeightFormat::kQ4_1: quant_matmul_range<WeightFormat::kQ4_1>(a, begin, end); break;
-    case WeightFormat::kQ5_0: quant_matmul_range<WeightFormat::kQ5_0>(a, begin, end); break;
-    case WeightFormat::kQ5_1: quant_matmul_range<WeightFormat::kQ5_1>(a, begin, end); break;
-    case WeightFormat::kQ4_K: quant_matmul_range<WeightFormat::kQ4_K>(a, begin, end); break;
-    case WeightFormat::kQ5_K: quant_matmul_range<WeightFormat::kQ5_K>(a, begin, end); break;
-    case WeightFormat::kQ6_K: quant_matmul_range<WeightFormat::kQ6_K>(a, begin, end); break;
-  }
+  with_format(a.format, [&](auto format) { quant_matmul_range<decltype(format)::value>(a, begin, end); });
 }
 
 static void quant_matmul(const QuantMatmulArgs& a, int num_threads) {
@@ -143,23 +152,11 @@ static void quant_matmul(const QuantMatmulArgs& a, int num_threads) {
 // Rows `ids` of W decoded to float32 (embedding lookups): out[i, cols].
 static void dequantize_rows(const QuantMatmulArgs& a, const int64_t* ids, int64_t count) {
   const uint8_t* weight = static_cast<const uint8_t*>(a.weight);
-  for (int64_t i = 0; i < count; ++i) {
-    const uint8_t* row = weight + ids[i] * a.row_bytes;
-    float* out = a.out + i * a.out_stride;
-    switch (a.format) {
-      case WeightFormat::kF32: decode_row<WeightFormat::kF32>(row, a.cols, out); break;
-      case WeightFormat::kF16: decode_row<WeightFormat::kF16>(row, a.cols, out); break;
-      case WeightFormat::kBF16: decode_row<WeightFormat::kBF16>(row, a.cols, out); break;
-      case WeightFormat::kQ8_0: decode_row<WeightFormat::kQ8_0>(row, a.cols, out); break;
-      case WeightFormat::kQ4_0: decode_row<WeightFormat::kQ4_0>(row, a.cols, out); break;
-      case WeightFormat::kQ4_1: decode_row<WeightFormat::kQ4_1>(row, a.cols, out); break;
-      case WeightFormat::kQ5_0: decode_row<WeightFormat::kQ5_0>(row, a.cols, out); break;
-      case WeightFormat::kQ5_1: decode_row<WeightFormat::kQ5_1>(row, a.cols, out); break;
-      case WeightFormat::kQ4_K: decode_row<WeightFormat::kQ4_K>(row, a.cols, out); break;
-      case WeightFormat::kQ5_K: decode_row<WeightFormat::kQ5_K>(row, a.cols, out); break;
-      case WeightFormat::kQ6_K: decode_row<WeightFormat::kQ6_K>(row, a.cols, out); break;
+  with_format(a.format, [&](auto format) {
+    for (int64_t i = 0; i < count; ++i) {
+      decode_row<decltype(format)::value>(weight + ids[i] * a.row_bytes, a.cols, a.out + i * a.out_stride);
     }
-  }
+  });
 }
 
 }  // namespace LLMKIT_CPU_ISA
