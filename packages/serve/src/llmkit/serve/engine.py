@@ -17,7 +17,6 @@ from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
-from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
@@ -130,13 +129,11 @@ class Engine:
                 dtype=dtype,
                 weights=weights,
                 quantize=quantize,
-                activations=activations,
+                activations=activations or DEFAULT_ACTIVATIONS,
                 device=device,
                 chat_template=chat_template,
             )
         )
-        if activations is None and not isinstance(model, Pretrained) and self.pretrained.model.weights_as_stored:
-            set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
         fields = {f.name for f in dataclasses.fields(EngineConfig)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
