@@ -104,7 +104,6 @@ static inline float hsum_ps(__m256 v) {
 
 constexpr int kInt8Tokens = 4;
 
-// Rows [begin, end) x tokens [t0, t0 + T) with quantized activations.
 // Quantized activations as the kernel reads them.
 struct Q8View {
   const int8_t* q;
@@ -112,53 +111,65 @@ struct Q8View {
   const float* s;
 };
 
-template <WeightFormat F, int T>
-static inline void int8_rows(const QuantMatmulArgs& a, const Q8View& qa, int64_t begin, int64_t end, int64_t t0) {
-  const WeightFormatInfo info = weight_format_info(F);
-  const int64_t blocks = a.cols / 32;
-  const uint8_t* weight = static_cast<const uint8_t*>(a.weight);
-  for (int64_t row = begin; row < end; ++row) {
-    const uint8_t* w_row = weight + row * a.row_bytes;
-    float offset_sum[T] = {};
+// Weight block `block` as 32 integers (unsigned nibbles, or signed bytes for Q8_0), its scale, and the
+// offset that multiplies sum(q_x) (Q4_0: -8 * scale; Q4_1: m; Q8_0: none).
 #if defined(__AVX2__)
-    __m256 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t b = 0; b < blocks; ++b) {
-      const uint8_t* block = w_row + b * info.block_bytes;
-      __m256i w;
-      float scale, offset;
-      if constexpr (F == WeightFormat::kQ8_0) {
-        scale = read_half(block);
-        offset = 0.0f;
-        w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
-      } else {
-        scale = read_half(block);
-        offset = F == WeightFormat::kQ4_1 ? read_half(block + 2) : -8.0f * scale;
-        w = unpack_nibbles(block + (F == WeightFormat::kQ4_1 ? 4 : 2));
-      }
-      const __m256i w_abs = F == WeightFormat::kQ8_0 ? _mm256_sign_epi8(w, w) : w;
-      for (int t = 0; t < T; ++t) {
-        const int64_t tb = (t0 + t) * blocks + b;
-        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa.q + (t0 + t) * a.cols + b * 32));
-        if constexpr (F == WeightFormat::kQ8_0) x = _mm256_sign_epi8(x, w);
-        const __m256i pairs = _mm256_maddubs_epi16(w_abs, x);
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-        const float dx = qa.d[tb];
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(scale * dx), dot, acc[t]);
-        offset_sum[t] += offset * qa.s[tb];
-      }
-    }
+template <WeightFormat F>
+static inline __m256i load_weight_block(const uint8_t* block, float* scale, float* offset) {
+  *scale = read_half(block);
+  if constexpr (F == WeightFormat::kQ8_0) {
+    *offset = 0.0f;
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+  } else {
+    *offset = F == WeightFormat::kQ4_1 ? read_half(block + 2) : -8.0f * *scale;
+    return unpack_nibbles(block + (F == WeightFormat::kQ4_1 ? 4 : 2));
+  }
+}
+#endif
+
+// Output rows [row, row + R) x tokens [t0, t0 + T): R x T accumulators, so each weight block is decoded
+// once for T tokens and each activation block loaded once for R rows (and R x T independent FMA chains
+// hide the FMA latency that one accumulator would wait on at batch 1).
+template <WeightFormat F, int R, int T>
+static inline void int8_tile(const QuantMatmulArgs& a, const Q8View& qa, int64_t row, int64_t t0) {
+  const int64_t block_bytes = weight_format_info(F).block_bytes;
+  const int64_t blocks = a.cols / 32;
+  const uint8_t* w_row[R];
+  for (int r = 0; r < R; ++r) w_row[r] = static_cast<const uint8_t*>(a.weight) + (row + r) * a.row_bytes;
+  float offset_sum[R][T] = {};
+  float sums[R][T];
+#if defined(__AVX2__)
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < blocks; ++b) {
+    __m256i w[R];
+    float scale[R], offset[R];
+    for (int r = 0; r < R; ++r) w[r] = load_weight_block<F>(w_row[r] + b * block_bytes, &scale[r], &offset[r]);
     for (int t = 0; t < T; ++t) {
-      const float sum = hsum_ps(acc[t]) + offset_sum[t];
-      a.out[(t0 + t) * a.out_stride + row] = a.bias != nullptr ? sum + a.bias[row] : sum;
+      const int64_t tb = (t0 + t) * blocks + b;
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa.q + (t0 + t) * a.cols + b * 32));
+      const float dx = qa.d[tb];
+      for (int r = 0; r < R; ++r) {
+        // maddubs multiplies unsigned by signed bytes: Q8_0 moves the weight's sign onto x.
+        const __m256i w_u = F == WeightFormat::kQ8_0 ? _mm256_sign_epi8(w[r], w[r]) : w[r];
+        const __m256i x_s = F == WeightFormat::kQ8_0 ? _mm256_sign_epi8(x, w[r]) : x;
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w_u, x_s), ones));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(scale[r] * dx), dot, acc[r][t]);
+        if constexpr (F != WeightFormat::kQ8_0) offset_sum[r][t] += offset[r] * qa.s[tb];
+      }
     }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) sums[r][t] = hsum_ps(acc[r][t]) + offset_sum[r][t];
 #else
-    float acc[T] = {};
-    uint8_t w[32];
-    for (int64_t b = 0; b < blocks; ++b) {
+  float acc[R][T] = {};
+  uint8_t w[32];
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int r = 0; r < R; ++r) {
       float scale, offset;
-      weight_block<F>(w_row + b * info.block_bytes, w, &scale, &offset);
+      weight_block<F>(w_row[r] + b * block_bytes, w, &scale, &offset);
       for (int t = 0; t < T; ++t) {
         const int64_t tb = (t0 + t) * blocks + b;
         const int8_t* x = qa.q + (t0 + t) * a.cols + b * 32;
@@ -167,16 +178,28 @@ static inline void int8_rows(const QuantMatmulArgs& a, const Q8View& qa, int64_t
           const int32_t wj = F == WeightFormat::kQ8_0 ? int32_t(int8_t(w[j])) : int32_t(w[j]);
           dot += wj * int32_t(x[j]);
         }
-        acc[t] += scale * qa.d[tb] * float(dot);
-        offset_sum[t] += offset * qa.s[tb];
+        acc[r][t] += scale * qa.d[tb] * float(dot);
+        offset_sum[r][t] += offset * qa.s[tb];
       }
     }
-    for (int t = 0; t < T; ++t) {
-      const float sum = acc[t] + offset_sum[t];
-      a.out[(t0 + t) * a.out_stride + row] = a.bias != nullptr ? sum + a.bias[row] : sum;
-    }
-#endif
   }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) sums[r][t] = acc[r][t] + offset_sum[r][t];
+#endif
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      const float bias = a.bias != nullptr ? a.bias[row + r] : 0.0f;
+      a.out[(t0 + t) * a.out_stride + row + r] = sums[r][t] + bias;
+    }
+  }
+}
+
+// Rows [begin, end) for tokens [t0, t0 + T), R rows at a time.
+template <WeightFormat F, int R, int T>
+static inline void int8_rows(const QuantMatmulArgs& a, const Q8View& qa, int64_t begin, int64_t end, int64_t t0) {
+  int64_t row = begin;
+  for (; row + R <= end; row += R) int8_tile<F, R, T>(a, qa, row, t0);
+  for (; row < end; ++row) int8_tile<F, 1, T>(a, qa, row, t0);
 }
 
 template <WeightFormat F>
@@ -189,8 +212,8 @@ static void int8_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t e
     qa = Q8View{own.q, own.d, own.s};
   }
   int64_t t = 0;
-  for (; t + kInt8Tokens <= a.n; t += kInt8Tokens) int8_rows<F, kInt8Tokens>(a, qa, begin, end, t);
-  for (; t < a.n; ++t) int8_rows<F, 1>(a, qa, begin, end, t);
+  for (; t + kInt8Tokens <= a.n; t += kInt8Tokens) int8_rows<F, 2, kInt8Tokens>(a, qa, begin, end, t);
+  for (; t < a.n; ++t) int8_rows<F, 4, 1>(a, qa, begin, end, t);
 }
 
 // True when the int8 path ran rows [begin, end); false when the format has no int8 path.

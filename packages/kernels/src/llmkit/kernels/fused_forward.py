@@ -14,6 +14,7 @@ import weakref
 import torch
 from torch import nn
 
+from llmkit.core import ops as core_ops
 from llmkit.core.models.llama import LlamaModel
 from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear, as_stored
 from llmkit.core.ops import PagedKVCache, PagedStep, reference
@@ -132,7 +133,7 @@ def paged_forward(
         step.query_start_loc,
         -1 if num_layers is None else num_layers,
         model.config.head_dim**-0.5,
-        torch.get_num_threads(),
+        core_ops.native_threads(),
     )
     return hidden
 

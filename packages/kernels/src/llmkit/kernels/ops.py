@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from llmkit.core import ops as core_ops
 from llmkit.core.ops import PagedKVCache
 from llmkit.core.quant import QuantizedWeight
 
@@ -20,10 +21,10 @@ _STORAGE_DTYPES = {"fp8_e4m3": torch.uint8, "int8": torch.int8, "int4": torch.ui
 
 
 def _launch(tensor: torch.Tensor) -> dict[str, int]:
-    """Threads for CPU kernels (torch's setting) or the current CUDA stream for CUDA kernels."""
+    """Threads for CPU kernels (`llmkit.core.ops.native_threads`) or the current CUDA stream for CUDA kernels."""
     if isinstance(tensor, torch.Tensor) and tensor.device.type == "cuda":
         return {"num_threads": 1, "stream": torch.cuda.current_stream(tensor.device).cuda_stream}
-    return {"num_threads": torch.get_num_threads(), "stream": 0}
+    return {"num_threads": core_ops.native_threads(), "stream": 0}
 
 
 def _cache_args(cache: PagedKVCache) -> tuple:

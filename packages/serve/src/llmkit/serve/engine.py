@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -188,6 +189,8 @@ class Engine:
             speculator=self.speculator,
         )
         self.failures = FailureIsolation(self.scheduler, self.runner)
+        # A native CPU forward: steps run under ops.native_step (torch's own ops on one thread, see its docs).
+        self._native_cpu = device_obj.type == "cpu" and ops.forward_is_native(self.pretrained.model)
         self.requests: dict[str, Request] = self.scheduler.requests  # the scheduler's registry, read here
         self._seq_ids = itertools.count()
 
@@ -289,7 +292,8 @@ class Engine:
             if self.scheduler.waiting_for_grammar:
                 time.sleep(0.001)  # only requests waiting for their grammars: do not spin
             return self.scheduler.report_ended(output)
-        outputs = self.failures.run(output)
+        with ops.native_step() if self._native_cpu else contextlib.nullcontext():
+            outputs = self.failures.run(output)
         if self.speculator is not None:
             self.speculator.step_seconds += time.perf_counter() - started
         return outputs

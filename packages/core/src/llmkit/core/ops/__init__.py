@@ -12,8 +12,9 @@ from ..quant.weight import QuantizedWeight
 from . import kv_quant, paged_attention, paged_step, quantized, token_bitmask
 from .dispatch import forced_reference, implementation, kernels, reference, register_reference
 from .kv_layout import KV_DTYPES, PagedKVCache, allocate, bytes_per_token
-from .paged_step import PagedAttention, PagedStep, describe_forward
+from .paged_step import PagedAttention, PagedStep, describe_forward, forward_is_native
 from .paged_step import dispatch_paged_forward as paged_forward
+from .threads import native_step, native_threads
 
 for _name, _function in {
     "reshape_and_cache": kv_quant.reshape_and_cache,
@@ -93,8 +94,11 @@ __all__ = [
     "dequantize_rows",
     "describe_forward",
     "forced_reference",
+    "forward_is_native",
     "implementation",
     "kernels",
+    "native_step",
+    "native_threads",
     "paged_attention_decode",
     "paged_attention_prefill",
     "paged_forward",

@@ -84,8 +84,19 @@ def describe_forward(model) -> str:
     )
     weights = ", ".join(f"{name} x{count}" for name, count in formats.most_common())
     chosen = implementation("paged_forward", model.device.type)
-    reason = getattr(chosen, "unsupported_reason", lambda _model: None)(model)
-    if chosen is paged_forward or reason is not None:
-        why = "no native forward is registered" if chosen is paged_forward else reason
-        return f"forward: torch reference on {model.device} ({why}); weights {weights}"
+    reason = _reference_reason(model)
+    if reason is not None:
+        return f"forward: torch reference on {model.device} ({reason}); weights {weights}"
     return f"forward: {getattr(chosen, 'describe', lambda: 'native')()} on {model.device}; weights {weights}"
+
+
+def forward_is_native(model) -> bool:
+    """True when `paged_forward` runs this model in a registered native forward, not the torch reference."""
+    return _reference_reason(model) is None
+
+
+def _reference_reason(model) -> str | None:
+    chosen = implementation("paged_forward", model.device.type)
+    if chosen is paged_forward:
+        return "no native forward is registered"
+    return getattr(chosen, "unsupported_reason", lambda _model: None)(model)
