@@ -58,15 +58,19 @@ class ModelRunner:
         """One forward over the step's tokens; prompt logprobs, then new tokens for every sequence that samples."""
         inputs, ordered = self.prepare(output)
         hidden = self.forward(inputs)
-        prompt_logprobs = {}
+        prompt_logprobs, prompt_top_logprobs = {}, {}
         for scheduled, first_row in zip(ordered, inputs.first_rows, strict=True):
-            if scheduled.seq.prompt_logprobs is not None:
-                prompt_logprobs[scheduled.seq.seq_id] = self._prompt_logprobs(scheduled, hidden, first_row)
+            seq = scheduled.seq
+            if seq.prompt_logprobs is not None:
+                logprobs, tops = self._prompt_logprobs(scheduled, hidden, first_row)
+                prompt_logprobs[seq.seq_id] = logprobs
+                if seq.prompt_top_logprobs is not None:
+                    prompt_top_logprobs[seq.seq_id] = tops
         needing = [(s, rows) for s, rows in zip(ordered, inputs.logit_rows, strict=True) if rows]
         if not needing:
-            return RunnerOutput({}, prompt_logprobs)
+            return RunnerOutput({}, prompt_logprobs, prompt_top_logprobs)
         logits = self.logits(hidden, [row for _, rows in needing for row in rows])
-        return RunnerOutput(self.sampling.run(logits, needing), prompt_logprobs)
+        return RunnerOutput(self.sampling.run(logits, needing), prompt_logprobs, prompt_top_logprobs)
 
     def prepare(self, output: SchedulerOutput) -> tuple[StepInputs, list[ScheduledSequence]]:
         """Order the step (decodes first) and build its tensors."""
@@ -111,19 +115,27 @@ class ModelRunner:
         """Final hidden states [N, hidden] of every token in the step."""
         return ops.paged_forward(self.model, self.caches, inputs)
 
-    def _prompt_logprobs(self, scheduled: ScheduledSequence, hidden: torch.Tensor, first_row: int) -> list[float]:
+    def _prompt_logprobs(
+        self, scheduled: ScheduledSequence, hidden: torch.Tensor, first_row: int
+    ) -> tuple[list[float], list[dict[int, float]]]:
         """Logprobs of the prompt tokens this chunk predicts that are not known yet (row of position p
-        predicts the token at p + 1; a recomputed prefix after preemption adds nothing twice)."""
+        predicts the token at p + 1; a recomputed prefix after preemption adds nothing twice), and the
+        request's `top_logprobs` most likely tokens at each of those positions (none when it asks for none)."""
         seq, start = scheduled.seq, scheduled.num_computed_tokens
         prompt = seq.prompt_token_ids
         first = max(start + 1, len(seq.prompt_logprobs))  # first prompt position still without a logprob
         last = min(start + scheduled.num_tokens, len(prompt) - 1)  # last prompt position this chunk predicts
         if first > last:
-            return []
+            return [], []
         rows = [first_row + position - 1 - start for position in range(first, last + 1)]
         logprobs = self.logits(hidden, rows).log_softmax(-1)
         targets = torch.tensor(prompt[first : last + 1], device=logprobs.device)
-        return logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
+        chosen = logprobs.gather(1, targets[:, None]).squeeze(1).tolist()
+        if not seq.params.top_logprobs:
+            return chosen, []
+        top = logprobs.topk(seq.params.top_logprobs, dim=-1)
+        tops = [dict(zip(i, v, strict=True)) for i, v in zip(top.indices.tolist(), top.values.tolist(), strict=True)]
+        return chosen, tops
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor, rows: list[int]) -> torch.Tensor:

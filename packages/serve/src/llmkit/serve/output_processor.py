@@ -52,7 +52,12 @@ class OutputProcessor:
             timing.finished = now
             del self.requests[request_id]
         cached = request.sequences[0].num_cached_tokens
-        return RequestOutput(request_id, request.prompt_token_ids, deltas, finished, cached, timing)
+        output = RequestOutput(request_id, request.prompt_token_ids, deltas, finished, cached, timing)
+        scored = [s for s in request.sequences if len(s.prompt_logprobs or ()) == len(request.prompt_token_ids)]
+        if scored:  # each sequence of the request scores the same prompt; take one that has finished it
+            output.prompt_logprobs = scored[0].prompt_logprobs
+            output.prompt_top_logprobs = scored[0].prompt_top_logprobs
+        return output
 
     def report_ended(self, request_id: str) -> RequestOutput:
         """The final report of a request that ended outside a step's tokens (a grammar that failed to

@@ -46,3 +46,7 @@ class RequestOutput:
     num_cached_tokens: int
     timing: RequestTiming
     error: str | None = None  # set when the request ended because a step failed on it
+    # With `SamplingParams.prompt_logprobs`, once every prompt position has one (first entry None: no context);
+    # the top ones when the request also asks for `top_logprobs`. Repeated on every later output.
+    prompt_logprobs: list[float | None] | None = None
+    prompt_top_logprobs: list[dict[int, float] | None] | None = None

@@ -23,3 +23,4 @@ class RunnerOutput:
 
     sampled: dict[int, SampledTokens] = dataclasses.field(default_factory=dict)
     prompt_logprobs: dict[int, list[float]] = dataclasses.field(default_factory=dict)  # new ones this step
+    prompt_top_logprobs: dict[int, list[dict[int, float]]] = dataclasses.field(default_factory=dict)  # likewise

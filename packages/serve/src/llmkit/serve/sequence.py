@@ -90,6 +90,10 @@ class Sequence:
         self.top_logprobs: list[dict[int, float]] = []
         # Prompt logprobs need every prompt position computed, so such sequences skip the prefix cache.
         self.prompt_logprobs: list[float | None] | None = [None] if params.prompt_logprobs else None
+        # and, when the request asks for top logprobs too, the top ones at each prompt position
+        self.prompt_top_logprobs: list[dict[int, float] | None] | None = (
+            [None] if params.prompt_logprobs and params.top_logprobs else None
+        )
         self.draft_token_ids: list[int] = []  # proposed by speculative decoding, verified in the next forward
         self.draft_probs = None  # [len(drafts), V] float32 draft distributions, or None for a deterministic proposer
         self.speculation = SpeculationStats()

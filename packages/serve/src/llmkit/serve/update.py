@@ -27,6 +27,8 @@ def apply_runner_output(scheduler: Scheduler, output: SchedulerOutput, result: R
         new_prompt_logprobs = result.prompt_logprobs.get(seq.seq_id)
         if new_prompt_logprobs:
             seq.prompt_logprobs.extend(new_prompt_logprobs)
+            if seq.prompt_top_logprobs is not None:
+                seq.prompt_top_logprobs.extend(result.prompt_top_logprobs[seq.seq_id])
         if not scheduled.draft_token_ids:
             seq.num_computed_tokens += scheduled.num_tokens
             blocks.commit(seq)

@@ -162,15 +162,28 @@ async def completions(request: Request) -> Response:
     req, prompts, params = job.req, job.prompts, job.params
     request_id = R.new_id("cmpl")
     ids = [f"{request_id}-{i}" for i in range(len(prompts))]
+    echoes = [R.EchoedPrompt(text, p) for text, p in zip(job.prompt_texts, prompts, strict=True)] if req.echo else None
+    gens = [
+        _scoring_prompt(server.run(request, p, sp, rid), echoes[i] if echoes else None)
+        for i, (p, sp, rid) in enumerate(zip(prompts, params, ids, strict=True))
+    ]
     if req.stream:
-        return _stream(_completion_stream(server, request, req, prompts, params, request_id, ids))
-    results = await _collect(
-        request, [server.run(request, p, sp, rid) for p, sp, rid in zip(prompts, params, ids, strict=True)]
-    )
+        return _stream(_completion_stream(req, gens, prompts, echoes, job.echo_only, server, request_id))
+    results = await _collect(request, gens)
     per_prompt = [(choices, len(p), cached) for (choices, cached), p in zip(results, prompts, strict=True)]
     return JSONResponse(
-        R.completion_response(request_id, req.model, per_prompt, server.engine.tokenizer, req.logprobs, req.n)
+        R.completion_response(
+            request_id, req.model, per_prompt, server.engine.tokenizer, req.logprobs, req.n, echoes, job.echo_only
+        )
     )
+
+
+async def _scoring_prompt(outputs: AsyncIterator, echo: R.EchoedPrompt | None) -> AsyncIterator:
+    """Pass a prompt's outputs on, noting its prompt logprobs in `echo` as soon as they come."""
+    async for output in outputs:
+        if echo is not None and output.prompt_logprobs is not None:
+            echo.logprobs, echo.top_logprobs = output.prompt_logprobs, output.prompt_top_logprobs
+        yield output
 
 
 async def _merge(gens: list[AsyncIterator]) -> AsyncIterator[tuple[int, object]]:
@@ -204,22 +217,30 @@ async def _merge(gens: list[AsyncIterator]) -> AsyncIterator[tuple[int, object]]
 
 
 async def _completion_stream(
-    server: Server, request: Request, req: CompletionRequest, prompts, params, request_id: str, ids: list[str]
+    req: CompletionRequest,
+    gens: list[AsyncIterator],
+    prompts: list[list[int]],
+    echoes: list[R.EchoedPrompt] | None,
+    echo_only: bool,
+    server: Server,
+    request_id: str,
 ):
+    """SSE chunks of every prompt's choices as they come; with echo, a choice's first chunk starts with the
+    prompt (and its logprobs), and with `echo_only` (max_tokens 0) that chunk is the whole choice."""
     created = int(time.time())
     tokenizer = server.engine.tokenizer
     completion_tokens, cached_total = 0, 0
-    async for p, output in _merge(
-        [server.run(request, prompt, sp, rid) for prompt, sp, rid in zip(prompts, params, ids, strict=True)]
-    ):
+    echoed: set[tuple[int, int]] = set()
+    async for p, output in _merge(gens):
         cached_total += output.num_cached_tokens if output.finished else 0
         for delta in output.deltas:
-            completion_tokens += len(delta.token_ids)
-            logprobs = (
-                R.completion_logprobs(tokenizer, delta.token_ids, delta.logprobs or [], delta.top_logprobs or [], 0)
-                if req.logprobs is not None
-                else None
-            )
+            echo = echoes[p] if echoes is not None and (p, delta.index) not in echoed else None
+            if echo is None and echo_only:
+                continue  # the prompt went out already; what the engine generated after it is dropped
+            echoed.add((p, delta.index))
+            choice = R.Choice(delta.index, delta.token_ids, delta.text, delta.finish_reason)
+            choice.logprobs, choice.top_logprobs = delta.logprobs or [], delta.top_logprobs or []
+            completion_tokens += 0 if echo_only else len(delta.token_ids)
             yield R.sse(
                 {
                     "id": request_id,
@@ -229,9 +250,7 @@ async def _completion_stream(
                     "choices": [
                         {
                             "index": p * req.n + delta.index,
-                            "text": delta.text,
-                            "logprobs": logprobs,
-                            "finish_reason": delta.finish_reason,
+                            **R.completion_choice(tokenizer, choice, req.logprobs, echo, echo_only),
                         }
                     ],
                 }

@@ -30,6 +30,8 @@ class CompletionJob:
     req: CompletionRequest
     prompts: list[list[int]]
     params: list[SamplingParams]
+    prompt_texts: list[str]  # with echo, each prompt as text: as sent, or its token ids decoded
+    echo_only: bool = False  # echo with max_tokens 0: the prompt is scored, the one token generated is dropped
 
 
 def prepare_chat(server: Server, body: dict) -> ChatJob:
@@ -69,14 +71,20 @@ def prepare_completion(server: Server, body: dict) -> CompletionJob:
     except ValidationError as err:
         raise from_validation_error(err) from None
     server.check_model(req.model)
-    if req.echo:
-        raise APIError(400, "echo is not supported by this server", param="echo", code="unsupported_parameter")
+    if req.max_tokens == 0 and not req.echo:
+        raise APIError(
+            400,
+            "max_tokens 0 asks for no completion; it is allowed only with echo=true (to score the prompt)",
+            param="max_tokens",
+            code="invalid_value",
+        )
     if req.best_of not in (None, req.n):
         raise APIError(
             400, "best_of must equal n (llmkit returns every sample)", param="best_of", code="unsupported_parameter"
         )
     tokenizer = server.engine.tokenizer
-    prompts = [tokenizer.encode(p, add_special_tokens=True) if isinstance(p, str) else p for p in req.prompts()]
+    sent = req.prompts()
+    prompts = [tokenizer.encode(p, add_special_tokens=True) if isinstance(p, str) else p for p in sent]
     if not prompts or any(not p for p in prompts):
         raise APIError(400, "prompt must not be empty", param="prompt")
     for i, prompt in enumerate(prompts):
@@ -86,8 +94,15 @@ def prepare_completion(server: Server, body: dict) -> CompletionJob:
             where = "prompt" if len(prompts) == 1 else f"prompt[{i}]"
             raise APIError(400, f"{where}: {err}", param="prompt", code="invalid_value") from None
     top = req.logprobs or 0
+    # The engine generates at least one token; for max_tokens 0 it generates one and the response drops it.
+    requested = max(req.max_tokens, 1)
     params = [
-        req.sampling_params(server.max_tokens_for(len(p), req.max_tokens), req.logprobs is not None, top)
+        req.sampling_params(server.max_tokens_for(len(p), requested), req.logprobs is not None, top).replace(
+            prompt_logprobs=req.echo and req.logprobs is not None
+        )
         for p in prompts
     ]
-    return CompletionJob(req, prompts, params)
+    texts = (
+        [p if isinstance(p, str) else tokenizer.decode(p, skip_special_tokens=False) for p in sent] if req.echo else []
+    )
+    return CompletionJob(req, prompts, params, texts, echo_only=req.max_tokens == 0)

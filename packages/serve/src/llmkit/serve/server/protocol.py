@@ -101,9 +101,9 @@ class ChatCompletionRequest(_Common):
 
 class CompletionRequest(_Common):
     prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int = Field(default=16, ge=1, le=MAX_INT32)
-    logprobs: int | None = Field(default=None, ge=0, le=20)
-    echo: bool = False
+    max_tokens: int = Field(default=16, ge=0, le=MAX_INT32)  # 0: only with echo, to score the prompt
+    logprobs: int | None = Field(default=None, ge=0, le=20, strict=True)  # with echo, over the prompt's tokens too
+    echo: bool = Field(default=False, strict=True)  # the prompt precedes the completion in `text` and `logprobs`
     best_of: int | None = None
 
     @field_validator("prompt", mode="before")

@@ -71,21 +71,88 @@ def chat_logprobs(
     return {"content": content}
 
 
+@dataclasses.dataclass
+class EchoedPrompt:
+    """A prompt repeated before its completions (`echo`): its text, its token ids and, when the request
+    asks for logprobs, each token's (None for the first: it has no context) and the top ones."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float | None] | None = None
+    top_logprobs: list[dict[int, float] | None] | None = None
+
+
 def completion_logprobs(
-    tokenizer: Tokenizer, token_ids: list[int], logprobs: list[float], top: list[dict[int, float]], offset: int
+    tokenizer: Tokenizer,
+    token_ids: list[int],
+    logprobs: list[float | None],
+    top: list[dict[int, float] | None],
+    offset: int,
 ) -> dict[str, Any]:
-    tokens = [tokenizer.decode([t], skip_special_tokens=False) for t in token_ids]
+    """OpenAI's legacy logprobs: tokens, their logprobs, the top ones (token -> logprob, most likely first)
+    and each token's character offset, counted from `offset` over the tokens' decoded texts."""
     offsets, position = [], offset
-    for token in tokens:
+    for token_id in token_ids:
         offsets.append(position)
-        position += len(token)
+        position += len(tokenizer.decode([token_id], skip_special_tokens=False))
     return {
-        "tokens": tokens,
-        "token_logprobs": logprobs[: len(tokens)],
-        "top_logprobs": [{tokenizer.decode([t], skip_special_tokens=False): lp for t, lp in row.items()} for row in top]
+        "tokens": [token_text(tokenizer, t) for t in token_ids],
+        "token_logprobs": logprobs[: len(token_ids)],
+        "top_logprobs": [
+            None if row is None else {token_text(tokenizer, t): lp for t, lp in row.items()} for row in top
+        ]
         or None,
         "text_offset": offsets,
     }
+
+
+def token_text(tokenizer: Tokenizer, token_id: int) -> str:
+    """How a token is named in legacy logprobs: its decoded text, or, when that is not whole text on its own
+    (one byte of a longer UTF-8 character) or is empty, its vocabulary piece, so distinct tokens keep
+    distinct names in `top_logprobs`; ids the tokenizer does not know are `token_id:N`."""
+    text = tokenizer.decode([token_id], skip_special_tokens=False)
+    if text and "\ufffd" not in text:
+        return text
+    try:
+        return tokenizer.id_to_token(token_id)
+    except ValueError:
+        return f"token_id:{token_id}"
+
+
+def echoed_logprobs(
+    tokenizer: Tokenizer,
+    prompt: EchoedPrompt,
+    token_ids: list[int],
+    logprobs: list[float],
+    top: list[dict[int, float]],
+) -> dict[str, Any]:
+    """Logprobs over the prompt's tokens, then the completion's (whose offsets start after the prompt text)."""
+    head = completion_logprobs(tokenizer, prompt.token_ids, prompt.logprobs or [], prompt.top_logprobs or [], 0)
+    tail = completion_logprobs(tokenizer, token_ids, logprobs, top, len(prompt.text))
+    return {
+        "tokens": head["tokens"] + tail["tokens"],
+        "token_logprobs": head["token_logprobs"] + tail["token_logprobs"],
+        "top_logprobs": (head["top_logprobs"] or []) + (tail["top_logprobs"] or []) or None,
+        "text_offset": head["text_offset"] + tail["text_offset"],
+    }
+
+
+def completion_choice(
+    tokenizer: Tokenizer, choice: Choice, logprobs: int | None, echo: EchoedPrompt | None, echo_only: bool
+) -> dict[str, Any]:
+    """`text`, `logprobs` and `finish_reason` of one completion choice; with `echo_only` (max_tokens 0) the
+    token the engine generated is dropped, so the choice is the prompt alone."""
+    token_ids, text = ([], "") if echo_only else (choice.token_ids, choice.text)
+    body: dict[str, Any] = {"text": text if echo is None else echo.text + text, "logprobs": None}
+    if logprobs is not None:
+        values, top = choice.logprobs[: len(token_ids)], choice.top_logprobs[: len(token_ids)]
+        body["logprobs"] = (
+            completion_logprobs(tokenizer, token_ids, values, top, 0)
+            if echo is None
+            else echoed_logprobs(tokenizer, echo, token_ids, values, top)
+        )
+    body["finish_reason"] = "length" if echo_only else choice.finish_reason
+    return body
 
 
 def chat_message(choice: Choice, with_tools: bool, tool_call_format: str) -> tuple[dict[str, Any], str | None]:
@@ -155,25 +222,20 @@ def completion_response(
     tokenizer: Tokenizer,
     logprobs: int | None,
     n: int,
+    echoes: list[EchoedPrompt] | None = None,
+    echo_only: bool = False,
 ) -> dict[str, Any]:
+    """`echoes` (one per prompt) when the request asked for echo; `echo_only` for max_tokens 0."""
     body_choices, prompt_total, completion_total, cached_total = [], 0, 0, 0
     for p, (choices, prompt_tokens, cached) in enumerate(per_prompt):
         prompt_total += prompt_tokens
         cached_total += cached
+        echo = echoes[p] if echoes else None
         for index in sorted(choices):
             choice = choices[index]
-            completion_total += len(choice.token_ids)
+            completion_total += 0 if echo_only else len(choice.token_ids)
             body_choices.append(
-                {
-                    "index": p * n + index,
-                    "text": choice.text,
-                    "logprobs": completion_logprobs(
-                        tokenizer, choice.token_ids, choice.logprobs, choice.top_logprobs, 0
-                    )
-                    if logprobs is not None
-                    else None,
-                    "finish_reason": choice.finish_reason,
-                }
+                {"index": p * n + index, **completion_choice(tokenizer, choice, logprobs, echo, echo_only)}
             )
     return {
         "id": request_id,
