@@ -111,24 +111,30 @@ class MiniLMEmbedder:
         self.encoder.eval()
         self.batch_size = batch_size
         self.dimension = config["hidden_size"]
+        self.max_length = max_length  # texts are truncated to this many tokens ([CLS] and [SEP] included)
+        self.vocab_size = config["vocab_size"]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
-    @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """[len(texts), 384] unit vectors; batches sorted by length to limit padding."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        """[len(texts), 384] unit vectors."""
+        return self.embed_token_ids([self.tokenizer.encode(text).ids for text in texts])
+
+    @torch.inference_mode()
+    def embed_token_ids(self, encodings: Sequence[Sequence[int]]) -> np.ndarray:
+        """Unit vectors for token-id sequences taken as the encoder's whole input (as `tokenizer.encode(text).ids`
+        gives them: [CLS] ... [SEP]); batches sorted by length to limit padding."""
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
+        out = np.zeros((len(encodings), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            encodings = [self.tokenizer.encode(texts[i]).ids for i in batch]
-            length = max(len(e) for e in encodings)
+            length = max(len(encodings[i]) for i in batch)
             ids = torch.zeros(len(batch), length, dtype=torch.long)
             mask = torch.zeros(len(batch), length, dtype=torch.long)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding)] = torch.tensor(encoding)
-                mask[row, : len(encoding)] = 1
+            for row, i in enumerate(batch):
+                ids[row, : len(encodings[i])] = torch.tensor(encodings[i], dtype=torch.long)
+                mask[row, : len(encodings[i])] = 1
             hidden = self.encoder(ids, mask)
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
             out[batch] = F.normalize(pooled, dim=-1).numpy()

@@ -10,15 +10,19 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..structured.tool_stream import ToolCallStream
 from . import responses as R
+from .embeddings import create_embeddings
 from .errors import APIError
 from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
+from .request_id import HEADER as REQUEST_ID_HEADER
+from .request_id import RequestIdMiddleware, request_id_of
 from .state import Server
 from .structured_admission import compile_for_request, structured_admit
 
@@ -288,18 +292,17 @@ def _stream(chunks: AsyncIterator[bytes]) -> StreamingResponse:
 
 
 async def list_models(request: Request) -> Response:
+    """Every served name, then the embedding model; `max_model_len` (as vLLM names it) is each one's context length."""
     server: Server = request.app.state.server
+    lengths = {name: server.engine.context_length for name in server.served_model_names}
+    if server.embeddings is not None:
+        lengths[server.embeddings.name] = server.embeddings.max_length
     return JSONResponse(
         {
             "object": "list",
             "data": [
-                {
-                    "id": server.model_name,
-                    "object": "model",
-                    "created": server.created,
-                    "owned_by": "llmkit",
-                    "max_model_len": server.engine.context_length,
-                }
+                {"id": name, "object": "model", "created": server.created, "owned_by": "llmkit", "max_model_len": n}
+                for name, n in lengths.items()
             ],
         }
     )
@@ -324,8 +327,9 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
         code = "not_found" if err.status_code == 404 else None
         return APIError(err.status_code, err.detail, code=code, headers=err.headers).response()
 
-    async def internal_error(request: Request, err: Exception) -> Response:
-        return APIError(500, "internal server error", "server_error", code="internal_error").response()
+    async def internal_error(request: Request, err: Exception) -> Response:  # sent outside RequestIdMiddleware
+        headers = {REQUEST_ID_HEADER: request_id_of(request.scope)}
+        return APIError(500, "internal server error", "server_error", code="internal_error", headers=headers).response()
 
     def authed(handler):
         async def route(request: Request) -> Response:
@@ -337,6 +341,7 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
     routes = [
         Route("/v1/chat/completions", authed(chat_completions), methods=["POST"]),
         Route("/v1/completions", authed(completions), methods=["POST"]),
+        Route("/v1/embeddings", authed(create_embeddings), methods=["POST"]),
         Route("/v1/models", authed(list_models), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -347,8 +352,12 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
     async def lifespan(app: Starlette):
         yield
         server.async_engine.shutdown()
+        if server.embeddings is not None:
+            server.embeddings.close()
 
     handlers = {APIError: api_error, HTTPException: http_error, Exception: internal_error}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, exception_handlers=handlers, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)]
+    )
     app.state.server = server
     return app

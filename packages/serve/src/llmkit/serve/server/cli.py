@@ -12,6 +12,7 @@ import urllib.request
 
 from llmkit.core.cli.commands import add_weights_arguments
 from llmkit.core.device import add_device_argument, log_device, resolve_device
+from llmkit.core.embeddings.download import DEFAULT_EMBEDDING_MODEL
 from llmkit.core.errors import LlmkitError
 from llmkit.core.models.store import DEFAULT_MODEL, canonical_name
 
@@ -20,7 +21,16 @@ def register(cli) -> None:
     serve = cli.command("serve", help="serve a model over an OpenAI-compatible HTTP API")
     serve.add_argument("--model", "-m", default=DEFAULT_MODEL, help="catalog name, .gguf file or HF directory")
     serve.add_argument(
-        "--served-model-name", help="the name clients use (default: the catalog name or the path's stem)"
+        "--served-model-name",
+        nargs="+",
+        metavar="NAME",
+        help="one or more names clients may send as 'model' (default: the catalog name or the path's stem)",
+    )
+    serve.add_argument(
+        "--embedding-model",
+        default=DEFAULT_EMBEDDING_MODEL,
+        help=f"model behind /v1/embeddings, loaded on its first request: {DEFAULT_EMBEDDING_MODEL} (default), "
+        "a sentence-transformers BERT directory, or 'none'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 to expose)")
     serve.add_argument("--port", type=int, default=8000)
@@ -111,6 +121,15 @@ def speculative_config(args: argparse.Namespace):
     )
 
 
+def embedding_model(source: str):
+    from .embeddings import EmbeddingModel
+
+    try:
+        return EmbeddingModel(source)
+    except ValueError as err:
+        raise LlmkitError(str(err)) from None
+
+
 def served_name(model: str) -> str:
     try:
         return canonical_name(model)
@@ -146,6 +165,10 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         return 0
     device = resolve_device(args.device)  # a device this machine cannot give fails here, before loading
+    names = args.served_model_name or [served_name(args.model)]
+    embeddings = None if args.embedding_model == "none" else embedding_model(args.embedding_model)
+    if embeddings is not None and embeddings.name in names:
+        raise LlmkitError(f"the embedding model is named {embeddings.name!r} too; pick another --served-model-name")
     log_device(device, args.device)
     with console.status(f"loading {args.model}"):
         engine = Engine(
@@ -164,12 +187,19 @@ def run_serve(args: argparse.Namespace) -> int:
             enable_prefix_caching=not args.no_prefix_caching,
             speculative=speculative_config(args),
         )
-    name = args.served_model_name or served_name(args.model)
-    console.print(engine.describe())
+    for line in engine.describe().splitlines():  # whole lines (device, kernels, weight formats): never wrapped
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     console.print(
-        f"serving '{name}' on http://{args.host}:{args.port}/v1" + (" (API key required)" if args.api_key else "")
+        f"serving {', '.join(repr(n) for n in names)} on http://{args.host}:{args.port}/v1"
+        + (f", embeddings {embeddings.name!r} (loaded on first use)" if embeddings else "")
+        + (" (API key required)" if args.api_key else ""),
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
-    server = Server(engine, name, args.api_key, args.max_body_bytes, args.max_waiting, args.body_timeout)
+    server = Server(
+        engine, names, args.api_key, args.max_body_bytes, args.max_waiting, args.body_timeout, embeddings=embeddings
+    )
     if args.role in ("prefill", "decode"):
         from ..disaggregated.kv_transfer import KVTransport, fingerprint
         from ..disaggregated.workers import create_worker_app

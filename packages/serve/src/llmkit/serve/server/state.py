@@ -1,4 +1,4 @@
-"""`Server`: what the routes share — the engine, the served name, auth, body limits, admission."""
+"""`Server`: what the routes share — the engine, the served names, the embedding model, auth, body limits, admission."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -19,6 +20,9 @@ from ..engine import Engine
 from .errors import APIError
 from .metrics import ServerMetrics
 
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingModel
+
 logger = logging.getLogger(__name__)
 
 # Admission hook: how a prepared prompt enters the engine for one HTTP request (None: add it).
@@ -26,19 +30,30 @@ Admission = Callable[[Request, list[int], object, str], Awaitable[None]] | None
 
 
 class Server:
-    """State shared by the routes: the engine, the served name, auth and limits."""
+    """State shared by the routes: the engine, the served names, auth and limits.
+
+    `model_name` is the name clients send as `model`, or several (the first is the main one; all are listed by
+    /v1/models). `embeddings`, when given, serves /v1/embeddings under its own name."""
 
     def __init__(
         self,
         engine: Engine,
-        model_name: str,
+        model_name: str | Sequence[str],
         api_key: str | None = None,
         max_body_bytes: int = 4 * 2**20,
         max_waiting: int = 256,
         body_timeout: float = 30.0,
+        embeddings: EmbeddingModel | None = None,
     ):
+        names = (model_name,) if isinstance(model_name, str) else tuple(model_name)
+        if not names or not all(names) or len(set(names)) != len(names):
+            raise ValueError(f"served model names must be distinct and non-empty, got {list(names)}")
+        if embeddings is not None and embeddings.name in names:
+            raise ValueError(f"the embedding model's name {embeddings.name!r} is also a served model name")
         self.engine = engine
-        self.model_name = model_name
+        self.served_model_names = names
+        self.model_name = names[0]
+        self.embeddings = embeddings
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout  # seconds for a whole request body to arrive (slow clients)
@@ -92,13 +107,45 @@ class Server:
         return data
 
     def check_model(self, name: str) -> None:
-        if name != self.model_name:
+        """Refuse a generation request whose `model` is not one of the served names."""
+        if name in self.served_model_names:
+            return
+        if self.embeddings is not None and name == self.embeddings.name:
             raise APIError(
-                404,
-                f"the model {_shorten(name)!r} does not exist; this server serves '{self.model_name}'",
+                400,
+                f"{name!r} is an embedding model; send it to /v1/embeddings, or use {self._names()} here",
                 param="model",
-                code="model_not_found",
+                code="model_not_supported",
             )
+        raise APIError(
+            404,
+            f"the model {_shorten(name)!r} does not exist; this server serves {self._names()}",
+            param="model",
+            code="model_not_found",
+        )
+
+    def embedding_model_for(self, name: str) -> EmbeddingModel:
+        """The embedding model an embeddings request names, else its OpenAI-shaped error."""
+        if self.embeddings is not None and name == self.embeddings.name:
+            return self.embeddings
+        if name in self.served_model_names:
+            raise APIError(
+                400,
+                f"{name!r} is a generation model and does not make embeddings"
+                + (f"; use {self.embeddings.name!r}" if self.embeddings else " (this server has no embedding model)"),
+                param="model",
+                code="model_not_supported",
+            )
+        served = f"'{self.embeddings.name}'" if self.embeddings else "none (start it with --embedding-model)"
+        raise APIError(
+            404,
+            f"the model {_shorten(name)!r} does not exist; this server's embedding model is {served}",
+            param="model",
+            code="model_not_found",
+        )
+
+    def _names(self) -> str:
+        return ", ".join(f"'{n}'" for n in self.served_model_names)
 
     def max_tokens_for(self, prompt_tokens: int, requested: int | None) -> int:
         context = self.engine.context_length
