@@ -4,6 +4,8 @@ parameter schema as the arguments' grammar.
 hermes:  <tool_call>\\n{"name": "NAME", "arguments": ARGS}\\n</tool_call>   (several, one per line)
 llama3:  {"name": "NAME", "parameters": ARGS}
 mistral: [{"name": "NAME", "arguments": ARGS}, ...]
+generic: {"tool_calls": [{"name": "NAME", "arguments": ARGS}, ...]}  or free text as  {"response": "TEXT"}
+         (for templates with no tool syntax of their own; see docs/serve.md)
 With tool_choice "auto" the output is free text (which never starts a tool call) or tool calls.
 """
 
@@ -14,10 +16,11 @@ from typing import Any
 
 from .ir import EMPTY, Avoid, Expr, Grammar, GrammarError, alt, literal, seq, star
 from .json_schema import JsonOptions, SchemaCompiler
+from .json_strings import JSON_CHAR
 from .json_values import add_any_value_rules, whitespace
 from .utf8 import MAX_CODE_POINT, code_point_ranges
 
-FORMATS = ("hermes", "llama3", "mistral")
+FORMATS = ("hermes", "llama3", "mistral", "generic")
 ARGUMENT_OPTIONS = JsonOptions(whitespace="flexible", max_whitespace=2)
 _ANY_CHAR = code_point_ranges([(0, MAX_CODE_POINT)])
 
@@ -52,7 +55,7 @@ def _chosen(functions: list[tuple[str, Any]], choice: Any) -> tuple[list[tuple[s
 
 
 def tool_call_grammar(source: dict[str, Any]) -> Grammar:
-    """source: {"tools": [...], "tool_choice": ..., "format": hermes|llama3|mistral, "parallel": bool}."""
+    """source: {"tools": [...], "tool_choice": ..., "format": one of FORMATS, "parallel": bool}."""
     fmt = source.get("format", "hermes")
     if fmt not in FORMATS:
         raise GrammarError(f"tool-call format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -79,12 +82,17 @@ def tool_call_grammar(source: dict[str, Any]) -> Grammar:
         many = seq(one, star(seq(literal("\n"), one))) if parallel else one
     elif fmt == "mistral":
         many = seq(literal("["), one, star(seq(literal(", "), one)) if parallel else EMPTY, literal("]"))
+    elif fmt == "generic":
+        more = star(seq(literal(", "), one)) if parallel else EMPTY
+        many = seq(literal('{"tool_calls": ['), one, more, literal("]}"))
     else:
         many = one
     root = many
     if free_text:
         if fmt == "hermes":
             text = Avoid(star(_ANY_CHAR), b"<tool_call>")
+        elif fmt == "generic":
+            text = seq(literal('{"response": "'), star(JSON_CHAR), literal('"}'))
         else:
             first = code_point_ranges([(0, 0x08), (0x0E, 0x1F), (0x21, 0x5A), (0x5C, 0x7A), (0x7C, MAX_CODE_POINT)])
             text = alt(EMPTY, seq(first, star(_ANY_CHAR)))

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..structured.tool_stream import ToolCallStream
+from ..structured.generic_tools import GENERIC, new_tool_call_stream, set_generic_messages
 from . import responses as R
 from .embeddings import create_embeddings
 from .errors import APIError
@@ -76,21 +76,26 @@ async def chat_completions(request: Request) -> Response:
         grammar = await compile_for_request(server, job.structured, "tools" if job.with_tools else "response_format")
         admit = structured_admit(server, prompt, params, request_id, grammar)
     if req.stream:
-        return _stream(_chat_stream(server, request, req, prompt, params, request_id, job.with_tools, admit))
-    ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id, admit)])
-    return JSONResponse(
-        R.chat_response(
-            request_id,
-            req.model,
-            choices,
-            len(prompt),
-            cached,
-            server.engine.tokenizer,
-            req.logprobs,
-            job.with_tools,
-            server.tool_call_format,
+        tool_call_format = job.tool_call_format
+        return _stream(
+            _chat_stream(server, request, req, prompt, params, request_id, job.with_tools, admit, tool_call_format)
         )
+    ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id, admit)])
+    generic = job.with_tools and job.tool_call_format == GENERIC
+    body = R.chat_response(
+        request_id,
+        req.model,
+        choices,
+        len(prompt),
+        cached,
+        server.engine.tokenizer,
+        req.logprobs,
+        job.with_tools and not generic,
+        job.tool_call_format,
     )
+    if generic:
+        set_generic_messages(body["choices"], choices)
+    return JSONResponse(body)
 
 
 async def _chat_stream(
@@ -102,6 +107,7 @@ async def _chat_stream(
     request_id: str,
     with_tools: bool,
     admit=None,
+    tool_call_format: str = "hermes",
 ):
     created = int(time.time())
     tokenizer = server.engine.tokenizer
@@ -118,7 +124,7 @@ async def _chat_stream(
     )
     choices: dict[int, R.Choice] = {}
     cached = 0
-    tool_streams: dict[int, ToolCallStream] = {}
+    tool_streams: dict = {}  # choice index -> ToolCallStream or GenericToolCallStream
     async for output in server.run(request, prompt, params, request_id, admit):
         R.accumulate(choices, output)
         cached = output.num_cached_tokens
@@ -130,7 +136,7 @@ async def _chat_stream(
                 else None
             )
             if with_tools:  # the grammar makes the reply free text or calls: stream content, or each call
-                stream = tool_streams.setdefault(delta.index, ToolCallStream(server.tool_call_format))
+                stream = tool_streams.setdefault(delta.index, new_tool_call_stream(tool_call_format))
                 payloads = stream.push(delta.text, finish is not None)
                 if finish is not None:
                     finish = "tool_calls" if stream.called else finish

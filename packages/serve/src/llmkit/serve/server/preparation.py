@@ -10,10 +10,12 @@ from llmkit.core.errors import ChatTemplateError, InvalidParameterError
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.structured import GrammarError, StructuredOutput
 
+from ..structured.generic_tools import GENERIC, generic_messages, uses_generic_format
 from ..structured.requests import from_response_format, from_tools
 from .errors import APIError, from_validation_error
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
+from .tool_params import check_tool_choice, check_tools
 
 
 @dataclasses.dataclass
@@ -23,6 +25,7 @@ class ChatJob:
     params: SamplingParams
     with_tools: bool
     structured: StructuredOutput | None = None  # the grammar the reply must follow, if any
+    tool_call_format: str = "hermes"  # how the reply's tool calls are written (generic_tools.GENERIC, ...)
 
 
 @dataclasses.dataclass
@@ -40,7 +43,10 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
     except ValidationError as err:
         raise from_validation_error(err) from None
     server.check_model(req.model)
+    check_tool_choice(req.tool_choice, check_tools(req.tools))
     tools = req.tools if req.tools and req.tool_choice != "none" else None
+    generic = uses_generic_format(server.engine.pretrained.chat_template)
+    tool_call_format = GENERIC if generic else server.tool_call_format
     try:
         structured = from_response_format(req.response_format)
         if tools and structured is not None:
@@ -51,18 +57,20 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
                 code="unsupported_parameter",
             )
         if tools:
-            structured = from_tools(tools, req.tool_choice, req.parallel_tool_calls, server.tool_call_format)
+            structured = from_tools(tools, req.tool_choice, req.parallel_tool_calls, tool_call_format)
     except GrammarError as err:
         raise APIError(400, str(err), param="tools" if tools else "response_format") from None
     messages = [m.model_dump(exclude_none=True) for m in req.messages]
     try:
-        prompt = server.engine.pretrained.chat_prompt(messages, tools=tools)
+        if generic:  # the template has no tool slot: tools and tool turns in the generic format
+            messages = generic_messages(messages, tools, req.tool_choice, req.parallel_tool_calls is not False)
+        prompt = server.engine.pretrained.chat_prompt(messages, tools=None if generic else tools)
     except ChatTemplateError as err:
         raise APIError(400, str(err), param="messages") from None
     max_tokens = server.max_tokens_for(len(prompt), req.requested_max_tokens)
     top = req.top_logprobs or 0
     params = req.sampling_params(max_tokens, req.logprobs or top > 0, top)
-    return ChatJob(req, prompt, params, tools is not None, structured)
+    return ChatJob(req, prompt, params, tools is not None, structured, tool_call_format)
 
 
 def prepare_completion(server: Server, body: dict) -> CompletionJob:
