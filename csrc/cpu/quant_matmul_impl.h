@@ -1,17 +1,22 @@
 // Quantized matmul on the CPU with float32 activations: out[n, rows] = x[n, cols] @ W^T (+ bias), W in
 // a GGUF block format. Built once per instruction set.
 //
-// Rows are split across threads in contiguous ranges. A thread decodes kTileRows rows of W at a time
-// into an L1 tile of float32 (the exact values llmkit/core/quant/reference.py gives), then multiplies
-// it with every token of x, kTileTokens tokens per pass, in kTileRows x kTileTokens vector accumulators.
-// Decoding once per tile amortizes it over all tokens, so one kernel serves decode (n = 1..16) and
-// prefill (n in the thousands). Results equal the dequantized float32 reference up to summation order.
+// Rows are split across threads in contiguous ranges. Two kernels, by token count:
+// - fewer than kGemmMinTokens (decode): a thread decodes kTileRows rows of W at a time into an L1 tile
+//   of float32 (the exact values llmkit/core/quant/reference.py gives), then takes dot products with
+//   every token, kTileTokens tokens per pass, in kTileRows x kTileTokens vector accumulators;
+// - more (prefill, large batches): a register-blocked GEMM over k-major panels of decoded rows (below).
+// Results equal the dequantized float32 reference up to summation order.
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "cpu/quant_blocks.h"
 #include "cpu/quant_int8_impl.h"
@@ -38,6 +43,20 @@ constexpr int kTileTokens = 2;  // 8 accumulators of 16 ymm/xmm
 #endif
 
 static inline VecF load_vec(const float* p) { return *reinterpret_cast<const VecFU*>(p); }
+
+static inline VecF splat(float v) {
+#if defined(__AVX512F__)
+  return _mm512_set1_ps(v);
+#elif defined(__AVX2__)
+  return _mm256_set1_ps(v);
+#elif defined(__SSE__)
+  return _mm_set1_ps(v);
+#else
+  VecF out;  // element-wise: compilers do not always turn this into a broadcast
+  for (int i = 0; i < kVecFloats; ++i) out[i] = v;
+  return out;
+#endif
+}
 
 static inline float hsum(VecF v) {
   float s = 0.0f;
@@ -99,9 +118,74 @@ struct TileBuffer {
   ~TileBuffer() { std::free(data); }
 };
 
+// Many tokens (prefill, large batches): a register-blocked GEMM. A panel of kPanelRows rows of W is
+// decoded once per block of kTokenBlock tokens into a k-major float layout (panel[k][r]), then
+// kGemmTokens tokens at a time run through 2 x kGemmTokens vector accumulators: per column k, two
+// panel loads and kGemmTokens broadcasts of x feed 2 x kGemmTokens FMAs, and each accumulator lane is
+// one output (no horizontal sums). The token block keeps x's rows in L2 while the panels stream by.
+constexpr int kPanelRows = 2 * kVecFloats;
+constexpr int kGemmTokens = 6;
+constexpr int64_t kTokenBlock = 512;
+constexpr int64_t kGemmMinTokens = 48;  // fewer tokens: the tile kernel above (measured crossover, AVX2)
+
+template <int T>
+static inline void panel_product(const float* panel, int64_t cols, const float* x, int64_t x_stride, float* out,
+                                 int64_t out_stride, int rows, const float* bias) {
+  VecF acc[T][2];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = VecF{};
+  for (int64_t k = 0; k < cols; ++k) {
+    const VecF w0 = load_vec(panel + k * kPanelRows);
+    const VecF w1 = load_vec(panel + k * kPanelRows + kVecFloats);
+    for (int t = 0; t < T; ++t) {
+      const VecF xv = splat(x[t * x_stride + k]);
+      acc[t][0] += w0 * xv;
+      acc[t][1] += w1 * xv;
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    float lanes[kPanelRows];
+    *reinterpret_cast<VecFU*>(lanes) = acc[t][0];
+    *reinterpret_cast<VecFU*>(lanes + kVecFloats) = acc[t][1];
+    float* dst = out + t * out_stride;
+    for (int r = 0; r < rows; ++r) dst[r] = bias != nullptr ? lanes[r] + bias[r] : lanes[r];
+  }
+}
+
+template <WeightFormat F>
+static void quant_gemm_range(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
+  thread_local TileBuffer panel_buffer, row_buffer;
+  float* panel = panel_buffer.reserve(kPanelRows * a.cols);
+  float* row_values = row_buffer.reserve(a.cols);
+  const uint8_t* weight = static_cast<const uint8_t*>(a.weight);
+  for (int64_t t0 = 0; t0 < a.n; t0 += kTokenBlock) {
+    const int64_t t_end = t0 + kTokenBlock < a.n ? t0 + kTokenBlock : a.n;
+    for (int64_t row = begin; row < end; row += kPanelRows) {
+      const int rows = end - row < kPanelRows ? int(end - row) : kPanelRows;
+      for (int r = 0; r < kPanelRows; ++r) {
+        if (r < rows) decode_row<F>(weight + (row + r) * a.row_bytes, a.cols, row_values);
+        for (int64_t k = 0; k < a.cols; ++k) panel[k * kPanelRows + r] = r < rows ? row_values[k] : 0.0f;
+      }
+      const float* bias = a.bias != nullptr ? a.bias + row : nullptr;
+      int64_t t = t0;
+      for (; t + kGemmTokens <= t_end; t += kGemmTokens) {
+        panel_product<kGemmTokens>(panel, a.cols, a.x + t * a.x_stride, a.x_stride, a.out + t * a.out_stride + row,
+                                   a.out_stride, rows, bias);
+      }
+      for (; t < t_end; ++t) {
+        panel_product<1>(panel, a.cols, a.x + t * a.x_stride, a.x_stride, a.out + t * a.out_stride + row,
+                         a.out_stride, rows, bias);
+      }
+    }
+  }
+}
+
 // One thread's share: output rows [begin, end).
 template <WeightFormat F>
 static void quant_matmul_range(const QuantMatmulArgs& a, int64_t begin, int64_t end) {
+  if (a.n >= kGemmMinTokens) {
+    quant_gemm_range<F>(a, begin, end);
+    return;
+  }
   thread_local TileBuffer buffer;
   float* tile = buffer.reserve(kTileRows * a.cols);
   const uint8_t* weight = static_cast<const uint8_t*>(a.weight);

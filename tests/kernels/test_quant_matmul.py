@@ -39,7 +39,7 @@ def test_float_activations_equal_the_reference(isa, fmt):
     cols = 512 if FORMATS[fmt].block_elems > 1 else 72
     weight = random_weight(generator, fmt, 37, cols)
     with cpu_isa(isa):
-        for n in (1, 3, 8, 17):
+        for n in (1, 3, 8, 17, 48, 61, 530):  # the tile kernel, then the panel GEMM (48+; 512-token blocks)
             x = torch.randn(n, cols, generator=generator)
             bias = torch.randn(37, generator=generator) if n % 2 else None
             expected = ops.reference("quantized_matmul")(x, weight, bias)
