@@ -34,6 +34,7 @@ nox.options.sessions = [
     "sympy_verifier",
     "http_fetch",
     "lint",
+    "client_lm_eval",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -170,3 +171,14 @@ def demo(session: nox.Session) -> None:
         'llmkit serve --port 8765 & trap "kill $!" EXIT; llmkit query "What is the capital of France?" --url http://127.0.0.1:8765',
         external=True,
     )
+
+
+@nox.session(python=PYTHON)
+def client_lm_eval(session: nox.Session) -> None:
+    """lm-evaluation-harness, unchanged, against a real `llmkit serve` on loopback: local-completions on a
+    multiple-choice task and local-chat-completions on a generate-until task (local files, no hub), equal
+    to `llmkit eval run` on the same items."""
+    # transformers: lm-eval's local-completions counts context tokens with a Hugging Face tokenizer.
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", "lm_eval[api]==0.4.13", "transformers==5.25.0", "pytest", "httpx")  # fmt: skip
+    env = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    session.run("pytest", "tests/clients/test_lm_eval.py", *session.posargs, env=env)
