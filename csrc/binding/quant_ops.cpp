@@ -8,7 +8,9 @@
 
 #include "binding/op_support.h"
 #include "binding/tensor_arg.h"
+#include "cpu/int8_repack.h"
 #include "cpu/kernel_table.h"
+#include "cpu/thread_pool.h"
 #include "cuda/launch.h"
 #include "model/llama_forward.h"
 
@@ -149,6 +151,7 @@ class PyLlamaForward {
     s.rope_attention_scaling = shape["rope_attention_scaling"].cast<float>();
     s.inv_freq = shape["inv_freq"].cast<std::vector<float>>();
     s.int8_activations = shape["int8_activations"].cast<bool>();
+    s.release_stored = shape.contains("release_stored") && shape["release_stored"].cast<bool>();
     if (s.head_dim > kCpuMaxHeadDim || s.head_dim % 2 != 0 || int64_t(s.inv_freq.size()) != s.head_dim / 2) {
       raise_value_error("head_dim must be even and at most " + std::to_string(kCpuMaxHeadDim) +
                         " with head_dim / 2 inverse frequencies");
@@ -230,6 +233,8 @@ class PyLlamaForward {
   }
 
   int64_t vocab_size() const { return vocab_; }
+  int64_t packed_bytes() const { return forward_->packed_bytes(); }
+  int64_t released_bytes() const { return forward_->released_bytes(); }
 
  private:
   WeightView weight(py::handle spec, const std::string& name, int64_t cols, int64_t rows = -1) {
@@ -314,6 +319,68 @@ class PyLlamaForward {
   CacheView first_cache_;
 };
 
+
+// A Q8_0/Q4_0/Q4_1 weight repacked for the int8-activation matmul (cpu/int8_repack.h): built once per
+// weight (the LM head) and reused by every call; holds nothing of the stored tensor after building.
+class PyPackedInt8Weight {
+ public:
+  PyPackedInt8Weight(py::handle weight, const std::string& format, int64_t cols, bool release_stored) {
+    const WeightView w = weight_view("weight", weight, format, cols);
+    if (TensorArg("weight", weight).device() != DeviceKind::kCPU) raise_value_error("weight must be on the CPU");
+    if (!repackable_for_int8(w.format)) {
+      raise_value_error("only q8_0, q4_0 and q4_1 weights are repacked for int8 activations, got '" + format + "'");
+    }
+    {
+      py::gil_scoped_release release;
+      buffer_ = std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w.data), w.format, w.rows, w.cols);
+      released_ = release_stored && release_file_pages(w.data, w.rows * w.row_bytes);
+    }
+  }
+
+  // out[n, rows] = int8(x) @ W^T (+ bias), x quantized once per call (per 32 columns, as quant_matmul does).
+  void matmul(py::handle out, py::handle x, py::handle bias, int num_threads) const {
+    const PackedInt8Weight& w = buffer_->view();
+    TensorArg xs("x", x);
+    xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, w.cols, "the weight's columns").compact_from(1);
+    if (xs.device() != DeviceKind::kCPU) raise_value_error("x must be on the CPU");
+    TensorArg o("out", out, true);
+    o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
+    o.compact_from(1);
+    QuantMatmulArgs a;
+    a.x = static_cast<const float*>(xs.data());
+    a.x_stride = xs.stride(0);
+    a.format = w.format;
+    a.rows = w.rows;
+    a.cols = w.cols;
+    a.n = xs.size(0);
+    a.out = static_cast<float*>(o.data());
+    a.out_stride = o.stride(0);
+    a.bias = float_vector("bias", bias, w.rows);
+    a.int8_activations = true;
+    if (a.n == 0 || a.rows == 0) return;
+    py::gil_scoped_release release;
+    const cpu::KernelTable& kernels = cpu::active_table();
+    std::vector<int8_t> q(size_t(a.n * a.cols));
+    std::vector<float> scale(size_t(a.n * a.cols / 32)), sum(size_t(a.n * a.cols / 32));
+    kernels.quantize_q8(a.x, a.x_stride, a.n, a.cols, q.data(), scale.data(), sum.data());
+    a.x_q8 = q.data();
+    a.x_q8_scale = scale.data();
+    a.x_q8_sum = sum.data();
+    const int threads = a.rows * a.cols * a.n < (1 << 16) ? 1 : (num_threads > 0 ? num_threads : 1);
+    cpu::parallel_for_ranges(a.rows, kPackRows, threads,
+                             [&](int64_t begin, int64_t end) { kernels.int8_packed_rows(a, w, begin, end); });
+  }
+
+  int64_t rows() const { return buffer_->view().rows; }
+  int64_t cols() const { return buffer_->view().cols; }
+  int64_t nbytes() const { return buffer_->bytes(); }
+  bool released() const { return released_; }
+
+ private:
+  std::unique_ptr<PackedInt8Buffer> buffer_;
+  bool released_ = false;
+};
+
 }  // namespace
 
 void bind_quant(py::module_& m) {
@@ -329,7 +396,21 @@ void bind_quant(py::module_& m) {
       .def("run", &PyLlamaForward::run, "hidden_out"_a, "input_ids"_a, "positions"_a, "slot_mapping"_a,
            "num_decode"_a, "decode_block_tables"_a, "decode_seq_lens"_a, "prefill_block_tables"_a,
            "prefill_seq_lens"_a, "query_start_loc"_a, "num_layers"_a, "scale"_a, "num_threads"_a)
-      .def_property_readonly("vocab_size", &PyLlamaForward::vocab_size);
+      .def_property_readonly("vocab_size", &PyLlamaForward::vocab_size)
+      .def_property_readonly("packed_bytes", &PyLlamaForward::packed_bytes)
+      .def_property_readonly("released_bytes", &PyLlamaForward::released_bytes);
+  py::class_<PyPackedInt8Weight>(m, "PackedInt8Weight",
+                                 "A q8_0/q4_0/q4_1 weight repacked for the int8-activation matmul (rows in "
+                                 "groups of 8); release_stored drops the stored tensor's pages when they are a "
+                                 "read-only file mapping (they fault back from the file if read).")
+      .def(py::init<py::handle, const std::string&, int64_t, bool>(), "weight"_a, "format"_a, "cols"_a,
+           "release_stored"_a = false)
+      .def("matmul", &PyPackedInt8Weight::matmul, "out"_a, "x"_a, "bias"_a = py::none(), "num_threads"_a = 1,
+           "out[n, rows] = x[n, cols] @ dequantize(weight)^T (+ bias) with x quantized to int8 per 32 columns.")
+      .def_property_readonly("rows", &PyPackedInt8Weight::rows)
+      .def_property_readonly("cols", &PyPackedInt8Weight::cols)
+      .def_property_readonly("nbytes", &PyPackedInt8Weight::nbytes)
+      .def_property_readonly("released", &PyPackedInt8Weight::released);
 }
 
 }  // namespace llmkit

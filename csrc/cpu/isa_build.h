@@ -21,6 +21,7 @@ const KernelTable LLMKIT_CPU_TABLE = {
     &LLMKIT_CPU_ISA::quant_matmul_rows,
     &LLMKIT_CPU_ISA::quantize_q8,
     &LLMKIT_CPU_ISA::dequantize_rows,
+    &LLMKIT_CPU_ISA::int8_packed_rows,
 };
 
 }  // namespace cpu

@@ -4,6 +4,9 @@
 #include "common/kernel_args.h"
 
 namespace llmkit {
+
+struct PackedInt8Weight;  // cpu/int8_repack.h
+
 namespace cpu {
 
 struct KernelTable {
@@ -21,6 +24,10 @@ struct KernelTable {
   void (*quantize_q8)(const float* x, int64_t x_stride, int64_t n, int64_t cols, int8_t* q, float* d, float* s);
   // Rows ids[0..count) of args.weight decoded into args.out (x, n and bias unused).
   void (*dequantize_rows)(const QuantMatmulArgs& args, const int64_t* ids, int64_t count);
+  // Rows [row_begin, row_end) with int8 activations from a repacked Q8_0/Q4_0/Q4_1 weight, on the calling
+  // thread (row_begin a multiple of 8 or in the rows % 8 tail); args' weight fields are unused.
+  void (*int8_packed_rows)(const QuantMatmulArgs& args, const PackedInt8Weight& weight, int64_t row_begin,
+                           int64_t row_end);
 };
 
 // Every build this binary holds that this CPU can run, best first ("avx512", "avx2", "baseline").

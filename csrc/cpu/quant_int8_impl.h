@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu/int8_repack.h"
 #include "cpu/quant_blocks.h"
 
 namespace llmkit {
@@ -225,6 +226,170 @@ static inline bool int8_matmul_rows(const QuantMatmulArgs& a, int64_t begin, int
     default: return false;
   }
 }
+
+// Repacked weights (cpu/int8_repack.h): rows [row, row + 8), one group, for tokens [t0, t0 + T). Each
+// token's 4 activation bytes are broadcast against 4 weights of all 8 rows; the 8 maddubs of a Q4
+// block add up in int16 (each lane |w0 x0 + w1 x1| <= 2 * 15 * 127 = 3810, eight of them <= 30480), then
+// one madd gives the 8 rows' int32 dots. Q8_0 (|w| <= 128 by the sign trick, |x| <= 127) fills an int16
+// lane up to 32512 with one maddubs, so each goes through madd into int32 at once.
+template <WeightFormat F, int T>
+static inline void int8_packed_group(const QuantMatmulArgs& a, const PackedInt8Weight& w, const Q8View& qa,
+                                     int64_t row, int64_t t0) {
+  constexpr int64_t header = F == WeightFormat::kQ4_1 ? 32 : 16;  // fp16 d[8] (+ m[8])
+  const int64_t blocks = a.cols / 32;
+  const uint8_t* group = w.groups + (row / kPackRows) * blocks * w.group_block_bytes;
+  float out[T][kPackRows];
+#if defined(__AVX2__)
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* p = group + b * w.group_block_bytes;
+    const uint8_t* qs = p + header;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const int8_t* x[T];
+    for (int t = 0; t < T; ++t) x[t] = qa.q + (t0 + t) * a.cols + b * 32;
+    __m256i dot[T];
+    for (int t = 0; t < T; ++t) dot[t] = _mm256_setzero_si256();
+    if constexpr (F == WeightFormat::kQ8_0) {
+      for (int k = 0; k < 8; ++k) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+        const __m256i v_abs = _mm256_sign_epi8(v, v);
+        for (int t = 0; t < T; ++t) {
+          int32_t x4;
+          std::memcpy(&x4, x[t] + 4 * k, 4);
+          const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x4), v);
+          dot[t] = _mm256_add_epi32(dot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(v_abs, xs), ones));
+        }
+      }
+    } else {
+      for (int k = 0; k < 4; ++k) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+        const __m256i lo = _mm256_and_si256(v, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        for (int t = 0; t < T; ++t) {
+          int32_t x_lo, x_hi;
+          std::memcpy(&x_lo, x[t] + 4 * k, 4);
+          std::memcpy(&x_hi, x[t] + 16 + 4 * k, 4);
+          dot[t] = _mm256_add_epi16(dot[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
+          dot[t] = _mm256_add_epi16(dot[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
+        }
+      }
+      for (int t = 0; t < T; ++t) dot[t] = _mm256_madd_epi16(dot[t], ones);
+    }
+    __m256 m = _mm256_setzero_ps();
+    if constexpr (F == WeightFormat::kQ4_1) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+    for (int t = 0; t < T; ++t) {
+      const int64_t tb = (t0 + t) * blocks + b;
+      const __m256 dotf = _mm256_cvtepi32_ps(dot[t]);
+      __m256 block;
+      if constexpr (F == WeightFormat::kQ4_0) {  // d * (dx * dot - 8 * dx * sum(q_x))
+        block = _mm256_mul_ps(d, _mm256_fmadd_ps(_mm256_set1_ps(qa.d[tb]), dotf, _mm256_set1_ps(-8.0f * qa.s[tb])));
+      } else if constexpr (F == WeightFormat::kQ4_1) {  // d * dx * dot + m * dx * sum(q_x)
+        block = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), dotf, _mm256_mul_ps(m, _mm256_set1_ps(qa.s[tb])));
+      } else {
+        block = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), dotf);
+      }
+      acc[t] = _mm256_add_ps(acc[t], block);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(out[t], acc[t]);
+#else
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < kPackRows; ++r) out[t][r] = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* p = group + b * w.group_block_bytes;
+    const uint8_t* qs = p + header;
+    for (int r = 0; r < kPackRows; ++r) {
+      const float d = read_half(p + 2 * r);
+      const float m = F == WeightFormat::kQ4_1 ? read_half(p + 16 + 2 * r) : 0.0f;
+      for (int t = 0; t < T; ++t) {
+        const int64_t tb = (t0 + t) * blocks + b;
+        const int8_t* x = qa.q + (t0 + t) * a.cols + b * 32;
+        int32_t dot = 0;
+        if constexpr (F == WeightFormat::kQ8_0) {
+          for (int k = 0; k < 8; ++k)
+            for (int j = 0; j < 4; ++j) dot += int32_t(int8_t(qs[32 * k + 4 * r + j])) * int32_t(x[4 * k + j]);
+        } else {
+          for (int k = 0; k < 4; ++k) {
+            for (int j = 0; j < 4; ++j) {
+              const uint8_t byte = qs[32 * k + 4 * r + j];
+              dot += int32_t(byte & 0x0F) * int32_t(x[4 * k + j]) + int32_t(byte >> 4) * int32_t(x[16 + 4 * k + j]);
+            }
+          }
+        }
+        const float dx = qa.d[tb], sx = qa.s[tb];
+        if constexpr (F == WeightFormat::kQ4_0) {
+          out[t][r] += d * (dx * float(dot) - 8.0f * sx);
+        } else if constexpr (F == WeightFormat::kQ4_1) {
+          out[t][r] += d * dx * float(dot) + m * sx;
+        } else {
+          out[t][r] += d * dx * float(dot);
+        }
+      }
+    }
+  }
+#endif
+  for (int t = 0; t < T; ++t) {
+    float* dst = a.out + (t0 + t) * a.out_stride + row;
+    for (int r = 0; r < kPackRows; ++r) dst[r] = out[t][r] + (a.bias != nullptr ? a.bias[row + r] : 0.0f);
+  }
+}
+
+constexpr int kPackedTokens = 4;
+
+template <WeightFormat F>
+static void int8_packed_range(const QuantMatmulArgs& a, const PackedInt8Weight& w, const Q8View& qa, int64_t begin,
+                              int64_t end) {
+  const int64_t group_end = end < w.group_rows ? end : w.group_rows;
+  for (int64_t row = begin; row < group_end; row += kPackRows) {
+    int64_t t = 0;
+    for (; t + kPackedTokens <= a.n; t += kPackedTokens) int8_packed_group<F, kPackedTokens>(a, w, qa, row, t);
+    switch (a.n - t) {
+      case 3: int8_packed_group<F, 3>(a, w, qa, row, t); break;
+      case 2: int8_packed_group<F, 2>(a, w, qa, row, t); break;
+      case 1: int8_packed_group<F, 1>(a, w, qa, row, t); break;
+      default: break;
+    }
+  }
+  if (end > w.group_rows) {  // rows % 8 tail: the GGUF-layout path over the tail's copy
+    const int64_t first = begin > w.group_rows ? begin : w.group_rows;
+    QuantMatmulArgs tail = a;
+    tail.weight = w.tail;
+    tail.format = w.format;
+    tail.row_bytes = w.row_bytes;
+    tail.rows = w.rows - w.group_rows;
+    tail.out = a.out + w.group_rows;
+    tail.bias = a.bias != nullptr ? a.bias + w.group_rows : nullptr;
+    tail.x_q8 = qa.q;
+    tail.x_q8_scale = qa.d;
+    tail.x_q8_sum = qa.s;
+    int64_t t = 0;
+    for (; t + kInt8Tokens <= a.n; t += kInt8Tokens)
+      int8_rows<F, 1, kInt8Tokens>(tail, qa, first - w.group_rows, end - w.group_rows, t);
+    for (; t < a.n; ++t) int8_rows<F, 1, 1>(tail, qa, first - w.group_rows, end - w.group_rows, t);
+  }
+}
+
+// Rows [begin, end) of out = x @ W^T with int8 activations from W repacked (begin a multiple of 8 or at
+// least the tail's first row); `a` gives x (or x_q8), n, out and bias; its weight fields are unused.
+static void int8_packed_rows(const QuantMatmulArgs& a, const PackedInt8Weight& w, int64_t begin, int64_t end) {
+  Q8View qa{a.x_q8, a.x_q8_scale, a.x_q8_sum};
+  if (qa.q == nullptr) {
+    thread_local QuantizedActivations own;
+    own.reserve(a.n, a.cols);
+    quantize_q8(a.x, a.x_stride, a.n, a.cols, own.q, own.d, own.s);
+    qa = Q8View{own.q, own.d, own.s};
+  }
+  switch (w.format) {
+    case WeightFormat::kQ8_0: int8_packed_range<WeightFormat::kQ8_0>(a, w, qa, begin, end); break;
+    case WeightFormat::kQ4_0: int8_packed_range<WeightFormat::kQ4_0>(a, w, qa, begin, end); break;
+    case WeightFormat::kQ4_1: int8_packed_range<WeightFormat::kQ4_1>(a, w, qa, begin, end); break;
+    default: break;
+  }
+}
+
 
 }  // namespace LLMKIT_CPU_ISA
 }  // namespace llmkit

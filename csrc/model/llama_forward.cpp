@@ -17,39 +17,57 @@ namespace {
 // Regions smaller than this run on the calling thread (LLMKIT_MIN_PARALLEL_MACS overrides, for measurements).
 static const int64_t kMinParallelMacs = std::getenv("LLMKIT_MIN_PARALLEL_MACS") ? std::atoll(std::getenv("LLMKIT_MIN_PARALLEL_MACS")) : (int64_t(1) << 15);
 
-constexpr int64_t kRowGrain = 4;  // quant_matmul_rows wants row ranges starting at multiples of 4
+// Row ranges start at multiples of 8: quant_matmul_rows wants multiples of 4, int8_packed_rows of 8.
+constexpr int64_t kRowGrain = kPackRows;
+
+// One matmul of a region: its arguments and, with int8 activations, its repacked weight (or none).
+struct Matmul {
+  QuantMatmulArgs args;
+  const PackedInt8Weight* packed = nullptr;
+
+  void rows(const cpu::KernelTable& kernels, int64_t begin, int64_t end) const {
+    if (packed != nullptr && args.int8_activations) {
+      kernels.int8_packed_rows(args, *packed, begin, end);
+    } else {
+      kernels.quant_matmul_rows(args, begin, end);
+    }
+  }
+};
 
 // Row ranges of one region's matrices: a few per thread, handed out dynamically (see thread_pool.h).
 struct RowChunk {
-  const QuantMatmulArgs* matmul;
+  const Matmul* matmul;
   int64_t begin, end;
 };
 
-std::vector<RowChunk> row_chunks(std::initializer_list<const QuantMatmulArgs*> matmuls, int threads) {
+std::vector<RowChunk> row_chunks(std::initializer_list<const Matmul*> matmuls, int threads) {
   std::vector<RowChunk> chunks;
-  for (const QuantMatmulArgs* m : matmuls) {
+  for (const Matmul* matmul : matmuls) {
+    const QuantMatmulArgs* m = &matmul->args;
     const int64_t units = (m->rows + kRowGrain - 1) / kRowGrain;
     const int64_t pieces = threads <= 1 ? 1 : (units < 4 * int64_t(threads) ? units : 4 * int64_t(threads));
     for (int64_t p = 0; p < pieces; ++p) {
       const int64_t begin = units * p / pieces * kRowGrain;
       const int64_t end = units * (p + 1) / pieces * kRowGrain;
-      if (begin < end) chunks.push_back({m, begin, end < m->rows ? end : m->rows});
+      if (begin < end) chunks.push_back({matmul, begin, end < m->rows ? end : m->rows});
     }
   }
   return chunks;
 }
 
-void run_matmuls(std::initializer_list<const QuantMatmulArgs*> matmuls, int threads) {
+void run_matmuls(std::initializer_list<const Matmul*> matmuls, int threads) {
   const std::vector<RowChunk> chunks = row_chunks(matmuls, threads);
   const cpu::KernelTable& kernels = cpu::active_table();
   cpu::parallel_for_dynamic(int64_t(chunks.size()), threads, [&](int64_t i) {
-    kernels.quant_matmul_rows(*chunks[size_t(i)].matmul, chunks[size_t(i)].begin, chunks[size_t(i)].end);
+    chunks[size_t(i)].matmul->rows(kernels, chunks[size_t(i)].begin, chunks[size_t(i)].end);
   });
 }
 
-QuantMatmulArgs matmul_args(const WeightView& w, const float* x, int64_t x_stride, int64_t n, float* out,
-                            int64_t out_stride, const float* bias, bool int8_activations = false) {
-  QuantMatmulArgs a;
+Matmul matmul_args(const WeightView& w, const float* x, int64_t x_stride, int64_t n, float* out, int64_t out_stride,
+                   const float* bias, bool int8_activations = false) {
+  Matmul m;
+  m.packed = w.packed;
+  QuantMatmulArgs& a = m.args;
   a.int8_activations = int8_activations;
   a.x = x;
   a.x_stride = x_stride;
@@ -62,7 +80,7 @@ QuantMatmulArgs matmul_args(const WeightView& w, const float* x, int64_t x_strid
   a.out = out;
   a.out_stride = out_stride;
   a.bias = bias;
-  return a;
+  return m;
 }
 
 // Threads for a region of `macs` multiply-adds: one when the work is too small to share.
@@ -108,7 +126,22 @@ T* grown(std::vector<T>& buffer, int64_t size) {
 
 LlamaForward::LlamaForward(LlamaShape shape, WeightView embedding, const float* final_norm,
                            std::vector<LayerWeights> layers)
-    : shape_(std::move(shape)), embedding_(embedding), final_norm_(final_norm), layers_(std::move(layers)) {}
+    : shape_(std::move(shape)), embedding_(embedding), final_norm_(final_norm), layers_(std::move(layers)) {
+  if (!shape_.int8_activations) return;
+  for (LayerWeights& layer : layers_) {
+    for (WeightView* w : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
+      if (!repackable_for_int8(w->format)) continue;
+      packed_.push_back(std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w->data), w->format, w->rows,
+                                                           w->cols));
+      w->packed = &packed_.back()->view();
+      packed_bytes_ += packed_.back()->bytes();
+      // Right after each matrix, so the stored and the repacked copy are never both resident in full.
+      if (shape_.release_stored && release_file_pages(w->data, w->rows * w->row_bytes)) {
+        released_bytes_ += w->rows * w->row_bytes;
+      }
+    }
+  }
+}
 
 void LlamaForward::run(const ForwardStep& step) {
   const LlamaShape& s = shape_;
@@ -123,8 +156,8 @@ void LlamaForward::run(const ForwardStep& step) {
   float* cos = grown(cos_, n * s.head_dim);
   float* sin = grown(sin_, n * s.head_dim);
 
-  QuantMatmulArgs embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
-  cpu::active_table().dequantize_rows(embed, step.input_ids, n);
+  const Matmul embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
+  cpu::active_table().dequantize_rows(embed.args, step.input_ids, n);
   for (int64_t t = 0; t < n; ++t) {
     const float position = float(step.positions[t]);
     for (int64_t i = 0; i < half; ++i) {
@@ -142,7 +175,7 @@ void LlamaForward::run(const ForwardStep& step) {
 // With int8 activations, quantizes x [n, cols] once into the forward's buffers and points `matmuls` at it.
 static void share_q8(bool enabled, const float* x, int64_t n, int64_t cols, std::vector<int8_t>& q,
                      std::vector<float>& scale, std::vector<float>& sum,
-                     std::initializer_list<QuantMatmulArgs*> matmuls) {
+                     std::initializer_list<Matmul*> matmuls) {
   if (!enabled) return;
   if (int64_t(q.size()) < n * cols) q.resize(size_t(n * cols));
   if (int64_t(scale.size()) < n * cols / 32) {
@@ -150,10 +183,10 @@ static void share_q8(bool enabled, const float* x, int64_t n, int64_t cols, std:
     sum.resize(size_t(n * cols / 32));
   }
   cpu::active_table().quantize_q8(x, cols, n, cols, q.data(), scale.data(), sum.data());
-  for (QuantMatmulArgs* m : matmuls) {
-    m->x_q8 = q.data();
-    m->x_q8_scale = scale.data();
-    m->x_q8_sum = sum.data();
+  for (Matmul* m : matmuls) {
+    m->args.x_q8 = q.data();
+    m->args.x_q8_scale = scale.data();
+    m->args.x_q8_sum = sum.data();
   }
 }
 
@@ -167,9 +200,9 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
 
   // Attention block: norm, Q/K/V in one region, RoPE, cache write, attention, O projection + residual.
   rms_norm(x, w.attn_norm, n, hidden, s.rms_eps, normed);
-  QuantMatmulArgs q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
-  QuantMatmulArgs k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
-  QuantMatmulArgs v =
+  Matmul q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
+  Matmul k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
+  Matmul v =
       matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias, s.int8_activations);
   share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&q, &k, &v});
   const int qkv_threads = region_threads(n * hidden * qkv_width, step.num_threads);
@@ -216,7 +249,7 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     a.prefill = true;
     kernels.attention(a, step.num_threads);
   }
-  QuantMatmulArgs o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
+  Matmul o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
   share_q8(s.int8_activations, attn, n, q_width, q8_, q8_scale_, q8_sum_, {&o});
   const int o_threads = region_threads(n * q_width * hidden, step.num_threads);
   run_matmuls({&o}, o_threads);
@@ -224,15 +257,15 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
 
   // MLP block: norm, gate and up in one region with SiLU(gate) * up on each thread's columns, down + residual.
   rms_norm(x, w.ffn_norm, n, hidden, s.rms_eps, normed);
-  QuantMatmulArgs gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
-  QuantMatmulArgs up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
+  Matmul gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
+  Matmul up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
   share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&gate, &up});
   const int mlp_threads = region_threads(n * hidden * 2 * I, step.num_threads);
   const std::vector<RowChunk> mlp_chunks = row_chunks({&gate}, mlp_threads);
   cpu::parallel_for_dynamic(int64_t(mlp_chunks.size()), mlp_threads, [&](int64_t c) {
     const int64_t begin = mlp_chunks[size_t(c)].begin, end = mlp_chunks[size_t(c)].end;
-    kernels.quant_matmul_rows(gate, begin, end);
-    kernels.quant_matmul_rows(up, begin, end);
+    gate.rows(kernels, begin, end);
+    up.rows(kernels, begin, end);
     for (int64_t token = 0; token < n; ++token) {
       const float* g = gate_up + token * 2 * I;
       const float* u = g + I;
@@ -240,7 +273,7 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
       for (int64_t i = begin; i < end; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     }
   });
-  QuantMatmulArgs down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
+  Matmul down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
   share_q8(s.int8_activations, act, n, I, q8_, q8_scale_, q8_sum_, {&down});
   const int down_threads = region_threads(n * I * hidden, step.num_threads);
   run_matmuls({&down}, down_threads);

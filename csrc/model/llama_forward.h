@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common/kernel_args.h"
+#include "cpu/int8_repack.h"
 
 namespace llmkit {
 
@@ -21,6 +23,8 @@ struct WeightView {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t row_bytes = 0;
+  // With int8 activations: the same weight repacked for SIMD (cpu/int8_repack.h), owned by the forward.
+  const PackedInt8Weight* packed = nullptr;
 };
 
 struct LayerWeights {
@@ -43,6 +47,9 @@ struct LlamaShape {
   float rope_attention_scaling = 1.0f;
   std::vector<float> inv_freq;  // [head_dim / 2]
   bool int8_activations = false;  // Q8 activations for Q8_0/Q4_0/Q4_1 weights (see QuantMatmulArgs)
+  // With int8 activations: drop the stored weights' pages after repacking them when they are a read-only
+  // file mapping (see release_file_pages), so the repacked copy does not double the weights' memory.
+  bool release_stored = false;
 };
 
 struct ForwardStep {
@@ -67,6 +74,7 @@ struct ForwardStep {
 
 class LlamaForward {
  public:
+  // With shape.int8_activations, every Q8_0/Q4_0/Q4_1 projection is repacked here, once.
   LlamaForward(LlamaShape shape, WeightView embedding, const float* final_norm, std::vector<LayerWeights> layers);
 
   // Every id, slot, length and block id in `step` must be validated by the caller.
@@ -74,6 +82,9 @@ class LlamaForward {
 
   const LlamaShape& shape() const { return shape_; }
   int64_t num_layers() const { return int64_t(layers_.size()); }
+  // Bytes of repacked weights this forward owns, and of stored weights whose pages it released.
+  int64_t packed_bytes() const { return packed_bytes_; }
+  int64_t released_bytes() const { return released_bytes_; }
 
  private:
   void layer(const LayerWeights& w, const ForwardStep& step);
@@ -82,6 +93,9 @@ class LlamaForward {
   WeightView embedding_;
   const float* final_norm_;
   std::vector<LayerWeights> layers_;
+  std::vector<std::unique_ptr<PackedInt8Buffer>> packed_;
+  int64_t packed_bytes_ = 0;
+  int64_t released_bytes_ = 0;
   // Activations, grown to the largest step seen.
   std::vector<float> x_, normed_, qkv_, attn_, gate_up_, act_, cos_, sin_;
   // The int8 activations of one region's input (quantized once, read by every matmul of the region).

@@ -84,6 +84,9 @@ def _build(model: LlamaModel, caches: list[PagedKVCache]):
         "rope_attention_scaling": float(model.rotary.attention_scaling),
         "inv_freq": model.rotary.inv_freq.to(torch.float32).tolist(),
         "int8_activations": getattr(model.layers[0].self_attn.q_proj, "activations", "float32") == "int8",
+        # int8 activations repack the Q8_0/Q4_0/Q4_1 projections (csrc/cpu/int8_repack.h); the stored
+        # tensors' pages are then dropped where they are a read-only file mapping (they fault back if read).
+        "release_stored": True,
     }
     layers = []
     for layer, cache in zip(model.layers, caches, strict=True):

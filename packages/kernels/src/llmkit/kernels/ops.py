@@ -8,6 +8,7 @@ naming the one that is wrong.
 from __future__ import annotations
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from llmkit.core import ops as core_ops
 from llmkit.core.ops import PagedKVCache
@@ -132,11 +133,33 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     _C.apply_token_bitmask(logits, bitmask, indices, **_launch(logits))
 
 
+# Stored Q8_0/Q4_0/Q4_1 weights repacked for the int8-activation kernel (rows interleaved in groups of 8;
+# csrc/cpu/int8_repack.h), one per stored tensor: (the tensor's version when packed, the packed weight).
+_PACKED_FORMATS = ("q8_0", "q4_0", "q4_1")
+_packed_int8: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _packed_for_int8(weight: QuantizedWeight):
+    """The weight's repacked copy, built on its first int8 matmul and rebuilt if its tensor is written to
+    (None for formats without one). Building it releases the stored tensor's pages when they are a
+    read-only file mapping (a memory-mapped GGUF), so the copy does not double the weight's memory; a
+    later read of the tensor faults them back from the file."""
+    if weight.format.name not in _PACKED_FORMATS or weight.data.device.type != "cpu":
+        return None
+    entry = _packed_int8.get(weight.data)
+    if entry is None or entry[0] != weight.data._version:
+        packed = _C.PackedInt8Weight(weight.data, weight.format.name, weight.cols, release_stored=True)
+        entry = (weight.data._version, packed)
+        _packed_int8[weight.data] = entry
+    return entry[1]
+
+
 def quantized_matmul(
     x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None, activations: str = "float32"
 ) -> torch.Tensor:
     """float32 [N, rows] = x [N, cols] @ weight.dequantize().T (+ bias): the stored blocks are decoded in
-    the kernel, never into a float32 copy of the weight."""
+    the kernel, never into a float32 copy of the weight. int8 activations on Q8_0/Q4_0/Q4_1 weights run
+    on the weight's repacked copy (`_packed_for_int8`)."""
     if x.dim() != 2 or x.shape[1] != weight.cols or not x.is_floating_point():
         raise ValueError(
             f"x must be a float [N, {weight.cols}] tensor for a {weight.rows}x{weight.cols} "
@@ -151,6 +174,10 @@ def quantized_matmul(
     if activations not in ("float32", "int8"):
         raise ValueError(f"activations must be float32 or int8, got {activations!r}")
     launch = _launch(x)
+    packed = _packed_for_int8(weight) if activations == "int8" and x.device.type == "cpu" else None
+    if packed is not None:
+        packed.matmul(out, x, bias, launch["num_threads"])
+        return out
     _C.quant_matmul(
         out,
         x,

@@ -1,0 +1,148 @@
+// Q8_0 / Q4_0 / Q4_1 weights repacked for the int8-activation matmul (cpu/quant_int8_impl.h), the idea of
+// llama.cpp's Q4_0x8: rows in groups of 8, interleaved so that one 256-bit vector holds 4 consecutive
+// weights of each of the 8 rows. A maddubs against the token's 4 activation bytes broadcast to all 8
+// rows then yields every row's partial dot in its own lanes, and one madd/cvt/fma per block finishes
+// 8 rows at once (the GGUF layout needs that per row, plus a horizontal sum at the end).
+//
+// Layout: group g (rows 8g..8g+7), block b (columns 32b..32b+31) at groups + (g * blocks + b) * group_block_bytes:
+//   fp16 d[8]                      the 8 rows' scales, as stored (converted to float32 in the kernel)
+//   fp16 m[8]                      Q4_1 only: the 8 rows' mins
+//   Q4_0/Q4_1: 4 x 32 bytes        vector k (k = 0..3), byte 4r + j = the row's stored byte qs[4k + j]:
+//                                  low nibble = weight 4k + j, high nibble = weight 16 + 4k + j
+//   Q8_0:      8 x 32 bytes        vector k (k = 0..7), byte 4r + j = the row's weight 4k + j (int8)
+// so a group block takes exactly the bytes of its 8 rows' GGUF blocks. Rows past the last full group
+// (rows % 8) are copied in the GGUF layout into `tail`, which the kernel reads with the unpacked path.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "common/kernel_args.h"
+
+namespace llmkit {
+
+constexpr int64_t kPackRows = 8;
+
+// A repacked weight as the kernels read it (memory owned by a PackedInt8Buffer).
+struct PackedInt8Weight {
+  WeightFormat format = WeightFormat::kQ4_0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_bytes = 0;          // of a GGUF row (tail rows)
+  int64_t group_rows = 0;         // rows / 8 * 8: the rows in groups
+  int64_t group_block_bytes = 0;  // one group's block (see above)
+  const uint8_t* groups = nullptr;
+  const uint8_t* tail = nullptr;  // rows [group_rows, rows) in the GGUF layout
+};
+
+inline bool repackable_for_int8(WeightFormat f) {
+  return f == WeightFormat::kQ8_0 || f == WeightFormat::kQ4_0 || f == WeightFormat::kQ4_1;
+}
+
+// GGUF block bytes and the bytes of its fp16 header (d, or d and m) for the repackable formats.
+inline int64_t gguf_block_bytes(WeightFormat f) {
+  return f == WeightFormat::kQ8_0 ? 34 : (f == WeightFormat::kQ4_1 ? 20 : 18);
+}
+inline int64_t gguf_header_bytes(WeightFormat f) { return f == WeightFormat::kQ4_1 ? 4 : 2; }
+
+// Owns a 64-byte aligned repacked copy of a stored weight [rows, row_bytes].
+class PackedInt8Buffer {
+ public:
+  PackedInt8Buffer(const uint8_t* weight, WeightFormat format, int64_t rows, int64_t cols) {
+    if (!repackable_for_int8(format)) throw std::invalid_argument("only Q8_0 / Q4_0 / Q4_1 weights are repacked");
+    if (cols <= 0 || cols % 32 != 0 || rows < 0) throw std::invalid_argument("cols must be a positive multiple of 32");
+    const int64_t block = gguf_block_bytes(format), header = gguf_header_bytes(format);
+    const int64_t blocks = cols / 32, payload = block - header;
+    view_.format = format;
+    view_.rows = rows;
+    view_.cols = cols;
+    view_.row_bytes = blocks * block;
+    view_.group_rows = rows / kPackRows * kPackRows;
+    view_.group_block_bytes = kPackRows * block;
+    const int64_t bytes = rows * view_.row_bytes;
+    data_ = static_cast<uint8_t*>(std::aligned_alloc(64, size_t((bytes + 63) / 64 * 64 + 64)));
+    if (data_ == nullptr) throw std::bad_alloc();
+    bytes_ = bytes;
+    uint8_t* out = data_;
+    for (int64_t g = 0; g < view_.group_rows / kPackRows; ++g) {
+      const uint8_t* rows8 = weight + g * kPackRows * view_.row_bytes;
+      for (int64_t b = 0; b < blocks; ++b) {
+        // fp16 headers: d of the 8 rows, then (Q4_1) m of the 8 rows.
+        for (int64_t h = 0; h < header / 2; ++h) {
+          for (int64_t r = 0; r < kPackRows; ++r) {
+            std::memcpy(out + (h * kPackRows + r) * 2, rows8 + r * view_.row_bytes + b * block + h * 2, 2);
+          }
+        }
+        out += header * kPackRows;
+        // Payload in 4-byte pieces: vector k holds piece k of each row.
+        for (int64_t k = 0; k < payload / 4; ++k) {
+          for (int64_t r = 0; r < kPackRows; ++r) {
+            std::memcpy(out + (k * kPackRows + r) * 4, rows8 + r * view_.row_bytes + b * block + header + k * 4, 4);
+          }
+        }
+        out += payload * kPackRows;
+      }
+    }
+    view_.groups = data_;
+    view_.tail = out;
+    std::memcpy(out, weight + view_.group_rows * view_.row_bytes, size_t((rows - view_.group_rows) * view_.row_bytes));
+  }
+  PackedInt8Buffer(const PackedInt8Buffer&) = delete;
+  PackedInt8Buffer& operator=(const PackedInt8Buffer&) = delete;
+  ~PackedInt8Buffer() { std::free(data_); }
+
+  const PackedInt8Weight& view() const { return view_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  int64_t bytes_ = 0;
+  PackedInt8Weight view_;
+};
+
+// Drops this process's resident pages of [data, data + bytes) when they belong to a read-only file
+// mapping (a memory-mapped GGUF): the kernels no longer read them, and anything that does (the float
+// reference path, an embedding lookup) faults them back from the file unchanged. Only whole pages
+// inside the range are dropped. Returns false, dropping nothing, when the range is not entirely in one
+// read-only file-backed mapping (anonymous or writable memory would lose its contents).
+inline bool release_file_pages(const void* data, int64_t bytes) {
+#if defined(__linux__)
+  if (bytes <= 0) return false;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data), end = begin + uintptr_t(bytes);
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return false;
+  bool file_backed_read_only = false;
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long lo = 0, hi = 0, offset = 0, inode = 0;
+    char perms[8] = {0}, dev[32] = {0};
+    int path_at = 0;
+    if (std::sscanf(line, "%lx-%lx %7s %lx %31s %lu %n", &lo, &hi, perms, &offset, dev, &inode, &path_at) < 6) continue;
+    if (begin < lo || begin >= hi) continue;
+    const bool has_path = path_at > 0 && line[path_at] == '/';
+    file_backed_read_only = end <= hi && inode != 0 && has_path && perms[0] == 'r' && perms[1] == '-';
+    break;
+  }
+  std::fclose(maps);
+  if (!file_backed_read_only) return false;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (first >= last) return true;
+  return madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+#else
+  (void)data;
+  (void)bytes;
+  return false;
+#endif
+}
+
+}  // namespace llmkit
