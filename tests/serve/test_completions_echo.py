@@ -110,6 +110,25 @@ def test_echo_with_a_completion_is_the_prompt_then_the_plain_completion(live, ti
     assert mine["text_offset"][count:] == [len(prompt) + offset for offset in theirs["text_offset"]]
 
 
+def test_text_offsets_point_into_the_echoed_text(live, tiny):
+    """Each token's offset is where its text starts in `text`; a token inside a character split over several
+    tokens points at that character's start."""
+    prompt = "Héllo wörld! 日本語 🙂 and the quick brown fox"
+    ids = tiny.tokenizer.encode(prompt)
+    pieces = [tiny.tokenizer.decode([t], skip_special_tokens=False) for t in ids]
+    assert any("\ufffd" in p for p in pieces)  # some characters are split over tokens
+    body = {"prompt": prompt, "echo": True, "logprobs": 1, "max_tokens": 2, "ignore_eos": True}
+    choice = post(live, body).json()["choices"][0]
+    text, offsets = choice["text"], choice["logprobs"]["text_offset"]
+    assert text.startswith(prompt) and len(offsets) == len(ids) + 2
+    assert offsets == sorted(offsets) and offsets[len(ids)] == len(prompt)  # the completion follows the prompt
+    for offset, piece in zip(offsets, pieces, strict=False):
+        if "\ufffd" in piece:
+            assert ord(text[offset]) > 127  # the start of the multi-byte character it is part of
+        else:
+            assert text[offset : offset + len(piece)] == piece
+
+
 def test_echo_without_logprobs_returns_the_prompt_text(live):
     choice = post(live, {"prompt": ["1 + 1 =", "The quick"], "echo": True, "max_tokens": 0}).json()["choices"]
     assert [c["text"] for c in choice] == ["1 + 1 =", "The quick"]

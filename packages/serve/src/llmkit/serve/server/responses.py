@@ -90,11 +90,13 @@ def completion_logprobs(
     offset: int,
 ) -> dict[str, Any]:
     """OpenAI's legacy logprobs: tokens, their logprobs, the top ones (token -> logprob, most likely first)
-    and each token's character offset, counted from `offset` over the tokens' decoded texts."""
+    and where each token's text starts in the decoded text, counted from `offset` (a token that ends
+    inside a UTF-8 character starts where that character does)."""
     offsets, position = [], offset
+    detokenizer = tokenizer.detokenizer(skip_special_tokens=False)
     for token_id in token_ids:
         offsets.append(position)
-        position += len(tokenizer.decode([token_id], skip_special_tokens=False))
+        position += len(detokenizer.push(token_id))
     return {
         "tokens": [token_text(tokenizer, t) for t in token_ids],
         "token_logprobs": logprobs[: len(token_ids)],
