@@ -16,6 +16,11 @@ from .errors import ChatTemplateError
 
 BUILTIN_TEMPLATES = ("chatml", "llama3")
 ROLES = ("system", "user", "assistant", "tool", "developer")
+# Variables the renderer itself sets: extra template variables may not replace them.
+RESERVED_VARIABLES = frozenset(
+    {"messages", "tools", "add_generation_prompt", "continue_final_message", "bos_token", "eos_token"}
+    | {"raise_exception", "strftime_now"}
+)
 
 
 def builtin_template_source(name: str) -> str:
@@ -74,17 +79,37 @@ class ChatTemplate:
         *,
         add_generation_prompt: bool = True,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        continue_final_message: bool = False,
+        extra_variables: Mapping[str, Any] | None = None,
         **variables: Any,
     ) -> str:
-        """The prompt text for `messages` (OpenAI-style dicts), ending with the assistant header if asked."""
+        """The prompt text for `messages` (OpenAI-style dicts), ending with the assistant header if asked.
+
+        `continue_final_message` ends the text inside the final (assistant) message, right after its content,
+        so the reply continues it (HF transformers' rule: render, then cut after the message's content).
+        `extra_variables` and `variables` are extra template variables (e.g. `enable_thinking`, a request's
+        `chat_template_kwargs`); they may not replace the renderer's own.
+        """
         if tools and not self.supports_tools:
             raise ChatTemplateError(
                 f"chat template {self.name!r} has no place for tool definitions; "
                 "choose one that does (e.g. the built-in 'chatml')"
             )
+        variables = {**(extra_variables or {}), **variables}
+        reserved = sorted(RESERVED_VARIABLES & variables.keys())
+        if reserved:
+            raise ChatTemplateError(f"template variables {', '.join(reserved)} are set by the renderer itself")
+        if continue_final_message and add_generation_prompt:
+            raise ChatTemplateError(
+                "continue_final_message and add_generation_prompt cannot both be set: "
+                "the reply either continues the final message or starts a new one"
+            )
+        normalized = [normalize_message(m, i) for i, m in enumerate(messages)]
+        if continue_final_message and (not normalized or normalized[-1]["role"] != "assistant"):
+            raise ChatTemplateError("continue_final_message needs an assistant message last, to continue")
         try:
-            return self._template.render(
-                messages=[normalize_message(m, i) for i, m in enumerate(messages)],
+            text = self._template.render(
+                messages=normalized,
                 tools=list(tools) if tools else None,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
@@ -97,6 +122,20 @@ class ChatTemplate:
             raise ChatTemplateError(f"chat template {self.name!r} attempted an unsafe operation: {err}") from None
         except jinja2.TemplateError as err:
             raise ChatTemplateError(f"chat template {self.name!r} failed to render: {err}") from None
+        return self._cut_after_final_message(text, normalized[-1]) if continue_final_message else text
+
+    def _cut_after_final_message(self, text: str, final: Mapping[str, Any]) -> str:
+        """The rendered text up to the end of the final message's content (HF's `continue_final_message`)."""
+        content = final["content"] or ""
+        if not content.strip() or content.strip() not in text:
+            raise ChatTemplateError(
+                f"chat template {self.name!r} does not write the final message's content into the prompt, "
+                "so the reply cannot continue it"
+            )
+        at = text.rindex(content.strip())
+        if text[at : at + len(content.lstrip())] == content:  # the template kept the content's trailing spaces
+            return text[: at + len(content.lstrip())]
+        return text[: at + len(content.strip())]
 
 
 def normalize_message(message: Mapping[str, Any], index: int) -> dict[str, Any]:

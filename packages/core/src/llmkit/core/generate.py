@@ -14,7 +14,7 @@ import torch
 from .errors import ContextLengthError, InvalidParameterError
 from .models.attention import KVCache
 from .models.llama import LlamaModel
-from .sampling import SampleOutput, SamplingBatch, SamplingParams, sample
+from .sampling import SampleOutput, SamplingBatch, SamplingParams, force_thinking_budgets, sample
 from .sampling.rng import derive_seed
 from .stopping import OutputStream
 from .tokenizer import Tokenizer
@@ -161,6 +161,9 @@ def _run(model: LlamaModel, sequences: list[_Sequence]) -> Iterator[StreamEvent]
             [s.prompt_ids for s in sequences],
             vocab,
             device,
+        )
+        force_thinking_budgets(
+            logits, [s.params.thinking_budget for s in sequences], [s.output.token_ids for s in sequences]
         )
         chosen = sample(logits, sampling)
         tokens = chosen.token_ids.tolist()

@@ -67,11 +67,20 @@ class Pretrained:
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
     ) -> list[int]:
-        """Token ids of `messages` rendered with the chat template."""
+        """Token ids of `messages` rendered with the chat template (`template_kwargs`: extra template variables,
+        e.g. `enable_thinking`; `continue_final_message`: the reply continues the final assistant message)."""
         if self.chat_template is None:
             raise ModelFormatError(f"{self.path} has no chat template; pass chat_template='chatml' (or another name)")
-        text = self.chat_template.render(messages, tools=tools, add_generation_prompt=add_generation_prompt)
+        text = self.chat_template.render(
+            messages,
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            extra_variables=template_kwargs,
+        )
         return self.tokenizer.encode(text)
 
 

@@ -2,5 +2,6 @@
 
 from .params import SamplingParams
 from .sampler import SampleOutput, SamplingBatch, sample
+from .thinking import ThinkingBudget, force_thinking_budgets
 
-__all__ = ["SampleOutput", "SamplingBatch", "SamplingParams", "sample"]
+__all__ = ["SampleOutput", "SamplingBatch", "SamplingParams", "ThinkingBudget", "force_thinking_budgets", "sample"]

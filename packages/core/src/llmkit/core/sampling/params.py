@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ContextLengthError, InvalidParameterError
+from .thinking import ThinkingBudget
 
 MAX_TOP_LOGPROBS = 20
 
@@ -19,6 +20,7 @@ class SamplingParams:
     applies to prompt and output tokens, presence/frequency penalties to output tokens.
     `logits_processors` names plugin samplers: ("typical", {"mass": 0.9}) or just "name".
     `prompt_logprobs` also reports each prompt token's logprob given the tokens before it.
+    `thinking_budget` forces the closing tag once a thinking section has spent its tokens (see thinking.py).
     """
 
     temperature: float = 1.0
@@ -39,6 +41,7 @@ class SamplingParams:
     prompt_logprobs: bool = False
     n: int = 1
     logits_processors: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    thinking_budget: ThinkingBudget | None = None  # closes the reply's thinking section after that many tokens
 
     def __post_init__(self) -> None:
         _check(self.temperature >= 0, f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
@@ -66,6 +69,10 @@ class SamplingParams:
         object.__setattr__(self, "stop", stop)
         object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
         object.__setattr__(self, "logits_processors", _normalize_processors(self.logits_processors))
+        _check(
+            self.thinking_budget is None or isinstance(self.thinking_budget, ThinkingBudget),
+            f"thinking_budget must be a ThinkingBudget or None, got {type(self.thinking_budget).__name__}",
+        )
 
     @property
     def greedy(self) -> bool:
