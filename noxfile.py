@@ -35,6 +35,7 @@ nox.options.sessions = [
     "http_fetch",
     "lint",
     "client_lm_eval",
+    "client_agents",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -182,3 +183,12 @@ def client_lm_eval(session: nox.Session) -> None:
     session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", "lm_eval[api]==0.4.13", "transformers==5.25.0", "pytest", "httpx")  # fmt: skip
     env = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     session.run("pytest", "tests/clients/test_lm_eval.py", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def client_agents(session: nox.Session) -> None:
+    """The OpenAI Agents SDK, unchanged, against a real `llmkit serve` (the default model) on loopback: an Agent's
+    `@function_tool` called through the generic tool-call format, then a final answer from the history."""
+    # ".": the native kernels, whose grammar matcher keeps the default model's constrained turns fast.
+    session.install(TORCH, "./packages/core", "./packages/serve", ".", "openai-agents==0.24.0", "pytest", "httpx")  # fmt: skip
+    session.run("pytest", "tests/clients/test_openai_agents.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
