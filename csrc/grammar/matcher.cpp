@@ -13,32 +13,38 @@ namespace llmkit::grammar {
 
 namespace {
 
-// Bellman-Ford relaxations to a fixpoint over byte edges of bytes that have a one-byte token and over
-// call edges (a callee costs its shortest string); mirrors budget.finish_costs in the reference.
+// Relaxations to a fixpoint over byte edges of bytes that have a one-byte token and over call edges
+// (a callee costs its shortest string); mirrors budget.finish_costs in the reference. Updating in place,
+// last state first (a rule's DFA numbers its states outward from the start, so costs flow back from the
+// accepting states in few sweeps), reaches the same least fixpoint as the reference's rounds.
 std::vector<int64_t> compute_finish_costs(const GrammarTables& g, const Vocabulary& v) {
   std::vector<uint8_t> usable_class(g.num_classes, 0);
   for (const std::string& data : v.token_bytes) {
     if (data.size() == 1) usable_class[g.byte_class[static_cast<uint8_t>(data[0])]] = 1;
   }
+  std::vector<int32_t> edge_offsets(g.num_states + 1, 0), edge_targets;  // usable byte edges, sparse
+  for (int s = 0; s < g.num_states; ++s) {
+    const size_t row = static_cast<size_t>(s) * g.num_classes;
+    for (int c = 0; c < g.num_classes; ++c) {
+      if (g.transitions[row + c] >= 0 && usable_class[c]) edge_targets.push_back(g.transitions[row + c]);
+    }
+    edge_offsets[s + 1] = static_cast<int32_t>(edge_targets.size());
+  }
   std::vector<int64_t> cost(g.num_states);
   for (int s = 0; s < g.num_states; ++s) cost[s] = g.accepting[s] ? 0 : kUnreachable;
   for (bool changed = true; changed;) {
     changed = false;
-    std::vector<int64_t> updated(cost);
-    for (int s = 0; s < g.num_states; ++s) {
-      const size_t row = static_cast<size_t>(s) * g.num_classes;
-      for (int c = 0; c < g.num_classes; ++c) {
-        const int32_t t = g.transitions[row + c];
-        if (t >= 0 && usable_class[c]) updated[s] = std::min(updated[s], cost[t] + 1);
-      }
+    for (int s = g.num_states - 1; s >= 0; --s) {
+      int64_t best = cost[s];
+      for (int32_t e = edge_offsets[s]; e < edge_offsets[s + 1]; ++e) best = std::min(best, cost[edge_targets[e]] + 1);
       for (int32_t e = g.call_offsets[s]; e < g.call_offsets[s + 1]; ++e) {
-        updated[s] = std::min(updated[s], cost[g.rule_start[g.call_rules[e]]] + cost[g.call_targets[e]]);
+        best = std::min(best, cost[g.rule_start[g.call_rules[e]]] + cost[g.call_targets[e]]);
       }
-      updated[s] = std::min(updated[s], kUnreachable);
-    }
-    if (updated != cost) {
-      cost.swap(updated);
-      changed = true;
+      best = std::min(best, kUnreachable);
+      if (best < cost[s]) {
+        cost[s] = best;
+        changed = true;
+      }
     }
   }
   return cost;

@@ -1,7 +1,6 @@
 #include "grammar/token_walk.h"
 
 #include <algorithm>
-#include <map>
 #include <set>
 
 namespace llmkit::grammar {
@@ -122,33 +121,72 @@ std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth) {
   const int n = g.num_states;
   std::vector<int32_t> blocks(n);
   for (int s = 0; s < n; ++s) blocks[s] = (g.accepting[s] ? 1 : 0) | (g.is_start_rule(s) ? 2 : 0);
+  // Each round, a state's signature is its block, its (byte class, successor's block) edges and its
+  // (rule, return block) calls sorted; equal signatures share the next round's block, numbered by first appearance. The
+  // signatures live in one flat buffer and are deduplicated by an open-addressing table over it.
+  std::vector<int32_t> signatures, offsets(n + 1), refined(n);
+  size_t capacity = 16;
+  while (capacity < 2 * static_cast<size_t>(n)) capacity *= 2;
+  std::vector<int32_t> table(capacity);
+  std::vector<uint64_t> hashes(n);
+  std::vector<std::pair<int32_t, int32_t>> calls;
+  // The byte edges of each state as (class, target) pairs: most rows of the dense table are mostly -1.
+  std::vector<int32_t> edge_offsets(n + 1, 0), edge_classes, edge_targets;
+  for (int s = 0; s < n; ++s) {
+    const size_t row = static_cast<size_t>(s) * g.num_classes;
+    for (int c = 0; c < g.num_classes; ++c) {
+      if (g.transitions[row + c] >= 0) {
+        edge_classes.push_back(c);
+        edge_targets.push_back(g.transitions[row + c]);
+      }
+    }
+    edge_offsets[s + 1] = static_cast<int32_t>(edge_classes.size());
+  }
   int num_blocks = -1;
   for (int round = 0; round <= depth; ++round) {
-    std::map<std::vector<int32_t>, int32_t> ids;
-    std::vector<int32_t> refined(n);
-    std::vector<int32_t> signature;
+    signatures.clear();
     for (int s = 0; s < n; ++s) {
-      signature.clear();
-      signature.push_back(blocks[s]);
-      const size_t row = static_cast<size_t>(s) * g.num_classes;
-      for (int c = 0; c < g.num_classes; ++c) {
-        const int32_t t = g.transitions[row + c];
-        signature.push_back(t < 0 ? -1 : blocks[t]);
+      offsets[s] = static_cast<int32_t>(signatures.size());
+      signatures.push_back(blocks[s]);
+      for (int32_t e = edge_offsets[s]; e < edge_offsets[s + 1]; ++e) {
+        signatures.push_back(edge_classes[e]);
+        signatures.push_back(blocks[edge_targets[e]]);
       }
-      std::vector<std::pair<int32_t, int32_t>> calls;
+      calls.clear();
       for (int32_t e = g.call_offsets[s]; e < g.call_offsets[s + 1]; ++e) {
         calls.emplace_back(g.call_rules[e], blocks[g.call_targets[e]]);
       }
       std::sort(calls.begin(), calls.end());
       for (const auto& [rule, block] : calls) {
-        signature.push_back(-2 - rule);
-        signature.push_back(block);
+        signatures.push_back(-2 - rule);
+        signatures.push_back(block);
       }
-      refined[s] = ids.emplace(signature, static_cast<int32_t>(ids.size())).first->second;
     }
-    const int count = static_cast<int>(ids.size());
+    offsets[n] = static_cast<int32_t>(signatures.size());
+    std::fill(table.begin(), table.end(), -1);
+    int count = 0;
+    for (int s = 0; s < n; ++s) {
+      const int32_t* begin = signatures.data() + offsets[s];
+      const int32_t length = offsets[s + 1] - offsets[s];
+      uint64_t hash = 1469598103934665603ull;
+      for (int32_t k = 0; k < length; ++k) hash = (hash ^ static_cast<uint32_t>(begin[k])) * 1099511628211ull;
+      hashes[s] = hash;
+      for (size_t slot = hash & (capacity - 1);; slot = (slot + 1) & (capacity - 1)) {
+        const int32_t other = table[slot];
+        if (other < 0) {
+          table[slot] = s;
+          refined[s] = count++;
+          break;
+        }
+        if (hashes[other] == hash && offsets[other + 1] - offsets[other] == length &&
+            std::equal(begin, begin + length, signatures.data() + offsets[other])) {
+          refined[s] = refined[other];
+          break;
+        }
+      }
+    }
     blocks.swap(refined);
-    if (count == num_blocks) break;
+    if (count == num_blocks || count == n) break;  // stable, or every state apart: no round splits more
     num_blocks = count;
   }
   return blocks;

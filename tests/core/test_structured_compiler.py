@@ -4,7 +4,9 @@ reference Earley chart; unsupported keywords are errors naming the keyword and i
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 
 import pytest
 
@@ -302,6 +304,54 @@ def test_compiler_prepares_each_new_grammar_once_on_its_thread_and_survives_a_fa
         compiler.compile(other)
     assert compiler.cached(other) is None  # not cached half-prepared; the next request compiles again
     assert compiler.compile(other).num_states > 0 and len(seen) == 3
+    compiler.shutdown()
+
+
+def test_compiler_hands_a_grammar_out_before_warming_it_on_a_thread_of_its_own():
+    """`warm` (the engine classifies every state's tokens there) runs after the grammar is handed out and
+    off the compiler's thread: neither the request nor the next compilation waits for it."""
+    release, warmed = threading.Event(), []
+
+    def warm(grammar):
+        release.wait(30)
+        warmed.append((grammar, threading.current_thread().name))
+
+    compiler = GrammarCompiler(prepare=lambda grammar: None, warm=warm)
+    first = compiler.compile(StructuredOutput("json_schema", {"type": "integer"}))
+    second = compiler.compile(StructuredOutput("json_schema", {"type": "boolean"}))  # the first still warming
+    assert compiler.compile(StructuredOutput("json_schema", {"type": "integer"})) is first  # a hit: no warming
+    with pytest.raises(GrammarError):
+        compiler.compile(StructuredOutput("json_schema", {"type": "string", "format": "ipv9"}))
+    assert warmed == []
+    release.set()
+    deadline = time.monotonic() + 30
+    while len(warmed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [grammar for grammar, _ in warmed] == [first, second]
+    assert all(name.startswith("llmkit-grammar-warm") for _, name in warmed)
+    compiler.shutdown()
+
+
+def test_a_failing_warm_is_logged_and_the_grammar_stays_usable(caplog):
+    done = threading.Event()
+
+    def warm(grammar):
+        done.set()
+        raise RuntimeError("warm broke")
+
+    def logged() -> bool:
+        return any("warming a compiled grammar failed" in r.message for r in caplog.records)
+
+    compiler = GrammarCompiler(warm=warm)
+    spec = StructuredOutput("json_schema", {"type": "integer"})
+    with caplog.at_level(logging.ERROR, logger="llmkit.core.structured.compiler"):
+        grammar = compiler.compile(spec)
+        assert done.wait(30)
+        deadline = time.monotonic() + 30
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert logged()
+    assert compiler.cached(spec) is grammar and compiler.compile(spec) is grammar
     compiler.shutdown()
 
 

@@ -365,3 +365,79 @@ def test_budget_below_the_shortest_completion_leaves_the_mask_as_filled(name, ti
     native.restrict_to_budget(rows, 0, 1)
     reference.restrict_to_budget(rows, 1, 1)
     assert torch.equal(rows[0], rows[2]) and torch.equal(rows[1], rows[2]) and rows[2].any()
+
+
+def random_schema(rng: random.Random, depth: int = 0) -> dict:
+    """A random JSON Schema of the kinds the benchmark serves (objects, arrays, strings, numbers, enums)."""
+    kinds = ["string", "integer", "number", "boolean", "enum"] + (["object", "array"] if depth < 2 else [])
+    kind = rng.choice(kinds)
+    if kind == "object":
+        names = rng.sample(["id", "name", "tags", "score", "when", "kind", "items"], rng.randint(1, 4))
+        properties = {name: random_schema(rng, depth + 1) for name in names}
+        required = [name for name in names if rng.random() < 0.7]
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": rng.random() < 0.3,
+        }
+    if kind == "array":
+        return {"type": "array", "items": random_schema(rng, depth + 1), "maxItems": rng.randint(1, 5)}
+    if kind == "string":
+        return rng.choice(
+            [
+                {"type": "string"},
+                {"type": "string", "maxLength": rng.randint(1, 40)},
+                {"type": "string", "format": rng.choice(["date", "uuid", "email"])},
+            ]
+        )
+    if kind == "integer":
+        return {"type": "integer", "minimum": rng.randint(-50, 0), "maximum": rng.randint(1, 5000)}
+    if kind == "enum":
+        return {"enum": rng.sample(["red", "green", "blue", 7, None, True], rng.randint(1, 4))}
+    return {"type": kind}
+
+
+def test_an_unclassified_index_classifies_each_state_on_its_first_visit(real_vocab):
+    """`prepare(classify=False)` (what a request waits for in the engine) builds the index only; the first
+    mask classifies the states it starts from, no others."""
+    _, vocab = real_vocab
+    grammar = compile_structured(SPECS["object"])
+    NativeGrammarMatcher.prepare(grammar, vocab, classify=False)
+    matcher = NativeGrammarMatcher(grammar, vocab)
+    assert matcher.index.cache_size == 0 and matcher.index.num_state_classes > 10
+    matcher.allowed_tokens()
+    assert matcher.index.cache_size == 1
+
+
+def test_lazily_classified_masks_equal_precomputed_ones_on_random_schemas(real_vocab):
+    """Fresh random schemas each run, the default model's vocabulary: a matcher whose index classifies
+    states on first visit and one whose index classified every state up front give the same masks along a
+    random walk through them (the order states are classified in changes which base bitmasks exist)."""
+    _, vocab = real_vocab
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    for _ in range(4):
+        spec = StructuredOutput("json_schema", random_schema(rng))
+        lazy_grammar, eager_grammar = compile_structured(spec), compile_structured(spec)  # separate indexes
+        NativeGrammarMatcher.prepare(eager_grammar, vocab, num_threads=2)
+        lazy, eager = NativeGrammarMatcher(lazy_grammar, vocab), NativeGrammarMatcher(eager_grammar, vocab)
+        for _ in range(60):
+            allowed = lazy.allowed_tokens()
+            np.testing.assert_array_equal(allowed, eager.allowed_tokens(), err_msg=f"seed {seed}, {spec.source}")
+            choices = np.flatnonzero(allowed)
+            if len(choices) == 0 or lazy.is_terminated():
+                break
+            token = int(rng.choice(choices.tolist()))
+            assert lazy.accept_token(token) and eager.accept_token(token)
+        assert lazy.index.cache_size <= eager.index.cache_size == eager.index.num_state_classes
+
+
+def test_tables_take_numpy_arrays_of_their_dtype_and_refuse_other_dtypes(grammars):
+    g = grammars["recursive"]
+    arrays = [g.rule_start, g.state_rule, g.accepting, g.byte_class, g.transitions.reshape(-1), g.num_classes,
+              g.call_offsets, g.call_rules, g.call_targets]  # fmt: skip
+    assert _C.GrammarTables(*arrays).num_states == g.num_states
+    arrays[4] = g.transitions.reshape(-1).astype(np.int64)  # never narrowed silently
+    with pytest.raises(TypeError):
+        _C.GrammarTables(*arrays)

@@ -36,15 +36,15 @@ def native_index(grammar: CompiledGrammar, vocabulary: VocabularyIndex):
     tables = grammar.backend_state.get("native_tables")
     if tables is None:
         tables = _C.GrammarTables(
-            grammar.rule_start.tolist(),
-            grammar.state_rule.tolist(),
-            grammar.accepting.tolist(),
-            grammar.byte_class.tolist(),
-            grammar.transitions.reshape(-1).tolist(),
+            grammar.rule_start,
+            grammar.state_rule,
+            grammar.accepting,
+            grammar.byte_class,
+            grammar.transitions.reshape(-1),
             grammar.num_classes,
-            grammar.call_offsets.tolist(),
-            grammar.call_rules.tolist(),
-            grammar.call_targets.tolist(),
+            grammar.call_offsets,
+            grammar.call_rules,
+            grammar.call_targets,
         )
         grammar.backend_state["native_tables"] = tables
     index = _C.GrammarIndex(tables, native_vocabulary(vocabulary))
@@ -81,10 +81,15 @@ class NativeGrammarMatcher(_C.GrammarMatcher):
         super().__init__(self.index, list(self.stop_token_ids))
 
     @staticmethod
-    def prepare(grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None) -> None:
-        """Classify the tokens of every state of the grammar now (otherwise each state's first visit
-        pays it), on `num_threads` threads (default: torch's), without the GIL."""
-        native_index(grammar, vocabulary).precompute(torch.get_num_threads() if num_threads is None else num_threads)
+    def prepare(
+        grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None, classify: bool = True
+    ) -> None:
+        """Build the grammar's index over the vocabulary now (its state classes and finish costs) and, with
+        `classify`, classify the tokens of every state too, on `num_threads` threads (default: torch's),
+        without the GIL; otherwise each state's tokens are classified on its first visit."""
+        index = native_index(grammar, vocabulary)
+        if classify:
+            index.precompute(torch.get_num_threads() if num_threads is None else num_threads)
 
     def accept_bytes(self, data: bytes) -> bool:
         return super().accept_bytes(bytes(data))

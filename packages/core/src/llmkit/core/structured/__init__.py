@@ -32,13 +32,16 @@ def create_matcher(grammar: CompiledGrammar, vocabulary: VocabularyIndex, stop_t
     return implementation(MATCHER_OP, "cpu")(grammar, vocabulary, stop_token_ids)
 
 
-def prepare_matcher(grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None) -> None:
-    """Build the best matcher implementation's tables for this grammar now (native: classify the tokens of
-    every grammar state, on `num_threads` threads), so a generation's first tokens do not pay for it.
-    Implementations without per-grammar tables (the Python reference) have nothing to do."""
+def prepare_matcher(
+    grammar: CompiledGrammar, vocabulary: VocabularyIndex, num_threads: int | None = None, classify: bool = True
+) -> None:
+    """Build the best matcher implementation's tables for this grammar now (native: its index over the
+    vocabulary and, with `classify`, the token classification of every grammar state, on `num_threads`
+    threads), so a generation's first tokens do not pay for it. Implementations without per-grammar tables
+    (the Python reference) have nothing to do."""
     prepare = getattr(implementation(MATCHER_OP, "cpu"), "prepare", None)
     if prepare is not None:
-        prepare(grammar, vocabulary, num_threads)
+        prepare(grammar, vocabulary, num_threads, classify)
 
 
 def fill_next_token_bitmasks(matchers: Sequence[Any], bitmask: torch.Tensor, rows: Sequence[int]) -> None:

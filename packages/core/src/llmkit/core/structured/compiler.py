@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,8 @@ from .json_schema import JsonOptions, compile_json_schema
 from .json_values import ANY_VALUE, add_any_value_rules, whitespace
 from .regex import regex_to_ir
 from .tool_calls import tool_call_grammar
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("json_schema", "json_object", "regex", "grammar", "tool_calls")
 
@@ -82,16 +86,24 @@ class GrammarCompiler:
     """An LRU cache of compiled grammars (and of compile errors) keyed by content hash."""
 
     def __init__(
-        self, max_entries: int = 256, workers: int = 1, prepare: Callable[[CompiledGrammar], None] | None = None
+        self,
+        max_entries: int = 256,
+        workers: int = 1,
+        prepare: Callable[[CompiledGrammar], None] | None = None,
+        warm: Callable[[CompiledGrammar], None] | None = None,
     ):
-        """`prepare`, if given, runs on the compiler's thread after each successful compilation (the engine
-        builds the matcher's token-mask tables there, off the decoding thread)."""
+        """`prepare`, if given, runs on the compiler's thread after each successful compilation, before the
+        grammar is handed out (the engine builds what a matcher's first mask needs there). `warm`, if given,
+        runs after it is handed out, on a thread of its own, so that neither the request nor the next
+        compilation waits for it (the engine classifies every state's tokens there)."""
         self.max_entries = max_entries
         self.prepare = prepare
+        self.warm = warm
         self._entries: collections.OrderedDict[str, CompiledGrammar | GrammarError] = collections.OrderedDict()
         self._pending: dict[str, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="llmkit-grammar")
+        self._warmer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-grammar-warm")
         self.hits = self.misses = 0
 
     def cached(self, spec: StructuredOutput) -> CompiledGrammar | None:
@@ -128,7 +140,15 @@ class GrammarCompiler:
             self.misses += 1
             future = self._executor.submit(self._compile, spec, key)
             self._pending[key] = future
-            return future
+        if self.warm is not None:
+            future.add_done_callback(self._start_warming)
+        return future
+
+    def _start_warming(self, compiled: concurrent.futures.Future) -> None:
+        if compiled.cancelled() or compiled.exception() is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # shut down meanwhile: nothing left to warm for
+            self._warmer.submit(self.warm, compiled.result()).add_done_callback(_log_warm_failure)
 
     def _compile(self, spec: StructuredOutput, key: str) -> CompiledGrammar:
         try:
@@ -152,3 +172,11 @@ class GrammarCompiler:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._warmer.shutdown(wait=False, cancel_futures=True)
+
+
+def _log_warm_failure(warming: concurrent.futures.Future) -> None:
+    """Warming only saves first visits later (masks are computed on demand either way), so a failure is
+    logged, not raised into a request that did not ask for it."""
+    if not warming.cancelled() and warming.exception() is not None:
+        logger.error("warming a compiled grammar failed", exc_info=warming.exception())

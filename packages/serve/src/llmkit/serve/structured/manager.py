@@ -53,8 +53,12 @@ class SequenceGrammar:
 class GrammarManager:
     def __init__(self, tokenizer, vocab_size: int) -> None:
         self.tokenizer, self.model_vocab_size = tokenizer, vocab_size
-        # Each grammar's token-mask tables are built on the compiler's thread, one thread: decoding goes on.
-        self.compiler = GrammarCompiler(prepare=lambda grammar: prepare_matcher(grammar, self.vocabulary, 1))
+        # A grammar is handed to its requests once compiled and indexed (each state's tokens are classified on
+        # its first visit); every state is then classified on a thread of its own while decoding goes on.
+        self.compiler = GrammarCompiler(
+            prepare=lambda grammar: prepare_matcher(grammar, self.vocabulary, 1, classify=False),
+            warm=lambda grammar: prepare_matcher(grammar, self.vocabulary, 1),
+        )
         self._vocabulary = None
         self._workers = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-masks")
         self.jump_forward_tokens = 0
