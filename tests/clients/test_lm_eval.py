@@ -55,7 +55,7 @@ def server(model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [BIN / "llmkit", "serve", "--model", str(model_dir), "--port", str(port)],
+            [BIN / "llmkit", "serve", "--model", str(model_dir), "--port", str(port), "--kv-cache-memory", "64MiB"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **OFFLINE},
