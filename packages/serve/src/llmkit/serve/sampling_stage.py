@@ -1,5 +1,5 @@
-"""The runner's sampling stage: logits -> new tokens. Grammar masks on constrained rows, penalties and
-the sampler for plain decoding, rejection-sampling verification for sequences with drafts, and the
+"""The runner's sampling stage: logits -> new tokens. Grammar masks on constrained rows, thinking budgets
+(the closing tag forced once a thinking section has spent its tokens), penalties and the sampler for plain decoding, rejection-sampling verification for sequences with drafts, and the
 logprobs each request asked for. It reads sequences (params, seeds, outputs, grammars) and changes none."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from llmkit.core import ops
-from llmkit.core.sampling import SamplingBatch, sample
+from llmkit.core.sampling import SamplingBatch, force_thinking_budgets, sample
 
 from .runner_output import SampledTokens
 from .scheduler_output import ScheduledSequence
@@ -67,10 +67,16 @@ class SamplingStage:
         )
         if self.grammars is not None:
             self.grammars.apply(logits, seqs)
+        force_thinking_budgets(logits, [s.params.thinking_budget for s in seqs], [s.output_token_ids for s in seqs])
         return sample(logits, batch, with_logprobs=False).token_ids.tolist()
 
     def _masked_for_drafts(self, logits: torch.Tensor, sequences, spans: list[tuple[int, int]]) -> torch.Tensor:
-        """Verification logits with each constrained sequence's rows masked by its grammar along its drafts."""
+        """Verification logits with each constrained sequence's rows masked by its grammar along its drafts,
+        and the rows where a thinking budget forces the closing tag (given the drafts before them) forced."""
+        for seq, (first, count) in zip(sequences, spans, strict=True):
+            if seq.params.thinking_budget is not None:
+                along = [seq.output_token_ids + seq.draft_token_ids[:j] for j in range(count)]
+                force_thinking_budgets(logits[first : first + count], [seq.params.thinking_budget] * count, along)
         constrained = [(seq, span) for seq, span in zip(sequences, spans, strict=True) if seq.grammar is not None]
         if not constrained or self.grammars is None:
             return logits

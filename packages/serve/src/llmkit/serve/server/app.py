@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..reasoning import ReasoningStream, ReplyReasoning
 from ..structured.generic_tools import GENERIC, new_tool_call_stream, set_generic_messages
 from . import responses as R
 from .embeddings import create_embeddings
@@ -78,7 +79,18 @@ async def chat_completions(request: Request) -> Response:
     if req.stream:
         tool_call_format = job.tool_call_format
         return _stream(
-            _chat_stream(server, request, req, prompt, params, request_id, job.with_tools, admit, tool_call_format)
+            _chat_stream(
+                server,
+                request,
+                req,
+                prompt,
+                params,
+                request_id,
+                job.with_tools,
+                admit,
+                tool_call_format,
+                job.reasoning,
+            )
         )
     ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id, admit)])
     generic = job.with_tools and job.tool_call_format == GENERIC
@@ -95,6 +107,9 @@ async def chat_completions(request: Request) -> Response:
     )
     if generic:
         set_generic_messages(body["choices"], choices)
+    if job.reasoning is not None and not job.with_tools:  # with tools, the tool-call parser splits reasoning
+        for body_choice in body["choices"]:
+            body_choice["message"] = job.reasoning.message(choices[body_choice["index"]].text)
     return JSONResponse(body)
 
 
@@ -108,6 +123,7 @@ async def _chat_stream(
     with_tools: bool,
     admit=None,
     tool_call_format: str = "hermes",
+    reasoning: ReplyReasoning | None = None,
 ):
     created = int(time.time())
     tokenizer = server.engine.tokenizer
@@ -125,6 +141,7 @@ async def _chat_stream(
     choices: dict[int, R.Choice] = {}
     cached = 0
     tool_streams: dict = {}  # choice index -> ToolCallStream or GenericToolCallStream
+    reasoning_streams: dict[int, ReasoningStream] = {}  # choice index -> its reasoning/content splitter
     async for output in server.run(request, prompt, params, request_id, admit):
         R.accumulate(choices, output)
         cached = output.num_cached_tokens
@@ -141,6 +158,12 @@ async def _chat_stream(
                 if finish is not None:
                     finish = "tool_calls" if stream.called else finish
                     payloads = payloads or [{}]
+            elif reasoning is not None:  # reasoning_content deltas, then content deltas
+                splitter = reasoning_streams.setdefault(delta.index, reasoning.stream())
+                payloads = splitter.push(delta.text, finish is not None)
+                if not payloads and finish is None and logprobs is None:
+                    continue  # text held back until it is clear which side of a tag it falls on
+                payloads = payloads or [{}]
             else:
                 payloads = [{"content": delta.text}]
             for k, payload in enumerate(payloads):

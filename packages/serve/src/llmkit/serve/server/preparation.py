@@ -10,8 +10,10 @@ from llmkit.core.errors import ChatTemplateError, InvalidParameterError
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.structured import GrammarError, StructuredOutput
 
+from ..reasoning import ReplyReasoning
 from ..structured.generic_tools import GENERIC, generic_messages, uses_generic_format
 from ..structured.requests import from_response_format, from_tools
+from .chat_extras import check_chat_extras, reply_reasoning
 from .errors import APIError, from_validation_error
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
@@ -26,6 +28,7 @@ class ChatJob:
     with_tools: bool
     structured: StructuredOutput | None = None  # the grammar the reply must follow, if any
     tool_call_format: str = "hermes"  # how the reply's tool calls are written (generic_tools.GENERIC, ...)
+    reasoning: ReplyReasoning | None = None  # the template has a thinking section: replies split around it
 
 
 @dataclasses.dataclass
@@ -44,6 +47,7 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
         raise from_validation_error(err) from None
     server.check_model(req.model)
     check_tool_choice(req.tool_choice, check_tools(req.tools))
+    check_chat_extras(req)
     tools = req.tools if req.tools and req.tool_choice != "none" else None
     generic = uses_generic_format(server.engine.pretrained.chat_template)
     tool_call_format = GENERIC if generic else server.tool_call_format
@@ -64,13 +68,23 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
     try:
         if generic:  # the template has no tool slot: tools and tool turns in the generic format
             messages = generic_messages(messages, tools, req.tool_choice, req.parallel_tool_calls is not False)
-        prompt = server.engine.pretrained.chat_prompt(messages, tools=None if generic else tools)
+        prompt = server.engine.pretrained.chat_prompt(
+            messages,
+            tools=None if generic else tools,
+            add_generation_prompt=req.add_generation_prompt,
+            continue_final_message=req.continue_final_message,
+            template_kwargs=req.chat_template_kwargs,
+        )
     except ChatTemplateError as err:
         raise APIError(400, str(err), param="messages") from None
     max_tokens = server.max_tokens_for(len(prompt), req.requested_max_tokens)
     top = req.top_logprobs or 0
     params = req.sampling_params(max_tokens, req.logprobs or top > 0, top)
-    return ChatJob(req, prompt, params, tools is not None, structured, tool_call_format)
+    pretrained = server.engine.pretrained
+    reasoning, params = reply_reasoning(
+        req, pretrained.chat_template, pretrained.tokenizer, prompt, params, structured is not None
+    )
+    return ChatJob(req, prompt, params, tools is not None, structured, tool_call_format, reasoning)
 
 
 def prepare_completion(server: Server, body: dict) -> CompletionJob:

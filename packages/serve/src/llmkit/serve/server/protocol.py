@@ -78,6 +78,7 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None  # an earlier reply's thinking; the template keeps or drops it
 
 
 class ChatCompletionRequest(_Common):
@@ -93,6 +94,12 @@ class ChatCompletionRequest(_Common):
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     service_tier: str | None = None
+    # chat extras as vLLM names them (docs/serve.md, "Chat extras")
+    add_generation_prompt: bool = Field(default=True, strict=True)
+    continue_final_message: bool = Field(default=False, strict=True)
+    chat_template_kwargs: dict[str, Any] | None = None
+    max_thinking_tokens: int | None = Field(default=None, ge=0, le=MAX_INT32, strict=True)
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
 
     @property
     def requested_max_tokens(self) -> int | None:
