@@ -163,6 +163,13 @@ def test_a_reply_without_a_section_is_all_content(live):
     assert "".join(d.get("content") or "" for d in deltas) == message["content"]
 
 
+def test_a_grammar_reply_is_content_even_after_an_open_section(live):
+    kwargs = {"open_thinking": True}
+    body = dict(messages=USER, max_tokens=40, temperature=0, chat_template_kwargs=kwargs)
+    message = chat(live, **body, response_format={"type": "json_object"}).json()["choices"][0]["message"]
+    assert "reasoning_content" not in message and isinstance(json.loads(message["content"]), dict)
+
+
 def test_split_holds_back_a_partial_tag():
     for text in ["  <think>a</thi", "<think>abc</think>\n\nHello", "plain <think> text", "<thin", "", "\n<think>"]:
         for starts_open in (False, True):

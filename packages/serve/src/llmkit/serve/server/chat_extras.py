@@ -60,8 +60,8 @@ def reply_reasoning(
     params: SamplingParams,
     constrained: bool,
 ) -> tuple[ReplyReasoning | None, SamplingParams]:
-    """How the replies split into reasoning and content (None: the template has no thinking section), and
-    `params` with the thinking budget the request asked for."""
+    """How the replies split into reasoning and content (None: the template has no thinking section, or a
+    grammar holds the reply), and `params` with the thinking budget the request asked for."""
     tags = reasoning_tags(template.source) if template is not None else None
     budget = requested_thinking_tokens(req)
     param = "reasoning_effort" if req.reasoning_effort is not None else "max_thinking_tokens"
@@ -79,7 +79,7 @@ def reply_reasoning(
             param=param,
             code="unsupported_parameter",
         )
-    if tags is None:
+    if tags is None or constrained:  # a grammar governs the whole reply: there is no section to split off
         return None, params
     prompt_text = tokenizer.decode(prompt, skip_special_tokens=False)
     reasoning = ReplyReasoning(tags, ends_inside_section(prompt_text, tags))
