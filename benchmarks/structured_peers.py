@@ -1,7 +1,8 @@
 """Adapters that drive xgrammar, llguidance and outlines-core like llmkit's matcher (for
 benchmarks/structured.py): compile a JSON schema cold and cached, fill a token bitmask, accept a token.
 
-`matcher(compiled)` returns (fill, bitmask, accept): `fill(bitmask)` writes the next-token mask."""
+`matcher(compiled)` returns (fill, bitmask, accept): `fill(bitmask)` writes the next-token mask.
+`first_mask(schema)` times what a request with a new schema waits for: compile, a matcher, its first mask."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class XGrammarPeer:
         compiler = self.xgr.GrammarCompiler(self.info, cache_enabled=False)
         return compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
 
+    compile_first = compile_cold
+
     def compile_cached(self, schema: dict):
         return self.cached.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
 
@@ -61,10 +64,16 @@ class LLGuidancePeer:
             raise ValueError(matcher.get_error())
         return grammar
 
+    def compile_first(self, schema: dict):
+        """The grammar only: llguidance compiles it when `matcher` makes the LLMatcher (counted there)."""
+        return self.ll.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+
     compile_cached = None  # llguidance compiles when a matcher is made; it keeps no schema cache
 
     def matcher(self, grammar):
         matcher = self.ll.LLMatcher(self.tokenizer, grammar)
+        if matcher.is_error():
+            raise ValueError(matcher.get_error())
         bitmask = self.ll.torch.allocate_token_bitmask(1, self.vocab_size)
         return (lambda b: self.ll.torch.fill_next_token_bitmask(matcher, b, 0)), bitmask, matcher.consume_token
 
@@ -87,6 +96,7 @@ class OutlinesPeer:
     def compile_cold(self, schema: dict):
         return self.Index(self.regex(json.dumps(schema)), self.vocabulary)
 
+    compile_first = compile_cold
     compile_cached = None  # outlines-core has no compiled-grammar cache of its own
 
     def matcher(self, index):
@@ -101,6 +111,15 @@ class OutlinesPeer:
             return True
 
         return (lambda b: guide.write_mask_into(b.data_ptr(), b.numel(), b.element_size())), bitmask, accept
+
+
+def first_mask(peer, schema: dict) -> tuple[Any, float]:
+    """(compiled, seconds): a cold compile, a fresh matcher and its first filled mask, timed together."""
+    started = time.perf_counter()
+    compiled = peer.compile_first(schema)
+    fill, bitmask, _ = peer.matcher(compiled)
+    fill(bitmask)
+    return compiled, time.perf_counter() - started
 
 
 def make_peers(hf_tokenizer, token_bytes, vocab_size: int, stop_ids: list[int]) -> tuple[list, dict[str, str]]:

@@ -15,6 +15,7 @@
 #include "cpu/thread_pool.h"
 #include "grammar/grammar_tables.h"
 #include "grammar/matcher.h"
+#include "grammar/token_walk.h"
 #include "grammar/vocabulary.h"
 
 namespace py = pybind11;
@@ -177,6 +178,35 @@ void bind_grammar(py::module_& m) {
       .def("finish_cost", &Matcher::finish_cost)
       .def("find_forced_bytes",
            [](Matcher& self, int limit) { return py::bytes(self.forced_bytes(limit)); }, "limit"_a = 256);
+
+  m.def(
+      "refine_dfa_rows",
+      [](const py::array_t<int64_t, py::array::c_style>& table, const py::array_t<int64_t, py::array::c_style>& initial,
+         std::optional<int64_t> max_rounds) {
+        if (table.ndim() != 2) {
+          raise_value_error("table must be 2-D [rows, symbols], got " + std::to_string(table.ndim()) + "-D");
+        }
+        const int64_t rows = table.shape(0), symbols = table.shape(1);
+        if (initial.ndim() != 1 || initial.shape(0) != rows) {
+          raise_value_error("initial must hold one block per table row (" + std::to_string(rows) + ")");
+        }
+        const int64_t* data = table.data();
+        for (int64_t k = 0; k < rows * symbols; ++k) {
+          if (data[k] < 0 || data[k] >= rows) {
+            raise_value_error("table entry " + std::to_string(data[k]) + " is not a row");
+          }
+        }
+        std::vector<int64_t> blocks;
+        {
+          py::gil_scoped_release release;
+          blocks = grammar::refine_rows(data, rows, symbols, initial.data(), max_rounds.value_or(-1));
+        }
+        py::array_t<int64_t> out(rows);
+        std::copy(blocks.begin(), blocks.end(), out.mutable_data());
+        return out;
+      },
+      "table"_a, "initial"_a, "max_rounds"_a = py::none(),
+      "Moore refinement of a DFA's dense table rows from an initial partition (block ids, first appearance).");
 
   m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
         "Fill one bitmask row per matcher, in parallel, without the GIL.");

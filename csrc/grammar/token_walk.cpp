@@ -12,6 +12,18 @@ constexpr size_t kMaxConfigurations = 512;
 
 using Config = std::vector<int32_t>;  // return states of entered callees, then the current state
 
+// FNV-1a over a signature, finished by a multiplicative mix whose high bits pick an open-addressing slot.
+template <typename T>
+uint64_t signature_hash(const T* begin, int64_t length) {
+  uint64_t hash = 1469598103934665603ull;
+  for (int64_t k = 0; k < length; ++k) hash = (hash ^ static_cast<uint64_t>(begin[k])) * 1099511628211ull;
+  hash ^= hash >> 29;
+  return hash * 0x9E3779B97F4A7C15ull;
+}
+
+// The first slot to probe for a hash in a table of 2^bits slots.
+size_t first_slot(uint64_t hash, int bits) { return static_cast<size_t>(hash >> (64 - bits)); }
+
 void set_bit(std::vector<uint32_t>& words, int32_t token) { words[token >> 5] |= 1u << (token & 31); }
 
 void accept_tokens_at(const Vocabulary& v, int32_t node, std::vector<uint32_t>& accepted) {
@@ -125,8 +137,9 @@ std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth) {
   // (rule, return block) calls sorted; equal signatures share the next round's block, numbered by first appearance. The
   // signatures live in one flat buffer and are deduplicated by an open-addressing table over it.
   std::vector<int32_t> signatures, offsets(n + 1), refined(n);
-  size_t capacity = 16;
-  while (capacity < 2 * static_cast<size_t>(n)) capacity *= 2;
+  int bits = 4;
+  while ((size_t{1} << bits) < 2 * static_cast<size_t>(n)) ++bits;
+  const size_t capacity = size_t{1} << bits;
   std::vector<int32_t> table(capacity);
   std::vector<uint64_t> hashes(n);
   std::vector<std::pair<int32_t, int32_t>> calls;
@@ -168,10 +181,9 @@ std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth) {
     for (int s = 0; s < n; ++s) {
       const int32_t* begin = signatures.data() + offsets[s];
       const int32_t length = offsets[s + 1] - offsets[s];
-      uint64_t hash = 1469598103934665603ull;
-      for (int32_t k = 0; k < length; ++k) hash = (hash ^ static_cast<uint32_t>(begin[k])) * 1099511628211ull;
+      const uint64_t hash = signature_hash(begin, length);
       hashes[s] = hash;
-      for (size_t slot = hash & (capacity - 1);; slot = (slot + 1) & (capacity - 1)) {
+      for (size_t slot = first_slot(hash, bits);; slot = (slot + 1) & (capacity - 1)) {
         const int32_t other = table[slot];
         if (other < 0) {
           table[slot] = s;
@@ -188,6 +200,70 @@ std::vector<int32_t> depth_limited_classes(const GrammarTables& g, int depth) {
     blocks.swap(refined);
     if (count == num_blocks || count == n) break;  // stable, or every state apart: no round splits more
     num_blocks = count;
+  }
+  return blocks;
+}
+
+std::vector<int64_t> refine_rows(const int64_t* table, int64_t rows, int64_t symbols, const int64_t* initial,
+                                 int64_t max_rounds) {
+  // A row's signature: its block, then (symbol, successor's block) for the successors whose block is not
+  // the one most entries lead to (row `common`'s block, typically the dead sink's): exact, since the
+  // omitted entries all have that block, and short.
+  std::vector<int64_t> hits(rows, 0);
+  for (int64_t k = 0; k < rows * symbols; ++k) ++hits[table[k]];
+  const int64_t common = std::max_element(hits.begin(), hits.end()) - hits.begin();
+  int bits = 4;
+  while ((size_t{1} << bits) < 2 * static_cast<size_t>(rows)) ++bits;
+  const size_t capacity = size_t{1} << bits;
+  std::vector<int64_t> slots(capacity), signatures, offsets(rows + 1), blocks(rows), refined(rows);
+  std::vector<uint64_t> hashes(rows);
+  // Numbers rows by the first appearance of their signature; returns how many distinct ones there are.
+  auto number = [&](std::vector<int64_t>& out) {
+    std::fill(slots.begin(), slots.end(), -1);
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t* begin = signatures.data() + offsets[r];
+      const int64_t length = offsets[r + 1] - offsets[r];
+      const uint64_t hash = signature_hash(begin, length);
+      hashes[r] = hash;
+      for (size_t slot = first_slot(hash, bits);; slot = (slot + 1) & (capacity - 1)) {
+        const int64_t other = slots[slot];
+        if (other < 0) {
+          slots[slot] = r;
+          out[r] = count++;
+          break;
+        }
+        if (hashes[other] == hash && offsets[other + 1] - offsets[other] == length &&
+            std::equal(begin, begin + length, signatures.data() + offsets[other])) {
+          out[r] = out[other];
+          break;
+        }
+      }
+    }
+    return count;
+  };
+  signatures.assign(initial, initial + rows);
+  for (int64_t r = 0; r <= rows; ++r) offsets[r] = r;
+  int64_t count = number(blocks);
+  for (int64_t round = 0; max_rounds < 0 || round < max_rounds; ++round) {
+    signatures.clear();
+    const int64_t omitted = blocks[common];
+    for (int64_t r = 0; r < rows; ++r) {
+      offsets[r] = static_cast<int64_t>(signatures.size());
+      signatures.push_back(blocks[r]);
+      for (int64_t k = 0; k < symbols; ++k) {
+        const int64_t block = blocks[table[r * symbols + k]];
+        if (block != omitted) {
+          signatures.push_back(k);
+          signatures.push_back(block);
+        }
+      }
+    }
+    offsets[rows] = static_cast<int64_t>(signatures.size());
+    const int64_t refined_count = number(refined);
+    blocks.swap(refined);
+    if (refined_count == count) break;
+    count = refined_count;
   }
   return blocks;
 }

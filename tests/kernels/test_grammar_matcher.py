@@ -17,12 +17,13 @@ from llmkit.core.structured import (
     StructuredOutput,
     compile_structured,
     create_matcher,
+    dfa,
     fill_next_token_bitmasks,
     vocabulary_index,
     words_for,
 )
 from llmkit.kernels import _C
-from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, TokenBitmask
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, TokenBitmask, refine_dfa_rows
 
 SPECS = {
     "object": StructuredOutput("json_schema", {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "n": {"type": "integer", "minimum": -20, "maximum": 300}, "tags": {"type": "array", "items": {"enum": ["a", "bc"]}, "maxItems": 3}}, "required": ["name", "n"], "additionalProperties": False}),
@@ -441,3 +442,32 @@ def test_tables_take_numpy_arrays_of_their_dtype_and_refuse_other_dtypes(grammar
     arrays[4] = g.transitions.reshape(-1).astype(np.int64)  # never narrowed silently
     with pytest.raises(TypeError):
         _C.GrammarTables(*arrays)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("max_rounds", [None, 0, 1, 3])
+def test_native_dfa_refinement_gives_the_reference_partition(max_rounds):
+    """`dfa_refine` (the compiler's DFA minimization) against its reference on fresh random tables, with a
+    dead sink most entries lead to, as the compiler's tables have."""
+    rng = np.random.default_rng()
+    for _ in range(20):
+        rows, symbols = int(rng.integers(2, 300)), int(rng.integers(1, 12))
+        table = np.where(rng.random((rows, symbols)) < 0.7, rows - 1, rng.integers(0, rows, (rows, symbols)))
+        initial = rng.integers(0, 3, rows)
+        native = refine_dfa_rows(table, initial, max_rounds)
+        assert same_partition(native, dfa.refine(table, initial, max_rounds)), (table.tolist(), initial.tolist())
+    with pytest.raises(ValueError, match="not a row"):
+        refine_dfa_rows(np.array([[0, 5]]), np.array([0]))
+    with pytest.raises(ValueError, match="one block per table row"):
+        refine_dfa_rows(np.array([[0]]), np.array([0, 1]))
+
+
+def test_grammars_compiled_with_native_refinement_equal_the_reference_ones(monkeypatch):
+    assert dispatch.implementation(dfa.REFINE_OP, "cpu") is refine_dfa_rows
+    native = {name: compile_structured(spec).fingerprint for name, spec in SPECS.items()}
+    monkeypatch.setenv("LLMKIT_KERNELS", "reference")
+    assert native == {name: compile_structured(spec).fingerprint for name, spec in SPECS.items()}

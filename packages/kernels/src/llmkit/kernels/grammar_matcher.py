@@ -53,6 +53,14 @@ def native_index(grammar: CompiledGrammar, vocabulary: VocabularyIndex):
     return index
 
 
+def refine_dfa_rows(table: np.ndarray, initial: np.ndarray, max_rounds: int | None = None) -> np.ndarray:
+    """Native `llmkit.core.structured.dfa.refine` (the compiler's DFA minimization): the same partition of
+    the rows, blocks numbered by first appearance instead of in sorted order."""
+    table = np.ascontiguousarray(table, dtype=np.int64)
+    initial = np.ascontiguousarray(initial, dtype=np.int64)
+    return _C.refine_dfa_rows(table, initial, max_rounds)
+
+
 class TokenBitmask(_C.TokenBitmask):
     """An int32 `[rows, ceil(vocab_size / 32)]` CPU bitmask in memory the native module owns, zeroed.
 

@@ -4,7 +4,7 @@ from llmkit.core import structured  # registers the reference "grammar_matcher" 
 from llmkit.core.hookspecs import hookimpl
 
 from . import _C
-from .grammar_matcher import NativeGrammarMatcher
+from .grammar_matcher import NativeGrammarMatcher, refine_dfa_rows
 from .ops import NATIVE_OPS
 
 # Row lookups and the fused step forward are CPU kernels; on CUDA the torch references run them.
@@ -22,3 +22,4 @@ def llmkit_register_kernels(register):
         if has_gpu and op not in CPU_ONLY_OPS:
             register(op, "cuda", implementation, priority=NATIVE_PRIORITY)
     register(structured.MATCHER_OP, "cpu", NativeGrammarMatcher, priority=NATIVE_PRIORITY)
+    register(structured.dfa.REFINE_OP, "cpu", refine_dfa_rows, priority=NATIVE_PRIORITY)

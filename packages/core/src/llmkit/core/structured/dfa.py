@@ -6,6 +6,9 @@ import dataclasses
 
 import numpy as np
 
+from ..ops.dispatch import implementation, register_reference
+
+REFINE_OP = "dfa_refine"  # `refine` below is its reference; llmkit-kernels registers a native one
 FULL_MINIMIZATION_LIMIT = 3_000  # larger DFAs get the cheap sound reduction (merge_identical_rows)
 
 
@@ -107,6 +110,9 @@ def refine(table: np.ndarray, initial: np.ndarray, max_rounds: int | None = None
     return blocks
 
 
+register_reference(REFINE_OP, refine)
+
+
 def merge_identical_rows(table: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """Merge states whose accepting flag and successors are identical, until nothing changes: always
     sound, and enough for the large, nearly minimal DFAs of long bounded repetitions."""
@@ -122,7 +128,10 @@ def minimize(dfa: RuleDFA) -> RuleDFA:
     table, atoms, callees = dense_table(dfa)
     n = dfa.num_states
     initial = np.array([*(int(a) for a in dfa.accepting), 2])  # the sink is its own block
-    blocks = refine(table, initial) if n <= FULL_MINIMIZATION_LIMIT else merge_identical_rows(table, initial)
+    if n <= FULL_MINIMIZATION_LIMIT:
+        blocks = implementation(REFINE_OP, "cpu")(table, initial)
+    else:
+        blocks = merge_identical_rows(table, initial)
     live = _live_states(dfa)
     new_id: dict[int, int] = {}
     representative: list[int] = []
