@@ -332,8 +332,8 @@ class PyPackedInt8Weight {
     }
     {
       py::gil_scoped_release release;
-      buffer_ = std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w.data), w.format, w.rows, w.cols);
-      released_ = release_stored && release_file_pages(w.data, w.rows * w.row_bytes);
+      buffer_ = std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w.data), w.format, w.rows, w.cols,
+                                                   release_stored);
     }
   }
 
@@ -374,11 +374,10 @@ class PyPackedInt8Weight {
   int64_t rows() const { return buffer_->view().rows; }
   int64_t cols() const { return buffer_->view().cols; }
   int64_t nbytes() const { return buffer_->bytes(); }
-  bool released() const { return released_; }
+  bool released() const { return buffer_->released(); }
 
  private:
   std::unique_ptr<PackedInt8Buffer> buffer_;
-  bool released_ = false;
 };
 
 }  // namespace

@@ -12,6 +12,10 @@
 //   Q8_0:      8 x 32 bytes        vector k (k = 0..7), byte 4r + j = the row's weight 4k + j (int8)
 // so a group block takes exactly the bytes of its 8 rows' GGUF blocks. Rows past the last full group
 // (rows % 8) are copied in the GGUF layout into `tail`, which the kernel reads with the unpacked path.
+//
+// Memory: the copy takes the stored weight's bytes again. Where the stored weight is a read-only file
+// mapping (a memory-mapped GGUF), its pages are dropped while it is repacked and fault back from the file
+// if anything reads it later, so only the copy stays resident.
 #pragma once
 
 #include <cstdint>
@@ -54,10 +58,65 @@ inline int64_t gguf_block_bytes(WeightFormat f) {
 }
 inline int64_t gguf_header_bytes(WeightFormat f) { return f == WeightFormat::kQ4_1 ? 4 : 2; }
 
-// Owns a 64-byte aligned repacked copy of a stored weight [rows, row_bytes].
+// True when [data, data + bytes) lies in one read-only file-backed mapping (a memory-mapped GGUF): its
+// resident pages may then be dropped, and anything that reads them again faults them back from the file
+// unchanged. Anonymous or writable memory is never released: it would read back as zeros.
+inline bool read_only_file_mapping(const void* data, int64_t bytes) {
+#if defined(__linux__)
+  if (bytes <= 0) return false;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data), end = begin + uintptr_t(bytes);
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return false;
+  bool found = false;
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long lo = 0, hi = 0, offset = 0, inode = 0;
+    char perms[8] = {0}, dev[32] = {0};
+    int path_at = 0;
+    if (std::sscanf(line, "%lx-%lx %7s %lx %31s %lu %n", &lo, &hi, perms, &offset, dev, &inode, &path_at) < 6) continue;
+    if (begin < lo || begin >= hi) continue;
+    const bool has_path = path_at > 0 && line[path_at] == '/';
+    found = end <= hi && inode != 0 && has_path && perms[0] == 'r' && perms[1] == '-';
+    break;
+  }
+  std::fclose(maps);
+  return found;
+#else
+  (void)data;
+  (void)bytes;
+  return false;
+#endif
+}
+
+inline uintptr_t page_bytes() {
+#if defined(__linux__)
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  return page;
+#else
+  return 4096;
+#endif
+}
+
+// Drops this process's resident pages wholly inside [begin, end) of a range read_only_file_mapping accepted.
+inline void drop_file_pages(const uint8_t* begin, const uint8_t* end) {
+#if defined(__linux__)
+  const uintptr_t page = page_bytes();
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = reinterpret_cast<uintptr_t>(end) / page * page;
+  if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+#else
+  (void)begin;
+  (void)end;
+#endif
+}
+
+// Owns a 64-byte aligned repacked copy of a stored weight [rows, row_bytes]. With release_stored, the
+// stored weight's pages are dropped as the repacking passes them (every 1 MiB) when it is a read-only file
+// mapping, so the stored and the repacked copy are never both resident in full (released() says so).
 class PackedInt8Buffer {
  public:
-  PackedInt8Buffer(const uint8_t* weight, WeightFormat format, int64_t rows, int64_t cols) {
+  PackedInt8Buffer(const uint8_t* weight, WeightFormat format, int64_t rows, int64_t cols,
+                   bool release_stored = false) {
     if (!repackable_for_int8(format)) throw std::invalid_argument("only Q8_0 / Q4_0 / Q4_1 weights are repacked");
     if (cols <= 0 || cols % 32 != 0 || rows < 0) throw std::invalid_argument("cols must be a positive multiple of 32");
     const int64_t block = gguf_block_bytes(format), header = gguf_header_bytes(format);
@@ -72,6 +131,8 @@ class PackedInt8Buffer {
     data_ = static_cast<uint8_t*>(std::aligned_alloc(64, size_t((bytes + 63) / 64 * 64 + 64)));
     if (data_ == nullptr) throw std::bad_alloc();
     bytes_ = bytes;
+    released_ = release_stored && read_only_file_mapping(weight, bytes);
+    const uint8_t* dropped_to = weight;  // pages before this are released
     uint8_t* out = data_;
     for (int64_t g = 0; g < view_.group_rows / kPackRows; ++g) {
       const uint8_t* rows8 = weight + g * kPackRows * view_.row_bytes;
@@ -91,10 +152,18 @@ class PackedInt8Buffer {
         }
         out += payload * kPackRows;
       }
+      // Release what has been read, up to a page boundary, every 1 MiB.
+      const uint8_t* read_to = rows8 + kPackRows * view_.row_bytes;
+      const uint8_t* boundary = read_to - reinterpret_cast<uintptr_t>(read_to) % page_bytes();
+      if (released_ && boundary - dropped_to >= (int64_t(1) << 20)) {
+        drop_file_pages(dropped_to, boundary);
+        dropped_to = boundary;
+      }
     }
     view_.groups = data_;
     view_.tail = out;
     std::memcpy(out, weight + view_.group_rows * view_.row_bytes, size_t((rows - view_.group_rows) * view_.row_bytes));
+    if (released_) drop_file_pages(dropped_to, weight + bytes);
   }
   PackedInt8Buffer(const PackedInt8Buffer&) = delete;
   PackedInt8Buffer& operator=(const PackedInt8Buffer&) = delete;
@@ -102,47 +171,13 @@ class PackedInt8Buffer {
 
   const PackedInt8Weight& view() const { return view_; }
   int64_t bytes() const { return bytes_; }
+  bool released() const { return released_; }
 
  private:
   uint8_t* data_ = nullptr;
   int64_t bytes_ = 0;
+  bool released_ = false;
   PackedInt8Weight view_;
 };
-
-// Drops this process's resident pages of [data, data + bytes) when they belong to a read-only file
-// mapping (a memory-mapped GGUF): the kernels no longer read them, and anything that does (the float
-// reference path, an embedding lookup) faults them back from the file unchanged. Only whole pages
-// inside the range are dropped. Returns false, dropping nothing, when the range is not entirely in one
-// read-only file-backed mapping (anonymous or writable memory would lose its contents).
-inline bool release_file_pages(const void* data, int64_t bytes) {
-#if defined(__linux__)
-  if (bytes <= 0) return false;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data), end = begin + uintptr_t(bytes);
-  std::FILE* maps = std::fopen("/proc/self/maps", "r");
-  if (maps == nullptr) return false;
-  bool file_backed_read_only = false;
-  char line[4096];
-  while (std::fgets(line, sizeof line, maps) != nullptr) {
-    unsigned long lo = 0, hi = 0, offset = 0, inode = 0;
-    char perms[8] = {0}, dev[32] = {0};
-    int path_at = 0;
-    if (std::sscanf(line, "%lx-%lx %7s %lx %31s %lu %n", &lo, &hi, perms, &offset, dev, &inode, &path_at) < 6) continue;
-    if (begin < lo || begin >= hi) continue;
-    const bool has_path = path_at > 0 && line[path_at] == '/';
-    file_backed_read_only = end <= hi && inode != 0 && has_path && perms[0] == 'r' && perms[1] == '-';
-    break;
-  }
-  std::fclose(maps);
-  if (!file_backed_read_only) return false;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-  if (first >= last) return true;
-  return madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
-#else
-  (void)data;
-  (void)bytes;
-  return false;
-#endif
-}
 
 }  // namespace llmkit

@@ -132,13 +132,10 @@ LlamaForward::LlamaForward(LlamaShape shape, WeightView embedding, const float* 
     for (WeightView* w : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
       if (!repackable_for_int8(w->format)) continue;
       packed_.push_back(std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w->data), w->format, w->rows,
-                                                           w->cols));
+                                                           w->cols, shape_.release_stored));
       w->packed = &packed_.back()->view();
       packed_bytes_ += packed_.back()->bytes();
-      // Right after each matrix, so the stored and the repacked copy are never both resident in full.
-      if (shape_.release_stored && release_file_pages(w->data, w->rows * w->row_bytes)) {
-        released_bytes_ += w->rows * w->row_bytes;
-      }
+      if (packed_.back()->released()) released_bytes_ += w->rows * w->row_bytes;
     }
   }
 }

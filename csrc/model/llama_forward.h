@@ -47,8 +47,8 @@ struct LlamaShape {
   float rope_attention_scaling = 1.0f;
   std::vector<float> inv_freq;  // [head_dim / 2]
   bool int8_activations = false;  // Q8 activations for Q8_0/Q4_0/Q4_1 weights (see QuantMatmulArgs)
-  // With int8 activations: drop the stored weights' pages after repacking them when they are a read-only
-  // file mapping (see release_file_pages), so the repacked copy does not double the weights' memory.
+  // With int8 activations: drop the stored weights' pages as they are repacked when they are a read-only
+  // file mapping (see PackedInt8Buffer), so the repacked copy does not double the weights' memory.
   bool release_stored = false;
 };
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 import torch
-from kernel_helpers import relative_error
+from kernel_helpers import cpu_isa, relative_error
 
 from llmkit.core import ops
 from llmkit.core.models.config import ModelConfig
@@ -17,7 +17,7 @@ from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear, se
 from llmkit.core.ops import PagedStep
 from llmkit.core.quant import quantize
 from llmkit.core.testing import random_model, tiny_config
-from llmkit.kernels import fused_forward
+from llmkit.kernels import _C, fused_forward
 
 BLOCK = 16
 
@@ -175,8 +175,9 @@ def test_int8_activations_follow_their_reference():
     assert relative_error(native, reference) < 2e-2, seed
 
 
+@pytest.mark.parametrize("isa", _C.supported_cpu_isas())
 @pytest.mark.parametrize("weights", ["q8_0", "q4_0", "q4_1"])
-def test_int8_activations_run_on_repacked_weights(weights):
+def test_int8_activations_run_on_repacked_weights(weights, isa):
     """With int8 activations every projection is repacked (rows in groups of 8) when the forward is built,
     including K/V with 36 rows (4 in the rows % 8 tail), and the forward still follows the reference
     (to about 1%, as above); a decode-only step (n = 3) and a mixed one (n = 11)."""
@@ -184,9 +185,10 @@ def test_int8_activations_run_on_repacked_weights(weights):
     config = tiny_config(hidden_size=256, intermediate_size=512, num_attention_heads=8, num_key_value_heads=1)
     model = stored(random_model(ModelConfig.from_hf_dict({**config, "head_dim": 36}), seed % 1000), weights)
     set_activations(model, "int8")
-    for decode_lens, prefill_chunks in (([4, 19, 33], []), ([9, 26], [(0, 5), (3, 4)])):
-        reference, native = run_both(model, "auto", decode_lens, prefill_chunks, seed)
-        assert relative_error(native, reference) < 2e-2, (weights, seed)
+    with cpu_isa(isa):
+        for decode_lens, prefill_chunks in (([4, 19, 33], []), ([9, 26], [(0, 5), (3, 4)])):
+            reference, native = run_both(model, "auto", decode_lens, prefill_chunks, seed)
+            assert relative_error(native, reference) < 2e-2, (weights, isa, seed)
     forward = fused_forward._built[model][1]
     stored_bytes = sum(
         layer.get_submodule(path).stored.data.numel()
