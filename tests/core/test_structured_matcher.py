@@ -42,8 +42,8 @@ def brute_force(grammar, vocabulary, history: list[int]) -> np.ndarray:
 
 
 SPECS = [
-    StructuredOutput("json_schema", {"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}, "b": {"type": "integer", "minimum": 3, "maximum": 70}}, "required": ["a", "b"], "additionalProperties": False}),
-    StructuredOutput("json_object"),
+    StructuredOutput("json_schema", {"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}, "b": {"type": "integer", "minimum": 3, "maximum": 70}}, "required": ["a", "b"], "additionalProperties": False}, JsonOptions(whitespace="compact")),
+    StructuredOutput("json_object", options=JsonOptions(whitespace="compact")),
     StructuredOutput("regex", r"(ab|cd)+x?"),
     StructuredOutput("grammar", 'root ::= "(" inner ")"\ninner ::= ([a-z] | "(" inner ")")*'),
     StructuredOutput("json_schema", {"type": "array", "items": {"type": "string"}}, JsonOptions(whitespace="flexible", max_whitespace=2)),

@@ -171,5 +171,6 @@ def test_max_tokens_below_the_shortest_completion_is_cut_by_length(make_engine, 
     )
     completion = output.completions[0]
     assert len(completion.token_ids) == 3 and completion.finish_reason == "length", completion
-    assert completion.text.startswith('{"name"'[: len(completion.text)]) and completion.text
+    without_whitespace = "".join(completion.text.split())  # JSON whitespace is flexible by default
+    assert '{"name"'.startswith(without_whitespace) and completion.text
     assert_all_free(engine)

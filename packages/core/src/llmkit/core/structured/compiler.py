@@ -16,7 +16,7 @@ from typing import Any
 
 from .compiled import CompiledGrammar, compile_grammar_ir
 from .gbnf import parse_gbnf
-from .ir import Grammar, GrammarError, Ref, seq
+from .ir import Grammar, GrammarError, Ref
 from .json_schema import JsonOptions, compile_json_schema
 from .json_values import ANY_VALUE, add_any_value_rules, whitespace
 from .regex import regex_to_ir
@@ -78,7 +78,7 @@ def any_json_grammar(options: JsonOptions = JsonOptions()) -> Grammar:
     ws = whitespace(options)
     rules: dict = {}
     add_any_value_rules(rules, ws)
-    rules["root"] = seq(ws, Ref(ANY_VALUE), ws)
+    rules["root"] = Ref(ANY_VALUE)  # whitespace between tokens, none around the value
     return Grammar(rules, "root")
 
 
