@@ -37,10 +37,10 @@ from .structured import GrammarManager
 logger = logging.getLogger(__name__)
 
 # Matmul inputs of models whose weights stay stored: "float32" or "int8" (llama.cpp's Q8 activations).
-# Measured choice (docs/benchmarks.md, "Inference next to llama.cpp"): on 2 threads int8 decodes 13%
-# faster at batch 1 but 6% slower at batch 8, prefills 16% slower, and follows the float32 reference's
-# greedy ids on 107 of 160 tokens against 160 of 160.
-DEFAULT_ACTIVATIONS = "float32"
+# Measured choice (docs/benchmarks.md, "Inference next to llama.cpp"): on 2 threads int8 decodes 1.95x
+# faster at batch 1 and 1.67x at batch 8 than float32, prefills at the same speed, and follows the
+# float32 reference's greedy ids on 136 of 160 tokens (llama.cpp: 118 of 160).
+DEFAULT_ACTIVATIONS = "int8"
 
 
 @dataclasses.dataclass

@@ -79,7 +79,8 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         "--activations",
         choices=["float32", "int8"],
         help="matmul inputs for stored Q8_0/Q4_0/Q4_1 weights: float32 (exact up to summation order) or int8 "
-        "(llama.cpp's Q8 activations); default float32 (measured: docs/benchmarks.md)",
+        "(llama.cpp's Q8 activations); default int8 in the serving engine (measured: docs/benchmarks.md), "
+        "float32 in core's reference generate",
     )
     group.add_argument("--dtype", help="shorthand for a dense copy: float32, bfloat16 or float16")
 
