@@ -18,6 +18,7 @@ from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
+from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
@@ -130,11 +131,14 @@ class Engine:
                 dtype=dtype,
                 weights=weights,
                 quantize=quantize,
-                activations=activations or DEFAULT_ACTIVATIONS,
+                activations=activations,
                 device=device,
                 chat_template=chat_template,
             )
         )
+        if activations is None and not isinstance(model, Pretrained):
+            # The default applies to the layers kept as stored; a dense copy (no native kernels) has none.
+            set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
         fields = {f.name for f in dataclasses.fields(EngineConfig)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
