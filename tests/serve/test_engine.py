@@ -169,3 +169,23 @@ def test_unknown_engine_option_is_named(tiny):
 
     with pytest.raises(InvalidParameterError, match=r"unknown engine option\(s\) \['max_seqs'\]"):
         Engine(tiny, max_seqs=4)
+
+
+def test_default_activations_are_int8_on_stored_layers_only(tiny_model_dir):
+    """The engine's int8 default applies to layers kept as stored; a dense float model loads as it is
+    (an explicit activations='int8' on it stays an error)."""
+    from llmkit.core.models.quantized import QuantizedLinear
+    from llmkit.serve import Engine
+
+    dense = Engine(str(tiny_model_dir), num_blocks=16)
+    assert not any(isinstance(m, QuantizedLinear) for m in dense.pretrained.model.modules())
+    stored = Engine(str(tiny_model_dir), quantize="q8_0", num_blocks=16)
+    layers = [m for m in stored.pretrained.model.modules() if isinstance(m, QuantizedLinear)]
+    assert layers and all(m.activations == "int8" for m in layers)
+    assert "activations int8" in stored.describe()
+    explicit = Engine(str(tiny_model_dir), quantize="q8_0", activations="float32", num_blocks=16)
+    assert all(
+        m.activations == "float32" for m in explicit.pretrained.model.modules() if isinstance(m, QuantizedLinear)
+    )
+    with pytest.raises(InvalidParameterError, match="needs weights kept as stored"):
+        Engine(str(tiny_model_dir), activations="int8", num_blocks=16)
