@@ -48,7 +48,8 @@ def test_packed_matmul_equals_the_int8_reference(isa, fmt):
                 assert relative_error(got, expected) < 1e-5, (isa, fmt, rows, cols, n)
                 gguf_layout = torch.empty(n, rows)
                 _C.quant_matmul(gguf_layout, x, weight.data, fmt, cols, bias, 1, True)
-                assert relative_error(got, gguf_layout) < 1e-6, (isa, fmt, rows, cols, n)
+                # Same integers, other float summation order: 1.2e-6 seen on the -O1 sanitizer build.
+                assert relative_error(got, gguf_layout) < 1e-5, (isa, fmt, rows, cols, n)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
