@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .errors import ContextLengthError, InvalidParameterError
+from .interp.steering import Steering, steer
 from .models.attention import KVCache
 from .models.llama import LlamaModel
 from .sampling import SampleOutput, SamplingBatch, SamplingParams, force_thinking_budgets, sample
@@ -93,10 +94,13 @@ def stream_generate(
     tokenizer: Tokenizer,
     prompts: Sequence[str | Sequence[int]],
     params: SamplingParams | Sequence[SamplingParams] = SamplingParams(),
+    steering: Steering | None = None,
 ) -> Iterator[StreamEvent]:
-    """Yield a `StreamEvent` per sequence per step until every sequence has finished."""
+    """Yield a `StreamEvent` per sequence per step until every sequence has finished. `steering` adds
+    steering vectors to the residual stream (`llmkit.core.interp`) while the stream runs."""
     sequences = _prepare(tokenizer, prompts, params, model.config.max_position_embeddings)
-    yield from _run(model, sequences)
+    with steer(model, steering):
+        yield from _run(model, sequences)
 
 
 def generate(
@@ -104,11 +108,14 @@ def generate(
     tokenizer: Tokenizer,
     prompts: Sequence[str | Sequence[int]],
     params: SamplingParams | Sequence[SamplingParams] = SamplingParams(),
+    steering: Steering | None = None,
 ) -> list[GenerationOutput]:
-    """Generate for every prompt (n samples each); outputs come back in prompt order."""
+    """Generate for every prompt (n samples each); outputs come back in prompt order. `steering` adds
+    steering vectors to the residual stream (`llmkit.core.interp`) for this call only."""
     sequences = _prepare(tokenizer, prompts, params, model.config.max_position_embeddings)
-    for _ in _run(model, sequences):
-        pass
+    with steer(model, steering):
+        for _ in _run(model, sequences):
+            pass
     outputs: list[GenerationOutput] = []
     for seq in sequences:
         if seq.sample_index == 0:
