@@ -59,5 +59,12 @@ def llmkit_register_datasets(register):
 
 
 @hookspec
+def llmkit_register_guards(register):
+    """register(name, factory): `factory(**options) -> Guard` (`llmkit.core.guards`), an input/output check that
+    serve runs per request and orchestrate runs on tool arguments and results; options arrive as strings from
+    `--guard NAME:key=value` or as values from a guards config file."""
+
+
+@hookspec
 def llmkit_register_commands(cli):
     """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

@@ -29,3 +29,17 @@ def llmkit_register_commands(cli):
 @hookimpl
 def llmkit_register_backends(register):
     register("reference", reference_backend)
+
+
+@hookimpl
+def llmkit_register_guards(register):
+    from .guards.injection import PromptInjectionGuard
+    from .guards.lm_policy import lm_policy_guard
+    from .guards.pii import pii_guard, regex_guard
+    from .guards.schema import schema_guard
+
+    register("schema", schema_guard)
+    register("regex", regex_guard)
+    register("pii", pii_guard)
+    register("prompt_injection", PromptInjectionGuard)
+    register("lm_policy", lm_policy_guard)

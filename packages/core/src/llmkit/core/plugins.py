@@ -25,6 +25,7 @@ HOOKS = {
     "backends": "llmkit_register_backends",
     "chat_templates": "llmkit_register_chat_templates",
     "datasets": "llmkit_register_datasets",
+    "guards": "llmkit_register_guards",
 }
 
 _manager: pluggy.PluginManager | None = None
