@@ -54,6 +54,7 @@ def curves(task: Task, metrics: dict[str, dict[str, float | int]]) -> dict[str, 
             "x_label": curve.x_label,
             "y_label": curve.y_label,
             "metric_prefix": curve.prefix,
+            "kind": curve.kind,
             "points": points,
         }
     return out
@@ -65,6 +66,12 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _tags(sample: Sample) -> dict[str, Any]:
+    """The item's `tags` field (slices for `eval gate`), when its record has one."""
+    tags = sample.fields.get("tags")
+    return {"tags": [tags] if isinstance(tags, str) else list(tags)} if tags else {}
 
 
 def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOptions) -> dict[str, Any]:
@@ -89,7 +96,7 @@ def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOpt
         responses = task.solver.solve(chunk, prompts, client, options.seed)
         scored = task.scorer.score_batch(chunk, responses)
         return [
-            {"id": s.id, "prompt": p, "target": s.target, "response": r, **sc}
+            {"id": s.id, "prompt": p, "target": s.target, "response": r, **_tags(s), **sc}
             for s, p, r, sc in zip(chunk, prompts, responses, scored, strict=True)
         ]
 
@@ -120,6 +127,7 @@ def run_task(task: Task, client: ModelClient, writer: RunWriter, options: RunOpt
         "n": len(records),
         "metrics": metrics,
         "curves": curves(task, metrics),
+        **({"summary": task.summarize(records)} if task.summarize else {}),
         "usage": dataclasses.asdict(usage),
         "duration_s": round(time.monotonic() - started, 2),
     }

@@ -1,4 +1,4 @@
-"""`llmkit eval run | list | compare | report | judge`."""
+"""`llmkit eval run | list | compare | report | judge | gate`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..client import ModelClient
 from ..errors import EvalError
 from .analysis_commands import register_analysis, register_report_and_judge
 from .console import console
+from .gate_command import register_gate
 from .models import add_backend_arguments, open_model, parse_options
 
 
@@ -47,6 +48,7 @@ def register(cli) -> None:
 
     register_analysis(commands)
     register_report_and_judge(commands)
+    register_gate(commands)
 
 
 def run_eval(args: argparse.Namespace) -> int:
