@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
+from llmkit.core.interp.steering import Steering, SteeringHandle
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
@@ -121,6 +122,7 @@ class Engine:
         chat_template: str | None = None,
         config: EngineConfig | None = None,
         policy: SchedulingPolicy | None = None,
+        steering: Steering | None = None,
         **overrides,
     ):
         self.pretrained = (
@@ -177,6 +179,11 @@ class Engine:
         )
         self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.structured = GrammarManager(self.tokenizer, model_config.vocab_size)
+        # Steering vectors hook the model's residual stream for the engine's life (`self.steering.remove()`
+        # detaches them); a native fused forward cannot run hooks, so every step takes the torch reference.
+        self.steering = None if steering is None else SteeringHandle(self.pretrained.model, steering)
+        if self.steering is not None:
+            logger.info("llmkit: steering %s", self.steering.describe())
         self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
         logger.info("llmkit: %s", ops.describe_forward(self.pretrained.model))
         self.speculator = (
