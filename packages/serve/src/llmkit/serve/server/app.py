@@ -20,6 +20,7 @@ from ..structured.generic_tools import GENERIC, new_tool_call_stream, set_generi
 from . import responses as R
 from .embeddings import create_embeddings
 from .errors import APIError
+from .guards import guard_choices, guard_messages, guard_prompts, guarded_outputs
 from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .request_id import HEADER as REQUEST_ID_HEADER
@@ -71,6 +72,7 @@ async def chat_completions(request: Request) -> Response:
     server: Server = request.app.state.server
     job = prepare_chat(server, await server.read_json(request))
     req, prompt, params = job.req, job.prompt, job.params
+    guard_messages(server, req.messages)
     request_id = R.new_id("chatcmpl")
     admit = None
     if job.structured is not None:
@@ -93,6 +95,7 @@ async def chat_completions(request: Request) -> Response:
             )
         )
     ((choices, cached),) = await _collect(request, [server.run(request, prompt, params, request_id, admit)])
+    guard_choices(server, choices)
     generic = job.with_tools and job.tool_call_format == GENERIC
     body = R.chat_response(
         request_id,
@@ -142,7 +145,7 @@ async def _chat_stream(
     cached = 0
     tool_streams: dict = {}  # choice index -> ToolCallStream or GenericToolCallStream
     reasoning_streams: dict[int, ReasoningStream] = {}  # choice index -> its reasoning/content splitter
-    async for output in server.run(request, prompt, params, request_id, admit):
+    async for output in guarded_outputs(server, server.run(request, prompt, params, request_id, admit), req.n):
         R.accumulate(choices, output)
         cached = output.num_cached_tokens
         for delta in output.deltas:
@@ -193,16 +196,19 @@ async def completions(request: Request) -> Response:
     server: Server = request.app.state.server
     job = prepare_completion(server, await server.read_json(request))
     req, prompts, params = job.req, job.prompts, job.params
+    guard_prompts(server, req.prompts())
     request_id = R.new_id("cmpl")
     ids = [f"{request_id}-{i}" for i in range(len(prompts))]
     echoes = [R.EchoedPrompt(text, p) for text, p in zip(job.prompt_texts, prompts, strict=True)] if req.echo else None
     gens = [
-        _scoring_prompt(server.run(request, p, sp, rid), echoes[i] if echoes else None)
+        _scoring_prompt(guarded_outputs(server, server.run(request, p, sp, rid), req.n), echoes[i] if echoes else None)
         for i, (p, sp, rid) in enumerate(zip(prompts, params, ids, strict=True))
     ]
     if req.stream:
         return _stream(_completion_stream(req, gens, prompts, echoes, job.echo_only, server, request_id))
     results = await _collect(request, gens)
+    for choices, _ in results:
+        guard_choices(server, choices)
     per_prompt = [(choices, len(p), cached) for (choices, cached), p in zip(results, prompts, strict=True)]
     return JSONResponse(
         R.completion_response(

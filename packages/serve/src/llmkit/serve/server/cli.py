@@ -71,6 +71,15 @@ def register(cli) -> None:
         default=None,
         help="open connections before uvicorn answers 503 (default: no limit)",
     )
+    serve.add_argument(
+        "--guard",
+        action="append",
+        default=[],
+        metavar="NAME[:key=value,...]",
+        help="run a guard on every request (repeatable): pii, regex:pattern=..., schema:schema=FILE, "
+        "prompt_injection, lm_policy:policy=FILE, or a plugin's (docs/safety.md)",
+    )
+    serve.add_argument("--guards-config", metavar="FILE", help="guards from a JSON or TOML file (docs/safety.md)")
     roles = serve.add_argument_group("disaggregated serving")
     roles.add_argument(
         "--role",
@@ -145,6 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import Server, create_app
 
     console = Console(stderr=True)
+    if args.role != "standalone" and (args.guard or args.guards_config):
+        raise LlmkitError("--guard and --guards-config work with --role standalone only")
     if args.role != "standalone":
         from ..disaggregated.internal_auth import require_internal_secret
 
@@ -164,6 +175,9 @@ def run_serve(args: argparse.Namespace) -> int:
             log_level="warning",
         )
         return 0
+    from .guards import ServerGuards
+
+    guards = ServerGuards.from_options(args.guard, args.guards_config)  # bad guard options fail before loading
     device = resolve_device(args.device)  # a device this machine cannot give fails here, before loading
     names = args.served_model_name or [served_name(args.model)]
     embeddings = None if args.embedding_model == "none" else embedding_model(args.embedding_model)
@@ -200,6 +214,9 @@ def run_serve(args: argparse.Namespace) -> int:
     server = Server(
         engine, names, args.api_key, args.max_body_bytes, args.max_waiting, args.body_timeout, embeddings=embeddings
     )
+    server.guards = guards
+    if guards is not None:
+        console.print(f"guards: {guards.describe()}", soft_wrap=True, markup=False, highlight=False)
     if args.role in ("prefill", "decode"):
         from ..disaggregated.kv_transfer import KVTransport, fingerprint
         from ..disaggregated.workers import create_worker_app

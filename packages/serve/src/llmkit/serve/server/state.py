@@ -22,6 +22,7 @@ from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
     from .embeddings import EmbeddingModel
+    from .guards import ServerGuards
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Server:
         self.tool_call_format = detect_tool_call_format(template.source) if template else "hermes"
         self.created = int(time.time())
         self.admission: Admission = None  # a decode worker imports prompts' K/V instead of computing them
+        self.guards: ServerGuards | None = None  # input/output guards run per request (server/guards.py)
 
     def check_auth(self, request: Request) -> None:
         if self.api_key is None:
