@@ -116,7 +116,7 @@ def test_top_tokens_per_layer(tiny):
     rows = top_tokens_per_layer(tiny.model, tiny.tokenizer, ids, top=3)
     assert [r.layer for r in rows] == list(range(tiny.model.config.num_layers + 1))
     final = _logits(tiny.model, torch.tensor(ids))[-1].softmax(-1)
-    assert rows[-1].tokens[0] == tiny.tokenizer.decode([int(final.argmax())])
+    assert rows[-1].tokens[0] == tiny.tokenizer.decode([int(final.argmax())], skip_special_tokens=False)
     assert rows[-1].probabilities[0] == pytest.approx(float(final.max()), rel=1e-5)
 
 

@@ -37,6 +37,6 @@ def top_tokens_per_layer(
     probabilities = logit_lens(model, prompt_ids, [position])[:, 0].softmax(-1)
     values, ids = probabilities.topk(top, dim=-1)
     return [
-        LensRow(layer, [tokenizer.decode([i]) for i in row_ids], row_values)
+        LensRow(layer, [tokenizer.decode([i], skip_special_tokens=False) for i in row_ids], row_values)
         for layer, (row_ids, row_values) in enumerate(zip(ids.tolist(), values.tolist(), strict=True))
     ]

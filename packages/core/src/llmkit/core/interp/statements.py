@@ -57,6 +57,7 @@ class Statement:
     text: str
     label: bool  # True for a true statement
     template: str  # "capital", "addition" or "comparison"
+    pair: int = 0  # a true statement and its false twin share a pair number (keep them on one side of a split)
 
 
 def _capitals() -> list[Statement]:
@@ -91,4 +92,5 @@ def _comparison(rng: random.Random, count: int) -> list[Statement]:
 def true_false_statements(seed: int = 0) -> list[Statement]:
     """80 capital, 60 addition and 60 comparison statements, half true, in a fixed order for a seed."""
     rng = random.Random(seed)
-    return [*_capitals(), *_addition(rng, 30), *_comparison(rng, 30)]
+    items = [*_capitals(), *_addition(rng, 30), *_comparison(rng, 30)]
+    return [dataclasses.replace(item, pair=i // 2) for i, item in enumerate(items)]
