@@ -79,7 +79,7 @@ class Agent(abc.ABC):
         self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
         self.policy = self.settings.policy or ToolPolicy.from_tools(self.tools)
         self.gate = Gate(self.name, self.policy, self.settings.approver)
-        self.executor = ToolExecutor(self.tools, self.gate)
+        self.executor = ToolExecutor(self.tools, self.gate, guards=self.settings.guards)
 
     name = _setting("name")
     system_prompt = _setting("system_prompt")

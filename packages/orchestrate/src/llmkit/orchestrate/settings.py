@@ -47,6 +47,9 @@ class AgentSettings:
     # approval
     policy: ToolPolicy | None = None
     approver: Approver = deny_all
+    # guards (llmkit.core.guards, or specs like "prompt_injection"): tool arguments before a tool runs, tool
+    # results before the model sees them
+    guards: tuple[Any, ...] = ()
     # checkpoints, tracing, observers
     checkpoints: CheckpointStore | None = None
     tracer: Tracer | None = None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from llmkit.core.assistant_output import ToolCall
 
 from ..errors import ToolArgumentError, ToolError
+from .guarding import GuardLike, blocked_arguments, guarded_result, open_guards
 from .results import ToolResult, limit_text, render_value
 from .tool import Tool
 from .toolbox import ToolSet
@@ -34,8 +35,9 @@ class ToolExecutor:
     """Checks every call first, in order (approvals are asked one at a time), then runs the approved
     calls concurrently; the results come back in the order of the calls."""
 
-    def __init__(self, tools: ToolSet, gate: Gate, max_workers: int = 8):
+    def __init__(self, tools: ToolSet, gate: Gate, max_workers: int = 8, guards: Sequence[GuardLike] = ()):
         self.tools, self.gate, self.max_workers = tools, gate, max_workers
+        self.guards = open_guards(guards)  # on arguments before a tool runs, on results before the model sees them
 
     def run(
         self,
@@ -53,6 +55,7 @@ class ToolExecutor:
             if observer:
                 observer(p.call, None)
             result = wrap(p.call, lambda: self._execute(p)) if wrap else self._execute(p)
+            result = guarded_result(self.guards, result)
             if observer:
                 observer(p.call, result)
             return result
@@ -82,6 +85,10 @@ class ToolExecutor:
         except ToolArgumentError as err:
             message = f"error: invalid arguments for {call.name}: {err}. Fix the arguments and call it again."
             p.result = self._decided(call, "invalid_arguments", message)
+            return p
+        blocked = blocked_arguments(self.guards, call, kwargs)
+        if blocked is not None:
+            p.result = self._decided(call, "refused", blocked)
             return p
         decision = self.gate.decide(call.name, kwargs, step)  # the approver sees what will run
         if not decision.allowed:
