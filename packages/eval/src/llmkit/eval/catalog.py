@@ -6,14 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .probes import register_probes
+from .safety import register_safety
 from .tasks import Task, TaskRegistry, register_benchmarks, task_from_yaml
 
 
 def builtin_registry() -> TaskRegistry:
-    """A registry holding every built-in task (benchmarks and probes) and every built-in scorer type."""
+    """A registry holding every built-in task (benchmarks, probes, safety suites) and every built-in scorer type."""
     registry = TaskRegistry()
     register_benchmarks(registry)
     register_probes(registry)
+    register_safety(registry)
     return registry
 
 

@@ -34,13 +34,12 @@ def _figures(results: dict[str, Any], judge: dict[str, Any] | None) -> list[dict
                     "self_consistency": "Self-consistency: accuracy vs samples voted",
                     "position": "Lost in the middle: recall by position",
                 }.get(curve_name, curve_name)
-                figures.append(
-                    {
-                        "id": f"{name}-{curve_name}",
-                        "title": f"{name}: {title}",
-                        "src": plots.curve(curve["points"], curve["x_label"], curve["y_label"], f"{name}: {title}"),
-                    }
-                )
+                if curve.get("kind") == "bars":
+                    rows = [(f"{curve['x_label']} {p['x']}", p) for p in curve["points"]]
+                    src = plots.metric_bars(rows, f"{name}: {curve['y_label']} (95% CI)")
+                else:
+                    src = plots.curve(curve["points"], curve["x_label"], curve["y_label"], f"{name}: {title}")
+                figures.append({"id": f"{name}-{curve_name}", "title": f"{name}: {title}", "src": src})
     if judge:
         rows = [
             (f"{j} · flip rate", s["pairwise"]["flip_rate"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..data import Dataset
@@ -19,6 +19,7 @@ class Curve:
     prefix: str
     x_label: str
     y_label: str
+    kind: str = "line"  # "line" over numeric x, "bars" over categories (one bar per metric)
 
 
 @dataclasses.dataclass
@@ -33,6 +34,8 @@ class Task:
     description: str = ""
     primary_metric: str = "acc"
     curves: Mapping[str, Curve] = dataclasses.field(default_factory=dict)
+    # set-level statistics no per-item mean gives (kappa, McNemar, contrast pairs): records in, JSON out
+    summarize: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]] | None = None
 
     def describe(self) -> dict[str, Any]:
         """The task's configuration as recorded in results.json."""
