@@ -18,6 +18,7 @@ from ..quant import FORMATS, QuantizedWeight, format_of_ggml
 from ..tokenizer import Tokenizer
 from .checkpoint import Checkpoint, expected_tensor_names
 from .config import ModelConfig
+from .gguf_file import GGUFFile
 
 Q = GGMLQuantizationType
 SUPPORTED_TENSOR_TYPES = frozenset(
@@ -84,9 +85,9 @@ class GGUFLoader:
 
     def load(self, path: Path, *, keep_stored: bool = False) -> Checkpoint:
         try:
-            reader = GGUFReader(path)
-            fields = read_fields(reader)
-        except Exception as err:
+            reader = GGUFFile(path)
+            fields = reader.fields
+        except (ValueError, OSError) as err:  # GGUFFormatError is a ValueError
             raise ModelFormatError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err})") from None
         config = config_from_fields(fields, {info.name for info in reader.tensors})
         rope_factors = next((info for info in reader.tensors if info.name == "rope_freqs.weight"), None)

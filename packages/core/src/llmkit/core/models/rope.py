@@ -88,8 +88,9 @@ class RotaryEmbedding(torch.nn.Module):
 
     def __init__(self, head_dim: int, theta: float, scaling: dict[str, Any] | None, max_position_embeddings: int):
         super().__init__()
-        inv_freq, self.attention_scaling = inverse_frequencies(head_dim, theta, scaling, max_position_embeddings)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        with torch.device("cpu"):  # under a meta device context, these few ops would import ~800 modules
+            inv_freq, self.attention_scaling = inverse_frequencies(head_dim, theta, scaling, max_position_embeddings)
+        self.register_buffer("inv_freq", inv_freq.to(torch.get_default_device()), persistent=False)
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions.to(torch.float32)[:, None] * self.inv_freq.to(torch.float32)[None, :]
