@@ -36,6 +36,7 @@ nox.options.sessions = [
     "lint",
     "client_lm_eval",
     "client_agents",
+    "lab",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -192,3 +193,10 @@ def client_agents(session: nox.Session) -> None:
     # ".": the native kernels, whose grammar matcher keeps the default model's constrained turns fast.
     session.install(TORCH, "./packages/core", "./packages/serve", ".", "openai-agents==0.24.0", "pytest", "httpx")  # fmt: skip
     session.run("pytest", "tests/clients/test_openai_agents.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+@nox.session(python=PYTHON)
+def lab(session: nox.Session) -> None:
+    """llmkit-lab with train and eval: spec refusals, resume after a kill, phases, and a LoRA-rank ablation on the
+    default model (2 arms x 2 seeds, 2 steps each) with the MLflow store read back."""
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train", "./packages/eval", "./packages/lab[test]")  # fmt: skip
+    session.run("pytest", "tests/lab", *session.posargs, env={"OMP_NUM_THREADS": "1"})

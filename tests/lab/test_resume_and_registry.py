@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,14 +82,13 @@ def test_a_killed_experiment_continues_from_the_last_finished_arm(resumed):
 
 
 def test_versions_move_through_the_phases_and_deployment_needs_a_passed_gate(resumed):
-    _, uri, _, after = resumed
+    uri = resumed[1]
     registry = Registry(uri)
     versions = registry.versions("tiny-rank")
     assert [(v.version, v.phase) for v in versions] == [("1", "research"), ("2", "research")]
     assert versions[0].source.endswith("lora_rank=2/seed-0/train/final/model")
-    card = (root_card := versions[0].source) + "/MODEL_CARD.md"
-    text = open(card).read()
-    assert "- base model:" in text and "## Training curves" in text and "## Evaluation" in text, root_card
+    text = (Path(versions[0].source) / "MODEL_CARD.md").read_text()
+    assert "- base model:" in text and "## Training curves" in text and "## Evaluation" in text
     with pytest.raises(LabError, match="in research; it can move to evaluation only"):
         registry.promote("tiny-rank", "1", "deployment")
     assert main(["registry", "promote", "tiny-rank", "1", "evaluation", "--tracking-uri", uri]) == 0
