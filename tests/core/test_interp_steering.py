@@ -74,3 +74,9 @@ def test_bad_vectors_fail_clearly_and_leave_no_hook(tiny):
     with pytest.raises(InvalidParameterError, match="outside"):
         _ids(tiny, SteeringVector(tiny.model.config.num_layers + 1, torch.ones(hidden)))
     assert _no_hooks(tiny.model)
+
+
+def test_sentiment_words_count_whole_lexicon_words():
+    from llmkit.core.interp.sentiment import sentiment_words
+
+    assert sentiment_words("A GREAT day, not bad at all; greatness is no word here. Awful!") == (1, 2)

@@ -1,4 +1,4 @@
-"""Core's subcommands: pull, models, tokenize, generate, chat, plugins."""
+"""Core's subcommands: pull, models, tokenize, generate, chat, plugins, interp (`llmkit.core.interp.cli`)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def register(cli) -> None:
 
     plugins = cli.command("plugins", help="list installed plugins and what each registered")
     plugins.set_defaults(func=run_plugins)
+
+    from ..interp import cli as interp_cli
+
+    interp_cli.register(cli)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, with_dtype: bool = True) -> None:
