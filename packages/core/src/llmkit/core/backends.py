@@ -35,6 +35,7 @@ class ChatChoice:
     text: str  # the raw generated text the message was parsed from
     finish_reason: str
     token_ids: list[int]
+    cached_prompt_tokens: int = 0  # prompt tokens read from a prefix cache (the engine) instead of computed
 
 
 @dataclasses.dataclass
@@ -127,15 +128,30 @@ class ModelBackend:
             )
         return generate(self.pretrained.model, self.tokenizer, prompts, params)
 
-    def chat(self, conversations, params, tools=None, structured=None):
-        """`structured` (a StructuredOutput, or one per conversation) constrains the replies where supported."""
-        prompts = [self.pretrained.chat_prompt(messages, tools=tools) for messages in conversations]
+    def chat(self, conversations, params, tools=None, structured=None, prefill: str | None = None):
+        """`structured` (a StructuredOutput, or one per conversation) constrains the replies where supported.
+        `prefill` starts every reply for the model: it becomes a final assistant message that the model continues
+        (the template's `continue_final_message`, as the server's); `text` is what the model added, `message` is
+        parsed from prefill + text."""
+        if prefill is not None:
+            conversations = [[*messages, {"role": "assistant", "content": prefill}] for messages in conversations]
+        prompts = [
+            self.pretrained.chat_prompt(
+                messages, tools=tools, add_generation_prompt=prefill is None, continue_final_message=prefill is not None
+            )
+            for messages in conversations
+        ]
         outputs = self.generate(prompts, params) if structured is None else self.generate(prompts, params, structured)
+        start = prefill or ""
         return [
             ChatResult(
                 [
                     ChatChoice(
-                        parse_assistant_output(c.text, self.tool_call_format), c.text, c.finish_reason, c.token_ids
+                        parse_assistant_output(start + c.text, self.tool_call_format),
+                        c.text,
+                        c.finish_reason,
+                        c.token_ids,
+                        c.cached_prompt_tokens,
                     )
                     for c in output.completions
                 ],

@@ -28,6 +28,7 @@ class Completion:
     finish_reason: str  # "stop" | "length"
     logprobs: list[float] | None = None
     top_logprobs: list[dict[int, float]] | None = None
+    cached_prompt_tokens: int = 0  # prompt tokens this sequence read from a prefix cache instead of computing
 
 
 @dataclasses.dataclass

@@ -351,6 +351,7 @@ class Engine:
                         s.output.finish_reason or "length",
                         s.logprobs if s.params.logprobs or s.params.top_logprobs else None,
                         s.top_logprobs if s.params.top_logprobs else None,
+                        s.num_cached_tokens,
                     )
                     for s in sequences[request_id]
                 ],

@@ -149,6 +149,8 @@ class Scheduler:
                 budget -= count
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs and not preempted:
             seq = self.policy.next_waiting(self.waiting)
+            if self._sibling_computes_shared_prompt(seq):
+                break
             cached = len(self.block_manager.cached_prefix_blocks(seq)) * self.block_manager.block_size
             count = self._chunk(cached, seq.num_tokens - cached, budget)
             if not self.block_manager.admit(seq, count):
@@ -159,6 +161,20 @@ class Scheduler:
             scheduled.append((seq, count))
             budget -= count
         return SchedulerOutput(tuple(ScheduledSequence.of(s, n) for s, n in scheduled), preempted, tuple(ended))
+
+    def _sibling_computes_shared_prompt(self, seq: Sequence) -> bool:
+        """The n samples of a request share the prompt's full blocks: while a sibling still computes them, `seq`
+        waits for them to reach the prefix cache (next step) instead of computing the prompt again."""
+        if not (self.block_manager.enable_prefix_caching and seq.shares_prefix):
+            return False
+        shared = (len(seq.prompt_token_ids) - 1) // self.block_manager.block_size * self.block_manager.block_size
+        request = self.requests.get(seq.request_id)
+        if shared == 0 or request is None:
+            return False
+        return any(
+            other is not seq and other.status is SequenceStatus.RUNNING and other.num_computed_tokens < shared
+            for other in request.sequences
+        )
 
     def _chunk(self, start: int, wanted: int, budget: int) -> int:
         """How many of the `wanted` tokens from position `start` fit this step: all of them, or a chunk

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from llmkit.core.scaling import majority_vote
 from llmkit.core.verifiers import verify
 
 from ..data import Sample
@@ -93,8 +94,6 @@ class VerifierScorer(Scorer):
 
 def subset_majority_accuracy(answers: Sequence[str | None], gold: str | None, k: int, draws: int, seed: int) -> float:
     """Expected correctness of the majority vote over k answers drawn without replacement (ties: first drawn)."""
-    from ..solvers.generation import majority_vote
-
     rng = np.random.default_rng(seed)
     n = len(answers)
     if k >= n:

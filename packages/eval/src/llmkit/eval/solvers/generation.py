@@ -1,12 +1,13 @@
-"""Generation solvers: n completions per prompt, and self-consistency (sample N, vote)."""
+"""Generation solvers: n completions per prompt, and self-consistency (sample N, vote with core's
+`llmkit.core.scaling.majority_vote`, the one vote the server and orchestrate use too)."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Sequence
 
 from llmkit.core.sampling import SamplingParams
+from llmkit.core.scaling import majority_vote
 
 from ..client import ModelClient
 from ..data import Sample
@@ -46,15 +47,6 @@ class Generate:
         return [
             {"completions": [c.content for c in r], "finish_reasons": [c.finish_reason for c in r]} for r in replies
         ]
-
-
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The most common non-empty answer; ties go to the answer seen first."""
-    counts = collections.Counter(a for a in answers if a)
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a for a in answers if a and counts[a] == best)
 
 
 @dataclasses.dataclass(frozen=True)
