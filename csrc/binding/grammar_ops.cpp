@@ -15,6 +15,7 @@
 #include "cpu/thread_pool.h"
 #include "grammar/grammar_tables.h"
 #include "grammar/matcher.h"
+#include "grammar/nfa_compiler.h"
 #include "grammar/token_walk.h"
 #include "grammar/vocabulary.h"
 
@@ -207,6 +208,46 @@ void bind_grammar(py::module_& m) {
       },
       "table"_a, "initial"_a, "max_rounds"_a = py::none(),
       "Moore refinement of a DFA's dense table rows from an initial partition (block ids, first appearance).");
+
+  m.def(
+      "compile_rule_nfas",
+      [](int32_t num_states, const Int32Array& eps_src, const Int32Array& eps_dst, const Int32Array& byte_src,
+         const Int32Array& byte_mask, const Int32Array& byte_dst, const py::array_t<uint64_t, py::array::c_style>& masks,
+         const Int32Array& call_src, const Int32Array& call_rule, const Int32Array& call_dst,
+         const Int32Array& rule_entry, const Int32Array& rule_final, int32_t max_dfa_states,
+         int32_t full_minimization_limit) -> py::object {
+        grammar::RuleNfa nfa;
+        nfa.num_states = num_states;
+        nfa.eps_src = to_vector(eps_src), nfa.eps_dst = to_vector(eps_dst);
+        nfa.byte_src = to_vector(byte_src), nfa.byte_mask = to_vector(byte_mask), nfa.byte_dst = to_vector(byte_dst);
+        nfa.masks.assign(masks.data(), masks.data() + masks.size());
+        nfa.call_src = to_vector(call_src), nfa.call_rule = to_vector(call_rule), nfa.call_dst = to_vector(call_dst);
+        nfa.rule_entry = to_vector(rule_entry), nfa.rule_final = to_vector(rule_final);
+        grammar::CompiledTables t;
+        std::string refused;
+        {
+          py::gil_scoped_release release;
+          try {
+            t = grammar::compile_rule_nfas(nfa, max_dfa_states, full_minimization_limit);
+          } catch (const grammar::GrammarBuildError& err) {
+            refused = err.what();
+          }
+        }
+        if (!refused.empty()) return py::str(refused);
+        auto array = [](const auto& v) {
+          using T = typename std::decay_t<decltype(v)>::value_type;
+          py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
+          std::copy(v.begin(), v.end(), out.mutable_data());
+          return out;
+        };
+        return py::make_tuple(array(t.kept_rules), array(t.rule_start), array(t.state_rule), array(t.accepting),
+                              array(t.byte_class), t.num_classes, array(t.transitions), array(t.call_offsets),
+                              array(t.call_rules), array(t.call_targets));
+      },
+      "num_states"_a, "eps_src"_a, "eps_dst"_a, "byte_src"_a, "byte_mask"_a, "byte_dst"_a, "masks"_a, "call_src"_a,
+      "call_rule"_a, "call_dst"_a, "rule_entry"_a, "rule_final"_a, "max_dfa_states"_a, "full_minimization_limit"_a,
+      "A grammar's Thompson NFA -> its flat tables (kept rules, rule starts, state rules, accepting, byte classes, "
+      "class count, transitions, call CSR), or the message of why the grammar is refused.");
 
   m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
         "Fill one bitmask row per matcher, in parallel, without the GIL.");

@@ -11,7 +11,8 @@ import threading
 import numpy as np
 import torch
 
-from llmkit.core.structured import CompiledGrammar, VocabularyIndex, words_for
+from llmkit.core.structured import CompiledGrammar, GrammarError, VocabularyIndex, automata, dfa, words_for
+from llmkit.core.structured.automata import RuleNFAs
 
 from . import _C
 
@@ -59,6 +60,52 @@ def refine_dfa_rows(table: np.ndarray, initial: np.ndarray, max_rounds: int | No
     table = np.ascontiguousarray(table, dtype=np.int64)
     initial = np.ascontiguousarray(initial, dtype=np.int64)
     return _C.refine_dfa_rows(table, initial, max_rounds)
+
+
+def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
+    """Native op `grammar_tables` (llmkit.core.structured.compiled.tables_from_nfas is the reference):
+    subset construction, minimization, empty-rule pruning and flattening in C++. The same language for
+    every rule (each minimal DFA is unique up to numbering); byte classes merged where the tables agree."""
+    nfa = nfas.nfa
+    mask_ids: dict[int, int] = {}
+    byte_mask = [mask_ids.setdefault(mask, len(mask_ids)) for mask in nfa.byte_mask]
+    masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in mask_ids), dtype="<u8")
+    rule_index = {name: k for k, name in enumerate(nfas.names)}
+    result = _C.compile_rule_nfas(
+        nfa.size,
+        _int32(nfa.eps_src),
+        _int32(nfa.eps_dst),
+        _int32(nfa.byte_src),
+        _int32(byte_mask),
+        _int32(nfa.byte_dst),
+        masks,
+        _int32(nfa.call_src),
+        _int32([rule_index[rule] for rule in nfa.call_rule]),
+        _int32(nfa.call_dst),
+        _int32(nfas.entries),
+        _int32(nfas.finals),
+        automata.MAX_DFA_STATES,
+        dfa.FULL_MINIMIZATION_LIMIT,
+    )
+    if isinstance(result, str):
+        raise GrammarError(result)
+    kept, rule_start, state_rule, accepting, byte_class, classes, transitions, offsets, rules, targets = result
+    return CompiledGrammar(
+        [nfas.names[k] for k in kept.tolist()],
+        rule_start,
+        state_rule,
+        accepting,
+        byte_class,
+        transitions.reshape(-1, classes),
+        offsets,
+        rules,
+        targets,
+        description,
+    )
+
+
+def _int32(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int32)
 
 
 class TokenBitmask(_C.TokenBitmask):

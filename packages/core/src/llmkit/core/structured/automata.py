@@ -8,6 +8,8 @@ call edges. A called rule never matches the empty string (a nullable reference b
 
 from __future__ import annotations
 
+import dataclasses
+
 from .dfa import RuleDFA, atom_indices, atoms_of, minimize
 from .ir import Alt, Avoid, Bytes, Exclude, Expr, Grammar, GrammarError, Ref, Repeat, Seq, nullable_rules, references
 
@@ -18,21 +20,56 @@ DEAD = object()  # a product automaton's "no way on"
 
 
 class _NFA:
+    """A Thompson NFA as edge lists (source, ..., target); several rules may share its state space (the size
+    limit counts the states of the rule being built, from `base`)."""
+
     def __init__(self) -> None:
-        self.eps: list[list[int]] = []
-        self.bytes: list[list[tuple[int, int]]] = []
-        self.calls: list[list[tuple[str, int]]] = []
+        self.size = 0
+        self.base = 0
+        self.eps_src: list[int] = []
+        self.eps_dst: list[int] = []
+        self.byte_src: list[int] = []
+        self.byte_mask: list[int] = []
+        self.byte_dst: list[int] = []
+        self.call_src: list[int] = []
+        self.call_rule: list[str] = []
+        self.call_dst: list[int] = []
 
     def new(self) -> int:
-        if len(self.eps) >= MAX_NFA_STATES:
+        if self.size - self.base >= MAX_NFA_STATES:
             raise GrammarError(
                 f"the grammar is too large: its automaton passes {MAX_NFA_STATES} states "
                 "(very long bounded repetitions or deeply duplicated sub-schemas)"
             )
-        self.eps.append([])
-        self.bytes.append([])
-        self.calls.append([])
-        return len(self.eps) - 1
+        self.size += 1
+        return self.size - 1
+
+    def eps(self, source: int, target: int) -> None:
+        self.eps_src.append(source)
+        self.eps_dst.append(target)
+
+    def byte(self, source: int, mask: int, target: int) -> None:
+        self.byte_src.append(source)
+        self.byte_mask.append(mask)
+        self.byte_dst.append(target)
+
+    def call(self, source: int, rule: str, target: int) -> None:
+        self.call_src.append(source)
+        self.call_rule.append(rule)
+        self.call_dst.append(target)
+
+    def adjacency(self) -> tuple[list[list[int]], list[list[tuple[int, int]]], list[list[tuple[str, int]]]]:
+        """Per state: epsilon targets, (mask, target) byte edges, (rule, target) call edges."""
+        eps: list[list[int]] = [[] for _ in range(self.size)]
+        byte_edges: list[list[tuple[int, int]]] = [[] for _ in range(self.size)]
+        calls: list[list[tuple[str, int]]] = [[] for _ in range(self.size)]
+        for source, target in zip(self.eps_src, self.eps_dst, strict=True):
+            eps[source].append(target)
+        for source, mask, target in zip(self.byte_src, self.byte_mask, self.byte_dst, strict=True):
+            byte_edges[source].append((mask, target))
+        for source, rule, target in zip(self.call_src, self.call_rule, self.call_dst, strict=True):
+            calls[source].append((rule, target))
+        return eps, byte_edges, calls
 
 
 class _Builder:
@@ -46,7 +83,7 @@ class _Builder:
             if expr.mask == 0:
                 return nfa.new()  # unreachable exit: matches nothing
             out = nfa.new()
-            nfa.bytes[entry].append((expr.mask, out))
+            nfa.byte(entry, expr.mask, out)
             return out
         if isinstance(expr, Seq):
             for item in expr.items:
@@ -56,16 +93,16 @@ class _Builder:
             join = nfa.new()
             for item in expr.items:
                 branch = nfa.new()
-                nfa.eps[entry].append(branch)
-                nfa.eps[self.emit(nfa, item, branch)].append(join)
+                nfa.eps(entry, branch)
+                nfa.eps(self.emit(nfa, item, branch), join)
             return join
         if isinstance(expr, Repeat):
             for _ in range(expr.min_count):
                 entry = self.emit(nfa, expr.item, entry)
             if expr.max_count is None:
                 loop = nfa.new()
-                nfa.eps[entry].append(loop)
-                nfa.eps[self.emit(nfa, expr.item, loop)].append(loop)
+                nfa.eps(entry, loop)
+                nfa.eps(self.emit(nfa, expr.item, loop), loop)
                 return loop
             ends = [entry]
             for _ in range(expr.max_count - expr.min_count):
@@ -73,15 +110,15 @@ class _Builder:
                 ends.append(entry)
             join = nfa.new()
             for end in ends:
-                nfa.eps[end].append(join)
+                nfa.eps(end, join)
             return join
         if isinstance(expr, Ref):
             if expr.rule not in self.called:
                 return self.emit(nfa, self.grammar.rules[expr.rule], entry)
             out = nfa.new()
-            nfa.calls[entry].append((expr.rule, out))
+            nfa.call(entry, expr.rule, out)
             if expr.rule in self.nullable:
-                nfa.eps[entry].append(out)
+                nfa.eps(entry, out)
             return out
         if isinstance(expr, Exclude):
             return self.emit_exclusion(nfa, expr, entry)
@@ -137,7 +174,7 @@ class _Builder:
         inner = _NFA()
         inner_start = inner.new()
         final = self.emit(inner, item, inner_start)
-        if any(inner.calls):
+        if inner.call_src:
             raise GrammarError("an exclusion or avoidance cannot contain recursive rules")
         dfa = determinize(inner, inner_start, final, "product")
         out = nfa.new()
@@ -149,10 +186,10 @@ class _Builder:
                 nodes[key] = nfa.new()
                 pending.append(key)
                 if dfa.accepting[key[0]] and accepting(key[1]):
-                    nfa.eps[nodes[key]].append(out)
+                    nfa.eps(nodes[key], out)
             return nodes[key]
 
-        nfa.eps[entry].append(node_for((0, start)))
+        nfa.eps(entry, node_for((0, start)))
         while pending:
             key = pending.pop()
             state, aux = key
@@ -164,10 +201,10 @@ class _Builder:
                         rest &= ~(1 << byte)
                         nxt = step(aux, byte)
                         if nxt is not DEAD:
-                            nfa.bytes[nodes[key]].append((1 << byte, node_for((target, nxt))))
+                            nfa.byte(nodes[key], 1 << byte, node_for((target, nxt)))
                 fallback = default(aux)
                 if rest and fallback is not DEAD:
-                    nfa.bytes[nodes[key]].append((rest, node_for((target, fallback))))
+                    nfa.byte(nodes[key], rest, node_for((target, fallback)))
         return out
 
 
@@ -175,10 +212,10 @@ def _bytes_of(mask: int) -> list[int]:
     return [b for b in range(256) if mask >> b & 1]
 
 
-def _closure(nfa: _NFA, states: set[int]) -> frozenset[int]:
+def _closure(eps: list[list[int]], states: set[int]) -> frozenset[int]:
     stack, seen = list(states), set(states)
     while stack:
-        for nxt in nfa.eps[stack.pop()]:
+        for nxt in eps[stack.pop()]:
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
@@ -187,7 +224,8 @@ def _closure(nfa: _NFA, states: set[int]) -> frozenset[int]:
 
 def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
     """Subset construction, then minimization (Moore refinement on a dense table) and trimming."""
-    first = _closure(nfa, {start})
+    eps, nfa_bytes, nfa_calls = nfa.adjacency()
+    first = _closure(eps, {start})
     closures: dict[frozenset[int], frozenset[int]] = {}
     index = {first: 0}
     order = [first]
@@ -197,7 +235,7 @@ def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
     while i < len(order):
         current = order[i]
         i += 1
-        edges = [edge for s in current for edge in nfa.bytes[s]]
+        edges = [edge for s in current for edge in nfa_bytes[s]]
         atoms = atoms_of({mask for mask, _ in edges})
         targets: list[set[int]] = [set() for _ in atoms]
         for mask, target in edges:
@@ -208,17 +246,17 @@ def determinize(nfa: _NFA, start: int, final: int, name: str) -> RuleDFA:
             frozen = frozenset(atom_targets)
             key = closures.get(frozen)
             if key is None:
-                key = closures[frozen] = _closure(nfa, atom_targets)
+                key = closures[frozen] = _closure(eps, atom_targets)
             by_target[key] = by_target.get(key, 0) | atom
         calls: dict[str, set[int]] = {}
         for s in current:
-            for rule, target in nfa.calls[s]:
+            for rule, target in nfa_calls[s]:
                 calls.setdefault(rule, set()).add(target)
         row_bytes, row_calls = [], []
         for key, mask in by_target.items():
             row_bytes.append((mask, _intern(key, index, order)))
         for rule, targets in sorted(calls.items()):
-            row_calls.append((rule, _intern(_closure(nfa, targets), index, order)))
+            row_calls.append((rule, _intern(_closure(eps, targets), index, order)))
         byte_edges.append(row_bytes)
         call_edges.append(row_calls)
         if len(order) > MAX_DFA_STATES:
@@ -291,8 +329,19 @@ def _without_empty_start(dfa: RuleDFA) -> RuleDFA:
     )
 
 
-def build_rule_dfas(grammar: Grammar) -> dict[str, RuleDFA]:
-    """The start rule's DFA and those of the recursive rules it reaches, with empty rules pruned."""
+@dataclasses.dataclass
+class RuleNFAs:
+    """A grammar's Thompson NFA, every rule in one state space: `names[0]` is the start rule, the called
+    (recursive) rules follow in name order, `entries[k]` / `finals[k]` are rule k's first and final states."""
+
+    names: list[str]
+    nfa: _NFA
+    entries: list[int]
+    finals: list[int]
+
+
+def rule_nfas(grammar: Grammar) -> RuleNFAs:
+    """The NFA of the start rule and of the recursive rules it reaches (non-recursive rules inlined)."""
     grammar.check_references()
     rules = dict(grammar.rules)
     rules[START_RULE] = Ref(grammar.root)
@@ -300,19 +349,34 @@ def build_rule_dfas(grammar: Grammar) -> dict[str, RuleDFA]:
     called = recursive_rules(full) | set(grammar.called)
     nullable = nullable_rules(full)
     builder = _Builder(full, called, nullable)
-    dfas: dict[str, RuleDFA] = {}
+    nfa = _NFA()
+    bounds: dict[str, tuple[int, int]] = {}
     pending = [START_RULE]
     while pending:
         name = pending.pop()
-        if name in dfas:
+        if name in bounds:
             continue
-        nfa = _NFA()
+        nfa.base = nfa.size
+        calls_before = len(nfa.call_rule)
         start = nfa.new()
-        final = builder.emit(nfa, full.rules[name], start)
-        dfa = determinize(nfa, start, final, name)
+        bounds[name] = (start, builder.emit(nfa, full.rules[name], start))
+        pending.extend(nfa.call_rule[calls_before:])
+    names = [START_RULE, *sorted(n for n in bounds if n != START_RULE)]
+    return RuleNFAs(names, nfa, [bounds[n][0] for n in names], [bounds[n][1] for n in names])
+
+
+def dfas_from_nfas(nfas: RuleNFAs) -> dict[str, RuleDFA]:
+    """Each rule's minimized DFA (called rules without the empty string), empty rules pruned."""
+    dfas: dict[str, RuleDFA] = {}
+    for name, start, final in zip(nfas.names, nfas.entries, nfas.finals, strict=True):
+        dfa = determinize(nfas.nfa, start, final, name)
         dfas[name] = _without_empty_start(dfa) if name != START_RULE else dfa
-        pending.extend(rule for row in dfa.call_edges for rule, _ in row)
     return _prune_empty_rules(dfas)
+
+
+def build_rule_dfas(grammar: Grammar) -> dict[str, RuleDFA]:
+    """The start rule's DFA and those of the recursive rules it reaches, with empty rules pruned."""
+    return dfas_from_nfas(rule_nfas(grammar))
 
 
 def _prune_empty_rules(dfas: dict[str, RuleDFA]) -> dict[str, RuleDFA]:

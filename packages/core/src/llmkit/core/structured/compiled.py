@@ -8,9 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from .automata import START_RULE, build_rule_dfas
+from ..ops.dispatch import implementation, register_reference
+from .automata import START_RULE, RuleNFAs, dfas_from_nfas, rule_nfas
 from .dfa import RuleDFA, atoms_of
 from .ir import Grammar
+
+# NFA -> flat tables: `tables_from_nfas` below is the reference (subset construction, minimization and
+# flattening in Python); llmkit-kernels registers a native one that gives the same rule languages.
+TABLES_OP = "grammar_tables"
 
 
 @dataclasses.dataclass(eq=False)
@@ -125,6 +130,14 @@ def flatten(dfas: dict[str, RuleDFA], description: str = "") -> CompiledGrammar:
     )
 
 
+def tables_from_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
+    """The reference of op `grammar_tables`: rule NFAs -> minimized rule DFAs -> flat tables."""
+    return flatten(dfas_from_nfas(nfas), description)
+
+
+register_reference(TABLES_OP, tables_from_nfas)
+
+
 def compile_grammar_ir(grammar: Grammar, description: str = "") -> CompiledGrammar:
-    """IR -> rule DFAs -> flat tables."""
-    return flatten(build_rule_dfas(grammar), description)
+    """IR -> rule NFAs (Python) -> flat tables (op `grammar_tables`: native when llmkit-kernels is installed)."""
+    return implementation(TABLES_OP, "cpu")(rule_nfas(grammar), description)

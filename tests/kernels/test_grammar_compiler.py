@@ -1,0 +1,154 @@
+"""The native grammar compiler (op `grammar_tables`: NFA -> subset construction, minimization, pruning,
+flat tables) against the Python reference `compiled.tables_from_nfas`: every rule's DFA is the same up
+to state numbering (compared in a canonical form), the matchers give the same masks on random walks, and
+the same grammars are refused with the same messages."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmkit.core.ops import dispatch
+from llmkit.core.structured import (
+    CompiledGrammar,
+    GrammarError,
+    JsonOptions,
+    StructuredOutput,
+    automata,
+    compiled,
+    dfa,
+)
+from llmkit.core.structured.compiler import to_grammar
+from llmkit.core.structured.vocabulary import vocabulary_index
+from llmkit.kernels import _C
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, compile_rule_nfas
+
+SUITE = json.loads((Path(__file__).parents[2] / "benchmarks" / "structured_schemas.json").read_text())
+SPECS = {f"suite/{name}": StructuredOutput("json_schema", item["schema"]) for name, item in SUITE.items()} | {
+    "flexible": StructuredOutput("json_schema", SUITE["person"]["schema"], JsonOptions(whitespace="flexible")),
+    "regex/code": StructuredOutput("regex", r"[A-Z]{3}-\d{4}"),
+    "regex/alternation": StructuredOutput("regex", r"(ab|a)*c?(x{2,5}|y+)"),
+    "regex/unicode": StructuredOutput("regex", r"[α-ω]{1,3}[^a-z]\w+"),
+    "gbnf/list": StructuredOutput("grammar", 'root ::= list\nlist ::= "[" (item ("," item)*)? "]"\nitem ::= [a-z]+ | list'),
+    "gbnf/nullable": StructuredOutput("grammar", 'root ::= a "!"\na ::= "x"? b?\nb ::= "(" a ")"'),
+    "tools": StructuredOutput("tool_calls", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}], "tool_choice": "auto"}),
+    "json_object": StructuredOutput("json_object"),
+}  # fmt: skip
+
+
+def canonical(grammar: CompiledGrammar) -> list:
+    """Each rule's DFA renumbered breadth first over bytes 0..255, then calls by rule name: equal for
+    isomorphic DFAs whatever their state numbers and byte classes."""
+    by_byte = grammar.transitions[:, grammar.byte_class]  # [N, 256]
+    rules = []
+    for r, name in enumerate(grammar.rule_names):
+        start = int(grammar.rule_start[r])
+        ids, order, rows = {start: 0}, [start], []
+        for state in order:
+            targets = by_byte[state].tolist()
+            calls = sorted((grammar.rule_names[rule], target) for rule, target in grammar.calls(state))
+            for target in [t for t in targets if t >= 0] + [t for _, t in calls]:
+                if target not in ids:
+                    ids[target] = len(order)
+                    order.append(target)
+            row_calls = tuple((rule, ids[t]) for rule, t in calls)
+            rows.append((bool(grammar.accepting[state]), tuple(ids.get(t, -1) for t in targets), row_calls))
+        rules.append((name, rows))
+    return rules
+
+
+def both(spec: StructuredOutput) -> tuple[CompiledGrammar, CompiledGrammar]:
+    nfas = automata.rule_nfas(to_grammar(spec))
+    return compile_rule_nfas(nfas), compiled.tables_from_nfas(nfas)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_native_tables_are_the_reference_dfas(name):
+    native, reference = both(SPECS[name])
+    assert native.rule_names == reference.rule_names
+    assert native.num_states == reference.num_states
+    assert native.num_classes <= reference.num_classes + 1  # the reference may add a class for unread bytes
+    assert canonical(native) == canonical(reference)
+
+
+@pytest.mark.parametrize("name", ["suite/string_lengths", "suite/recursive_tree", "gbnf/list", "regex/alternation"])
+def test_rows_merged_instead_of_minimized_above_the_limit(name, monkeypatch):
+    monkeypatch.setattr(dfa, "FULL_MINIMIZATION_LIMIT", 8)
+    native, reference = both(SPECS[name])
+    assert canonical(native) == canonical(reference)
+
+
+def test_the_dispatcher_compiles_natively():
+    assert dispatch.implementation(compiled.TABLES_OP, "cpu") is compile_rule_nfas
+    assert dispatch.reference(compiled.TABLES_OP) is compiled.tables_from_nfas
+
+
+@pytest.fixture(scope="module")
+def vocab(tiny):
+    return vocabulary_index(tiny.tokenizer)
+
+
+@pytest.mark.parametrize(
+    "name", ["suite/person", "suite/recursive_list", "suite/extra_props", "gbnf/list", "regex/unicode", "tools"]
+)
+def test_same_masks_on_random_walks(name, vocab):
+    native, reference = (NativeGrammarMatcher(g, vocab) for g in both(SPECS[name]))
+    rng = random.Random(name)
+    for _ in range(4):
+        native.reset(), reference.reset()
+        for _ in range(60):
+            allowed = native.allowed_tokens()
+            np.testing.assert_array_equal(allowed, reference.allowed_tokens())
+            assert native.can_terminate() == reference.can_terminate()
+            choices = np.flatnonzero(allowed).tolist()
+            if not choices or native.is_terminated():
+                break
+            token = rng.choice(choices)
+            assert native.accept_token(token) and reference.accept_token(token)
+
+
+def test_a_grammar_matching_nothing_is_refused_alike():
+    spec = StructuredOutput("grammar", 'root ::= "a" loop\nloop ::= "b" loop')
+    nfas = automata.rule_nfas(to_grammar(spec))
+    with pytest.raises(GrammarError, match="matches no string at all"):
+        compiled.tables_from_nfas(nfas)
+    with pytest.raises(GrammarError, match="matches no string at all"):
+        compile_rule_nfas(nfas)
+
+
+def test_too_many_dfa_states_is_refused_alike(monkeypatch):
+    monkeypatch.setattr(automata, "MAX_DFA_STATES", 50)
+    nfas = automata.rule_nfas(to_grammar(SPECS["suite/person"]))
+    messages = []
+    for build in (compiled.tables_from_nfas, compile_rule_nfas):
+        with pytest.raises(GrammarError, match="passes 50 states") as refused:
+            build(nfas)
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+
+
+def test_malformed_nfa_tables_are_rejected():
+    ints = lambda *v: np.array(v, dtype=np.int32)  # noqa: E731
+    none = ints()
+    mask = np.array([0, 1 << (ord("a") - 64), 0, 0], dtype=np.uint64)  # the byte "a"
+    ok = dict(num_states=2, eps_src=none, eps_dst=none, byte_src=ints(0), byte_mask=ints(0), byte_dst=ints(1),
+              masks=mask, call_src=none, call_rule=none, call_dst=none, rule_entry=ints(0), rule_final=ints(1),
+              max_dfa_states=100, full_minimization_limit=100)  # fmt: skip
+    kept, _, _, accepting, byte_class, classes, transitions, *_ = _C.compile_rule_nfas(**ok)
+    assert kept.tolist() == [0] and accepting.tolist() == [0, 1] and classes == 2
+    by_byte = transitions.reshape(2, classes)[:, byte_class]
+    assert by_byte[0, ord("a")] == 1 and (np.delete(by_byte[0], ord("a")) == -1).all() and (by_byte[1] == -1).all()
+    assert "matches no string" in _C.compile_rule_nfas(**(ok | dict(masks=np.zeros(4, dtype=np.uint64))))
+    for bad, message in [
+        (dict(byte_dst=ints(2)), "outside"),
+        (dict(byte_mask=ints(1)), "names mask 1"),
+        (dict(rule_final=ints(5)), "outside the NFA"),
+        (dict(call_src=ints(0), call_rule=ints(0), call_dst=ints(1)), "names rule 0"),
+        (dict(eps_src=ints(0), eps_dst=none), "differ in length"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            _C.compile_rule_nfas(**(ok | bad))
