@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -137,3 +138,25 @@ def test_bad_gate_files_are_refused(tmp_path):
         parser, _ = build_parser()
         args = parser.parse_args(["eval", "gate", str(tmp_path / "g.yaml"), "--candidate", str(tmp_path / "nope")])
         args.func(args)
+
+
+def test_models_are_evaluated_on_the_gate_files_tasks(tmp_path, tiny_model_dir):
+    """--candidate/--baseline given as models: the gate runs its `tasks` on each, then decides."""
+    records = [
+        {"id": f"q{i}", "question": f"{i} plus one is", "choices": [str(i + 1), str(i + 7)], "answer": 0}
+        for i in range(8)
+    ]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "task.yaml").write_text(
+        "name: plus_one\n"
+        f"dataset: {{source: file, path: {tmp_path / 'items.jsonl'}, id: id, target: answer, choices: choices}}\n"
+        'prompt: {template: "{{ question }}"}\nsolver: {type: multiple_choice}\nscorer: {type: choice}\n'
+    )
+    (tmp_path / "gates.yaml").write_text(
+        f"tasks: [{tmp_path / 'task.yaml'}]\nminimum_detectable_effect: 1.0\ngates: [{{task: plus_one}}]\n"
+    )
+    argv = ["eval", "gate", str(tmp_path / "gates.yaml"), "--candidate", str(tiny_model_dir)]
+    argv += ["--baseline", str(tiny_model_dir), "--output", str(tmp_path / "runs"), "--device", "cpu"]
+    assert main(argv) == 0  # the same model on both sides: nothing flips
+    assert len(load_samples(tmp_path / "runs" / "candidate", "plus_one")) == 8
+    assert (tmp_path / "runs" / "baseline" / "results.json").is_file()

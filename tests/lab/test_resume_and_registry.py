@@ -99,3 +99,17 @@ def test_versions_move_through_the_phases_and_deployment_needs_a_passed_gate(res
     assert registry.promote("tiny-rank", "1", "maintenance").phase == "maintenance"
     with pytest.raises(LabError, match="unknown phase 'production'"):
         registry.promote("tiny-rank", "2", "production")
+
+
+def test_a_gate_on_a_version_is_recorded_on_the_version_and_its_card(resumed, tmp_path):
+    root, uri, _, _ = resumed
+    source = Registry(uri).version("tiny-rank", "2").source
+    (tmp_path / "gates.yaml").write_text(
+        f"tasks: [{root / 'held_out.yaml'}]\nminimum_detectable_effect: 1.0\ngates: [{{task: held_out}}]\n"
+    )
+    argv = ["registry", "gate", "tiny-rank", "2", str(tmp_path / "gates.yaml"), "--baseline", source]
+    argv += ["--output", str(tmp_path / "gate"), "--junit", str(tmp_path / "gate.xml"), "--tracking-uri", uri]
+    assert main(argv) == 0
+    assert Registry(uri).version("tiny-rank", "2").gate == "passed"
+    card = (Path(source) / "MODEL_CARD.md").read_text()
+    assert "## Gate results\n\n# Release gate PASSED" in card and "## Config" in card
