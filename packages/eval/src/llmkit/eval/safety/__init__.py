@@ -71,7 +71,7 @@ def refusal_classifier_task() -> Task:
     return Task(
         "refusal_classifier", lambda: safety_data("refusal_labels"), _CHAT, JudgeHandLabelled(),
         ClassifierAgreementScorer(),
-        "60 hand-labelled replies: the refusal rules and the model as LM judge against the labels",
+        "64 hand-labelled replies: the refusal rules and the model as LM judge against the labels",
         primary_metric="rules_correct",
         summarize=summarize_agreement,
     )  # fmt: skip
