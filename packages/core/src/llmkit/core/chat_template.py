@@ -81,6 +81,7 @@ class ChatTemplate:
         tools: Sequence[Mapping[str, Any]] | None = None,
         continue_final_message: bool = False,
         extra_variables: Mapping[str, Any] | None = None,
+        image_parts: bool = False,
         **variables: Any,
     ) -> str:
         """The prompt text for `messages` (OpenAI-style dicts), ending with the assistant header if asked.
@@ -88,7 +89,8 @@ class ChatTemplate:
         `continue_final_message` ends the text inside the final (assistant) message, right after its content,
         so the reply continues it (HF transformers' rule: render, then cut after the message's content).
         `extra_variables` and `variables` are extra template variables (e.g. `enable_thinking`, a request's
-        `chat_template_kwargs`); they may not replace the renderer's own.
+        `chat_template_kwargs`); they may not replace the renderer's own. `image_parts` (vision-language models)
+        keeps content lists holding `{"type": "image"}` parts as lists, for templates that place image tokens.
         """
         if tools and not self.supports_tools:
             raise ChatTemplateError(
@@ -104,7 +106,7 @@ class ChatTemplate:
                 "continue_final_message and add_generation_prompt cannot both be set: "
                 "the reply either continues the final message or starts a new one"
             )
-        normalized = [normalize_message(m, i) for i, m in enumerate(messages)]
+        normalized = [normalize_message(m, i, image_parts) for i, m in enumerate(messages)]
         if continue_final_message and (not normalized or normalized[-1]["role"] != "assistant"):
             raise ChatTemplateError("continue_final_message needs an assistant message last, to continue")
         try:
@@ -138,15 +140,21 @@ class ChatTemplate:
         return text[: at + len(content.strip())]
 
 
-def normalize_message(message: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """Check one message and flatten text-part lists into a string."""
+def normalize_message(message: Mapping[str, Any], index: int, image_parts: bool = False) -> dict[str, Any]:
+    """Check one message and flatten text-part lists into a string (lists with image parts stay lists when
+    `image_parts`)."""
     if not isinstance(message, Mapping):
         raise ChatTemplateError(f"message {index} is a {type(message).__name__}, not a mapping")
     role = message.get("role")
     if role not in ROLES:
         raise ChatTemplateError(f"message {index} has role {role!r}; expected one of {', '.join(ROLES)}")
     content = message.get("content")
-    if isinstance(content, list):
+    if image_parts and isinstance(content, list) and _has_image_part(content):
+        for part in content:
+            if not (isinstance(part, Mapping) and (part.get("type") == "image" or _is_text_part(part))):
+                raise ChatTemplateError(f"message {index} has a content part llmkit cannot render: {part!r}")
+        content = [dict(part) for part in content]
+    elif isinstance(content, list):
         texts = []
         for part in content:
             if not (isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)):
@@ -158,3 +166,11 @@ def normalize_message(message: Mapping[str, Any], index: int) -> dict[str, Any]:
     if content is None and not message.get("tool_calls"):
         raise ChatTemplateError(f"message {index} ({role}) has no content")
     return {**message, "content": content}
+
+
+def _has_image_part(content: list) -> bool:
+    return any(isinstance(part, Mapping) and part.get("type") == "image" for part in content)
+
+
+def _is_text_part(part: Mapping[str, Any]) -> bool:
+    return part.get("type") == "text" and isinstance(part.get("text"), str)

@@ -5,11 +5,13 @@ from .chat_template import BUILTIN_TEMPLATES, builtin_template_source
 from .hookspecs import hookimpl
 from .models.gguf_loader import GGUFLoader
 from .models.hf_loader import HFLoader
+from .models.vision.loader import Idefics3Loader
 
 
 @hookimpl
 def llmkit_register_model_loaders(register):
     register("gguf", GGUFLoader())
+    register("idefics3", Idefics3Loader())  # before "hf", which takes any directory with a config.json
     register("hf", HFLoader())
 
 

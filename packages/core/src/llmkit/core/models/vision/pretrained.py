@@ -1,0 +1,172 @@
+"""`load_vision_language`: an Idefics3 / SmolVLM directory in, a model that takes chat messages with images out."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ...chat_template import ChatTemplate
+from ...errors import InvalidParameterError, ModelFormatError
+from ...images import DEFAULT_MAX_PIXELS, Idefics3ImageProcessor, image_prompt_text, open_image
+from ...tokenizer import Tokenizer
+from ..attention import KVCache
+from ..pretrained import _choose_template, _uninitialized_placeholders, build_model, parse_dtype
+from .idefics3 import Idefics3Model
+from .loader import Idefics3Loader
+from .prompt import ImageSpan, MultimodalPrompt
+
+IMAGE_PLACEHOLDER = "<image>"
+ImageSource = bytes | str | os.PathLike[str] | Image.Image
+
+
+@dataclasses.dataclass
+class VisionLanguagePretrained:
+    """A loaded vision-language model, its tokenizer, chat template and image processor."""
+
+    model: Idefics3Model
+    tokenizer: Tokenizer
+    chat_template: ChatTemplate | None
+    image_processor: Idefics3ImageProcessor
+    path: Path
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def image_seq_len(self) -> int:
+        return self.model.config.image_seq_len
+
+    def num_image_tokens(self, image: ImageSource, detail: str = "auto") -> int:
+        """Prompt tokens one image costs at `detail` (its tiles' image tokens plus the tags around them)."""
+        processed = self.image_processor.process(open_image(image, max_pixels=self.max_pixels), detail)
+        text = image_prompt_text(processed.rows, processed.cols, self.image_seq_len)
+        return len(self.tokenizer.encode(text))
+
+    def chat_prompt(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        images: Sequence[ImageSource] = (),
+        *,
+        detail: str = "auto",
+        add_generation_prompt: bool = True,
+    ) -> MultimodalPrompt:
+        """Messages whose content lists hold `{"type": "image"}` parts, one image per part, in order."""
+        if self.chat_template is None:
+            raise ModelFormatError(f"{self.path} has no chat template")
+        text = self.chat_template.render(messages, add_generation_prompt=add_generation_prompt, image_parts=True)
+        return self.text_prompt(text, images, detail=detail)
+
+    def text_prompt(self, text: str, images: Sequence[ImageSource] = (), *, detail: str = "auto") -> MultimodalPrompt:
+        """A prompt text with one `<image>` per image: each expands to the model's tiles and image tokens, and the
+        vision tower's embeddings fill them."""
+        pieces = text.split(IMAGE_PLACEHOLDER)
+        if len(pieces) - 1 != len(images):
+            raise InvalidParameterError(
+                f"the prompt has {len(pieces) - 1} {IMAGE_PLACEHOLDER} places but {len(images)} images were given"
+            )
+        processed = [self.image_processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i in images]
+        expanded = pieces[0]
+        for image, piece in zip(processed, pieces[1:], strict=True):
+            expanded += image_prompt_text(image.rows, image.cols, self.image_seq_len) + piece
+        token_ids = self.tokenizer.encode(expanded)
+        runs = _image_token_runs(token_ids, self.model.config.image_token_id)
+        tiles = [(index, tile) for index, image in enumerate(processed) for tile in range(image.num_tiles)]
+        if len(runs) != len(tiles) or any(length != self.image_seq_len for _, length in runs):
+            raise ModelFormatError(
+                f"the tokenizer does not keep {IMAGE_PLACEHOLDER} as one token: expected {len(tiles)} runs of "
+                f"{self.image_seq_len} image tokens, found {[length for _, length in runs]}"
+            )
+        spans = []
+        with torch.inference_mode():
+            features = [self.image_features(image) for image in processed]
+        for (start, _), (index, tile) in zip(runs, tiles, strict=True):
+            spans.append(ImageSpan(start, features[index][tile], processed[index].image_hash, index))
+        return MultimodalPrompt(token_ids, spans)
+
+    def image_features(self, processed) -> torch.Tensor:
+        """[tiles, image_seq_len, hidden] for one processed image (the vision tower runs once per image)."""
+        return self.model.image_features(
+            torch.from_numpy(processed.pixel_values), torch.from_numpy(processed.pixel_mask)
+        )
+
+    @torch.inference_mode()
+    def generate_greedy(
+        self, prompt: MultimodalPrompt, max_new_tokens: int, stop_token_ids: Sequence[int] | None = None
+    ) -> list[int]:
+        """Argmax decoding over a contiguous KV cache (the reference path; the engine comes later).
+        `stop_token_ids` defaults to the tokenizer's EOS ids; pass () to always run `max_new_tokens`."""
+        if max_new_tokens < 1:
+            raise InvalidParameterError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        stops = set(self.tokenizer.eos_token_ids if stop_token_ids is None else stop_token_ids)
+        model, text = self.model, self.model.config.text
+        embeddings = model.input_embeddings(prompt)
+        length = embeddings.shape[0]
+        cache = KVCache(
+            text.num_layers, 1, length + max_new_tokens, text.num_kv_heads, text.head_dim, model.dtype, model.device
+        )
+        valid = torch.ones(1, length, dtype=torch.bool, device=model.device)
+        hidden = model(embeddings, torch.arange(length, device=model.device), cache.step(valid))
+        output: list[int] = []
+        while True:
+            token = int(model.compute_logits(hidden[-1:]).argmax(-1))
+            output.append(token)
+            if token in stops or len(output) == max_new_tokens:
+                return output
+            position = torch.tensor([length + len(output) - 1], device=model.device)
+            step = cache.step(torch.ones(1, 1, dtype=torch.bool, device=model.device))
+            hidden = model(model.text_model.embed_tokens(torch.tensor([token], device=model.device)), position, step)
+
+
+def _image_token_runs(token_ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
+    """(start, length) of each maximal run of the image token."""
+    runs: list[tuple[int, int]] = []
+    for position, token in enumerate(token_ids):
+        if token != image_token_id:
+            continue
+        if runs and runs[-1][0] + runs[-1][1] == position:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((position, 1))
+    return runs
+
+
+def load_vision_language(
+    path: str | os.PathLike[str],
+    *,
+    dtype: str | torch.dtype = "float32",
+    device: str | torch.device = "cpu",
+    chat_template: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> VisionLanguagePretrained:
+    """Load an Idefics3 / SmolVLM HF directory; the vision tower and connector run in `dtype` on `device` too."""
+    path = Path(path).expanduser()
+    loader = Idefics3Loader()
+    if not loader.can_load(path):
+        raise ModelFormatError(f"{path} is not an Idefics3 / SmolVLM directory (config.json model_type)")
+    checkpoint = loader.load(path)
+    torch_dtype = parse_dtype(dtype)
+    config = checkpoint.metadata["vision_language"]
+    text_model = build_model(checkpoint, torch_dtype, device)
+    with torch.device("meta"), _uninitialized_placeholders():
+        model = Idefics3Model(config, text_model=torch.nn.Module())
+    vision = {
+        name: tensor.to(device=device, dtype=torch_dtype)
+        for name, tensor in checkpoint.metadata["vision_tensors"].items()
+    }
+    model.load_state_dict(vision, strict=False, assign=True)
+    model.text_model = text_model
+    missing = [name for name, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ModelFormatError(f"{path} lacks the tensor {missing[0]!r}")
+    processor = Idefics3ImageProcessor.from_hf_dict(checkpoint.metadata["image_processor"])
+    seq_len = checkpoint.metadata["processor"].get("image_seq_len", config.image_seq_len)
+    if seq_len != config.image_seq_len:
+        raise ModelFormatError(
+            f"processor_config.json says {seq_len} image tokens per tile; the model makes {config.image_seq_len}"
+        )
+    template = _choose_template(chat_template, checkpoint.chat_template, checkpoint.tokenizer)
+    return VisionLanguagePretrained(model.eval(), checkpoint.tokenizer, template, processor, path, max_pixels)
