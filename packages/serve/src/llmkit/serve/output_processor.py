@@ -53,6 +53,7 @@ class OutputProcessor:
             del self.requests[request_id]
         cached = request.sequences[0].num_cached_tokens
         output = RequestOutput(request_id, request.prompt_token_ids, deltas, finished, cached, timing)
+        output.samples_cached_tokens = [s.num_cached_tokens for s in request.sequences]
         scored = [s for s in request.sequences if len(s.prompt_logprobs or ()) == len(request.prompt_token_ids)]
         if scored:  # each sequence of the request scores the same prompt; take one that has finished it
             output.prompt_logprobs = scored[0].prompt_logprobs

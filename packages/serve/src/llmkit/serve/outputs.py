@@ -50,3 +50,4 @@ class RequestOutput:
     # the top ones when the request also asks for `top_logprobs`. Repeated on every later output.
     prompt_logprobs: list[float | None] | None = None
     prompt_top_logprobs: list[dict[int, float] | None] | None = None
+    samples_cached_tokens: list[int] = dataclasses.field(default_factory=list)  # per sample, prefix-cache hits

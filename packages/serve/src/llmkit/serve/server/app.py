@@ -25,6 +25,7 @@ from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import RequestIdMiddleware, request_id_of
+from .scaling import scaled_chat, scaled_completion
 from .state import Server
 from .structured_admission import compile_for_request, structured_admit
 
@@ -73,6 +74,8 @@ async def chat_completions(request: Request) -> Response:
     job = prepare_chat(server, await server.read_json(request))
     req, prompt, params = job.req, job.prompt, job.params
     guard_messages(server, req.messages)
+    if req.llmkit is not None:
+        return await scaled_chat(server, request, job, _collect)
     request_id = R.new_id("chatcmpl")
     admit = None
     if job.structured is not None:
@@ -197,6 +200,8 @@ async def completions(request: Request) -> Response:
     job = prepare_completion(server, await server.read_json(request))
     req, prompts, params = job.req, job.prompts, job.params
     guard_prompts(server, req.prompts())
+    if req.llmkit is not None:
+        return await scaled_completion(server, request, job, _collect)
     request_id = R.new_id("cmpl")
     ids = [f"{request_id}-{i}" for i in range(len(prompts))]
     echoes = [R.EchoedPrompt(text, p) for text, p in zip(job.prompt_texts, prompts, strict=True)] if req.echo else None

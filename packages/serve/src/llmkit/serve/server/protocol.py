@@ -40,6 +40,7 @@ class _Common(BaseModel):
     min_p: float = Field(default=0.0, ge=0, le=1)
     repetition_penalty: float = Field(default=1.0, gt=0, le=100)
     ignore_eos: bool = False
+    llmkit: dict[str, Any] | None = None  # inference-time scaling (server/scaling.py, docs/scaling.md)
 
     @field_validator("stop")
     @classmethod
