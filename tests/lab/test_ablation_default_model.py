@@ -15,7 +15,7 @@ from .conftest import write_facts, write_spec
 
 
 @pytest.fixture(scope="module")
-def ablation(tmp_path_factory, smollm2_path):
+def ablation(tmp_path_factory, smollm2_path, tracking_uri):
     root = tmp_path_factory.mktemp("ablation")
     data, task = write_facts(root)
     assert main(["data", "manifest", str(data)]) == 0  # the run records the data set's version
@@ -30,7 +30,7 @@ def ablation(tmp_path_factory, smollm2_path):
                     "data": data.name,
                     "max_steps": 2,
                     "batch_size": 4,
-                    "learning_rate": 1e-3,
+                    "learning_rate": 5e-3,
                     "lora_alpha": 16,
                     "max_length": 96,
                 },
@@ -40,7 +40,7 @@ def ablation(tmp_path_factory, smollm2_path):
             "seeds": [0, 1],
         },
     )
-    uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
+    uri = tracking_uri
     argv = ["experiment", "run", str(spec), "-o", str(root / "out"), "--tracking-uri", uri, "--quiet"]
     assert main(argv) == 0
     return root, uri, json.loads((root / "out" / "state.json").read_text())
@@ -62,7 +62,7 @@ def test_every_arm_and_seed_is_tracked_with_params_metrics_and_artifacts(ablatio
     for run in runs:
         params, tags = run.data.params, run.data.tags
         assert params["train.lora_rank"] in ("2", "8") and params["seed"] == run.data.tags["llmkit.seed"]
-        assert params["train.learning_rate"] == "0.001" and params["train.max_steps"] == "2"
+        assert params["train.learning_rate"] == "0.005" and params["train.max_steps"] == "2"
         assert tags["llmkit.data_manifest"] == manifest["dataset_hash"]
         assert len(tags.get("llmkit.git_commit", "")) >= 40
         history = tracking.get_metric_history(run.info.run_id, "train.loss")

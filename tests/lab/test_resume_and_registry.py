@@ -21,7 +21,7 @@ from .conftest import write_facts, write_spec
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory, tiny_model_dir):
+def resumed(tmp_path_factory, tiny_model_dir, tracking_uri):
     root = tmp_path_factory.mktemp("resume")
     data, task = write_facts(root)
     spec = write_spec(
@@ -43,7 +43,7 @@ def resumed(tmp_path_factory, tiny_model_dir):
             "seeds": [0],
         },
     )
-    uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
+    uri = tracking_uri
     argv = ["experiment", "run", str(spec), "-o", str(root / "out"), "--tracking-uri", uri, "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     code = "import sys; from llmkit.core.cli import main; sys.exit(main(sys.argv[1:]))"
