@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 
 import torch
+from rich.console import Console
 from rich.table import Table
 
-from ..cli.commands import add_model_arguments, console, load
-from ..device import add_device_argument
+from ..device import add_device_argument, log_device, resolve_device
 from ..errors import InvalidParameterError
+from ..models.pretrained import Pretrained, load_pretrained
+from ..models.store import DEFAULT_MODEL
+
+# Piped output keeps whole rows instead of rich's 80-column ellipses (as core's other commands do).
+console = Console(width=None if sys.stdout.isatty() else 240)
 
 
 def register(cli) -> None:
@@ -42,8 +48,16 @@ def register(cli) -> None:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help="catalog name, .gguf file or HF directory")
     add_device_argument(parser)
+
+
+def load(args: argparse.Namespace) -> Pretrained:
+    """The model as core's reference generate holds it (GGUF weights as stored, float32 activations)."""
+    device = resolve_device(args.device)
+    log_device(device, args.device)
+    with console.status(f"loading {args.model}", spinner="dots"):
+        return load_pretrained(args.model, device=device)
 
 
 def run_lens(args: argparse.Namespace) -> int:
