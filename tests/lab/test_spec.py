@@ -54,3 +54,19 @@ def test_bad_specs_say_what_is_wrong(change, message):
     spec = {"name": "x", "base": BASE, "factors": {"train.lora_rank": [4, 16]}, **change}
     with pytest.raises(LabError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         parse_experiment(spec)
+
+
+def test_train_options_are_checked_before_anything_runs():
+    from llmkit.lab.runner import check_arms
+    from llmkit.train.errors import ConfigError
+
+    spec = {
+        "name": "x",
+        "base": {**BASE, "train": {**BASE["train"], "lora_rnak": 2}},
+        "factors": {"train.lora_rank": [4, 16]},
+    }
+    with pytest.raises(ConfigError, match=r"unknown option 'lora_rnak' for sft \(did you mean lora_rank\?\)"):
+        check_arms(parse_experiment(spec))
+    trained_and_named = {**BASE, "eval": {"tasks": ["t"], "model": "other"}}
+    with pytest.raises(LabError, match="eval.model is the trained model when the spec trains"):
+        check_arms(parse_experiment({"name": "x", "base": trained_and_named, "factors": {"train.lora_rank": [4, 16]}}))
