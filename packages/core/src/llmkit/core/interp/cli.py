@@ -133,13 +133,14 @@ def run_steer(args: argparse.Namespace) -> int:
     with console.status(f"{len(NEUTRAL_PROMPTS)} continuations at {len(scales)} scales", spinner="dots"):
         runs = measure_sentiment(pretrained.model, pretrained.tokenizer, vector, scales, args.max_tokens)
     table = Table(
-        "scale", "positive share of sentiment words", "pos / neg words", "continuations pos > neg / neg > pos"
+        "scale", "positive words", "negative words", "pos / neg / all words", "continuations pos > neg / neg > pos"
     )
     for run in runs:
         table.add_row(
             f"{run.scale:g}",
-            f"{run.positive_share:.3f}",
-            f"{run.positive_words} / {run.negative_words}",
+            f"{run.positive_fraction:.2%}",
+            f"{run.negative_fraction:.2%}",
+            f"{run.positive_words} / {run.negative_words} / {run.total_words}",
             f"{run.positive_continuations} / {run.negative_continuations} of {len(run.continuations)}",
         )
     console.print(f"sentiment direction at layer {args.layer}: norm {float(vector.vector.norm()):.2f}")

@@ -177,8 +177,12 @@ NEGATIVE_WORDS = frozenset(
 
 def sentiment_words(text: str) -> tuple[int, int]:
     """(positive, negative) lexicon word counts in a text."""
-    words = re.findall(r"[a-z]+", text.lower())
+    words = _words(text)
     return sum(w in POSITIVE_WORDS for w in words), sum(w in NEGATIVE_WORDS for w in words)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
 
 
 @dataclasses.dataclass
@@ -188,13 +192,17 @@ class SentimentRun:
     negative_words: int
     positive_continuations: int  # more positive than negative words
     negative_continuations: int
+    total_words: int
     continuations: list[str]
 
     @property
-    def positive_share(self) -> float:
-        """Positive words among all sentiment words (0.5 when none appear)."""
-        total = self.positive_words + self.negative_words
-        return self.positive_words / total if total else 0.5
+    def positive_fraction(self) -> float:
+        """Positive lexicon words among all words of the continuations."""
+        return self.positive_words / self.total_words if self.total_words else 0.0
+
+    @property
+    def negative_fraction(self) -> float:
+        return self.negative_words / self.total_words if self.total_words else 0.0
 
 
 def sentiment_direction(model: LlamaModel, tokenizer: Tokenizer, layer: int) -> SteeringVector:
@@ -228,6 +236,7 @@ def measure_sentiment(
                 negative_words=sum(n for _, n in counts),
                 positive_continuations=sum(p > n for p, n in counts),
                 negative_continuations=sum(n > p for p, n in counts),
+                total_words=sum(len(_words(t)) for t in texts),
                 continuations=texts,
             )
         )
