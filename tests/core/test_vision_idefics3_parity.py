@@ -12,7 +12,7 @@ from llmkit.core.models.attention import DenseCausalAttention
 from llmkit.core.models.pretrained import find_loader, load_pretrained
 from llmkit.core.models.vision.pretrained import load_vision_language
 
-from .vision_fixtures import build_tiny_idefics3
+from .vision_fixtures import build_tiny_idefics3, build_tiny_smolvlm
 
 transformers = pytest.importorskip("transformers")
 
@@ -96,6 +96,21 @@ def test_logits_match_for_an_image_and_text_prompt(tiny_vlm, size):
     assert (got - expected).abs().max() <= ATOL
 
 
+def test_smolvlm_logits_match(tiny_vlm, tmp_path):
+    directory, _, processor, _ = tiny_vlm
+    smol_directory = build_tiny_smolvlm(tmp_path / "smolvlm", directory)
+    hf_model = transformers.SmolVLMForConditionalGeneration.from_pretrained(smol_directory, dtype=torch.float32)
+    ours = load_vision_language(smol_directory)
+    assert find_loader(smol_directory)[0] == "idefics3"
+    image = _image(70, 40, seed=9)
+    text = "User:<image> what?<end_of_utterance>\nAssistant:"
+    inputs = _hf_inputs(processor, text, [image])
+    with torch.inference_mode():
+        expected = hf_model.eval()(**inputs).logits[0]
+        got = _all_logits(ours.model, ours.text_prompt(text, [image], detail="high"))
+    assert (got - expected).abs().max() <= ATOL
+
+
 def test_greedy_ids_match_for_32_tokens(tiny_vlm):
     _, hf_model, processor, ours = tiny_vlm
     images = [_image(70, 40, seed=3), _image(30, 30, seed=4)]
@@ -136,6 +151,10 @@ def test_a_different_image_behind_the_same_placeholders_changes_the_output(tiny_
 
 
 def _last_logits(model, prompt):
+    return _all_logits(model, prompt)[-1:]
+
+
+def _all_logits(model, prompt):
     embeddings = model.input_embeddings(prompt)
     n = embeddings.shape[0]
-    return model.compute_logits(model(embeddings, torch.arange(n), DenseCausalAttention(1, n))[-1:])
+    return model.compute_logits(model(embeddings, torch.arange(n), DenseCausalAttention(1, n)))

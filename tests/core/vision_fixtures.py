@@ -83,3 +83,30 @@ def build_tiny_idefics3(directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
+
+
+def build_tiny_smolvlm(directory: Path, idefics3_directory: Path, seed: int = 1) -> Path:
+    """A SmolVLM model (model_type "smolvlm") of the same shape, with the Idefics3 directory's tokenizer and
+    processor files (SmolVLM's processor lays out image tokens the same way)."""
+    import json
+    import shutil
+
+    import transformers
+
+    raw = json.loads((idefics3_directory / "config.json").read_text())
+    config = transformers.SmolVLMConfig(
+        vision_config={**raw["vision_config"], "model_type": "smolvlm_vision"},
+        text_config=raw["text_config"],
+        scale_factor=raw["scale_factor"],
+        image_token_id=raw["image_token_id"],
+    )
+    model = transformers.SmolVLMForConditionalGeneration(config).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    model.save_pretrained(directory)
+    for file in idefics3_directory.iterdir():
+        if file.name not in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(file, directory / file.name)
+    return directory
