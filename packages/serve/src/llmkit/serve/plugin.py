@@ -12,6 +12,8 @@ def llmkit_register_backends(register):
 
 @hookimpl
 def llmkit_register_commands(cli):
+    from .router.cli import register as register_router
     from .server.cli import register
 
     register(cli)
+    register_router(cli)

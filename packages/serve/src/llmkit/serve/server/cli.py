@@ -84,8 +84,9 @@ def register(cli) -> None:
     roles.add_argument(
         "--role",
         default="standalone",
-        choices=["standalone", "prefill", "decode", "router"],
-        help="standalone (default), a prefill or decode worker, or the router in front of them",
+        choices=["standalone", "replica", "prefill", "decode", "router"],
+        help="standalone (default); a replica behind `llmkit router`; a prefill or decode worker, or the router "
+        "in front of them",
     )
     roles.add_argument(
         "--kv-transfer-address",
@@ -154,21 +155,24 @@ def run_serve(args: argparse.Namespace) -> int:
     from .app import Server, create_app
 
     console = Console(stderr=True)
-    if args.role != "standalone" and (args.guard or args.guards_config):
-        raise LlmkitError("--guard and --guards-config work with --role standalone only")
+    if args.role not in ("standalone", "replica") and (args.guard or args.guards_config):
+        raise LlmkitError("--guard and --guards-config work with --role standalone or replica only")
     if args.role != "standalone":
         from ..disaggregated.internal_auth import require_internal_secret
 
         require_internal_secret(args.internal_secret, args.role)  # refuse before loading anything
     if args.role == "router":
-        from ..disaggregated.router import create_router
+        from ..router.app import create_router
+        from ..router.prefill_decode import PrefillDecodePolicy
 
         console.print(
             f"routing on http://{args.host}:{args.port}/v1: prefill {args.prefill_url}, decode {args.decode_url}"
         )
         uvicorn.run(
             create_router(
-                args.prefill_url, args.decode_url, internal_secret=args.internal_secret, api_key=args.api_key
+                PrefillDecodePolicy(args.prefill_url, args.decode_url),
+                internal_secret=args.internal_secret,
+                api_key=args.api_key,
             ),
             host=args.host,
             port=args.port,
@@ -230,6 +234,10 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         app = create_worker_app(server, args.role, transport, args.internal_secret, args.kv_hold_seconds)
         console.print(f"{args.role} worker: KV transfers through {args.kv_transfer_address}")
+    elif args.role == "replica":
+        from ..disaggregated.internal_auth import InternalOnly
+
+        app = InternalOnly(create_app(server), args.internal_secret)
     else:
         app = create_app(server)
     uvicorn.run(
