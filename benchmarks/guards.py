@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def measure(label: str, items: list[tuple[object, str, bool]], stage: str) -> di
     tp = fp = fn = tn = 0
     seconds = []
     misses = []
-    for guard, text, positive in items:
+    for n, (guard, text, positive) in enumerate(items, 1):
+        if n % 2 == 0:
+            print(f"{label}: {n}/{len(items)}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         verdict = guard.check(text, stage)
         seconds.append(time.perf_counter() - started)
@@ -67,24 +70,36 @@ def main() -> None:
     parser.add_argument("--skip-lm", action="store_true", help="leave out lm_policy (it runs a model)")
     parser.add_argument("--lm-backend", default="reference")
     parser.add_argument("--lm-model", default=None, help="default: the backend's default model")
+    parser.add_argument("--lm-only", action="store_true", help="only lm_policy")
+    parser.add_argument("--lm-items", type=int, default=None, help="the first N of each label (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     rows = []
+    if args.lm_only:
+        args.skip_lm = False
     pii = open_guard("pii")
-    rows.append(measure("pii", [(pii, r["text"], r["label"]) for r in read("pii.jsonl")], "output"))
+    if not args.lm_only:
+        rows.append(measure("pii", [(pii, r["text"], r["label"]) for r in read("pii.jsonl")], "output"))
 
     schema_rows = read("schema.jsonl")
     schemas = schema_rows[0]["schemas"]
     guards = {name: open_guard({"name": "schema", "schema": s}) for name, s in schemas.items()}
-    rows.append(measure("schema", [(guards[r["schema"]], r["text"], r["label"]) for r in schema_rows[1:]], "output"))
+    if not args.lm_only:
+        rows.append(
+            measure("schema", [(guards[r["schema"]], r["text"], r["label"]) for r in schema_rows[1:]], "output")
+        )
 
     injection = open_guard("prompt_injection")
     for name, label in (
-        ("prompt_injection.jsonl", "prompt_injection"),
-        ("prompt_injection_heldout.jsonl", "prompt_injection (held out)"),
+        []
+        if args.lm_only
+        else (
+            ("prompt_injection.jsonl", "prompt_injection"),
+            ("prompt_injection_heldout.jsonl", "prompt_injection (held out)"),
+        )
     ):
         rows.append(measure(label, [(injection, r["text"], r["label"]) for r in read(name)], "tool_result"))
 
@@ -92,7 +107,12 @@ def main() -> None:
         options = {"backend": args.lm_backend} | ({"model": args.lm_model} if args.lm_model else {})
         lm = open_guard({"name": "lm_policy", **options})
         assert isinstance(lm, LMPolicyGuard)
-        rows.append(measure("lm_policy", [(lm, r["text"], r["label"]) for r in read("lm_policy.jsonl")], "input"))
+        items = read("lm_policy.jsonl")
+        if args.lm_items is not None:
+            items = [r for r in items if r["label"]][: args.lm_items] + [r for r in items if not r["label"]][
+                : args.lm_items
+            ]
+        rows.append(measure("lm_policy", [(lm, r["text"], r["label"]) for r in items], "input"))
 
     table = Table(title="guards on their labelled sets")
     for column in ("guard", "items (pos)", "precision", "recall", "median ms", "p95 ms"):
