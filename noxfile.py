@@ -6,7 +6,9 @@ torch is pinned to 2.13.0 (a CPU build of that version is on this machine's disk
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -42,6 +44,37 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 TORCH = "torch==2.13.0"
+
+# What the llmkit-kernels wheel is built from (the root pyproject.toml's scikit-build-core configuration).
+KERNELS_SOURCES = ("pyproject.toml", "CMakeLists.txt", "csrc", "packages/kernels", "docs/kernels.md")
+
+
+def kernels_wheel(session: nox.Session) -> str:
+    """The llmkit-kernels wheel of the native sources as they are now, built by the first session that needs it and
+    installed from the file by the others: one C++/CUDA build per CI run instead of one per session (about 90 s each).
+    Keyed by a hash of the sources, so an edit rebuilds it and any session still runs alone (`nox -s NAME`)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in KERNELS_SOURCES:
+        path = root / source
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]  # fmt: skip
+        for file in files:
+            digest.update(f"{file.relative_to(root)}\0".encode() + file.read_bytes() + b"\0")
+    wheels = root / ".nox" / "_wheels"
+    wheel_dir = wheels / f"llmkit-kernels-{digest.hexdigest()[:16]}"
+    if not wheel_dir.is_dir():
+        staging = wheels / f"partial-{wheel_dir.name}"
+        shutil.rmtree(staging, ignore_errors=True)
+        if session.venv_backend == "uv":
+            session.run("uv", "build", "--wheel", "--out-dir", str(staging), str(root))
+        else:
+            session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(staging), str(root))
+        for stale in wheels.glob("llmkit-kernels-*"):  # wheels of sources as they were before an edit
+            shutil.rmtree(stale)
+        staging.rename(wheel_dir)
+    (wheel,) = wheel_dir.glob("llmkit_kernels-*.whl")
+    session.log(f"llmkit-kernels from {wheel.relative_to(root)}")
+    return str(wheel)
 
 
 @nox.session(python=PYTHON)
@@ -105,7 +138,7 @@ def orchestrate(session: nox.Session) -> None:
 def orchestrate_model(session: nox.Session) -> None:
     """llmkit-orchestrate end to end on the default model: the engine (llmkit-serve, found by name) with the native
     kernels, whose grammar matcher makes constrained tool calls fast enough to test."""
-    session.install(TORCH, "./packages/core", "./packages/serve", ".", "./packages/context", "./packages/orchestrate[test]")  # fmt: skip
+    session.install(TORCH, "./packages/core", "./packages/serve", kernels_wheel(session), "./packages/context", "./packages/orchestrate[test]")  # fmt: skip
     # One torch thread: a 135M model decodes no faster on two, and oversubscribed shared cores made it 3x slower.
     session.run("pytest", "tests/orchestrate/test_default_model.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
@@ -127,7 +160,7 @@ def sympy_verifier(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def kernels(session: nox.Session) -> None:
     """llmkit-kernels built from source (C++; CUDA too when nvcc is found) against the op references."""
-    session.install(TORCH, "./packages/core", ".[test]")
+    session.install(TORCH, "./packages/core", f"{kernels_wheel(session)}[test]")
     session.run("pytest", "tests/kernels", *session.posargs)
 
 
@@ -191,8 +224,9 @@ def client_agents(session: nox.Session) -> None:
     """The OpenAI Agents SDK, unchanged, against a real `llmkit serve` (the default model) on loopback: an Agent's
     `@function_tool` called through the generic tool-call format, then a final answer from the history."""
     # ".": the native kernels, whose grammar matcher keeps the default model's constrained turns fast.
-    session.install(TORCH, "./packages/core", "./packages/serve", ".", "openai-agents==0.24.0", "pytest", "httpx")  # fmt: skip
+    session.install(TORCH, "./packages/core", "./packages/serve", kernels_wheel(session), "openai-agents==0.24.0", "pytest", "httpx")  # fmt: skip
     session.run("pytest", "tests/clients/test_openai_agents.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
 
 @nox.session(python=PYTHON)
 def lab(session: nox.Session) -> None:
