@@ -6,7 +6,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "grammar/token_walk.h"
 
 namespace llmkit::grammar {
 
@@ -39,6 +38,12 @@ struct Dfa {
   std::vector<int32_t> next;                                 // [n * C], -1 = no edge
   std::vector<std::vector<std::pair<int32_t, int32_t>>> calls;  // per state: (rule, target), by rule
 
+  void resize(int32_t states, int32_t classes) {
+    n = states;
+    accepting.assign(states, 0);
+    next.assign(static_cast<size_t>(states) * classes, -1);
+    calls.assign(states, {});
+  }
   void add_state(int32_t classes) {
     ++n;
     accepting.push_back(0);
@@ -157,37 +162,77 @@ Dfa Compiler::determinize(int32_t entry, int32_t final_state) {
   std::vector<int32_t> first{entry};
   closure(first);
   intern(std::move(first));
-  std::vector<std::vector<int32_t>> buckets(C);
+  // Per state: the distinct masks on its NFA edges (usually a handful) split the classes into local
+  // parts by which masks hold them; each part's targets are gathered once, not once per class.
+  std::vector<uint64_t> signature(C, 0);
+  std::vector<int32_t> local_masks, edges_mask, edges_target, bucket;
+  struct Part {
+    uint64_t signature;
+    int32_t before, target;  // before: the class's target from earlier groups of 64 masks, or -1
+  };
+  std::vector<Part> parts;
+  std::vector<int32_t> touched;
   std::vector<std::pair<int32_t, int32_t>> calls;
   for (int32_t state = 0; state < d.n; ++state) {
-    for (auto& bucket : buckets) bucket.clear();
-    calls.clear();
+    local_masks.clear(), edges_mask.clear(), edges_target.clear(), calls.clear();
     for (int32_t s : sets[state]) {
       for (int32_t k = bytes_.offsets[s]; k < bytes_.offsets[s + 1]; ++k) {
         const int32_t e = bytes_.order[k];
-        for (int32_t c : mask_classes_[nfa_.byte_mask[e]]) buckets[c].push_back(nfa_.byte_dst[e]);
+        int32_t local = static_cast<int32_t>(std::find(local_masks.begin(), local_masks.end(), nfa_.byte_mask[e]) -
+                                             local_masks.begin());
+        if (local == static_cast<int32_t>(local_masks.size())) local_masks.push_back(nfa_.byte_mask[e]);
+        edges_mask.push_back(local);
+        edges_target.push_back(nfa_.byte_dst[e]);
       }
       for (int32_t k = calls_.offsets[s]; k < calls_.offsets[s + 1]; ++k) {
         const int32_t e = calls_.order[k];
         calls.emplace_back(nfa_.call_rule[e], nfa_.call_dst[e]);
       }
     }
-    for (int32_t c = 0; c < C; ++c) {
-      auto& bucket = buckets[c];
-      if (bucket.empty()) continue;
-      std::sort(bucket.begin(), bucket.end());
-      bucket.erase(std::unique(bucket.begin(), bucket.end()), bucket.end());
-      auto hit = moved.find(bucket);
-      int32_t target;
-      if (hit != moved.end()) {
-        target = hit->second;
-      } else {
-        std::vector<int32_t> closed = bucket;
-        closure(closed);
-        target = intern(std::move(closed));
-        moved.emplace(bucket, target);
+    int32_t* row = d.next.data() + static_cast<size_t>(state) * C;
+    for (size_t group = 0; group < local_masks.size(); group += 64) {  // 64 masks per signature word
+      const size_t group_end = std::min(local_masks.size(), group + 64);
+      touched.clear();
+      for (size_t i = group; i < group_end; ++i) {
+        for (int32_t c : mask_classes_[local_masks[i]]) {
+          if (!signature[c]) touched.push_back(c);
+          signature[c] |= uint64_t{1} << (i - group);
+        }
       }
-      d.next[static_cast<size_t>(state) * C + c] = target;
+      parts.clear();
+      for (int32_t c : touched) {
+        auto part = std::find_if(parts.begin(), parts.end(),
+                                 [&](const Part& p) { return p.signature == signature[c] && p.before == row[c]; });
+        if (part == parts.end()) {
+          bucket.clear();
+          for (size_t e = 0; e < edges_mask.size(); ++e) {
+            const size_t local = static_cast<size_t>(edges_mask[e]);
+            if (local >= group && local < group_end && (signature[c] >> (local - group)) & 1) {
+              bucket.push_back(edges_target[e]);
+            }
+          }
+          if (row[c] >= 0) {  // more than 64 masks in this state: the class's targets from earlier groups too
+            for (int32_t t : sets[row[c]]) bucket.push_back(t);
+          }
+          std::sort(bucket.begin(), bucket.end());
+          bucket.erase(std::unique(bucket.begin(), bucket.end()), bucket.end());
+          int32_t target;
+          auto hit = moved.find(bucket);
+          if (hit != moved.end()) {
+            target = hit->second;
+          } else {
+            std::vector<int32_t> closed = bucket;
+            closure(closed);
+            target = intern(std::move(closed));
+            row = d.next.data() + static_cast<size_t>(state) * C;  // intern may have grown the table
+            moved.emplace(bucket, target);
+          }
+          parts.push_back(Part{signature[c], row[c], target});
+          part = parts.end() - 1;
+        }
+        row[c] = part->target;
+      }
+      for (int32_t c : touched) signature[c] = 0;
     }
     std::sort(calls.begin(), calls.end());
     for (size_t i = 0; i < calls.size();) {
@@ -208,24 +253,30 @@ std::vector<uint8_t> Compiler::live_states(const Dfa& d) const {
   // Reachable from the start and able to reach an accepting state.
   const int32_t C = classes_;
   std::vector<uint8_t> reachable(d.n, 0), live(d.n, 0);
-  std::vector<int32_t> stack{0};
+  std::vector<int32_t> stack{0}, offsets(static_cast<size_t>(d.n) + 1, 0);
   reachable[0] = 1;
-  std::vector<std::vector<int32_t>> preds(d.n);
+  auto each_edge = [&](int32_t s, auto&& visit) {
+    const int32_t* row = d.next.data() + static_cast<size_t>(s) * C;
+    for (int32_t c = 0; c < C; ++c) {
+      if (row[c] >= 0) visit(row[c]);
+    }
+    for (const auto& [rule, t] : d.calls[s]) visit(t);
+  };
   while (!stack.empty()) {
     const int32_t s = stack.back();
     stack.pop_back();
-    auto visit = [&](int32_t t) {
-      preds[t].push_back(s);
+    each_edge(s, [&](int32_t t) {
+      ++offsets[t + 1];
       if (!reachable[t]) {
         reachable[t] = 1;
         stack.push_back(t);
       }
-    };
-    for (int32_t c = 0; c < C; ++c) {
-      const int32_t t = d.next[static_cast<size_t>(s) * C + c];
-      if (t >= 0) visit(t);
-    }
-    for (const auto& [rule, t] : d.calls[s]) visit(t);
+    });
+  }
+  for (int32_t s = 0; s < d.n; ++s) offsets[s + 1] += offsets[s];
+  std::vector<int32_t> preds(offsets[d.n]), fill(offsets.begin(), offsets.end() - 1);
+  for (int32_t s = 0; s < d.n; ++s) {
+    if (reachable[s]) each_edge(s, [&](int32_t t) { preds[fill[t]++] = s; });
   }
   for (int32_t s = 0; s < d.n; ++s) {
     if (reachable[s] && d.accepting[s]) {
@@ -236,15 +287,114 @@ std::vector<uint8_t> Compiler::live_states(const Dfa& d) const {
   while (!stack.empty()) {
     const int32_t t = stack.back();
     stack.pop_back();
-    for (int32_t p : preds[t]) {
-      if (!live[p]) {
-        live[p] = 1;
-        stack.push_back(p);
+    for (int32_t k = offsets[t]; k < offsets[t + 1]; ++k) {
+      if (!live[preds[k]]) {
+        live[preds[k]] = 1;
+        stack.push_back(preds[k]);
       }
     }
   }
   return live;
 }
+
+// Valmari and Lehtinen's partition refinement for partial DFAs ("Efficient minimization of DFAs with
+// partial transition functions", 2008), O(m log n): the coarsest partition of the states that separates
+// accepting from non-accepting ones and in which equivalent states have, for every symbol, either no
+// edge or edges into the same block. That is dfa.refine's Moore partition (a missing edge = the sink,
+// a block of its own), without its one pass over the dense table per round.
+class Refinement {
+ public:
+  // Edges (tail, label, head), listed with equal labels together.
+  std::vector<int32_t> blocks(int32_t n, const std::vector<uint8_t>& accepting, const std::vector<int32_t>& tail,
+                              const std::vector<int32_t>& label, const std::vector<int32_t>& head) {
+    const int32_t m = static_cast<int32_t>(tail.size());
+    marked_.assign(std::max(n, m) + 1, 0);
+    touched_.assign(std::max(n, m) + 1, 0);
+    count_ = 0;
+    Sets states, cords;
+    states.init(n);
+    for (int32_t s = 0; s < n; ++s) {
+      if (accepting[s]) mark(states, s);
+    }
+    split(states);
+    cords.init(m);
+    if (m > 0) {  // cords: the edges grouped by symbol (they come listed symbol by symbol)
+      cords.count = 0;
+      for (int32_t i = 0; i < m; ++i) {
+        const int32_t e = cords.elements[i];
+        if (i > 0 && label[e] != label[cords.elements[i - 1]]) {
+          cords.past[cords.count++] = i;
+          cords.first[cords.count] = i;
+        }
+        cords.set[e] = cords.count;
+        cords.location[e] = i;
+      }
+      cords.past[cords.count++] = m;
+    }
+    std::vector<int32_t> in_offsets(n + 1, 0), in_edges(m);  // edges by head
+    for (int32_t e = 0; e < m; ++e) ++in_offsets[head[e] + 1];
+    for (int32_t s = 0; s < n; ++s) in_offsets[s + 1] += in_offsets[s];
+    {
+      std::vector<int32_t> fill(in_offsets.begin(), in_offsets.end() - 1);
+      for (int32_t e = 0; e < m; ++e) in_edges[fill[head[e]]++] = e;
+    }
+    for (int32_t b = 1, c = 0; c < cords.count;) {
+      for (int32_t i = cords.first[c]; i < cords.past[c]; ++i) mark(states, tail[cords.elements[i]]);
+      split(states);
+      ++c;
+      for (; b < states.count; ++b) {
+        for (int32_t i = states.first[b]; i < states.past[b]; ++i) {
+          const int32_t s = states.elements[i];
+          for (int32_t j = in_offsets[s]; j < in_offsets[s + 1]; ++j) mark(cords, in_edges[j]);
+        }
+        split(cords);
+      }
+    }
+    return states.set;
+  }
+
+ private:
+  struct Sets {  // a partition of 0..n-1: elements grouped by set, set s = elements[first[s] .. past[s])
+    int32_t count = 0;
+    std::vector<int32_t> elements, location, set, first, past;
+    void init(int32_t n) {
+      count = n > 0;
+      elements.resize(n), location.resize(n), set.assign(n, 0), first.assign(n + 1, 0), past.assign(n + 1, 0);
+      past[0] = n;
+      for (int32_t i = 0; i < n; ++i) elements[i] = location[i] = i;
+    }
+  };
+  void mark(Sets& p, int32_t e) {
+    const int32_t s = p.set[e], i = p.location[e], j = p.first[s] + marked_[s];
+    p.elements[i] = p.elements[j];
+    p.location[p.elements[i]] = i;
+    p.elements[j] = e;
+    p.location[e] = j;
+    if (!marked_[s]++) touched_[count_++] = s;
+  }
+  void split(Sets& p) {  // each touched set into its marked and unmarked part; the smaller one is new
+    while (count_ > 0) {
+      const int32_t s = touched_[--count_], j = p.first[s] + marked_[s];
+      if (j == p.past[s]) {
+        marked_[s] = 0;
+        continue;
+      }
+      const int32_t z = p.count;
+      if (marked_[s] <= p.past[s] - j) {
+        p.first[z] = p.first[s];
+        p.past[z] = p.first[s] = j;
+      } else {
+        p.past[z] = p.past[s];
+        p.first[z] = p.past[s] = j;
+      }
+      for (int32_t i = p.first[z]; i < p.past[z]; ++i) p.set[p.elements[i]] = z;
+      marked_[s] = marked_[z] = 0;
+      ++p.count;
+    }
+  }
+  std::vector<int32_t> marked_, touched_;
+  int32_t count_ = 0;
+};
 
 // automata.py's dfa.merge_identical_rows: merge rows with equal flags and successors until stable.
 std::vector<int64_t> merge_identical_rows(const std::vector<int64_t>& table, int64_t rows, int64_t symbols,
@@ -276,23 +426,67 @@ Dfa Compiler::minimize(const Dfa& d) const {
   }
   std::sort(callees.begin(), callees.end());
   callees.erase(std::unique(callees.begin(), callees.end()), callees.end());
-  const int64_t symbols = C + static_cast<int64_t>(callees.size());
-  const int64_t rows = d.n + 1;  // a dead sink at row n
-  std::vector<int64_t> table(rows * symbols, d.n), initial(rows, 2);
-  for (int32_t s = 0; s < d.n; ++s) {
-    initial[s] = d.accepting[s];
+  auto callee_column = [&](int32_t rule) {
+    return static_cast<int32_t>(std::lower_bound(callees.begin(), callees.end(), rule) - callees.begin());
+  };
+  std::vector<int64_t> blocks;
+  if (d.n <= full_limit_) {
+    // Classes whose columns are equal in this DFA are one symbol here (an NFA's classes are often far
+    // finer than what its DFA tells apart); edges listed symbol by symbol.
+    std::vector<uint64_t> hashes(C, 1469598103934665603ull);
+    for (int32_t s = 0; s < d.n; ++s) {
+      const int32_t* row = d.next.data() + static_cast<size_t>(s) * C;
+      for (int32_t c = 0; c < C; ++c) hashes[c] = (hashes[c] ^ static_cast<uint32_t>(row[c])) * 1099511628211ull;
+    }
+    std::vector<int32_t> representatives;
     for (int32_t c = 0; c < C; ++c) {
-      const int32_t t = d.next[static_cast<size_t>(s) * C + c];
-      if (t >= 0) table[s * symbols + c] = t;
+      bool repeated = false;
+      for (int32_t r : representatives) {
+        if (hashes[r] != hashes[c]) continue;
+        bool equal = true;
+        for (int32_t s = 0; s < d.n && equal; ++s) {
+          equal = d.next[static_cast<size_t>(s) * C + r] == d.next[static_cast<size_t>(s) * C + c];
+        }
+        if (equal) {
+          repeated = true;
+          break;
+        }
+      }
+      if (!repeated) representatives.push_back(c);
     }
-    for (const auto& [rule, t] : d.calls[s]) {
-      const int64_t column = C + (std::lower_bound(callees.begin(), callees.end(), rule) - callees.begin());
-      table[s * symbols + column] = t;
+    std::vector<int32_t> tail, label, head;
+    const int32_t symbols = static_cast<int32_t>(representatives.size());
+    for (int32_t k = 0; k < symbols; ++k) {
+      for (int32_t s = 0; s < d.n; ++s) {
+        const int32_t t = d.next[static_cast<size_t>(s) * C + representatives[k]];
+        if (t >= 0) tail.push_back(s), label.push_back(k), head.push_back(t);
+      }
     }
+    std::vector<std::vector<std::pair<int32_t, int32_t>>> by_callee(callees.size());
+    for (int32_t s = 0; s < d.n; ++s) {
+      for (const auto& [rule, t] : d.calls[s]) by_callee[callee_column(rule)].emplace_back(s, t);
+    }
+    for (size_t k = 0; k < callees.size(); ++k) {
+      for (const auto& [s, t] : by_callee[k]) {
+        tail.push_back(s), label.push_back(symbols + static_cast<int32_t>(k)), head.push_back(t);
+      }
+    }
+    const std::vector<int32_t> sets = Refinement().blocks(d.n, d.accepting, tail, label, head);
+    blocks.assign(sets.begin(), sets.end());
+  } else {
+    const int64_t symbols = C + static_cast<int64_t>(callees.size());
+    const int64_t rows = d.n + 1;  // a dead sink at row n
+    std::vector<int64_t> table(rows * symbols, d.n), initial(rows, 2);
+    for (int32_t s = 0; s < d.n; ++s) {
+      initial[s] = d.accepting[s];
+      for (int32_t c = 0; c < C; ++c) {
+        const int32_t t = d.next[static_cast<size_t>(s) * C + c];
+        if (t >= 0) table[s * symbols + c] = t;
+      }
+      for (const auto& [rule, t] : d.calls[s]) table[s * symbols + C + callee_column(rule)] = t;
+    }
+    blocks = merge_identical_rows(table, rows, symbols, initial);
   }
-  const std::vector<int64_t> blocks = d.n <= full_limit_
-                                          ? refine_rows(table.data(), rows, symbols, initial.data(), -1)
-                                          : merge_identical_rows(table, rows, symbols, initial);
   const std::vector<uint8_t> live = live_states(d);
   if (!live[0]) return empty_dfa(C);
   // Number the blocks of live states in breadth-first order from the start.
@@ -313,7 +507,7 @@ Dfa Compiler::minimize(const Dfa& d) const {
     for (const auto& [rule, t] : d.calls[s]) visit(t);
   }
   Dfa out;
-  for (size_t k = 0; k < representative.size(); ++k) out.add_state(C);
+  out.resize(static_cast<int32_t>(representative.size()), C);
   for (size_t k = 0; k < representative.size(); ++k) {
     const int32_t s = representative[k];
     out.accepting[k] = d.accepting[s];
