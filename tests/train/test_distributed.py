@@ -39,9 +39,14 @@ def _env() -> dict:
     return dict(os.environ)
 
 
+@pytest.fixture(scope="module")
+def one(tiny_model_dir, chat_data, tmp_path_factory) -> list[float]:
+    """The one-process trajectory, the same for both strategies: run once per module."""
+    return run(1, tiny_model_dir, chat_data, tmp_path_factory.mktemp("one"))
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_match_one(tiny_model_dir, chat_data, tmp_path, strategy):
-    one = run(1, tiny_model_dir, chat_data, tmp_path / "one")
+def test_two_processes_match_one(one, tiny_model_dir, chat_data, tmp_path, strategy):
     two = run(2, tiny_model_dir, chat_data, tmp_path / "two", "--distributed", strategy)
     assert len(one) == len(two) == 5
     assert two == pytest.approx(one, rel=1e-4, abs=1e-5)

@@ -51,13 +51,23 @@ runpy.run_module("llmkit.core.cli", run_name="__main__")
 
 def test_resume_after_kill_gives_the_identical_loss_sequence(tiny_model_dir, chat_data, tmp_path):
     reference = tmp_path / "uninterrupted"
-    subprocess.run(command(tiny_model_dir, chat_data, reference), check=True, capture_output=True)
+    out = tmp_path / "killed"
+    killed = command(tiny_model_dir, chat_data, out)
+    # The uninterrupted run and the killed one are independent: run side by side, their start-ups overlap.
+    uninterrupted = subprocess.Popen(
+        command(tiny_model_dir, chat_data, reference), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        process = subprocess.run([sys.executable, "-c", SELF_KILL, *killed[3:]], capture_output=True, text=True)
+        _, uninterrupted_stderr = uninterrupted.communicate(timeout=300)
+    finally:
+        if uninterrupted.poll() is None:
+            uninterrupted.kill()
+            uninterrupted.wait()
+    assert uninterrupted.returncode == 0, uninterrupted_stderr
     expected = losses(reference)
     assert len(expected) == STEPS
 
-    out = tmp_path / "killed"
-    killed = command(tiny_model_dir, chat_data, out)
-    process = subprocess.run([sys.executable, "-c", SELF_KILL, *killed[3:]], capture_output=True, text=True)
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert len(losses(out)) == KILL_AT_STEP - 1
     latest = (out / "checkpoints" / "latest").read_text().strip()
