@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -63,15 +64,20 @@ def kernels_wheel(session: nox.Session) -> str:
     wheels = root / ".nox" / "_wheels"
     wheel_dir = wheels / f"llmkit-kernels-{digest.hexdigest()[:16]}"
     if not wheel_dir.is_dir():
-        staging = wheels / f"partial-{wheel_dir.name}"
-        shutil.rmtree(staging, ignore_errors=True)
-        if session.venv_backend == "uv":
-            session.run("uv", "build", "--wheel", "--out-dir", str(staging), str(root))
-        else:
-            session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(staging), str(root))
-        for stale in wheels.glob("llmkit-kernels-*"):  # wheels of sources as they were before an edit
-            shutil.rmtree(stale)
-        staging.rename(wheel_dir)
+        wheels.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="partial-", dir=wheels))  # its own: two nox runs may build at once
+        try:
+            if session.venv_backend == "uv":
+                session.run("uv", "build", "--wheel", "--out-dir", str(staging), str(root))
+            else:
+                session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(staging), str(root))
+            for stale in wheels.glob("llmkit-kernels-*"):  # wheels of the sources as they were before an edit
+                if stale != wheel_dir:
+                    shutil.rmtree(stale, ignore_errors=True)
+            if not wheel_dir.is_dir():  # else another nox run built the same sources meanwhile
+                staging.rename(wheel_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     (wheel,) = wheel_dir.glob("llmkit_kernels-*.whl")
     session.log(f"llmkit-kernels from {wheel.relative_to(root)}")
     return str(wheel)
