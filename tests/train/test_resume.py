@@ -4,6 +4,7 @@ loss sequence (weights, optimizer, scheduler, RNG and data position all restored
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def losses(out: Path) -> list[float]:
 
 
 KILL_AT_STEP = 6
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 # The killed run SIGKILLs itself as step 6 begins: steps 1-5 are logged and step 4's checkpoint is the latest.
 # Killing from outside on seeing step 5 raced the tiny model, which could finish all 8 steps first.
@@ -53,12 +55,19 @@ def test_resume_after_kill_gives_the_identical_loss_sequence(tiny_model_dir, cha
     reference = tmp_path / "uninterrupted"
     out = tmp_path / "killed"
     killed = command(tiny_model_dir, chat_data, out)
-    # The uninterrupted run and the killed one are independent: run side by side, their start-ups overlap.
+    # The uninterrupted run and the killed one are independent: run side by side, their start-ups overlap (one
+    # torch thread each, as the resumed run too, so two processes do not oversubscribe two cores).
     uninterrupted = subprocess.Popen(
-        command(tiny_model_dir, chat_data, reference), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command(tiny_model_dir, chat_data, reference),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
     )
     try:
-        process = subprocess.run([sys.executable, "-c", SELF_KILL, *killed[3:]], capture_output=True, text=True)
+        process = subprocess.run(
+            [sys.executable, "-c", SELF_KILL, *killed[3:]], capture_output=True, text=True, env=ONE_THREAD
+        )
         _, uninterrupted_stderr = uninterrupted.communicate(timeout=300)
     finally:
         if uninterrupted.poll() is None:
@@ -73,7 +82,9 @@ def test_resume_after_kill_gives_the_identical_loss_sequence(tiny_model_dir, cha
     latest = (out / "checkpoints" / "latest").read_text().strip()
     assert latest == "step-000004"
 
-    resumed = subprocess.run(command(tiny_model_dir, chat_data, out, "--resume"), capture_output=True, text=True)
+    resumed = subprocess.run(
+        command(tiny_model_dir, chat_data, out, "--resume"), capture_output=True, text=True, env=ONE_THREAD
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from step 4" in resumed.stderr
     assert losses(out) == expected  # bit for bit
