@@ -21,19 +21,10 @@
 #include "cpu/quant_blocks.h"
 #include "cpu/quant_int8_impl.h"
 #include "cpu/thread_pool.h"
+#include "cpu/vec.h"
 
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
-
-#if defined(__AVX512F__)
-constexpr int kVecFloats = 16;
-#elif defined(__AVX2__)
-constexpr int kVecFloats = 8;
-#else
-constexpr int kVecFloats = 4;
-#endif
-typedef float VecF __attribute__((vector_size(kVecFloats * 4)));
-typedef float VecFU __attribute__((vector_size(kVecFloats * 4), aligned(4)));  // unaligned loads
 
 constexpr int kTileRows = 4;
 #if defined(__AVX512F__)
@@ -41,28 +32,6 @@ constexpr int kTileTokens = 4;  // 16 accumulators of 32 zmm
 #else
 constexpr int kTileTokens = 2;  // 8 accumulators of 16 ymm/xmm
 #endif
-
-static inline VecF load_vec(const float* p) { return *reinterpret_cast<const VecFU*>(p); }
-
-static inline VecF splat(float v) {
-#if defined(__AVX512F__)
-  return _mm512_set1_ps(v);
-#elif defined(__AVX2__)
-  return _mm256_set1_ps(v);
-#elif defined(__SSE__)
-  return _mm_set1_ps(v);
-#else
-  VecF out;  // element-wise: compilers do not always turn this into a broadcast
-  for (int i = 0; i < kVecFloats; ++i) out[i] = v;
-  return out;
-#endif
-}
-
-static inline float hsum(VecF v) {
-  float s = 0.0f;
-  for (int i = 0; i < kVecFloats; ++i) s += v[i];
-  return s;
-}
 
 // R rows of the decoded tile (row stride `cols`) times T tokens of x; writes out[t][r].
 template <int R, int T>
