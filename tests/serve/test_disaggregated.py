@@ -10,7 +10,6 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import time
 
 import httpx
 import pytest
+from live_servers import free_port, start_cli, stop, wait_healthy
 
 from llmkit.core import SamplingParams
 from llmkit.serve.disaggregated.held import HeldPrefills
@@ -30,39 +30,8 @@ SECRET = "a-test-secret-" + os.urandom(8).hex()
 SECRET_HEADER = {"x-llmkit-internal-secret": SECRET}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(*args: str, secret: str | None = SECRET) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "LLMKIT_INTERNAL_SECRET"}
-    if secret is not None:
-        env["LLMKIT_INTERNAL_SECRET"] = secret
-    return subprocess.Popen(
-        [sys.executable, "-m", "llmkit.core.cli", "serve", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
-
-
-def wait_healthy(url: str, processes: list[subprocess.Popen], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                raise AssertionError(f"a worker exited: {process.stderr.read()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not become healthy")
+    return start_cli("serve", *args, secret=secret)
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +91,7 @@ def launch():
         return urls, workers
 
     yield run
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+    stop(processes)
 
 
 def test_output_equals_a_single_engine(launch, tiny, tiny_model_dir):

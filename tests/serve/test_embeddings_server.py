@@ -8,7 +8,6 @@ import concurrent.futures
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import uvicorn
+from live_servers import InProcessServer, free_port, wait_healthy
 
 from llmkit.core.embeddings.minilm import MiniLMEmbedder
 from llmkit.serve.engine import Engine
@@ -29,34 +28,8 @@ EMBEDDER = "all-minilm-l6-v2"
 TEXTS = ["The cat sits on the mat.", "Paged attention over KV blocks", "a"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class InProcessServer:
-    """The app on a real uvicorn in a thread, over loopback."""
-
-    def __init__(self, server: Server):
-        self.server = server
-        self.port = free_port()
-        config = uvicorn.Config(create_app(server), host="127.0.0.1", port=self.port, log_level="error")
-        self.uvicorn = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.uvicorn.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def post(self, path: str, body: dict, **options) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", json=body, timeout=120, **options)
-
-    def stop(self):
-        self.uvicorn.should_exit = True
-        self.thread.join(timeout=10)
+def serving(server: Server) -> InProcessServer:
+    return InProcessServer(create_app(server), served=server).start()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +39,7 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def live(tiny):
-    server = InProcessServer(Server(Engine(tiny, num_blocks=64), "tiny", embeddings=EmbeddingModel()))
+    server = serving(Server(Engine(tiny, num_blocks=64), "tiny", embeddings=EmbeddingModel()))
     yield server
     server.stop()
 
@@ -166,13 +139,13 @@ def test_the_generation_routes_refuse_the_embedding_model(live):
 def test_models_lists_the_embedding_model_with_its_length(live):
     models = httpx.get(f"{live.url}/v1/models").json()["data"]
     assert [(m["id"], m["max_model_len"]) for m in models] == [
-        ("tiny", live.server.engine.context_length),
+        ("tiny", live.served.engine.context_length),
         (EMBEDDER, 256),
     ]
 
 
 def test_a_failing_request_leaves_the_others_alone(live, monkeypatch):
-    embedder = live.server.embeddings.embedder()
+    embedder = live.served.embeddings.embedder()
     original = embedder.embed_token_ids
     poison = embedder.tokenizer.encode("poison").ids
 
@@ -194,7 +167,7 @@ def test_a_failing_request_leaves_the_others_alone(live, monkeypatch):
 
 
 def test_embedding_runs_off_the_event_loop(live, monkeypatch):
-    embedder = live.server.embeddings.embedder()
+    embedder = live.served.embeddings.embedder()
     original = embedder.embed_token_ids
 
     def slow(encodings):
@@ -215,7 +188,7 @@ def test_embedding_runs_off_the_event_loop(live, monkeypatch):
 
 def test_a_model_that_cannot_load_is_a_503_and_generation_goes_on(tiny, tmp_path):
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 512}')  # no tokenizer, no weights
-    live = InProcessServer(Server(Engine(tiny, num_blocks=64), "tiny", embeddings=EmbeddingModel(str(tmp_path))))
+    live = serving(Server(Engine(tiny, num_blocks=64), "tiny", embeddings=EmbeddingModel(str(tmp_path))))
     try:
         response = live.post("/v1/embeddings", {"model": tmp_path.name, "input": "a"})
         assert response.status_code == 503, response.text
@@ -226,7 +199,7 @@ def test_a_model_that_cannot_load_is_a_503_and_generation_goes_on(tiny, tmp_path
 
 
 def test_a_server_without_an_embedding_model_says_how_to_get_one(tiny):
-    live = InProcessServer(Server(Engine(tiny, num_blocks=64), "tiny"))
+    live = serving(Server(Engine(tiny, num_blocks=64), "tiny"))
     try:
         response = live.post("/v1/embeddings", {"model": EMBEDDER, "input": "a"})
         assert response.status_code == 404
@@ -241,20 +214,6 @@ def test_a_directory_that_is_no_model_is_refused_at_startup(tmp_path):
 
 
 # --- the openai client against a real `llmkit serve` process -------------------------------------------------
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"llmkit serve exited: {process.communicate()[1]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not become healthy")
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +233,7 @@ def served(tiny_model_dir):
     reader = threading.Thread(target=lambda: log.extend(process.stderr), daemon=True)  # keeps the pipe drained
     reader.start()
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", [process])
         yield f"http://127.0.0.1:{port}", log
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -63,23 +63,34 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 class InProcessServer:
-    """An ASGI app served by uvicorn on a thread of this process (for apps cheap to build in a test)."""
+    """An ASGI app served by uvicorn on a thread of this process (for apps cheap to build in a test);
+    `start()`/`stop()`, or a `with` block."""
 
-    def __init__(self, app):
+    def __init__(self, app, served=None):
+        self.served = served  # what the app serves (e.g. llmkit's Server), for tests that look inside
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
 
-    def __enter__(self) -> InProcessServer:
+    def start(self) -> InProcessServer:
         self.thread.start()
         deadline = time.monotonic() + 30
-        while not self.server.started:
+        while not self.uvicorn.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise AssertionError("the in-process server did not start")
-            time.sleep(0.05)
+            time.sleep(0.02)
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
         self.thread.join(timeout=30)
+
+    def post(self, path: str, body: dict, **options) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, timeout=120, **options)
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
