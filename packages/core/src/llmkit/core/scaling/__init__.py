@@ -1,6 +1,7 @@
 """Inference-time scaling: sample N, then vote, score, or verify and retry (see docs/scaling.md)."""
 
 from .answers import ANSWER_KINDS, answer_extractor, choice_answer, code_answer, exact_answer, number_answer
+from .cascade import CascadeResult, Escalation, Tier, agreement_below, cascade, verifier_fails
 from .sampling import BackendSampler, Prompt, SampleBatch, Sampler
 from .strategies import (
     STRATEGIES,
@@ -18,13 +19,18 @@ __all__ = [
     "ANSWER_KINDS",
     "STRATEGIES",
     "BackendSampler",
+    "CascadeResult",
+    "Escalation",
     "Prompt",
     "SampleBatch",
     "Sampler",
     "ScalingCost",
     "ScalingResult",
+    "Tier",
+    "agreement_below",
     "answer_extractor",
     "best_of_n",
+    "cascade",
     "choice_answer",
     "code_answer",
     "exact_answer",
@@ -32,6 +38,7 @@ __all__ = [
     "number_answer",
     "run_strategy",
     "self_consistency",
+    "verifier_fails",
     "verify_and_retry",
     "vote_totals",
     "weighted_vote",
