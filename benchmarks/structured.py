@@ -6,6 +6,11 @@ same schemas and token sequences, the warm per-call floor of each library's fill
 unconstrained decode tokens/s in the engine.
 
     python benchmarks/structured.py [--batch 6] [--max-tokens 200] [--reference-schemas 3] [--repeats 30]
+    python benchmarks/structured.py --first-mask-only [--passes 5]   # the first table only, in minutes
+
+`--first-mask-only` times only what a request with a new schema waits for (llmkit and every peer,
+interleaved schema by schema in each pass, so that the machine's load meets them alike) and prints
+where llmkit's time goes (IR, NFA, native compile, index, matcher + first fill; medians over passes).
 
 Token sequences are the default model's own constrained outputs at temperature 0. Each library gets a
 fresh matcher per sequence over a cold-compiled grammar, so lazily built mask caches (llguidance) are
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -137,7 +143,18 @@ def main() -> None:
     parser.add_argument("--reference-schemas", type=int, default=3, help="schemas timed with the Python reference")
     parser.add_argument("--passes", type=int, default=3, help="cold compile + replay passes per library and schema")
     parser.add_argument("--repeats", type=int, default=30, help="fills per step in the warm-floor table")
+    parser.add_argument(
+        "--first-mask-only", action="store_true", help="only the time to the first mask of a new schema (minutes)"
+    )
+    parser.add_argument(
+        "--python-compiler",
+        action="store_true",
+        help="with --first-mask-only: compile with the Python reference of op grammar_tables (the compiler before 2026-12-07)",
+    )
     args = parser.parse_args()
+    if args.first_mask_only:
+        first_mask_only(args.passes, args.python_compiler)
+        return
     console = Console(width=150)
     torch.set_num_threads(torch.get_num_threads())
     pretrained = load_pretrained("smollm2-135m-instruct")
@@ -284,6 +301,93 @@ def main() -> None:
     for label, rate, tokens in rows:
         table.add_row(label, str(tokens), f"{rate:.1f}", f"{100 * (rate / base - 1):+.1f}%")
     console.print(table)
+
+
+def first_mask_only(passes: int, python_compiler: bool = False) -> None:
+    """Time to the first mask of a new schema for llmkit and the peers, schema by schema in each pass."""
+    from llmkit.core.ops.dispatch import implementation
+    from llmkit.core.structured import automata
+    from llmkit.core.structured.compiled import TABLES_OP, tables_from_nfas
+    from llmkit.core.structured.compiler import to_grammar
+
+    console = Console(width=150)
+    pretrained = load_pretrained("smollm2-135m-instruct")
+    tokenizer, vocab_size = pretrained.tokenizer, pretrained.config.vocab_size
+    vocab = vocabulary_index(tokenizer, vocab_size)
+    from transformers import PreTrainedTokenizerFast
+
+    hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend, eos_token=tokenizer.eos_token)
+    peers, missing = make_peers(hf, vocab.token_bytes, vocab_size, list(tokenizer.eos_token_ids))
+    build = tables_from_nfas if python_compiler else implementation(TABLES_OP, "cpu")
+    times: dict[str, list[float]] = {}
+    parts: dict[str, dict[str, list[float]]] = {}
+    for _ in range(passes):
+        for name, item in SUITE.items():
+            spec = StructuredOutput("json_schema", item["schema"])
+            started = time.perf_counter()  # the same steps as compile_structured + a matcher + its first fill
+            grammar_ir = to_grammar(spec)
+            ir_done = time.perf_counter()
+            nfas = automata.rule_nfas(grammar_ir)
+            nfa_done = time.perf_counter()
+            grammar = build(nfas, name)
+            compiled_done = time.perf_counter()
+            NativeGrammarMatcher.prepare(grammar, vocab, classify=False)
+            index_done = time.perf_counter()
+            NativeGrammarMatcher(grammar, vocab).fill_next_token_bitmask(TokenBitmask(1, vocab_size), 0)
+            done = time.perf_counter()
+            times.setdefault("llmkit (Python compiler)" if python_compiler else NATIVE, []).append(
+                (done - started) * 1e3
+            )
+            steps = zip(
+                (
+                    "IR",
+                    "NFA (Python)",
+                    "compile (Python)" if python_compiler else "compile (native)",
+                    "index",
+                    "matcher + first fill",
+                ),
+                (
+                    ir_done - started,
+                    nfa_done - ir_done,
+                    compiled_done - nfa_done,
+                    index_done - compiled_done,
+                    done - index_done,
+                ),
+                strict=True,
+            )
+            for step, seconds in steps:
+                parts.setdefault(name, {}).setdefault(step, []).append(seconds * 1e3)
+            for peer in peers:
+                try:
+                    _, seconds = first_mask(peer, item["schema"])
+                except Exception:
+                    continue
+                times.setdefault(peer.name, []).append(seconds * 1e3)
+    console.print(
+        f"[bold]time to the first mask of a new schema[/] — {time.strftime('%Y-%m-%d')}, {len(SUITE)} schemas x "
+        f"{passes} passes, vocabulary {vocab.vocab_size} tokens, load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    table = Table(title="ms per new schema: compile + matcher + first fill")
+    for column in ("library", "compiles", "median", "p90", "max", "median / llguidance's"):
+        table.add_column(column)
+    reference = statistics.median(times["llguidance"]) if "llguidance" in times else None
+    for library, values in times.items():
+        ratio = f"{statistics.median(values) / reference:.2f}" if reference else "-"
+        table.add_row(
+            library, str(len(values)), f"{statistics.median(values):.2f}", f"{percentile(values, 0.9):.2f}",
+            f"{max(values):.2f}", ratio,
+        )  # fmt: skip
+    console.print(table)
+    table = Table(title="llmkit: where the time goes (ms, median over passes)")
+    steps = list(next(iter(parts.values())))
+    for column in ("schema", *steps, "total"):
+        table.add_column(column)
+    for name, by_step in parts.items():
+        medians = [statistics.median(by_step[step]) for step in steps]
+        table.add_row(name, *(f"{m:.2f}" for m in medians), f"{sum(medians):.2f}")
+    console.print(table)
+    for reason in missing.values():
+        console.print(f"peer unavailable: {reason}")
 
 
 def floor_table(compiled_by, peers, common: list[str], sequences, vocab, repeats: int) -> Table:

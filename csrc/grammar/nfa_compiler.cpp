@@ -456,6 +456,7 @@ Dfa Compiler::minimize(const Dfa& d) const {
     }
     std::vector<int32_t> tail, label, head;
     const int32_t symbols = static_cast<int32_t>(representatives.size());
+    tail.reserve(static_cast<size_t>(d.n) * 4), label.reserve(tail.capacity()), head.reserve(tail.capacity());
     for (int32_t k = 0; k < symbols; ++k) {
       for (int32_t s = 0; s < d.n; ++s) {
         const int32_t t = d.next[static_cast<size_t>(s) * C + representatives[k]];
@@ -490,13 +491,16 @@ Dfa Compiler::minimize(const Dfa& d) const {
   const std::vector<uint8_t> live = live_states(d);
   if (!live[0]) return empty_dfa(C);
   // Number the blocks of live states in breadth-first order from the start.
-  std::unordered_map<int64_t, int32_t> new_id;
+  std::vector<int32_t> new_id(static_cast<size_t>(d.n) + 1, -1);  // block ids are below n + 1
   std::vector<int32_t> representative, order{0};
   std::vector<uint8_t> seen(d.n, 0);
   seen[0] = 1;
   for (size_t i = 0; i < order.size(); ++i) {
     const int32_t s = order[i];
-    if (new_id.emplace(blocks[s], static_cast<int32_t>(representative.size())).second) representative.push_back(s);
+    if (new_id[blocks[s]] < 0) {
+      new_id[blocks[s]] = static_cast<int32_t>(representative.size());
+      representative.push_back(s);
+    }
     auto visit = [&](int32_t t) {
       if (t >= 0 && live[t] && !seen[t]) {
         seen[t] = 1;
@@ -513,10 +517,10 @@ Dfa Compiler::minimize(const Dfa& d) const {
     out.accepting[k] = d.accepting[s];
     for (int32_t c = 0; c < C; ++c) {
       const int32_t t = d.next[static_cast<size_t>(s) * C + c];
-      if (t >= 0 && live[t]) out.next[k * C + c] = new_id.at(blocks[t]);
+      if (t >= 0 && live[t]) out.next[k * C + c] = new_id[blocks[t]];
     }
     for (const auto& [rule, t] : d.calls[s]) {
-      if (live[t]) out.calls[k].emplace_back(rule, new_id.at(blocks[t]));
+      if (live[t]) out.calls[k].emplace_back(rule, new_id[blocks[t]]);
     }
   }
   return out;
