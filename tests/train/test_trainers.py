@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from subprocess import PIPE
 
 import pytest
 import yaml
@@ -107,30 +106,18 @@ def test_cli_with_yaml_and_flag_overrides(tiny_model_dir, chat_data, tmp_path):
             {"model": str(tiny_model_dir), "data": str(chat_data), "max_steps": 5, "batch_size": 2, "progress": False}
         )
     )
-    misspelt = tmp_path / "misspelt.yaml"
-    misspelt.write_text("learning_rat: 0.1\n")
     out = tmp_path / "run"
-    train_sft = [sys.executable, "-m", "llmkit.core.cli", "train", "sft"]
-    command = [*train_sft, "--config", str(config)]
-    # These two depend on no run: started beside the runs, their start-ups (torch's import) overlap them.
-    side = {
-        "bad": subprocess.Popen([*train_sft, "--config", str(misspelt)], stdout=PIPE, stderr=PIPE, text=True),
-        "helped": subprocess.Popen([*train_sft, "--help"], stdout=PIPE, stderr=PIPE, text=True),
-    }
-    try:
-        done = subprocess.run([*command, "--max-steps", "2", "--output-dir", str(out)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert len(read_metrics(out)) == 2
-        again = subprocess.run([*command, "--output-dir", str(out)], capture_output=True, text=True)
-        assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
-        (_, bad_stderr), (helped_stdout, _) = (process.communicate(timeout=300) for process in side.values())
-        assert side["bad"].returncode == 2 and "did you mean learning_rate" in bad_stderr
-        assert "--gradient-accumulation-steps" in helped_stdout and "--lora-rank" in helped_stdout
-    finally:
-        for process in side.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    command = [sys.executable, "-m", "llmkit.core.cli", "train", "sft", "--config", str(config)]
+    done = subprocess.run([*command, "--max-steps", "2", "--output-dir", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(read_metrics(out)) == 2
+    again = subprocess.run([*command, "--output-dir", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    config.write_text("learning_rat: 0.1\n")
+    bad = subprocess.run(command, capture_output=True, text=True)
+    assert bad.returncode == 2 and "did you mean learning_rate" in bad.stderr
+    helped = subprocess.run([*command[:5], "--help"], capture_output=True, text=True)
+    assert "--gradient-accumulation-steps" in helped.stdout and "--lora-rank" in helped.stdout
 
 
 def test_bad_options_fail_clearly(fast, chat_data):
