@@ -6,6 +6,8 @@ import re
 import string
 from collections.abc import Callable
 
+from llmkit.core.scaling.answers import normalize_number
+
 from ..errors import EvalError
 
 _NUMBER = re.compile(r"-?[$]?\d[\d,]*(?:\.\d+)?")
@@ -82,16 +84,6 @@ def normalize_text(text: str) -> str:
     text = text.lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def normalize_number(text: str) -> str | None:
-    """'$1,234.50' -> '1234.5'; None when the text is not a number."""
-    cleaned = text.strip().replace(",", "").replace("$", "").rstrip(".")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        return None
-    return str(int(value)) if value == int(value) else repr(value)
 
 
 NORMALIZERS: dict[str, Callable[[str], str | None]] = {
