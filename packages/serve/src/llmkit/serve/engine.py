@@ -30,6 +30,8 @@ from .failure_isolation import FailureIsolation
 from .kv_budget import blocks_for_budget, parse_budget
 from .model_runner import ModelRunner
 from .outputs import RequestOutput, RequestTiming
+from .parallel import TensorParallelError
+from .parallel.workers import TensorParallelRanks, TensorParallelRunner, WorkerSpec
 from .request import Request
 from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
@@ -57,6 +59,8 @@ class EngineConfig:
     max_num_batched_tokens: int = 2048
     enable_prefix_caching: bool = True
     speculative: SpeculativeConfig | None = None
+    tensor_parallel_size: int = 1  # ranks that each hold 1/N of every layer (gloo, one machine; parallel/)
+    tensor_parallel_timeout: float = 60.0  # seconds a collective may take before the engine fails
 
 
 @dataclasses.dataclass
@@ -107,6 +111,29 @@ def _require_native_quantized_kernels(kv_cache_dtype: str, device: str) -> None:
         )
 
 
+def _refuse_with_tensor_parallel(model, cfg: EngineConfig, steering, device: str) -> None:
+    """Clear errors for what tensor parallelism does not run yet (before anything loads)."""
+    refused = []
+    if isinstance(model, Pretrained):
+        refused.append("a loaded Pretrained (pass the model's name or path: every rank loads it)")
+    if torch.device(device).type != "cpu":
+        refused.append(f"device {device!r} (CPU with gloo only; NCCL on CUDA is not built yet)")
+    if cfg.speculative is not None:
+        refused.append(f"speculative decoding ({cfg.speculative.method})")
+    if steering is not None:
+        refused.append("steering vectors")
+    if cfg.kv_cache_dtype != "auto":
+        refused.append(f"kv_cache_dtype={cfg.kv_cache_dtype!r} (quantized KV caches)")
+    if cfg.tensor_parallel_size < 1:
+        refused.append(f"tensor_parallel_size={cfg.tensor_parallel_size} (must be at least 1)")
+    if cfg.tensor_parallel_timeout <= 0:
+        refused.append(f"tensor_parallel_timeout={cfg.tensor_parallel_timeout} (must be positive seconds)")
+    if refused:
+        raise InvalidParameterError(
+            f"tensor_parallel_size={cfg.tensor_parallel_size} does not support: {'; '.join(refused)}"
+        )
+
+
 class Engine:
     """The serving engine. `generate()` for batch jobs; `add_request()` + `step()` to drive it yourself."""
 
@@ -125,6 +152,14 @@ class Engine:
         steering: Steering | None = None,
         **overrides,
     ):
+        fields = {f.name for f in dataclasses.fields(EngineConfig)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise InvalidParameterError(f"unknown engine option(s) {unknown}; EngineConfig has {sorted(fields)}")
+        self.config = dataclasses.replace(config or EngineConfig(), **overrides)
+        cfg = self.config
+        if cfg.tensor_parallel_size != 1:
+            _refuse_with_tensor_parallel(model, cfg, steering, device)
         self.pretrained = (
             model
             if isinstance(model, Pretrained)
@@ -141,12 +176,31 @@ class Engine:
         if activations is None and not isinstance(model, Pretrained):
             # The default applies to the layers kept as stored; a dense copy (no native kernels) has none.
             set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
-        fields = {f.name for f in dataclasses.fields(EngineConfig)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise InvalidParameterError(f"unknown engine option(s) {unknown}; EngineConfig has {sorted(fields)}")
-        self.config = dataclasses.replace(config or EngineConfig(), **overrides)
-        cfg, model_config = self.config, self.pretrained.config
+        self.tensor_parallel: TensorParallelRanks | None = None
+        self.fatal_error: TensorParallelError | None = None  # set when a rank failed: the engine is done
+        if cfg.tensor_parallel_size != 1:
+            load_options = dict(
+                dtype=dtype,
+                weights=weights,
+                quantize=quantize,
+                activations=activations,
+                device=device,
+                chat_template=chat_template,
+            )
+            default_activations = DEFAULT_ACTIVATIONS if activations is None else None
+            spec = WorkerSpec(
+                str(model),
+                load_options,
+                default_activations,
+                cfg.tensor_parallel_size,
+                0,
+                cfg.tensor_parallel_timeout,
+                cfg.block_size,
+                cfg.kv_cache_dtype,
+            )
+            self.tensor_parallel = TensorParallelRanks(self.pretrained, spec)
+            self.pretrained = dataclasses.replace(self.pretrained, model=self.tensor_parallel.shard)
+        model_config = self.pretrained.config  # a shard's under tensor parallelism: its KV cache holds 1/N
         self.tokenizer = self.pretrained.tokenizer
         device_obj = self.pretrained.model.device
         num_blocks = cfg.num_blocks or blocks_for_budget(
@@ -177,6 +231,8 @@ class Engine:
             for t in (c.key, c.value, c.key_scales, c.value_scales)
             if t is not None
         )
+        if self.tensor_parallel is not None:
+            self.tensor_parallel.start_caches(num_blocks)
         self.block_manager = BlockManager(num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.structured = GrammarManager(self.tokenizer, model_config.vocab_size)
         # Steering vectors hook the model's residual stream for the engine's life (`self.steering.remove()`
@@ -184,7 +240,13 @@ class Engine:
         self.steering = None if steering is None else SteeringHandle(self.pretrained.model, steering)
         if self.steering is not None:
             logger.info("llmkit: steering %s", self.steering.describe())
-        self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
+        if self.tensor_parallel is None:
+            self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
+        else:
+            self.runner = TensorParallelRunner(
+                self.pretrained.model, caches, cfg.block_size, self.structured, group=self.tensor_parallel.group
+            )
+            logger.info("llmkit: %s", self.describe_tensor_parallel())
         logger.info("llmkit: %s", ops.describe_forward(self.pretrained.model))
         self.speculator = (
             None
@@ -226,11 +288,30 @@ class Engine:
                     f"token id {token} at position {position} is outside the vocabulary [0, {vocab})"
                 )
 
+    def describe_tensor_parallel(self) -> str:
+        """One line: ranks, backend, why the torch reference forward runs, and each rank's weight bytes."""
+        tp = self.tensor_parallel
+        per_rank = ", ".join(f"{b / 2**20:.2f}" for b in tp.weight_bytes)
+        native = ops.implementation("paged_forward", self.pretrained.model.device.type)
+        unsupported = getattr(native, "unsupported_reason", lambda _model: "no native forward is registered")
+        return (
+            f"tensor parallel {tp.group.size} ranks (gloo on one machine, ranks 1..{tp.group.size - 1} in worker "
+            f"processes); the torch reference forward runs because the native fused forward cannot all-reduce "
+            f"mid-layer (native_forward_reason: {unsupported(self.pretrained.model)}); weights per rank "
+            f"[{per_rank}] MiB of {tp.full_weight_bytes / 2**20:.2f} MiB"
+        )
+
+    def close(self) -> None:
+        """Stop the tensor-parallel workers, if any (the engine serves nothing afterwards)."""
+        if self.tensor_parallel is not None:
+            self.tensor_parallel.stop()
+
     def describe(self) -> str:
         """Startup lines: the forward (kernels, weight formats, activations) and the KV cache."""
         layer = self.pretrained.model.layers[0].self_attn.q_proj
         activations = getattr(layer, "activations", str(self.pretrained.model.dtype).removeprefix("torch."))
-        return (
+        parallel = "" if self.tensor_parallel is None else self.describe_tensor_parallel() + "\n"
+        return parallel + (
             f"{ops.describe_forward(self.pretrained.model)}; activations {activations}\n"
             f"KV cache: {self.block_manager.num_blocks} blocks x {self.config.block_size} tokens = "
             f"{self.capacity_tokens} tokens, {self.kv_cache_bytes / 2**20:.1f} MiB ({self.config.kv_cache_dtype})"
@@ -252,6 +333,8 @@ class Engine:
             if isinstance(prompt, str)
             else [int(t) for t in prompt]
         )
+        if self.fatal_error is not None:
+            raise TensorParallelError(f"the engine stopped after a tensor-parallel failure: {self.fatal_error}")
         if not ids:
             raise InvalidParameterError("the prompt is empty")
         self.check_token_ids(ids)
@@ -303,11 +386,21 @@ class Engine:
             if self.scheduler.waiting_for_grammar:
                 time.sleep(0.001)  # only requests waiting for their grammars: do not spin
             return self.scheduler.report_ended(output)
-        with ops.native_step() if self._native_cpu else contextlib.nullcontext():
-            outputs = self.failures.run(output)
+        try:
+            with ops.native_step() if self._native_cpu else contextlib.nullcontext():
+                outputs = self.failures.run(output)
+        except TensorParallelError as error:
+            return self._tensor_parallel_failed(error)
         if self.speculator is not None:
             self.speculator.step_seconds += time.perf_counter() - started
         return outputs
+
+    def _tensor_parallel_failed(self, error: TensorParallelError) -> list[RequestOutput]:
+        """A rank died or hung: every request ends with the error, the workers stop, the engine is done."""
+        self.fatal_error = self.tensor_parallel.explain(error)
+        logger.error("llmkit: %s; ending every request", self.fatal_error)
+        self.tensor_parallel.stop(graceful=False)
+        return [self.failures.fail(request_id, self.fatal_error) for request_id in list(self.scheduler.requests)]
 
     def generate(
         self,
@@ -363,6 +456,8 @@ class Engine:
     def update_weights(self, tensors: Mapping[str, torch.Tensor] | None = None) -> None:
         """Load new weights (names as in `LlamaModel.state_dict()`), or note that shared weights changed
         in place; either way cached prefix blocks are stale and are dropped."""
+        if self.tensor_parallel is not None and tensors is not None:
+            raise InvalidParameterError("update_weights is not supported with tensor parallelism yet")
         if tensors is not None:
             model = self.pretrained.model
             known = dict(model.named_parameters())

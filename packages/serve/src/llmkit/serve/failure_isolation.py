@@ -14,6 +14,7 @@ import logging
 
 from .model_runner import ModelRunner
 from .outputs import RequestOutput
+from .parallel import TensorParallelError
 from .request import Request
 from .scheduler import Scheduler
 from .scheduler_output import SchedulerOutput
@@ -33,6 +34,8 @@ class FailureIsolation:
         """The three calls of a step after `schedule()`, each failure handled as described above."""
         try:
             result = self.runner.execute(output)
+        except TensorParallelError:
+            raise  # a rank is gone: no request is to blame, and no step can run (the engine ends them all)
         except Exception as error:  # nothing changed yet: undo the step, find the culprits
             return self.scheduler.report_ended(output) + self.after_forward_failed(output, error)
         try:

@@ -61,3 +61,15 @@ class QuantizedWeight:
         """The same weight on `device` (self when it is already there)."""
         data = self.data.to(device)
         return self if data is self.data else QuantizedWeight(data, self.format, self.rows, self.cols)
+
+    def columns_slice(self, start: int, stop: int) -> QuantizedWeight:
+        """Columns [start, stop) of every row (copied); both ends must lie on block boundaries, since a
+        block's values share its scale, e.g. to split a row-parallel weight between tensor-parallel ranks."""
+        elems = self.format.block_elems
+        if not 0 <= start < stop <= self.cols or start % elems or stop % elems:
+            raise InvalidParameterError(
+                f"columns_slice({start}, {stop}): a {self.format.name} weight of {self.cols} columns splits only "
+                f"at multiples of its {elems}-element blocks"
+            )
+        first, last = start // elems * self.format.block_bytes, stop // elems * self.format.block_bytes
+        return QuantizedWeight(self.data[:, first:last].contiguous(), self.format, self.rows, stop - start)

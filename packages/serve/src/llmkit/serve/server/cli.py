@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +52,18 @@ def register(cli) -> None:
         help="KV cache budget: bytes with unit (2GiB) or fraction of free memory (default 0.1)",
     )
     serve.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8_e4m3", "int8", "int4"])
+    serve.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=1,
+        help="split every layer over N ranks: this process and N-1 worker processes (gloo, CPU; default 1)",
+    )
+    serve.add_argument(
+        "--tp-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a tensor-parallel collective may take before the server fails and exits (default 60)",
+    )
     serve.add_argument("--block-size", type=int, default=16, help="tokens per KV block (default 16)")
     serve.add_argument("--max-num-seqs", type=int, default=64, help="sequences computed together (default 64)")
     serve.add_argument("--max-num-batched-tokens", type=int, default=2048, help="token budget per step (default 2048)")
@@ -157,6 +171,8 @@ def run_serve(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.role not in ("standalone", "replica") and (args.guard or args.guards_config):
         raise LlmkitError("--guard and --guards-config work with --role standalone or replica only")
+    if args.tensor_parallel_size != 1 and args.role not in ("standalone", "replica"):
+        raise LlmkitError("--tensor-parallel-size works with --role standalone or replica only")
     if args.role != "standalone":
         from ..disaggregated.internal_auth import require_internal_secret
 
@@ -204,6 +220,8 @@ def run_serve(args: argparse.Namespace) -> int:
             max_num_batched_tokens=args.max_num_batched_tokens,
             enable_prefix_caching=not args.no_prefix_caching,
             speculative=speculative_config(args),
+            tensor_parallel_size=args.tensor_parallel_size,
+            tensor_parallel_timeout=args.tp_timeout,
         )
     for line in engine.describe().splitlines():  # whole lines (device, kernels, weight formats): never wrapped
         console.print(line, soft_wrap=True, markup=False, highlight=False)
@@ -240,14 +258,44 @@ def run_serve(args: argparse.Namespace) -> int:
         app = InternalOnly(create_app(server), args.internal_secret)
     else:
         app = create_app(server)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        limit_concurrency=args.limit_concurrency,
-    )
+    if engine.tensor_parallel is not None:
+        threading.Thread(target=_exit_when_a_rank_fails, args=(engine,), name="llmkit-tp-watch", daemon=True).start()
+    try:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            limit_concurrency=args.limit_concurrency,
+        )
+    finally:
+        engine.close()
+    failure = _tensor_parallel_failure(engine)
+    if failure is not None:
+        console.print(f"llmkit serve: stopped: {failure}", soft_wrap=True, markup=False, highlight=False)
+        return 1
     return 0
+
+
+def _tensor_parallel_failure(engine) -> str | None:
+    """Why the server cannot go on: a failed collective, or a worker rank that ended."""
+    if engine.fatal_error is not None:
+        return str(engine.fatal_error)
+    if engine.tensor_parallel is not None and engine.tensor_parallel.serving:
+        ended = [
+            f"tensor-parallel rank {rank} exited with code {process.exitcode}"
+            for rank, process in enumerate(engine.tensor_parallel.processes, 1)
+            if not process.is_alive()
+        ]
+        return "; ".join(ended) or None
+    return None
+
+
+def _exit_when_a_rank_fails(engine) -> None:
+    """Stop uvicorn (SIGTERM to this process: a graceful shutdown) once a rank fails; run_serve exits 1."""
+    while _tensor_parallel_failure(engine) is None:
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _get(url: str, headers: dict[str, str], timeout: float = 5) -> dict:

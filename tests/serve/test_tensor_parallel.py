@@ -1,0 +1,106 @@
+"""Tensor parallelism on CPU with gloo over loopback: rank 0 in this process, workers spawned.
+
+The tiny model (4 heads, 2 KV heads) split over 2 ranks gives the greedy ids of one rank, with
+prefix caching and preemption; each rank holds about half the weights; a bad size is a clear
+error; a worker that dies or hangs fails the in-flight request within the collective timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from llmkit.core import InvalidParameterError, SamplingParams
+from llmkit.serve.engine import Engine
+from llmkit.serve.parallel import TensorParallelError
+
+GREEDY = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
+SHARED = "The quick brown fox jumps over the lazy dog. The capital of France is Paris. "
+# A budget of 24 blocks of 4 tokens: the batch below needs more at once, so the scheduler preempts.
+SMALL_CACHE = dict(block_size=4, num_blocks=24, max_num_seqs=8)
+
+
+def _batch() -> list[str | list[int]]:
+    rng = random.Random(0)
+    return [SHARED + "What is", SHARED + "def reverse(s):", "1 + 1 = 2", [rng.randrange(3, 384) for _ in range(30)]]
+
+
+def _run(engine: Engine) -> list[list[int]]:
+    """A warm-up request (its blocks become the cached prefix), then the batch that shares it."""
+    first = engine.generate([SHARED], GREEDY, progress=False)
+    rest = engine.generate(_batch(), GREEDY, progress=False)
+    return [o.completions[0].token_ids for o in first + rest]
+
+
+@pytest.fixture(scope="module")
+def one_rank_ids(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), **SMALL_CACHE)
+    ids = _run(engine)
+    stats = engine.stats()
+    assert stats.preemptions > 0 and stats.prefix_cache_hit_blocks > 0, stats  # the run covers both
+    return ids
+
+
+def test_two_ranks_give_the_greedy_ids_of_one_with_prefix_caching_and_preemption(tiny_model_dir, one_rank_ids):
+    engine = Engine(str(tiny_model_dir), tensor_parallel_size=2, **SMALL_CACHE)
+    try:
+        tp = engine.tensor_parallel
+        assert engine.pretrained.config.num_heads == 2 and engine.pretrained.config.num_kv_heads == 1
+        assert engine.runner.caches[0].key.shape[1] == 1  # each rank caches 1 of the 2 KV heads
+        print(f"\nweight bytes per rank {tp.weight_bytes} of {tp.full_weight_bytes} (1/2 = {tp.full_weight_bytes / 2})")
+        for part in tp.weight_bytes:  # ~1/2 each; the replicated norms and RoPE tables are the excess
+            assert tp.full_weight_bytes / 2 <= part < tp.full_weight_bytes / 2 * 1.02
+        ids = _run(engine)
+        stats = engine.stats()
+        assert stats.preemptions > 0 and stats.prefix_cache_hit_blocks > 0, stats
+        assert ids == one_rank_ids
+        assert "native_forward_reason" in engine.describe()
+    finally:
+        engine.close()
+    for process in tp.processes:
+        assert process.exitcode == 0  # the stop command ended the worker cleanly
+
+
+def test_a_size_that_does_not_divide_names_the_sizes_that_work(tiny_model_dir):
+    with pytest.raises(InvalidParameterError, match=r"tensor_parallel_size 3 does not divide .*sizes that work: 1, 2$"):
+        Engine(str(tiny_model_dir), tensor_parallel_size=3, num_blocks=16)
+
+
+def test_unsupported_combinations_are_refused_before_loading(tiny, tiny_model_dir):
+    from llmkit.serve.speculative import SpeculativeConfig
+
+    with pytest.raises(InvalidParameterError, match="speculative decoding"):
+        Engine(str(tiny_model_dir), tensor_parallel_size=2, speculative=SpeculativeConfig(method="ngram"))
+    with pytest.raises(InvalidParameterError, match="a loaded Pretrained"):
+        Engine(tiny, tensor_parallel_size=2)
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_worker_that_dies_or_hangs_fails_the_request_within_the_timeout(tiny_model_dir, how):
+    timeout = 5.0
+    engine = Engine(str(tiny_model_dir), tensor_parallel_size=2, tensor_parallel_timeout=timeout, num_blocks=64)
+    worker = engine.tensor_parallel.processes[0]
+    try:
+        request_id = engine.add_request("The quick brown fox", SamplingParams(temperature=0, max_tokens=200))
+        for _ in range(3):
+            assert not any(o.error for o in engine.step())
+        os.kill(worker.pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+        started, outputs = time.monotonic(), []
+        while engine.has_unfinished():
+            outputs += engine.step()
+        elapsed = time.monotonic() - started
+        print(f"\nworker {how}: request failed after {elapsed:.2f} s (timeout {timeout} s)")
+        assert elapsed < timeout + 5
+        [failed] = [o for o in outputs if o.request_id == request_id and o.finished]
+        assert "TensorParallelError" in failed.error and "rank" in failed.error, failed.error
+        if how == "killed":
+            assert "rank 1 exited with code -9" in failed.error
+        assert not worker.is_alive()  # the engine stopped what was left of the worker
+        with pytest.raises(TensorParallelError, match="stopped after a tensor-parallel failure"):
+            engine.add_request("again")
+    finally:
+        engine.close()
