@@ -104,3 +104,28 @@ def test_a_worker_that_dies_or_hangs_fails_the_request_within_the_timeout(tiny_m
             engine.add_request("again")
     finally:
         engine.close()
+
+
+def test_three_ranks_on_the_default_model_give_the_golden_ids_of_one(smollm2_path, golden):
+    """SmolLM2-135M (9 heads, 3 KV heads, Q4_1 blocks) over 3 ranks: the greedy ids of one rank, which are
+    the golden ids (float32 activations, as the golden run)."""
+    cases = golden["cases"][:2]
+    params = SamplingParams(temperature=0, max_tokens=32, ignore_eos=True)
+    options = dict(activations="float32", kv_cache_memory="32MiB")
+    one = Engine(str(smollm2_path), **options).generate([c["ids_in"] for c in cases], params, progress=False)
+    engine = Engine(str(smollm2_path), tensor_parallel_size=3, **options)
+    try:
+        tp = engine.tensor_parallel
+        print(f"\nSmolLM2 weight bytes per rank {tp.weight_bytes} of {tp.full_weight_bytes}")
+        for part in tp.weight_bytes:
+            assert tp.full_weight_bytes / 3 <= part < tp.full_weight_bytes / 3 * 1.02
+        three = engine.generate([c["ids_in"] for c in cases], params, progress=False)
+    finally:
+        engine.close()
+    for case, a, b in zip(cases, one, three, strict=True):
+        assert b.completions[0].token_ids == a.completions[0].token_ids == case["ids_out"], case["prompt"]
+
+
+def test_two_ranks_on_the_default_model_is_a_clear_error(smollm2_path):
+    with pytest.raises(InvalidParameterError, match=r"9 heads, 3 KV heads .*sizes that work: 1, 3$"):
+        Engine(str(smollm2_path), tensor_parallel_size=2)
