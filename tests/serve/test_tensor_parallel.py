@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,33 @@ def test_three_ranks_on_the_default_model_give_the_golden_ids_of_one(smollm2_pat
 def test_two_ranks_on_the_default_model_is_a_clear_error(smollm2_path):
     with pytest.raises(InvalidParameterError, match=r"9 heads, 3 KV heads .*sizes that work: 1, 3$"):
         Engine(str(smollm2_path), tensor_parallel_size=2)
+
+
+def _worker_pids(server_pid: int) -> list[int]:
+    """The server's spawned tensor-parallel workers (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+
+
+def test_llmkit_serve_exits_non_zero_when_a_rank_dies(tiny_model_dir):
+    import httpx
+    from live_servers import free_port, start_cli, stop, wait_healthy
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_cli(
+        "serve", "-m", str(tiny_model_dir), "--port", str(port), "--embedding-model", "none", "--served-model-name", "tiny",
+        "--kv-cache-memory", "8MiB", "--tensor-parallel-size", "2", "--tp-timeout", "5",
+    )  # fmt: skip
+    try:
+        wait_healthy(url, [server])
+        reply = httpx.post(
+            f"{url}/v1/completions", json={"model": "tiny", "prompt": "The quick", "max_tokens": 4}, timeout=60
+        )
+        assert reply.status_code == 200, reply.text
+        [worker] = _worker_pids(server.pid)
+        os.kill(worker, signal.SIGKILL)
+        assert server.wait(timeout=30) == 1
+        assert "stopped: tensor-parallel rank 1 exited with code -9" in server.stderr.read()
+    finally:
+        stop([server])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -258,19 +257,21 @@ def run_serve(args: argparse.Namespace) -> int:
         app = InternalOnly(create_app(server), args.internal_secret)
     else:
         app = create_app(server)
-    if engine.tensor_parallel is not None:
-        threading.Thread(target=_exit_when_a_rank_fails, args=(engine,), name="llmkit-tp-watch", daemon=True).start()
-    try:
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level="warning",
-            limit_concurrency=args.limit_concurrency,
+    http = uvicorn.Server(
+        uvicorn.Config(
+            app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.limit_concurrency
         )
+    )
+    if engine.tensor_parallel is not None:
+        watch = threading.Thread(
+            target=_exit_when_a_rank_fails, args=(engine, http), name="llmkit-tp-watch", daemon=True
+        )
+        watch.start()
+    try:
+        http.run()
+        failure = _tensor_parallel_failure(engine)
     finally:
         engine.close()
-    failure = _tensor_parallel_failure(engine)
     if failure is not None:
         console.print(f"llmkit serve: stopped: {failure}", soft_wrap=True, markup=False, highlight=False)
         return 1
@@ -291,11 +292,11 @@ def _tensor_parallel_failure(engine) -> str | None:
     return None
 
 
-def _exit_when_a_rank_fails(engine) -> None:
-    """Stop uvicorn (SIGTERM to this process: a graceful shutdown) once a rank fails; run_serve exits 1."""
-    while _tensor_parallel_failure(engine) is None:
+def _exit_when_a_rank_fails(engine, http) -> None:
+    """Shut uvicorn down (gracefully) once a rank fails; run_serve then exits 1."""
+    while _tensor_parallel_failure(engine) is None and not http.should_exit:
         time.sleep(0.2)
-    os.kill(os.getpid(), signal.SIGTERM)
+    http.should_exit = True
 
 
 def _get(url: str, headers: dict[str, str], timeout: float = 5) -> dict:
