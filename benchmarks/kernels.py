@@ -1,4 +1,4 @@
-"""Native CPU kernels against torch on this machine: paged decode attention, token bitmask, KV quantization.
+"""Native CPU kernels against torch on this machine: paged decode and prefill attention, token bitmask, KV quantization.
 
 Run: python benchmarks/kernels.py [--repeats 15] [--threads N]   (needs llmkit-kernels installed: pip install .)
 Prints medians over repeats and the ratios; bandwidths count the bytes each op must move.
@@ -76,6 +76,39 @@ def decode_rows(repeats: int, copy_gbs: float) -> list[tuple[str, float, float]]
     return [(name, seconds, kv_bytes / seconds / 1e9) for name, seconds in timings.items()]
 
 
+def prefill_rows(repeats: int) -> None:
+    """Causal attention of a 512-token prompt over its own paged K/V (9 query / 3 KV heads, head_dim 64, the
+    default model's shapes) against torch SDPA on the same K/V laid out contiguously."""
+    tokens, head_dim, heads, kv_heads, block_size = 512, 64, 9, 3, 16
+    blocks = tokens // block_size
+    cache = allocate(blocks, kv_heads, block_size, head_dim)
+    cache.key.normal_()
+    cache.value.normal_()
+    tables = torch.randperm(blocks).int().view(1, blocks)
+    seq_lens = torch.tensor([tokens], dtype=torch.int32)
+    starts = torch.tensor([0, tokens], dtype=torch.int32)
+    query, out = torch.randn(tokens, heads, head_dim), torch.empty(tokens, heads, head_dim)
+    scale = head_dim**-0.5
+    key = cache.key[tables[0].long()].permute(1, 0, 2, 3).reshape(kv_heads, tokens, head_dim)[None]
+    value = cache.value[tables[0].long()].permute(1, 0, 2, 3).reshape(kv_heads, tokens, head_dim)[None]
+    q = query.transpose(0, 1)[None]
+    timings = {
+        "llmkit native (paged)": median_seconds(
+            lambda: ops.paged_attention_prefill(out, query, cache, tables, seq_lens, starts, scale), repeats
+        ),
+        "torch SDPA (contiguous K/V)": median_seconds(
+            lambda: F.scaled_dot_product_attention(q, key, value, is_causal=True, scale=scale, enable_gqa=True),
+            repeats,
+        ),
+    }
+    flops = 4 * heads * head_dim * tokens * (tokens + 1) / 2
+    print(f"\npaged prefill attention: {tokens} tokens, {heads} query / {kv_heads} kv heads, head_dim {head_dim}")
+    print(f"{'implementation':<30}{'ms':>9}{'GFLOP/s':>10}{'native speedup':>16}")
+    native = timings["llmkit native (paged)"]
+    for name, seconds in timings.items():
+        print(f"{name:<30}{seconds * 1e3:>9.2f}{flops / seconds / 1e9:>10.1f}{seconds / native:>15.2f}x")
+
+
 def bitmask_rows(repeats: int) -> None:
     vocab = 49_152
     print(f"\ntoken bitmask on a {vocab:,} vocabulary (float32 logits, 30% of tokens allowed)")
@@ -126,6 +159,7 @@ def main() -> None:
     print(f"threads {args.threads}; CPU kernels: {_C.cpu_isa()} (supported: {', '.join(_C.supported_cpu_isas())})")
     print(f"memory copy bandwidth (read + write): {copy_gbs:.1f} GB/s")
     decode_rows(args.repeats, copy_gbs)
+    prefill_rows(args.repeats)
     bitmask_rows(args.repeats)
     quantize_rows(args.repeats)
 
