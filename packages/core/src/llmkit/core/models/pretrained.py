@@ -160,7 +160,7 @@ def build_model(
             "activations='int8' needs weights kept as stored (weights='as-stored' or quantize=)"
         )
     config = checkpoint.config
-    with torch.device("meta"), _uninitialized_placeholders():
+    with torch.device("meta"), skip_init_on_meta():
         model = LlamaModel(config)
     stored = {}
     if as_stored or quantize is not None:
@@ -192,7 +192,7 @@ def build_model(
 
 
 @contextlib.contextmanager
-def _uninitialized_placeholders():
+def skip_init_on_meta():
     """Meta-device `nn.Linear`/`nn.Embedding` skip their random init while the model is built: the
     checkpoint's tensors replace every parameter, and a random init of meta tensors imports torch's
     meta decompositions (~800 modules, +73 MB RSS for the life of the process). Modules on a real

@@ -16,7 +16,7 @@ from ...errors import InvalidParameterError, ModelFormatError
 from ...images import DEFAULT_MAX_PIXELS, Idefics3ImageProcessor, image_prompt_text, open_image
 from ...tokenizer import Tokenizer
 from ..attention import KVCache
-from ..pretrained import _choose_template, _uninitialized_placeholders, build_model, parse_dtype
+from ..pretrained import _choose_template, build_model, parse_dtype, skip_init_on_meta
 from .idefics3 import Idefics3Model
 from .loader import Idefics3Loader
 from .prompt import ImageSpan, MultimodalPrompt
@@ -151,7 +151,7 @@ def load_vision_language(
     torch_dtype = parse_dtype(dtype)
     config = checkpoint.metadata["vision_language"]
     text_model = build_model(checkpoint, torch_dtype, device)
-    with torch.device("meta"), _uninitialized_placeholders():
+    with torch.device("meta"), skip_init_on_meta():
         model = Idefics3Model(config, text_model=torch.nn.Module())
     vision = {
         name: tensor.to(device=device, dtype=torch_dtype)
