@@ -2,117 +2,23 @@
 //
 // A work item is (sequence, kv heads, up to kMaxRows query rows of those kv heads, token range); decode
 // packs several kv heads into one item because all heads of a block are adjacent in memory. Its rows
-// stream the K/V blocks of the range once: scores for a chunk of tokens, an online-softmax update, P.V. Quantized and 16-bit caches are dequantized a chunk at a time into an L1 tile
-// (with the block/group scale applied), never into a full-precision copy of the cache.
+// stream the K/V blocks of the range once: scores for a chunk of tokens, an online-softmax update,
+// P.V. Quantized and 16-bit caches are dequantized a chunk at a time into an L1 tile (with the block/group
+// scale applied), never into a full-precision copy of the cache.
 // Decode splits long contexts into partitions run in parallel and merged (split-K) when there are
 // too few (sequence, head) items to keep every thread busy.
 #pragma once
 
 #include <cstdint>
-#include <algorithm>
 #include <cstdlib>
 
+#include "cpu/attention_common.h"
+#include "cpu/attention_prefill.h"
 #include "cpu/numeric.h"
 #include "cpu/thread_pool.h"
-#include "cpu/vec.h"
 
 namespace llmkit {
 namespace LLMKIT_CPU_ISA {
-
-constexpr int kMaxRows = 16;
-constexpr int64_t kMaxHeadDim = kCpuMaxHeadDim;
-constexpr int64_t kChunkTokens = 32;
-constexpr int64_t kPartitionTokens = 512;
-constexpr float kNegativeInfinity = -__builtin_inff();
-
-struct AttentionItem {
-  int64_t seq;
-  int64_t kv_head;       // first kv head of the rows
-  int64_t num_kv_heads;  // kv heads the rows span (decode packs several small GQA groups in one item)
-  int64_t first_head;    // first query head within each kv head's group
-  int64_t num_heads;     // query heads per kv head
-  int64_t first_token;   // first query row (decode: the sequence index)
-  int64_t num_tokens;    // query tokens
-  int64_t kv_begin;      // token range of the cache this item reads
-  int64_t kv_end;
-  int64_t partial;       // -1: write `out`; else first slot in the split-K partial buffer
-
-  // Rows are ordered (query token, kv head, query head): row r belongs to these.
-  int64_t row_token(int r) const { return first_token + r / (num_kv_heads * num_heads); }
-  int64_t row_kv_head(int r) const { return kv_head + (r / num_heads) % num_kv_heads; }
-  int64_t row_head(int r, int64_t group) const { return row_kv_head(r) * group + first_head + r % num_heads; }
-};
-
-struct Scratch {
-  float* query;   // [kMaxRows][kMaxHeadDim], scaled
-  float* acc;     // [kMaxRows][kMaxHeadDim]
-  float* key;     // [kChunkTokens][kMaxHeadDim]
-  float* value;   // [kChunkTokens][kMaxHeadDim]
-  float* scores;  // [kMaxRows][kChunkTokens]
-  float* tile;    // [kChunkTokens][kMaxHeadDim]: a prefill chunk's dequantized keys, then values
-  void* memory;
-
-  Scratch() {
-    const size_t floats = 2 * kMaxRows * kMaxHeadDim + 3 * kChunkTokens * kMaxHeadDim + kMaxRows * kChunkTokens;
-    memory = std::aligned_alloc(64, floats * sizeof(float));
-    query = static_cast<float*>(memory);
-    acc = query + kMaxRows * kMaxHeadDim;
-    key = acc + kMaxRows * kMaxHeadDim;
-    value = key + kChunkTokens * kMaxHeadDim;
-    scores = value + kChunkTokens * kMaxHeadDim;
-    tile = scores + kMaxRows * kChunkTokens;
-  }
-  ~Scratch() { std::free(memory); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
-// Rows [first, first + count) of one (block, kv head) as float32: the cache itself for float32
-// caches, else dequantized into `tile`.
-template <KvFormat F>
-static inline const float* read_rows(const CacheView& c, const void* storage, const void* scales, int64_t block,
-                                     int64_t head, int64_t first, int64_t count, float* tile) {
-  const int64_t D = c.head_dim;
-  const int64_t row0 = (block * c.num_kv_heads + head) * c.block_size + first;
-  const int64_t n = count * D;
-  if constexpr (F == KvFormat::kFloat32) {
-    return static_cast<const float*>(storage) + row0 * D;
-  } else if constexpr (F == KvFormat::kBFloat16) {
-    const uint16_t* src = static_cast<const uint16_t*>(storage) + row0 * D;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) tile[i] = bf16_to_float(src[i]);
-  } else if constexpr (F == KvFormat::kFloat16) {
-    const uint16_t* src = static_cast<const uint16_t*>(storage) + row0 * D;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) tile[i] = half_to_float(src[i]);
-  } else if constexpr (F == KvFormat::kFp8E4M3) {
-    const uint8_t* src = static_cast<const uint8_t*>(storage) + row0 * D;
-    const float s = static_cast<const float*>(scales)[block * c.num_kv_heads + head];
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) tile[i] = fp8_e4m3_to_float(src[i]) * s;
-  } else if constexpr (F == KvFormat::kInt8) {
-    const int8_t* src = static_cast<const int8_t*>(storage) + row0 * D;
-    const float s = static_cast<const float*>(scales)[block * c.num_kv_heads + head];
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) tile[i] = float(src[i]) * s;
-  } else {
-    const uint8_t* src = static_cast<const uint8_t*>(storage) + row0 * (D / 2);
-    const uint16_t* group_scales = static_cast<const uint16_t*>(scales) + row0 * (D / kInt4Group);
-    const int64_t groups = count * (D / kInt4Group);
-    for (int64_t g = 0; g < groups; ++g) {
-      const float s = half_to_float(group_scales[g]);
-      const uint8_t* packed = src + g * (kInt4Group / 2);
-      float* dst = tile + g * kInt4Group;
-#pragma omp simd
-      for (int e = 0; e < kInt4Group; ++e) {
-        const uint8_t byte = packed[e >> 1];
-        const int nibble = (e & 1) ? (byte >> 4) : (byte & 0x0f);
-        dst[e] = float(nibble - 8) * s;
-      }
-    }
-  }
-  return tile;
-}
 
 // Dot product with kLanes independent partial sums (one 512-bit, two 256-bit or four 128-bit vector
 // accumulators) reduced as a tree: a serial horizontal sum would dominate the decode loop.
@@ -198,105 +104,6 @@ static inline void attend_chunk(const float* keys, const float* values, int64_t 
   for (int64_t j = 0; j < count; ++j) {
     const float* v = values + j * D;
     for (int r = r0; r < r0 + n; ++r) scale_add<DT>(s.acc + r * kMaxHeadDim, s.scores[r * kChunkTokens + j], v, D);
-  }
-}
-
-// Prefill items read one kv head for all their rows (query tokens x that head's query heads), so the
-// rows are the vector lanes: queries are transposed once per item into qt [D][kMaxRows], each key's
-// scores for every row are D broadcast-FMAs (four keys at a time), the online softmax runs across rows
-// in vectors, and each row's P.V keeps a block of its accumulator in registers over the chunk's keys.
-// Keys and values are read where they lie (float32 caches) or from the dequantized chunk tile.
-constexpr int kRowVecs = (kMaxRows + kVecFloats - 1) / kVecFloats;
-constexpr int kKeysAtOnce = 4;
-
-// scores[j][r] = qt[:, r] . key j, for j < count (rows padded to kRowVecs vectors).
-template <int DT>
-static inline void prefill_scores(const float* qt, const float* keys, int64_t count, float* scores) {
-  int64_t j = 0;
-  for (; j + kKeysAtOnce <= count; j += kKeysAtOnce) {
-    VecF acc[kKeysAtOnce][kRowVecs] = {};
-    for (int d = 0; d < DT; ++d) {
-      VecF q[kRowVecs];
-      for (int v = 0; v < kRowVecs; ++v) q[v] = load_vec(qt + d * kMaxRows + v * kVecFloats);
-      for (int k = 0; k < kKeysAtOnce; ++k) {
-        const VecF kd = splat(keys[(j + k) * DT + d]);
-        for (int v = 0; v < kRowVecs; ++v) acc[k][v] += kd * q[v];
-      }
-    }
-    for (int k = 0; k < kKeysAtOnce; ++k)
-      for (int v = 0; v < kRowVecs; ++v) store_vec(scores + (j + k) * kMaxRows + v * kVecFloats, acc[k][v]);
-  }
-  for (; j < count; ++j) {
-    VecF acc[kRowVecs] = {};
-    for (int d = 0; d < DT; ++d) {
-      const VecF kd = splat(keys[j * DT + d]);
-      for (int v = 0; v < kRowVecs; ++v) acc[v] += kd * load_vec(qt + d * kMaxRows + v * kVecFloats);
-    }
-    for (int v = 0; v < kRowVecs; ++v) store_vec(scores + j * kMaxRows + v * kVecFloats, acc[v]);
-  }
-}
-
-// acc[r] = acc[r] * alpha[r] + sum_j p[j][r] * value j, for rows r < rows, a register block at a time.
-template <int DT>
-static inline void prefill_values(const float* p, const float* values, int64_t count, const float* alpha, int rows,
-                                  float* acc) {
-  constexpr int kVecs = DT / kVecFloats;
-  constexpr int kBlock = kVecs < 8 ? kVecs : 8;
-  for (int r = 0; r < rows; ++r) {
-    float* out = acc + r * kMaxHeadDim;
-    for (int b = 0; b < kVecs; b += kBlock) {
-      VecF sum[kBlock];
-      const VecF scale = splat(alpha[r]);
-      for (int v = 0; v < kBlock; ++v) sum[v] = load_vec(out + (b + v) * kVecFloats) * scale;
-      for (int64_t j = 0; j < count; ++j) {
-        const VecF pj = splat(p[j * kMaxRows + r]);
-        const float* value = values + j * DT + b * kVecFloats;
-        for (int v = 0; v < kBlock; ++v) sum[v] += pj * load_vec(value + v * kVecFloats);
-      }
-      for (int v = 0; v < kBlock; ++v) store_vec(out + (b + v) * kVecFloats, sum[v]);
-    }
-  }
-}
-
-// One prefill item over its kv range: s.query holds its scaled rows; m, l, s.acc are updated.
-template <KvFormat F, int DT>
-static void attend_prefill_rows(const AttentionArgs& a, const AttentionItem& it, int rows, const int64_t* visible,
-                                float* m, float* l, Scratch& s) {
-  const CacheView& c = a.cache;
-  const int64_t bs = c.block_size;
-  float* qt = s.key;  // [DT][kMaxRows], padding rows zero
-  for (int d = 0; d < DT; ++d)
-    for (int r = 0; r < kMaxRows; ++r) qt[d * kMaxRows + r] = r < rows ? s.query[r * kMaxHeadDim + d] : 0.0f;
-  float* scores = s.scores;  // [count][kMaxRows]
-  float alpha[kMaxRows];
-  for (int64_t t0 = it.kv_begin; t0 < it.kv_end;) {
-    const int64_t offset = t0 % bs;
-    int64_t count = bs - offset;
-    if (count > kChunkTokens) count = kChunkTokens;
-    if (count > it.kv_end - t0) count = it.kv_end - t0;
-    const int64_t block = a.block_tables.at(it.seq, t0 / bs);
-    const float* keys = read_rows<F>(c, c.key, c.key_scales, block, it.kv_head, offset, count, s.tile);
-    prefill_scores<DT>(qt, keys, count, scores);
-    for (int r = 0; r < rows; ++r) {  // online softmax of row r over this chunk's visible keys
-      const int64_t seen = visible[r] - t0 < count ? visible[r] - t0 : count;
-      float chunk_max = kNegativeInfinity;
-      for (int64_t j = 0; j < seen; ++j) chunk_max = std::max(chunk_max, scores[j * kMaxRows + r]);
-      const float new_max = std::max(chunk_max, m[r]);
-      alpha[r] = seen > 0 ? exp_nonpositive(m[r] - new_max) : 1.0f;
-      float sum = 0.0f;
-      for (int64_t j = 0; j < count; ++j) {
-        const float e = j < seen ? exp_nonpositive(scores[j * kMaxRows + r] - new_max) : 0.0f;
-        scores[j * kMaxRows + r] = e;
-        sum += e;
-      }
-      if (seen > 0) {
-        l[r] = l[r] * alpha[r] + sum;
-        m[r] = new_max;
-      }
-    }
-    const float* values = read_rows<F>(c, c.value, c.value_scales, block, it.kv_head, offset, count, s.tile);
-    prefill_values<DT>(scores, values, count, alpha, rows, s.acc);
-    t0 += count;
   }
 }
 
