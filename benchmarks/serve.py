@@ -1,7 +1,7 @@
 """Serving throughput and latency: `llmkit serve` next to llama.cpp's `llama-server`, like for like.
 
     python benchmarks/serve.py [--requests 128] [--seed 0] [--concurrency 64] [--threads 2]
-        [--llama-server /work/peers/llama-server-build/bin/llama-server] [--skip PEER ...]
+        [--llama-server /work/peers/llama-server-build/bin/llama-server] [--skip PEER ...] [--replicas N]
 
 Workload: N requests arriving together, prompt and output lengths drawn from a ShareGPT-like
 lognormal (scaled for a 2-core CPU), text windows from this repository's docs, greedy decoding
@@ -15,7 +15,9 @@ and prompt caching off on both; one streaming client sends the same OpenAI `/v1/
 Peak RSS is the server process's VmHWM. In-process rows for reference: the Engine driven directly (HTTP
 overhead = the difference), HF transformers `generate` with static padded batches, core's sequential
 `generate()`. Also prints KV waste (paged vs contiguous reservation) and a shared-system-prompt workload
-with and without prefix caching.
+with and without prefix caching. `--replicas N` adds a row for `llmkit router` (least-loaded) in front of
+N `llmkit serve --role replica` processes, each with concurrency/N sequences and threads/N threads, so the
+machine's cores and the total sequences stay the same; its peak RSS sums every process.
 
 Getting llama-server (kept outside the repository): build it from the llama.cpp that
 llama-cpp-python 0.3.36 vendors (or from github.com/ggml-org/llama.cpp), CPU only, no UI, no curl:
@@ -31,7 +33,10 @@ llama-cpp-python 0.3.36 vendors (or from github.com/ggml-org/llama.cpp), CPU onl
 from __future__ import annotations
 
 import argparse
+import contextlib
+import secrets
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -200,6 +205,29 @@ def run_over_http(command_env, smol, jobs) -> dict:
         return recorder.summary() | {"peak RSS (MB)": peak_rss_bytes(pid) / 1e6}
 
 
+def run_replicas(smol, jobs, args, kv_bytes: int) -> dict:
+    """`llmkit router` over `args.replicas` replicas sharing the machine; the summary plus every process's peak RSS."""
+    secret = {"LLMKIT_INTERNAL_SECRET": secrets.token_hex(16)}
+    n = args.replicas
+    with contextlib.ExitStack() as stack:
+        urls, pids = [], []
+        for _ in range(n):
+            command, env = llmkit_command(
+                smol.path, free_port(), max(1, args.concurrency // n), kv_bytes // n, args.llmkit_weights,
+                max(1, args.threads // n),
+            )  # fmt: skip
+            url, pid = stack.enter_context(server_process([*command, "--role", "replica"], env | secret))
+            urls.append(url)
+            pids.append(pid)
+        router = [str(Path(sys.executable).with_name("llmkit")), "router", "--port", str(free_port())]
+        router += ["--policy", "least-loaded", *(part for url in urls for part in ("--backend", url))]
+        url, pid = stack.enter_context(server_process(router, secret))
+        warm_up(url, jobs[0][0][:32], {})
+        recorder = Recorder(jobs)
+        stream_all(url, jobs, recorder, {})
+        return recorder.summary() | {"peak RSS (MB)": sum(peak_rss_bytes(p) for p in [*pids, pid]) / 1e6}
+
+
 def prefix_workload(smol, caching: bool, count: int = 64) -> dict:
     ids = corpus_ids(smol.tokenizer)
     shared = ids[:1000]
@@ -239,6 +267,9 @@ def main() -> None:
     parser.add_argument("--hf-batch", type=int, default=16, help="static batch size for transformers")
     parser.add_argument("--llama-server", help="path to llama.cpp's llama-server (or env LLAMA_SERVER)")
     parser.add_argument("--skip", nargs="*", default=[], choices=PEERS, help="engine = the in-process Engine row")
+    parser.add_argument(
+        "--replicas", type=int, default=0, help="also serve through `llmkit router` over N replicas (N >= 2)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     smol = load_pretrained(quiet=True)
@@ -262,6 +293,9 @@ def main() -> None:
     with console.status("llmkit serve"):
         command = llmkit_command(smol.path, free_port(), args.concurrency, kv_bytes, args.llmkit_weights, args.threads)
         record(ours, run_over_http(command, smol, jobs))
+    if args.replicas > 1:
+        with console.status(f"llmkit router over {args.replicas} replicas"):
+            record(f"llmkit router, {args.replicas} replicas (HTTP)", run_replicas(smol, jobs, args, kv_bytes))
     binary = find_llama_server(args.llama_server)
     if "llama.cpp" in args.skip:
         pass
