@@ -31,7 +31,7 @@ from .kv_budget import blocks_for_budget, parse_budget
 from .model_runner import ModelRunner
 from .outputs import RequestOutput, RequestTiming
 from .parallel import TensorParallelError
-from .parallel.workers import TensorParallelRanks, TensorParallelRunner, WorkerSpec
+from .parallel.workers import TensorParallelRanks, TensorParallelRunner, WorkerSpec, refuse_unsupported
 from .request import Request
 from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
@@ -111,29 +111,6 @@ def _require_native_quantized_kernels(kv_cache_dtype: str, device: str) -> None:
         )
 
 
-def _refuse_with_tensor_parallel(model, cfg: EngineConfig, steering, device: str) -> None:
-    """Clear errors for what tensor parallelism does not run yet (before anything loads)."""
-    refused = []
-    if isinstance(model, Pretrained):
-        refused.append("a loaded Pretrained (pass the model's name or path: every rank loads it)")
-    if torch.device(device).type != "cpu":
-        refused.append(f"device {device!r} (CPU with gloo only; NCCL on CUDA is not built yet)")
-    if cfg.speculative is not None:
-        refused.append(f"speculative decoding ({cfg.speculative.method})")
-    if steering is not None:
-        refused.append("steering vectors")
-    if cfg.kv_cache_dtype != "auto":
-        refused.append(f"kv_cache_dtype={cfg.kv_cache_dtype!r} (quantized KV caches)")
-    if cfg.tensor_parallel_size < 1:
-        refused.append(f"tensor_parallel_size={cfg.tensor_parallel_size} (must be at least 1)")
-    if cfg.tensor_parallel_timeout <= 0:
-        refused.append(f"tensor_parallel_timeout={cfg.tensor_parallel_timeout} (must be positive seconds)")
-    if refused:
-        raise InvalidParameterError(
-            f"tensor_parallel_size={cfg.tensor_parallel_size} does not support: {'; '.join(refused)}"
-        )
-
-
 class Engine:
     """The serving engine. `generate()` for batch jobs; `add_request()` + `step()` to drive it yourself."""
 
@@ -159,7 +136,7 @@ class Engine:
         self.config = dataclasses.replace(config or EngineConfig(), **overrides)
         cfg = self.config
         if cfg.tensor_parallel_size != 1:
-            _refuse_with_tensor_parallel(model, cfg, steering, device)
+            refuse_unsupported(model, cfg, steering, device)
         self.pretrained = (
             model
             if isinstance(model, Pretrained)
@@ -178,6 +155,8 @@ class Engine:
             set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
         self.tensor_parallel: TensorParallelRanks | None = None
         self.fatal_error: TensorParallelError | None = None  # set when a rank failed: the engine is done
+        device_obj = self.pretrained.model.device
+        budget = None if cfg.num_blocks else parse_budget(cfg.kv_cache_memory, device_obj)  # errors before ranks start
         if cfg.tensor_parallel_size != 1:
             load_options = dict(
                 dtype=dtype,
@@ -187,24 +166,15 @@ class Engine:
                 device=device,
                 chat_template=chat_template,
             )
-            default_activations = DEFAULT_ACTIVATIONS if activations is None else None
-            spec = WorkerSpec(
-                str(model),
-                load_options,
-                default_activations,
-                cfg.tensor_parallel_size,
-                0,
-                cfg.tensor_parallel_timeout,
-                cfg.block_size,
-                cfg.kv_cache_dtype,
+            spec = WorkerSpec.for_engine(
+                str(model), load_options, DEFAULT_ACTIVATIONS if activations is None else None, cfg
             )
             self.tensor_parallel = TensorParallelRanks(self.pretrained, spec)
             self.pretrained = dataclasses.replace(self.pretrained, model=self.tensor_parallel.shard)
         model_config = self.pretrained.config  # a shard's under tensor parallelism: its KV cache holds 1/N
         self.tokenizer = self.pretrained.tokenizer
-        device_obj = self.pretrained.model.device
         num_blocks = cfg.num_blocks or blocks_for_budget(
-            parse_budget(cfg.kv_cache_memory, device_obj),
+            budget,
             model_config.num_layers,
             model_config.num_kv_heads,
             model_config.head_dim,

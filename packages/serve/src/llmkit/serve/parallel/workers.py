@@ -20,6 +20,7 @@ import torch
 import torch.multiprocessing as mp
 
 from llmkit.core import ops
+from llmkit.core.errors import InvalidParameterError
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
 from llmkit.core.models.quantized import set_activations
 
@@ -42,6 +43,35 @@ class WorkerSpec:
     timeout_s: float
     block_size: int
     kv_cache_dtype: str
+
+    @classmethod
+    def for_engine(cls, model: str, load_options: dict[str, Any], activations: str | None, cfg) -> WorkerSpec:
+        """The spec of an engine's ranks (`cfg`: its EngineConfig; the port comes when rank 0 has one)."""
+        size, timeout = cfg.tensor_parallel_size, cfg.tensor_parallel_timeout
+        return cls(model, load_options, activations, size, 0, timeout, cfg.block_size, cfg.kv_cache_dtype)
+
+
+def refuse_unsupported(model, cfg, steering, device: str) -> None:
+    """Clear errors for what tensor parallelism does not run yet (`cfg`: the EngineConfig; before anything loads)."""
+    refused = []
+    if isinstance(model, Pretrained):
+        refused.append("a loaded Pretrained (pass the model's name or path: every rank loads it)")
+    if torch.device(device).type != "cpu":
+        refused.append(f"device {device!r} (CPU with gloo only; NCCL on CUDA is not built yet)")
+    if cfg.speculative is not None:
+        refused.append(f"speculative decoding ({cfg.speculative.method})")
+    if steering is not None:
+        refused.append("steering vectors")
+    if cfg.kv_cache_dtype != "auto":
+        refused.append(f"kv_cache_dtype={cfg.kv_cache_dtype!r} (quantized KV caches)")
+    if cfg.tensor_parallel_size < 1:
+        refused.append(f"tensor_parallel_size={cfg.tensor_parallel_size} (must be at least 1)")
+    if cfg.tensor_parallel_timeout <= 0:
+        refused.append(f"tensor_parallel_timeout={cfg.tensor_parallel_timeout} (must be positive seconds)")
+    if refused:
+        raise InvalidParameterError(
+            f"tensor_parallel_size={cfg.tensor_parallel_size} does not support: {'; '.join(refused)}"
+        )
 
 
 def _allocate_caches(model, num_blocks: int, block_size: int, kv_cache_dtype: str) -> list:

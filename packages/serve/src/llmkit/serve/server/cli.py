@@ -257,16 +257,17 @@ def run_serve(args: argparse.Namespace) -> int:
         app = InternalOnly(create_app(server), args.internal_secret)
     else:
         app = create_app(server)
+    if engine.tensor_parallel is None:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.limit_concurrency)
+        return 0
+    # Tensor parallel: a watcher shuts uvicorn down when a rank fails (a signal would be re-raised by uvicorn).
     http = uvicorn.Server(
         uvicorn.Config(
             app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.limit_concurrency
         )
     )
-    if engine.tensor_parallel is not None:
-        watch = threading.Thread(
-            target=_exit_when_a_rank_fails, args=(engine, http), name="llmkit-tp-watch", daemon=True
-        )
-        watch.start()
+    watch = threading.Thread(target=_exit_when_a_rank_fails, args=(engine, http), name="llmkit-tp-watch", daemon=True)
+    watch.start()
     try:
         http.run()
         failure = _tensor_parallel_failure(engine)
