@@ -142,3 +142,20 @@ def _cycle_through(graph: dict[str, set[str]], component: set[str], start: str) 
                     next_frontier.append(succ)
         frontier = next_frontier
     raise AssertionError(f"{start} is in a cycle but no path returns to it")
+
+
+def module_level_imports(package: str) -> dict[str, set[str]]:
+    """Top-level names of the modules llmkit.<package> imports when its modules load (imports inside
+    functions are optional features and left out), by importing module."""
+    found: dict[str, set[str]] = {}
+    for module, path in package_modules(package).items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(module)
+    return found

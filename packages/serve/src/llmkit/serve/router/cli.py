@@ -8,7 +8,7 @@ import os
 
 from llmkit.core.errors import LlmkitError
 
-from .replicas import STRATEGIES
+from .strategies import STRATEGIES
 
 
 def register(cli) -> None:

@@ -22,10 +22,10 @@ from starlette.responses import Response, StreamingResponse
 
 from .app import Call, error_response, passed_headers, relayed, sse_error
 from .prefix_index import PrefixIndex, chunk_hashes, prompt_text
+from .strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("cache-aware", "least-loaded", "round-robin")
 # The request did not reach the replica (a partly written body is never processed either).
 NEVER_STARTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError)
 
