@@ -135,11 +135,13 @@ def test_q4_k_matches_a_scalar_transcription_of_ggml(seed):
     scalar = np.stack([quantize_row_q4_k_scalar(row) for row in rows])
     ours_values, scalar_values = ours.dequantize().numpy(), gguf_dequantize(scalar, ours.format.ggml_type)
     # float32 sums in another order can flip a near-tie between candidates or a code at a rounding
-    # boundary; both then reach the same error, so compare the bytes loosely and the error tightly
-    assert (ours.data.numpy() == scalar).mean() > 0.99
+    # boundary (a flipped sub-block scale changes its 32 codes too); both then reach nearly the same
+    # error. Over 400 seeds the bytes agreed at least 93.9% and the RMS errors within 2.8% (the heavy-
+    # tailed row); 0.99 / 1% failed one seed in twelve. A wrong quantizer is far outside both bounds.
+    assert (ours.data.numpy() == scalar).mean() > 0.9
     for row, a, b in zip(rows, ours_values, scalar_values, strict=True):
         ours_error, scalar_error = np.sqrt(((a - row) ** 2).mean()), np.sqrt(((b - row) ** 2).mean())
-        assert math.isclose(ours_error, scalar_error, rel_tol=0.01), (ours_error, scalar_error)
+        assert math.isclose(ours_error, scalar_error, rel_tol=0.05), (ours_error, scalar_error)
 
 
 def test_edge_rows_quantize_exactly_where_they_can():
