@@ -36,6 +36,7 @@ class ChatChoice:
     finish_reason: str
     token_ids: list[int]
     cached_prompt_tokens: int = 0  # prompt tokens read from a prefix cache (the engine) instead of computed
+    top_logprobs: list[dict[int, float]] | None = None  # per token, when SamplingParams.top_logprobs asked
 
 
 @dataclasses.dataclass
@@ -152,6 +153,7 @@ class ModelBackend:
                         c.finish_reason,
                         c.token_ids,
                         c.cached_prompt_tokens,
+                        c.top_logprobs,
                     )
                     for c in output.completions
                 ],

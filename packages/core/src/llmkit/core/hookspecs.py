@@ -66,5 +66,12 @@ def llmkit_register_guards(register):
 
 
 @hookspec
+def llmkit_register_escalation_rules(register):
+    """register(name, factory): `factory(**options) -> rule`, a cascade's escalation rule
+    `(prompt, tier_result, reference) -> Escalation` (`llmkit.core.scaling`); options arrive as strings from
+    a `NAME:key=value` spec."""
+
+
+@hookspec
 def llmkit_register_commands(cli):
     """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

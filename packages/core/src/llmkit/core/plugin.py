@@ -45,3 +45,11 @@ def llmkit_register_guards(register):
     register("pii", pii_guard)
     register("prompt_injection", PromptInjectionGuard)
     register("lm_policy", lm_policy_guard)
+
+
+@hookimpl
+def llmkit_register_escalation_rules(register):
+    from .scaling.escalation import BUILTIN_RULES
+
+    for name, factory in BUILTIN_RULES.items():
+        register(name, factory)

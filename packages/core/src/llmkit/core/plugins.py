@@ -26,6 +26,7 @@ HOOKS = {
     "chat_templates": "llmkit_register_chat_templates",
     "datasets": "llmkit_register_datasets",
     "guards": "llmkit_register_guards",
+    "escalation_rules": "llmkit_register_escalation_rules",
 }
 
 _manager: pluggy.PluginManager | None = None

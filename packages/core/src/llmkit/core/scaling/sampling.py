@@ -9,10 +9,19 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from ..errors import InvalidParameterError
 from ..sampling import SamplingParams
 
 Message = Mapping[str, Any]
 Prompt = str | Sequence[Message]  # raw text, or a conversation for the chat template
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenTop:
+    """One generated token: its text and the largest logprobs of its position's distribution, largest first."""
+
+    text: str
+    top: tuple[float, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +32,7 @@ class SampleBatch:
     completion_tokens: list[int]  # generated tokens per sample
     prompt_tokens: int  # the prompt's length
     prompt_tokens_reused: int  # summed over samples: prompt tokens read from the prefix cache instead of computed
+    tokens: list[list[TokenTop]] | None = None  # per sample, where the sampler asked for top logprobs
 
     @property
     def prompt_tokens_computed(self) -> int:
@@ -34,7 +44,9 @@ class Sampler(Protocol):
 
 
 class BackendSampler:
-    """Samples from a core `Backend`: `generate` for text prompts, `chat` for conversations."""
+    """Samples from a core `Backend`: `generate` for text prompts, `chat` for conversations. With
+    `params.top_logprobs` set, each sample's tokens and their top logprobs come back too (the logprob-margin
+    escalation rule reads them)."""
 
     def __init__(self, backend: Any, params: SamplingParams, tools: Sequence[Mapping[str, Any]] | None = None):
         self.backend, self.params, self.tools = backend, params, tools
@@ -48,6 +60,7 @@ class BackendSampler:
                 [len(c.token_ids) for c in output.completions],
                 len(output.prompt_token_ids),
                 sum(c.cached_prompt_tokens for c in output.completions),
+                self._tokens(output.completions),
             )
         result = self.backend.chat([list(prompt)], params, self.tools)[0]
         return SampleBatch(
@@ -55,4 +68,34 @@ class BackendSampler:
             [len(c.token_ids) for c in result.choices],
             result.prompt_tokens,
             sum(c.cached_prompt_tokens for c in result.choices),
+            self._tokens(result.choices),
         )
+
+    def _tokens(self, samples: Sequence[Any]) -> list[list[TokenTop]] | None:
+        """Each sample's tokens as text with their top logprobs (None unless `params.top_logprobs` asked)."""
+        if not self.params.top_logprobs:
+            return None
+        out = []
+        for sample in samples:
+            top = getattr(sample, "top_logprobs", None)
+            if top is None or len(top) != len(sample.token_ids):
+                raise InvalidParameterError(
+                    f"backend {getattr(self.backend, 'name', self.backend)!r} returned no top logprobs per token "
+                    "although SamplingParams.top_logprobs asked for them"
+                )
+            out.append(
+                [TokenTop(piece, tuple(sorted(t.values(), reverse=True))) for piece, t in zip(
+                    _pieces(self.backend.tokenizer, sample.token_ids), top, strict=True
+                )]
+            )  # fmt: skip
+        return out
+
+
+def _pieces(tokenizer: Any, token_ids: Sequence[int]) -> list[str]:
+    """Each token's share of the decoded text (prefix decodes, so multi-byte characters land on one token)."""
+    pieces, before = [], ""
+    for i in range(len(token_ids)):
+        text = tokenizer.decode(list(token_ids[: i + 1]))
+        pieces.append(text[len(before) :])
+        before = text
+    return pieces

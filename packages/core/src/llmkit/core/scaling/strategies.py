@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import InvalidParameterError
 from ..verifiers import VerifierResult, verify
 from .answers import AnswerExtractor, answer_extractor
-from .sampling import Prompt, SampleBatch, Sampler
+from .sampling import Prompt, SampleBatch, Sampler, TokenTop
 from .voting import vote_totals, weighted_vote
 
 Scorer = Callable[[str, str], float]  # (prompt text, completion) -> score, e.g. a reward model
@@ -62,6 +62,7 @@ class ScalingResult:
     verdicts: list[VerifierResult] | None = None
     completion_tokens: list[int] = dataclasses.field(default_factory=list)
     cost: ScalingCost = dataclasses.field(default_factory=ScalingCost)
+    tokens: list[list[TokenTop]] | None = None  # per sample, where the sampler reported top logprobs
 
 
 def prompt_text(prompt: Prompt) -> str:
@@ -125,6 +126,7 @@ def self_consistency(
     return ScalingResult(
         "self_consistency", batch.texts[index], index, winner, batch.texts, answers,
         votes=votes, verdicts=verdicts, completion_tokens=batch.completion_tokens, cost=cost,
+        tokens=batch.tokens,
     )  # fmt: skip
 
 
@@ -148,6 +150,7 @@ def best_of_n(
         "best_of_n", batch.texts[index], index, extract(batch.texts[index]), batch.texts,
         [extract(t) for t in batch.texts], scores=scores, verdicts=verdicts,
         passed=verdicts[index].passed if verdicts else None, completion_tokens=batch.completion_tokens, cost=cost,
+        tokens=batch.tokens,
     )  # fmt: skip
 
 
@@ -172,6 +175,7 @@ def weighted_vote_strategy(
     return ScalingResult(
         "weighted_vote", batch.texts[index], index, winner, batch.texts, answers, scores=scores,
         votes=vote_totals(answers, scores), verdicts=verdicts, completion_tokens=batch.completion_tokens, cost=cost,
+        tokens=batch.tokens,
     )  # fmt: skip
 
 
@@ -194,6 +198,7 @@ def verify_and_retry(
     texts: list[str] = []
     verdicts: list[VerifierResult] = []
     tokens: list[int] = []
+    tops: list[list[TokenTop]] | None = []
     for _ in range(max_attempts):
         batch = _draw(sampler, conversation, 1, cost)
         text = batch.texts[0]
@@ -201,6 +206,7 @@ def verify_and_retry(
         texts.append(text)
         verdicts.append(verdict)
         tokens.extend(batch.completion_tokens)
+        tops = None if tops is None or batch.tokens is None else [*tops, *batch.tokens]
         if verdict.passed:
             break
         conversation += [
@@ -211,7 +217,7 @@ def verify_and_retry(
     return ScalingResult(
         "verify_and_retry", texts[-1], len(texts) - 1, extract(texts[-1]), texts, [extract(t) for t in texts],
         scores=[v.score for v in verdicts], passed=verdicts[-1].passed, verdicts=verdicts, completion_tokens=tokens,
-        cost=cost,
+        cost=cost, tokens=tops,
     )  # fmt: skip
 
 
