@@ -55,13 +55,17 @@ class BlockManager:
         return 1 - self.num_free_blocks / self.num_blocks
 
     def update_hashes(self, seq: Sequence) -> None:
-        """Extend `seq.block_hashes` over every full block of its known tokens."""
+        """Extend `seq.block_hashes` over every full block of its known tokens (a block over image tokens is
+        keyed by those images' content hashes too)."""
         tokens = seq.token_ids()
         size = self.block_size
         while (len(seq.block_hashes) + 1) * size <= len(tokens):
             i = len(seq.block_hashes)
             parent = seq.block_hashes[-1] if seq.block_hashes else b""
-            seq.block_hashes.append(chain_hash(parent, tokens[i * size : (i + 1) * size], seq.extra_hash_key))
+            extra = seq.extra_hash_key
+            if seq.images is not None:
+                extra += seq.images.block_key(i * size, (i + 1) * size)
+            seq.block_hashes.append(chain_hash(parent, tokens[i * size : (i + 1) * size], extra))
 
     def cached_prefix_blocks(self, seq: Sequence) -> list[int]:
         """Blocks already holding a prefix of `seq`; the last token of `seq` is always left to compute."""

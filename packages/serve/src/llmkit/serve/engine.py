@@ -18,7 +18,7 @@ from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.interp.steering import Steering, SteeringHandle
-from llmkit.core.models.pretrained import Pretrained, load_pretrained
+from llmkit.core.models.pretrained import Pretrained
 from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
@@ -37,6 +37,7 @@ from .scheduler import Scheduler, SchedulingPolicy
 from .sequence import Sequence
 from .speculative import SpeculativeConfig, Speculator
 from .structured import GrammarManager
+from .vision import ImagePrompt, check_image_prompt, load_engine_model
 
 logger = logging.getLogger(__name__)
 
@@ -137,18 +138,15 @@ class Engine:
         cfg = self.config
         if cfg.tensor_parallel_size != 1:
             refuse_unsupported(model, cfg, steering, device)
-        self.pretrained = (
-            model
-            if isinstance(model, Pretrained)
-            else load_pretrained(
-                model,
-                dtype=dtype,
-                weights=weights,
-                quantize=quantize,
-                activations=activations,
-                device=device,
-                chat_template=chat_template,
-            )
+        self.pretrained, self.vision = load_engine_model(  # self.vision: a vision-language model's image side
+            model,
+            cfg,
+            dtype=dtype,
+            weights=weights,
+            quantize=quantize,
+            activations=activations,
+            device=device,
+            chat_template=chat_template,
         )
         if activations is None and not isinstance(model, Pretrained):
             # The default applies to the layers kept as stored; a dense copy (no native kernels) has none.
@@ -211,7 +209,7 @@ class Engine:
         if self.steering is not None:
             logger.info("llmkit: steering %s", self.steering.describe())
         if self.tensor_parallel is None:
-            self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured)
+            self.runner = ModelRunner(self.pretrained.model, caches, cfg.block_size, self.structured, self.vision)
         else:
             self.runner = TensorParallelRunner(
                 self.pretrained.model, caches, cfg.block_size, self.structured, group=self.tensor_parallel.group
@@ -289,7 +287,7 @@ class Engine:
 
     def add_request(
         self,
-        prompt: str | SequenceOf[int],
+        prompt: str | SequenceOf[int] | ImagePrompt,
         params: SamplingParams = SamplingParams(),
         request_id: str | None = None,
         extra_hash_key: bytes = b"",
@@ -297,11 +295,12 @@ class Engine:
     ) -> str:
         """Queue a request (n sequences); returns its id. Text prompts are tokenized as is. With `structured`
         every sequence's output follows that grammar; the request waits (WAITING_FOR_GRAMMAR) while its
-        grammar compiles on a background thread."""
+        grammar compiles on a background thread. An `ImagePrompt` (from `self.vision.prompt`) carries images."""
+        images = check_image_prompt(prompt, self.vision)
         ids = (
             self.tokenizer.encode(prompt, add_special_tokens=True)
             if isinstance(prompt, str)
-            else [int(t) for t in prompt]
+            else [int(t) for t in (prompt.token_ids if images is not None else prompt)]
         )
         if self.fatal_error is not None:
             raise TensorParallelError(f"the engine stopped after a tensor-parallel failure: {self.fatal_error}")
@@ -330,6 +329,7 @@ class Engine:
                 self.tokenizer,
                 max_new,
                 extra_hash_key,
+                images,
             )
             for j in range(params.n)
         ]

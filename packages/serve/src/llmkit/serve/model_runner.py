@@ -21,6 +21,7 @@ from .sampling_stage import SamplingStage
 from .scheduler_output import ScheduledSequence, SchedulerOutput
 from .sequence import Sequence
 from .structured import GrammarManager
+from .vision import EngineVision, ImageRows
 
 
 @dataclasses.dataclass
@@ -30,6 +31,7 @@ class StepInputs(PagedStep):
     first_rows: list[int]  # each sequence's first row in the flat batch
     logit_rows: list[list[int]]  # rows whose logits each sequence needs: [] mid-prefill, [last] to sample,
     # or the rows of the last token and its drafts to verify them
+    images: ImageRows | None = None  # rows whose input is an image embedding (vision-language models)
 
 
 def _block_tables(tables: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
@@ -45,9 +47,15 @@ class ModelRunner:
     sampler, speculative verification). It reads the sequences and changes none of them."""
 
     def __init__(
-        self, model: LlamaModel, caches: list[PagedKVCache], block_size: int, grammars: GrammarManager | None = None
+        self,
+        model: LlamaModel,
+        caches: list[PagedKVCache],
+        block_size: int,
+        grammars: GrammarManager | None = None,
+        vision: EngineVision | None = None,
     ):
         self.model, self.caches, self.block_size = model, caches, block_size
+        self.vision = vision
         self.device = model.device
         self.sampling = SamplingStage(grammars)
 
@@ -91,6 +99,12 @@ class ModelRunner:
         starts = [0]
         for scheduled in prefills:
             starts.append(starts[-1] + scheduled.num_tokens)
+        images = None
+        if self.vision is not None:  # positions of image tokens take image embeddings
+            chunks = zip(ordered, first_rows, strict=True)
+            images = self.vision.step_rows(
+                [(s.seq.images, row, s.num_computed_tokens, s.num_tokens) for s, row in chunks]
+            )
 
         def tensor(values, dtype=torch.int64):
             return torch.tensor(values, dtype=dtype, device=self.device)
@@ -107,12 +121,15 @@ class ModelRunner:
             query_start_loc=tensor(starts, torch.int32),
             first_rows=first_rows,
             logit_rows=logit_rows,
+            images=images,
         )
         return inputs, ordered
 
     @torch.inference_mode()
     def forward(self, inputs: StepInputs) -> torch.Tensor:
         """Final hidden states [N, hidden] of every token in the step."""
+        if inputs.images is not None:
+            return self.vision.forward(self.caches, inputs, inputs.images)
         return ops.paged_forward(self.model, self.caches, inputs)
 
     def _prompt_logprobs(

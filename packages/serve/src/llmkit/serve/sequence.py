@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import enum
 import time
+from typing import TYPE_CHECKING
 
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.stopping import OutputStream
 from llmkit.core.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from .vision import ImagePrompt
 
 
 class SequenceStatus(enum.Enum):
@@ -75,12 +79,14 @@ class Sequence:
         tokenizer: Tokenizer,
         max_new_tokens: int,
         extra_hash_key: bytes = b"",
+        images: ImagePrompt | None = None,
     ):
         self.seq_id, self.request_id, self.index = seq_id, request_id, index
         self.prompt_token_ids = prompt_token_ids
         self.params, self.seed = params, seed
         self.output = OutputStream(tokenizer, params, max_new_tokens)
         self.extra_hash_key = extra_hash_key  # e.g. an adapter id: blocks are shared only within the same key
+        self.images = images  # the prompt's images (shared by the request's sequences), or None
         self.status = SequenceStatus.WAITING
         self.num_computed_tokens = 0  # tokens whose K/V are in the cache
         self.num_cached_tokens = 0  # of those, how many came from the prefix cache at admission

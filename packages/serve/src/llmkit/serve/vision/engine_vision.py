@@ -1,0 +1,143 @@
+"""`EngineVision`: the vision side of a vision-language model inside the engine.
+
+It turns prompt text with `<image>` places plus images into an `ImagePrompt` (tokens only: the vision tower
+runs later), runs the tower once per image for every image a step first needs (all of a step's tiles in
+one batch, images with the same content hash encoded once), and runs the decoder over token embeddings
+with the image embeddings in place of their placeholder rows (the torch forward with paged attention:
+the native fused forward takes token ids only, so steps without image rows still use it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+
+from llmkit.core.errors import InvalidParameterError, ModelFormatError
+from llmkit.core.images import image_prompt_text, open_image
+from llmkit.core.models.vision.pretrained import IMAGE_PLACEHOLDER, ImageSource, VisionLanguagePretrained
+from llmkit.core.ops import PagedAttention, PagedStep
+
+from .prompt import ImagePrompt, PromptImage
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRows:
+    """Rows of a step's flat batch whose input is an image embedding instead of a token embedding."""
+
+    rows: torch.Tensor  # [R] int64
+    embeddings: torch.Tensor  # [R, hidden]
+
+
+class EngineVision:
+    def __init__(self, vlm: VisionLanguagePretrained):
+        self.vlm = vlm
+        self.image_token_id = vlm.model.config.image_token_id
+        self.images_encoded = 0  # vision tower runs, one per image (statistics and tests)
+        self.tower_batches = 0  # tower calls, one per step that needed any image
+
+    @property
+    def max_pixels(self) -> int:
+        return self.vlm.max_pixels
+
+    def prompt(self, text: str, images: Sequence[tuple[ImageSource, str]]) -> ImagePrompt:
+        """`text` with one `<image>` per (image, detail): each expands to its tiles' image tokens."""
+        pieces = text.split(IMAGE_PLACEHOLDER)
+        if len(pieces) - 1 != len(images):
+            raise InvalidParameterError(
+                f"the prompt has {len(pieces) - 1} {IMAGE_PLACEHOLDER} places but {len(images)} images were given"
+            )
+        processor, seq_len = self.vlm.image_processor, self.vlm.image_seq_len
+        processed = [processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i, detail in images]
+        expanded = pieces[0]
+        for image, piece in zip(processed, pieces[1:], strict=True):
+            expanded += image_prompt_text(image.rows, image.cols, seq_len) + piece
+        token_ids = self.vlm.tokenizer.encode(expanded)
+        starts = _run_starts(token_ids, self.image_token_id, seq_len)
+        if len(starts) != sum(image.num_tiles for image in processed):
+            raise ModelFormatError(
+                f"the tokenizer does not keep {IMAGE_PLACEHOLDER} as one token: expected "
+                f"{sum(image.num_tiles for image in processed)} runs of {seq_len} image tokens, found {len(starts)}"
+            )
+        prompt_images, used = [], 0
+        for image in processed:
+            prompt_images.append(PromptImage(image, tuple(starts[used : used + image.num_tiles]), seq_len))
+            used += image.num_tiles
+        return ImagePrompt(token_ids, tuple(prompt_images))
+
+    @torch.inference_mode()
+    def encode(self, images: list[PromptImage]) -> None:
+        """Fill the embeddings of `images` with one vision-tower call over all their tiles."""
+        by_hash: dict[str, list[PromptImage]] = {}
+        for image in images:
+            by_hash.setdefault(image.image_hash, []).append(image)
+        unique = [same[0] for same in by_hash.values()]
+        pixels = torch.cat([torch.from_numpy(i.processed.pixel_values) for i in unique])
+        masks = torch.cat([torch.from_numpy(i.processed.pixel_mask) for i in unique])
+        features = self.vlm.model.image_features(pixels, masks)
+        offset = 0
+        for image in unique:
+            tiles = image.processed.num_tiles
+            for same in by_hash[image.image_hash]:
+                same.embeddings = features[offset : offset + tiles]
+            offset += tiles
+        self.images_encoded += len(unique)
+        self.tower_batches += 1
+
+    def step_rows(self, chunks: Sequence[tuple[ImagePrompt | None, int, int, int]]) -> ImageRows | None:
+        """For (prompt, first row, first position, token count) of each scheduled chunk: the rows that take image
+        embeddings, after encoding every image those chunks reach for the first time (None: no image rows)."""
+        missing = [
+            i for prompt, _, start, n in chunks if prompt is not None for i in prompt.needs_encoding(start, start + n)
+        ]
+        if missing:
+            self.encode(missing)
+        rows: list[torch.Tensor] = []
+        embeddings: list[torch.Tensor] = []
+        for prompt, first_row, start, count in chunks:
+            if prompt is None:
+                continue
+            for image in prompt.images:
+                for tile, first, last in image.runs_within(start, start + count):
+                    run_start = image.tile_starts[tile]
+                    rows.append(torch.arange(first_row + first - start, first_row + last - start))
+                    embeddings.append(image.embeddings[tile, first - run_start : last - run_start])
+        if not rows:
+            return None
+        device = self.vlm.model.device
+        return ImageRows(torch.cat(rows).to(device), torch.cat(embeddings))
+
+    @torch.inference_mode()
+    def forward(self, caches, step: PagedStep, images: ImageRows) -> torch.Tensor:
+        """Final hidden states [N, hidden]: token embeddings, image rows replaced, through the decoder."""
+        model = self.vlm.model
+        embeddings = model.text_model.embed_tokens(step.input_ids).to(model.dtype)
+        embeddings[images.rows] = images.embeddings.to(embeddings.dtype)
+        attention = PagedAttention(caches, step, model.config.text.head_dim**-0.5)
+        return model(embeddings, step.positions, attention)
+
+
+def check_image_prompt(prompt, vision: EngineVision | None) -> ImagePrompt | None:
+    """The prompt as an `ImagePrompt`, or None for text / token ids; images for a text-only model are refused."""
+    if not isinstance(prompt, ImagePrompt):
+        return None
+    if vision is None:
+        raise InvalidParameterError("this model does not accept images (it has no vision tower)")
+    return prompt
+
+
+def _run_starts(token_ids: list[int], image_token_id: int, length: int) -> list[int]:
+    """Start of each run of `image_token_id`; empty when any run is not exactly `length` long."""
+    starts, position = [], 0
+    while position < len(token_ids):
+        if token_ids[position] != image_token_id:
+            position += 1
+            continue
+        end = position
+        while end < len(token_ids) and token_ids[end] == image_token_id:
+            end += 1
+        if end - position != length:
+            return []
+        starts.append(position)
+        position = end
+    return starts
