@@ -238,5 +238,5 @@ def client_agents(session: nox.Session) -> None:
 def lab(session: nox.Session) -> None:
     """llmkit-lab with train and eval: spec refusals, resume after a kill, phases, and a LoRA-rank ablation on the
     default model (2 arms x 2 seeds, 2 steps each) with the MLflow store read back."""
-    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train", "./packages/eval", "./packages/lab[test]")  # fmt: skip
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/train", "./packages/eval", "./packages/context", "./packages/orchestrate", "./packages/lab[test]")  # fmt: skip
     session.run("pytest", "tests/lab", *session.posargs, env={"OMP_NUM_THREADS": "1"})
