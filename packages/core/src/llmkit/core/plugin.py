@@ -5,6 +5,7 @@ from .chat_template import BUILTIN_TEMPLATES, builtin_template_source
 from .hookspecs import hookimpl
 from .models.gguf_loader import GGUFLoader
 from .models.hf_loader import HFLoader
+from .models.vision.llava_loader import LlavaLoader
 from .models.vision.loader import Idefics3Loader
 
 
@@ -12,6 +13,7 @@ from .models.vision.loader import Idefics3Loader
 def llmkit_register_model_loaders(register):
     register("gguf", GGUFLoader())
     register("idefics3", Idefics3Loader())  # before "hf", which takes any directory with a config.json
+    register("llava", LlavaLoader())  # before "hf" too
     register("hf", HFLoader())
 
 

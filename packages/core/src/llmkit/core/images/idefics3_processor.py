@@ -92,6 +92,10 @@ class Idefics3ImageProcessor:
         digest = hashlib.sha256(pixels.tobytes()).hexdigest()
         return ProcessedImage(pixels, mask, rows, cols, digest)
 
+    def prompt_text(self, processed: ProcessedImage, image_seq_len: int) -> str:
+        """The text one processed image becomes in the prompt (see `image_prompt_text`)."""
+        return image_prompt_text(processed.rows, processed.cols, image_seq_len)
+
     def _tiles_for(self, detail: str, size: tuple[int, int]) -> bool:
         if detail == "auto":
             return max(size) > self.tile_size

@@ -10,7 +10,7 @@ from ..config import ModelConfig
 
 # model_type of the whole model -> model_type its vision_config carries.
 VISION_LANGUAGE_TYPES = {"idefics3": "idefics3_vision", "smolvlm": "smolvlm_vision"}
-_ACTIVATIONS = ("gelu_pytorch_tanh", "gelu")
+_ACTIVATIONS = ("gelu_pytorch_tanh", "gelu", "quick_gelu")  # quick_gelu: CLIP (LLaVA)
 
 
 @dataclasses.dataclass(frozen=True)

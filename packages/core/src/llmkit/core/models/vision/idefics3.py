@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from ...errors import InvalidParameterError
-from ..attention import AttentionContext
 from ..llama import LlamaModel
 from .config import Idefics3Config
-from .prompt import MultimodalPrompt
+from .decoder import ImageTokenDecoder
 from .siglip import SiglipVisionTower
 
 
@@ -45,7 +44,7 @@ class Idefics3Connector(nn.Module):
         return self.modality_projection(self.pixel_shuffle(patch_features))
 
 
-class Idefics3Model(nn.Module):
+class Idefics3Model(ImageTokenDecoder):
     """The vision tower, the connector and core's `LlamaModel` (`text_model`), with HF's parameter names."""
 
     def __init__(self, config: Idefics3Config, text_model: LlamaModel | None = None):
@@ -55,14 +54,6 @@ class Idefics3Model(nn.Module):
         self.connector = Idefics3Connector(config)
         self.text_model = text_model if text_model is not None else LlamaModel(config.text)
 
-    @property
-    def device(self) -> torch.device:
-        return self.text_model.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.text_model.dtype
-
     def image_features(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Tiles [T, C, H, W] (pixel mask [T, H, W]) -> image embeddings [T, image_seq_len, text hidden]."""
         vision_dtype = self.connector.modality_projection.proj.weight.dtype
@@ -70,32 +61,3 @@ class Idefics3Model(nn.Module):
         if pixel_mask is not None:
             pixel_mask = pixel_mask.to(self.device)
         return self.connector(self.vision_model(pixel_values, pixel_mask))
-
-    def input_embeddings(self, prompt: MultimodalPrompt) -> torch.Tensor:
-        """[N, hidden]: token embeddings, image spans in place of their placeholder tokens (checked to be them)."""
-        image_token = self.config.image_token_id
-        for span in prompt.spans:
-            covered = prompt.token_ids[span.start : span.end]
-            if any(token != image_token for token in covered):
-                raise InvalidParameterError(
-                    f"image span {span.start}..{span.end} covers tokens other than the image token {image_token}"
-                )
-        unplaced = prompt.token_ids.count(image_token) - prompt.num_image_tokens
-        if unplaced:
-            raise InvalidParameterError(
-                f"the prompt holds {prompt.token_ids.count(image_token)} image tokens but its spans fill "
-                f"{prompt.num_image_tokens}"
-            )
-        return prompt.input_embeddings(self.text_model.embed_tokens, self.device).to(self.dtype)
-
-    def forward(self, embeddings: torch.Tensor, positions: torch.Tensor, attention: AttentionContext) -> torch.Tensor:
-        """The Llama decoder over input embeddings [N, hidden] (flattened like `LlamaModel.forward`)."""
-        text = self.text_model
-        cos, sin = text.rotary(positions, embeddings.dtype)
-        x = embeddings
-        for layer in text.layers:
-            x = layer(x, cos, sin, attention)
-        return text.norm(x)
-
-    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.text_model.compute_logits(hidden)

@@ -1,4 +1,5 @@
-"""`load_vision_language`: an Idefics3 / SmolVLM directory in, a model that takes chat messages with images out."""
+"""`load_vision_language`: an Idefics3 / SmolVLM or LLaVA directory (or a GGUF language model plus its mmproj
+GGUF) in, a model that takes chat messages with images out."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from PIL import Image
 
 from ...chat_template import ChatTemplate
 from ...errors import InvalidParameterError, ModelFormatError
-from ...images import DEFAULT_MAX_PIXELS, Idefics3ImageProcessor, image_prompt_text, open_image
+from ...images import DEFAULT_MAX_PIXELS, ClipImageProcessor, Idefics3ImageProcessor, open_image
 from ...tokenizer import Tokenizer
 from ..attention import KVCache
+from ..checkpoint import Checkpoint
+from ..gguf_loader import GGUFLoader
 from ..pretrained import _choose_template, build_model, parse_dtype, skip_init_on_meta
+from .decoder import ImageTokenDecoder
 from .idefics3 import Idefics3Model
+from .llava import LlavaModel
+from .llava_config import LlavaConfig
+from .llava_loader import LlavaLoader
 from .loader import Idefics3Loader
+from .mmproj import with_mmproj
 from .prompt import ImageSpan, MultimodalPrompt
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -29,10 +37,10 @@ ImageSource = bytes | str | os.PathLike[str] | Image.Image
 class VisionLanguagePretrained:
     """A loaded vision-language model, its tokenizer, chat template and image processor."""
 
-    model: Idefics3Model
+    model: Idefics3Model | LlavaModel
     tokenizer: Tokenizer
     chat_template: ChatTemplate | None
-    image_processor: Idefics3ImageProcessor
+    image_processor: Idefics3ImageProcessor | ClipImageProcessor
     path: Path
     max_pixels: int = DEFAULT_MAX_PIXELS
 
@@ -43,8 +51,7 @@ class VisionLanguagePretrained:
     def num_image_tokens(self, image: ImageSource, detail: str = "auto") -> int:
         """Prompt tokens one image costs at `detail` (its tiles' image tokens plus the tags around them)."""
         processed = self.image_processor.process(open_image(image, max_pixels=self.max_pixels), detail)
-        text = image_prompt_text(processed.rows, processed.cols, self.image_seq_len)
-        return len(self.tokenizer.encode(text))
+        return len(self.tokenizer.encode(self.image_processor.prompt_text(processed, self.image_seq_len)))
 
     def chat_prompt(
         self,
@@ -71,7 +78,7 @@ class VisionLanguagePretrained:
         processed = [self.image_processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i in images]
         expanded = pieces[0]
         for image, piece in zip(processed, pieces[1:], strict=True):
-            expanded += image_prompt_text(image.rows, image.cols, self.image_seq_len) + piece
+            expanded += self.image_processor.prompt_text(image, self.image_seq_len) + piece
         token_ids = self.tokenizer.encode(expanded)
         runs = _image_token_runs(token_ids, self.model.config.image_token_id)
         tiles = [(index, tile) for index, image in enumerate(processed) for tile in range(image.num_tiles)]
@@ -137,36 +144,73 @@ def _image_token_runs(token_ids: list[int], image_token_id: int) -> list[tuple[i
 def load_vision_language(
     path: str | os.PathLike[str],
     *,
+    mmproj: str | os.PathLike[str] | None = None,
     dtype: str | torch.dtype = "float32",
     device: str | torch.device = "cpu",
     chat_template: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VisionLanguagePretrained:
-    """Load an Idefics3 / SmolVLM HF directory; the vision tower and connector run in `dtype` on `device` too."""
+    """Load an Idefics3 / SmolVLM or LLaVA HF directory, or (with `mmproj`) a GGUF language model plus its mmproj
+    GGUF; the vision tower and connector run in `dtype` on `device` too."""
     path = Path(path).expanduser()
-    loader = Idefics3Loader()
-    if not loader.can_load(path):
-        raise ModelFormatError(f"{path} is not an Idefics3 / SmolVLM directory (config.json model_type)")
-    checkpoint = loader.load(path)
+    checkpoint = _checkpoint(path, None if mmproj is None else Path(mmproj).expanduser())
     torch_dtype = parse_dtype(dtype)
     config = checkpoint.metadata["vision_language"]
     text_model = build_model(checkpoint, torch_dtype, device)
     with torch.device("meta"), skip_init_on_meta():
-        model = Idefics3Model(config, text_model=torch.nn.Module())
+        if isinstance(config, LlavaConfig):
+            has_post_norm = "vision_tower.post_layernorm.weight" in checkpoint.metadata["vision_tensors"]
+            model: ImageTokenDecoder = LlavaModel(config, text_model=torch.nn.Module(), post_layernorm=has_post_norm)
+        else:
+            model = Idefics3Model(config, text_model=torch.nn.Module())
     vision = {
         name: tensor.to(device=device, dtype=torch_dtype)
         for name, tensor in checkpoint.metadata["vision_tensors"].items()
     }
-    model.load_state_dict(vision, strict=False, assign=True)
+    unexpected = model.load_state_dict(vision, strict=False, assign=True).unexpected_keys
+    if unexpected:
+        raise ModelFormatError(f"{checkpoint.path} holds a tensor {unexpected[0]!r} this model has no place for")
     model.text_model = text_model
     missing = [name for name, p in model.named_parameters() if p.is_meta]
     if missing:
-        raise ModelFormatError(f"{path} lacks the tensor {missing[0]!r}")
-    processor = Idefics3ImageProcessor.from_hf_dict(checkpoint.metadata["image_processor"])
+        raise ModelFormatError(f"{checkpoint.path} lacks the tensor {missing[0]!r}")
+    processor = _image_processor(config, checkpoint)
+    template = _choose_template(chat_template, checkpoint.chat_template, checkpoint.tokenizer)
+    return VisionLanguagePretrained(model.eval(), checkpoint.tokenizer, template, processor, path, max_pixels)
+
+
+def _checkpoint(path: Path, mmproj: Path | None) -> Checkpoint:
+    if mmproj is not None:
+        gguf = GGUFLoader()
+        if not gguf.can_load(path):
+            raise ModelFormatError(f"with an mmproj file, {path} must be the GGUF language model")
+        if not mmproj.is_file():
+            raise ModelFormatError(f"mmproj file {mmproj} does not exist")
+        return with_mmproj(gguf.load(path), mmproj)
+    for loader in (Idefics3Loader(), LlavaLoader()):
+        if loader.can_load(path):
+            return loader.load(path)
+    if GGUFLoader().can_load(path):
+        raise ModelFormatError(f"{path} is a GGUF language model; pass its vision file too (mmproj=...)")
+    raise ModelFormatError(
+        f"{path} is not an Idefics3 / SmolVLM directory, nor a LLaVA one (config.json model_type), nor a GGUF "
+        "language model with an mmproj file"
+    )
+
+
+def _image_processor(config, checkpoint: Checkpoint) -> Idefics3ImageProcessor | ClipImageProcessor:
+    settings = checkpoint.metadata["image_processor"]
+    if isinstance(config, LlavaConfig):
+        processor = ClipImageProcessor.from_hf_dict(settings)
+        size = config.vision.image_size
+        if processor.output_size != (size, size):
+            raise ModelFormatError(
+                f"the image processor makes {processor.output_size} images; the vision tower takes {size}x{size}"
+            )
+        return processor
     seq_len = checkpoint.metadata["processor"].get("image_seq_len", config.image_seq_len)
     if seq_len != config.image_seq_len:
         raise ModelFormatError(
             f"processor_config.json says {seq_len} image tokens per tile; the model makes {config.image_seq_len}"
         )
-    template = _choose_template(chat_template, checkpoint.chat_template, checkpoint.tokenizer)
-    return VisionLanguagePretrained(model.eval(), checkpoint.tokenizer, template, processor, path, max_pixels)
+    return Idefics3ImageProcessor.from_hf_dict(settings)

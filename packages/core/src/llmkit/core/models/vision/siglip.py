@@ -72,12 +72,23 @@ class VisionAttention(nn.Module):
 class VisionMLP(nn.Module):
     def __init__(self, config: VisionConfig):
         super().__init__()
-        self.approximate = "tanh" if config.hidden_act == "gelu_pytorch_tanh" else "none"
+        self.activation = config.hidden_act
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate=self.approximate))
+        return self.fc2(vision_activation(self.fc1(x), self.activation))
+
+
+def vision_activation(x: torch.Tensor, name: str) -> torch.Tensor:
+    """The activations vision towers and projectors use, by their transformers names."""
+    if name == "gelu_pytorch_tanh":
+        return F.gelu(x, approximate="tanh")
+    if name == "gelu":
+        return F.gelu(x)
+    if name == "quick_gelu":
+        return x * torch.sigmoid(1.702 * x)
+    raise ValueError(f"unknown vision activation {name!r}")
 
 
 class VisionEncoderLayer(nn.Module):
