@@ -23,9 +23,11 @@ def llmkit_register_backends(register):
 @hookimpl
 def llmkit_register_commands(cli):
     from .cli import cost_command, eval_commands
+    from .redteam import cli as redteam_cli
 
     eval_commands.register(cli)
     cost_command.register(cli)
+    redteam_cli.register(cli)
 
 
 def _dataset_items(load, text):
