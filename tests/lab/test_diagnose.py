@@ -87,8 +87,8 @@ def test_a_buried_instruction_is_layer_1(tmp_path):
         rows["critical_first"]["ci_low"] == pytest.approx(wilson_interval(4, 4)[0])
         and rows["critical_first"]["ci_low"] > 0.4
     )
-    assert rows["compare_model"]["skipped"] == ["no comparison model configured (--compare-model)"]
-    assert rows["structured"]["skipped"] == ["the case names no output structure (JSONL 'choices' or 'schema')"]
+    assert rows["compare_model"]["skipped"] == {"no comparison model configured (--compare-model)": 4}
+    assert rows["structured"]["skipped"] == {"the case names no output structure (JSONL 'choices' or 'schema')": 4}
     # the reorder really moved the instruction: first in the system prompt, and gone from the middle
     moved = [c for c in model.conversations if c[0]["content"].startswith(CODE_WORD)]
     assert len(moved) == 4 and all(c[0]["content"].count("ORCHID") == 1 for c in moved)
@@ -188,7 +188,7 @@ def test_a_task_the_model_cannot_do_at_any_prompt_is_layer_3(tmp_path):
     assert "--compare-model" in alone["verdict"]["fix"]
     rows = {row["name"]: row for row in alone["interventions"]}
     assert all(rows[n]["ran"] == 1 and rows[n]["fixed"] == 0 for n in ("stripped", "chain_of_thought", "more_samples"))
-    assert rows["structured"]["skipped"] == ["the rules backend cannot constrain decoding (use --backend engine)"]
+    assert rows["structured"]["skipped"] == {"the rules backend cannot constrain decoding (use --backend engine)": 1}
     assert alone["cases"][0]["outcomes"]["more_samples"]["samples"] == 4
 
     larger = RuleModel(lambda text, t, s: "427624183773")
@@ -248,3 +248,18 @@ def test_a_store_with_several_runs_needs_a_run_id(tmp_path):
     store.close()
     with pytest.raises(LabError, match="holds 2 runs; choose one with --run-id"):
         load_agent_run_case(tmp_path / "runs.db", None, "x")
+
+
+def test_mixed_cases_split_by_layer_and_a_tie_goes_to_the_earlier_layer(tmp_path):
+    buried = buried_cases(tmp_path, count=1)
+    hard = FailingCase("hard", [{"role": "user", "content": "734829 * 581937?"}], "427624183773", "734829 * 581937?")
+    report = diagnose([*buried, hard], RuleModel(primacy_recency), settings=Settings(samples=2))
+    assert [c["layer"] for c in report["cases"]] == [1, 3]
+    assert report["verdict"]["per_layer"] == {"1": 1, "3": 1}
+    assert (report["verdict"]["layer"], report["verdict"]["cases"], report["verdict"]["of"]) == (1, 1, 2)
+    rows = {row["name"]: row for row in report["interventions"]}
+    assert (rows["critical_first"]["ran"], rows["critical_first"]["fixed"], rows["chain_of_thought"]["ran"]) == (
+        1,
+        1,
+        2,
+    )

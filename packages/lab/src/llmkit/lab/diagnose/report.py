@@ -73,7 +73,8 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     for row in report["interventions"]:
         p = "—" if row["mcnemar_p"] is None else f"{row['mcnemar_p']:.3g}"
         layer = LAYERS.get(row["layer"], "")
-        table.add_row(row["name"], f"{row['layer']} {layer}", _interval(row), p, "; ".join(row["skipped"]))
+        note = "; ".join(f"skipped for {count}: {reason}" for reason, count in row["skipped"].items())
+        table.add_row(row["name"], f"{row['layer']} {layer}", _interval(row), p, note)
     console.print(table)
     cases = Table("case", "layer", "decided by", "baseline reply", title="cases")
     for case in report["cases"]:
@@ -96,8 +97,9 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         console.print(f"[bold]verdict[/bold]: {v['layer_name']} — {v['fix']}")
         return
     by = f", decided by {v['intervention']}" if v["intervention"] else ", no intervention helped"
+    layers = ", ".join(f"{LAYERS[int(x)]}: {n}" for x, n in v["per_layer"].items())
     console.print(
         f"[bold]verdict[/bold]: layer {v['layer']} ({v['layer_name']}) for {v['cases']} of {v['of']} reproduced "
-        f"failure(s){by}\n[bold]fix[/bold]: {v['fix']}",
+        f"failure(s){by} (cases per layer: {layers})\n[bold]fix[/bold]: {v['fix']}",
         highlight=False,
     )

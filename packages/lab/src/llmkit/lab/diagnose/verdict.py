@@ -62,7 +62,7 @@ def intervention_evidence(results: Sequence[dict[str, Outcome]]) -> list[dict[st
         ran = [r[intervention.name] for r in reproduced if r[intervention.name].skipped is None]
         fixed = sum(o.passed for o in ran)
         low, high = wilson_interval(fixed, len(ran))
-        skipped = sorted({r[intervention.name].skipped for r in reproduced if r[intervention.name].skipped})
+        skipped = collections.Counter(r[intervention.name].skipped for r in reproduced if r[intervention.name].skipped)
         rows.append(
             {
                 "name": intervention.name,
@@ -74,7 +74,7 @@ def intervention_evidence(results: Sequence[dict[str, Outcome]]) -> list[dict[st
                 "ci_low": low,
                 "ci_high": high,
                 "mcnemar_p": mcnemar([False] * len(ran), [o.passed for o in ran]).exact_p if ran else None,
-                "skipped": skipped,
+                "skipped": dict(sorted(skipped.items())),  # reason -> how many cases it skipped
             }
         )
     return rows
@@ -99,7 +99,8 @@ def verdict(
     reproduced = [d for d in decided if d[1] is not None]
     if not reproduced:
         return {"layer": None, "layer_name": "not reproduced", "intervention": None, "cases": 0, "of": 0,
-                "fix": "every case was right on the baseline run: nothing to diagnose on this model"}  # fmt: skip
+                "fix": "every case was right on the baseline run: nothing to diagnose on this model",
+                "per_layer": {}}  # fmt: skip
     counts = collections.Counter(layer for _, layer, _ in reproduced)
     layer = min(counts, key=lambda x: (-counts[x], x))
     in_layer = [(case, name) for case, x, name in reproduced if x == layer]
@@ -124,4 +125,5 @@ def verdict(
         "cases": len(in_layer),
         "of": len(reproduced),
         "fix": fix,
+        "per_layer": {str(x): counts[x] for x in sorted(counts)},
     }
