@@ -14,6 +14,7 @@ from ..prompting import PromptFormat
 from ..solvers import Generate
 from ..tasks.registry import TaskRegistry
 from ..tasks.task import Curve, Task
+from .agent_injection import agent_injection_defended_task, agent_injection_task
 from .boundaries import RULES, BoundaryScorer, RuleConversation, ScriptedUserTurns, check_rule
 from .refusal import RefusalScorer, contrast_pairs, refusal_metrics, summarize_refusal
 from .refusal_judge import ClassifierAgreementScorer, JudgeHandLabelled, RefusalJudge, summarize_agreement
@@ -97,17 +98,23 @@ SAFETY_TASKS: dict[str, Callable[[], Task]] = {
     "refusal_classifier": refusal_classifier_task,
     "instruction_boundaries": instruction_boundaries_task,
 }
+# Agent tasks: they run llmkit-orchestrate's agents (imported when one runs; llmkit-eval does not depend on it).
+AGENT_TASKS: dict[str, Callable[[], Task]] = {
+    "agent_injection": agent_injection_task,
+    "agent_injection_defended": agent_injection_defended_task,
+}
 
 
 def register_safety(registry: TaskRegistry) -> None:
     """The safety suites as tasks, and their scorers for YAML tasks (`scorer: {type: refusal}` …)."""
-    for name, build in SAFETY_TASKS.items():
+    for name, build in {**SAFETY_TASKS, **AGENT_TASKS}.items():
         registry.add_task(name, build, source="llmkit.eval.safety")
     registry.add_scorer("refusal", RefusalScorer, source="llmkit.eval.safety")
     registry.add_scorer("instruction_boundary", BoundaryScorer, source="llmkit.eval.safety")
 
 
 __all__ = [
+    "AGENT_TASKS",
     "LABELS",
     "RULES",
     "SAFETY_TASKS",
