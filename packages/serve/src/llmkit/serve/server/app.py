@@ -21,6 +21,7 @@ from . import responses as R
 from .embeddings import create_embeddings
 from .errors import APIError
 from .guards import guard_choices, guard_messages, guard_prompts, guarded_outputs
+from .image_parts import load_images, take_image_parts
 from .preparation import prepare_chat, prepare_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .request_id import HEADER as REQUEST_ID_HEADER
@@ -71,9 +72,13 @@ async def _collect(request: Request, gens: list[AsyncIterator]) -> list[dict[int
 
 async def chat_completions(request: Request) -> Response:
     server: Server = request.app.state.server
-    job = prepare_chat(server, await server.read_json(request))
+    body = await server.read_json(request)
+    images = await load_images(server, take_image_parts(body, server.image_limits))
+    job = prepare_chat(server, body, images)
     req, prompt, params = job.req, job.prompt, job.params
     guard_messages(server, req.messages)
+    if req.llmkit is not None and images:
+        raise APIError(400, "inference-time scaling (llmkit) is not supported with images yet", param="llmkit")
     if req.llmkit is not None:
         return await scaled_chat(server, request, job, _collect)
     request_id = R.new_id("chatcmpl")
@@ -332,17 +337,26 @@ def _stream(chunks: AsyncIterator[bytes]) -> StreamingResponse:
 
 
 async def list_models(request: Request) -> Response:
-    """Every served name, then the embedding model; `max_model_len` (as vLLM names it) is each one's context length."""
+    """Every served name, then the embedding model; `max_model_len` (as vLLM names it) is each one's context length,
+    `input_modalities` what its requests may hold."""
     server: Server = request.app.state.server
-    lengths = {name: server.engine.context_length for name in server.served_model_names}
+    modalities = ["text", "image"] if server.engine.vision is not None else ["text"]
+    models = {name: (server.engine.context_length, modalities) for name in server.served_model_names}
     if server.embeddings is not None:
-        lengths[server.embeddings.name] = server.embeddings.max_length
+        models[server.embeddings.name] = (server.embeddings.max_length, ["text"])
     return JSONResponse(
         {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "created": server.created, "owned_by": "llmkit", "max_model_len": n}
-                for name, n in lengths.items()
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": server.created,
+                    "owned_by": "llmkit",
+                    "max_model_len": n,
+                    "input_modalities": inputs,  # "image": chat messages may hold image_url parts
+                }
+                for name, (n, inputs) in models.items()
             ],
         }
     )

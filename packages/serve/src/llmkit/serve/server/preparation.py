@@ -13,8 +13,10 @@ from llmkit.core.structured import GrammarError, StructuredOutput
 from ..reasoning import ReplyReasoning
 from ..structured.generic_tools import GENERIC, generic_messages, uses_generic_format
 from ..structured.requests import from_response_format, from_tools
+from ..vision import ImagePrompt
 from .chat_extras import check_chat_extras, reply_reasoning
 from .errors import APIError, from_validation_error
+from .image_parts import image_chat_prompt
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .state import Server
 from .tool_params import check_tool_choice, check_tools
@@ -23,7 +25,7 @@ from .tool_params import check_tool_choice, check_tools
 @dataclasses.dataclass
 class ChatJob:
     req: ChatCompletionRequest
-    prompt: list[int]
+    prompt: list[int] | ImagePrompt  # len(): prompt tokens, image tokens included
     params: SamplingParams
     with_tools: bool
     structured: StructuredOutput | None = None  # the grammar the reply must follow, if any
@@ -40,7 +42,8 @@ class CompletionJob:
     echo_only: bool = False  # echo with max_tokens 0: the prompt is scored, the one token generated is dropped
 
 
-def prepare_chat(server: Server, body: dict) -> ChatJob:
+def prepare_chat(server: Server, body: dict, images: list | tuple = ()) -> ChatJob:
+    """`images`: (image, detail) for each `{"type": "image"}` part of the body, in order (see image_parts)."""
     try:
         req = ChatCompletionRequest.model_validate(body)
     except ValidationError as err:
@@ -68,12 +71,16 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
     try:
         if generic:  # the template has no tool slot: tools and tool turns in the generic format
             messages = generic_messages(messages, tools, req.tool_choice, req.parallel_tool_calls is not False)
-        prompt = server.engine.pretrained.chat_prompt(
-            messages,
-            tools=None if generic else tools,
-            add_generation_prompt=req.add_generation_prompt,
-            continue_final_message=req.continue_final_message,
-            template_kwargs=req.chat_template_kwargs,
+        prompt = (
+            image_chat_prompt(server, messages, images, req, tools)
+            if images
+            else server.engine.pretrained.chat_prompt(
+                messages,
+                tools=None if generic else tools,
+                add_generation_prompt=req.add_generation_prompt,
+                continue_final_message=req.continue_final_message,
+                template_kwargs=req.chat_template_kwargs,
+            )
         )
     except ChatTemplateError as err:
         raise APIError(400, str(err), param="messages") from None
@@ -81,8 +88,9 @@ def prepare_chat(server: Server, body: dict) -> ChatJob:
     top = req.top_logprobs or 0
     params = req.sampling_params(max_tokens, req.logprobs or top > 0, top)
     pretrained = server.engine.pretrained
+    ids = prompt.token_ids if isinstance(prompt, ImagePrompt) else prompt
     reasoning, params = reply_reasoning(
-        req, pretrained.chat_template, pretrained.tokenizer, prompt, params, structured is not None
+        req, pretrained.chat_template, pretrained.tokenizer, ids, params, structured is not None
     )
     return ChatJob(req, prompt, params, tools is not None, structured, tool_call_format, reasoning)
 

@@ -18,6 +18,7 @@ from llmkit.core.errors import ContextLengthError, InvalidParameterError
 from ..async_engine import AsyncEngine, EngineOverloaded, RequestFailed
 from ..engine import Engine
 from .errors import APIError
+from .image_parts import ImageLimits
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Server:
         self.created = int(time.time())
         self.admission: Admission = None  # a decode worker imports prompts' K/V instead of computing them
         self.guards: ServerGuards | None = None  # input/output guards run per request (server/guards.py)
+        self.image_limits = ImageLimits()  # images per chat request, bytes, pixels, remote hosts (image_parts.py)
 
     def check_auth(self, request: Request) -> None:
         if self.api_key is None:

@@ -113,7 +113,7 @@ class EngineVision:
         model = self.vlm.model
         embeddings = model.text_model.embed_tokens(step.input_ids).to(model.dtype)
         embeddings[images.rows] = images.embeddings.to(embeddings.dtype)
-        attention = PagedAttention(caches, step, model.config.text.head_dim**-0.5)
+        attention = PagedAttention(caches, step, model.text_model.config.head_dim**-0.5)
         return model(embeddings, step.positions, attention)
 
 

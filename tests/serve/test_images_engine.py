@@ -1,0 +1,120 @@
+"""Images in the paged engine: greedy ids equal core's non-paged reference (chunked prefill splitting an image
+run), the vision tower runs once per image and once per step for all of a step's images, and prefix blocks
+are keyed by image content (a repeated image hits, a different image behind the same placeholders misses)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from image_model import build_tiny_vlm
+from PIL import Image
+
+from llmkit.core.errors import InvalidParameterError
+from llmkit.core.models.vision.pretrained import load_vision_language
+from llmkit.core.sampling import SamplingParams
+from llmkit.serve.engine import Engine
+from llmkit.serve.speculative import SpeculativeConfig
+
+GREEDY = SamplingParams(temperature=0, max_tokens=32, ignore_eos=True)
+QUESTION = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what shape is this?"}]}]
+
+
+@pytest.fixture(scope="module")
+def vlm(tmp_path_factory):
+    return load_vision_language(build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm")))
+
+
+def _image(width: int, height: int, seed: int) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def _text(vlm, messages=QUESTION) -> str:
+    return vlm.chat_template.render(messages, image_parts=True)
+
+
+def _reference(vlm, image: Image.Image, detail: str) -> list[int]:
+    prompt = vlm.text_prompt(_text(vlm), [image], detail=detail)
+    return vlm.generate_greedy(prompt, GREEDY.max_tokens, stop_token_ids=())
+
+
+def test_greedy_ids_equal_the_reference_with_chunked_prefill_splitting_an_image(vlm):
+    image = _image(50, 20, seed=1)
+    engine = Engine(vlm, num_blocks=64, block_size=4, max_num_batched_tokens=6)
+    prompt = engine.vision.prompt(_text(vlm), [(image, "high")])
+    assert prompt.token_ids == vlm.text_prompt(_text(vlm), [image], detail="high").token_ids
+    (picture,) = prompt.images
+    assert picture.processed.num_tiles == 9  # 2 x 4 crops and the global image
+    # chunks end on block boundaries (multiples of 4); one falls strictly inside an image-token run
+    runs = [(s, s + picture.tokens_per_tile) for s in picture.tile_starts]
+    assert any(start < boundary < end for start, end in runs for boundary in range(4, len(prompt), 4))
+
+    (output,) = engine.generate([prompt], GREEDY, progress=False)
+
+    assert output.completions[0].token_ids == _reference(vlm, image, "high")
+    assert engine.vision.images_encoded == 1  # the split run took the kept embeddings, not a second tower run
+    assert engine.stats().free_blocks == 64
+
+
+def test_the_tower_runs_once_per_step_for_every_request_and_image_in_it(vlm):
+    engine = Engine(vlm, num_blocks=128, block_size=4, max_num_batched_tokens=512)
+    first, second = _image(40, 40, seed=2), _image(30, 30, seed=3)
+    prompts = [
+        engine.vision.prompt(_text(vlm), [(first, "high")]),
+        engine.vision.prompt(_text(vlm), [(second, "low")]),
+        engine.vision.prompt(_text(vlm), [(first, "high")]),  # the same image in another request
+        engine.tokenizer.encode("User: a red circle"),  # and a text request in the same step
+    ]
+
+    outputs = engine.generate(prompts, GREEDY, progress=False)
+
+    assert engine.vision.tower_batches == 1
+    assert engine.vision.images_encoded == 2  # equal content hashes are encoded once
+    ids = [o.completions[0].token_ids for o in outputs]
+    assert ids[0] == ids[2] == _reference(vlm, first, "high")
+    assert ids[1] == _reference(vlm, second, "low")
+
+
+def test_a_repeated_image_hits_the_prefix_cache_and_a_different_one_does_not(vlm):
+    engine = Engine(vlm, num_blocks=128, block_size=4)
+    text = _text(vlm)
+    same_a, same_b, other = _image(24, 24, seed=4), _image(24, 24, seed=4), _image(24, 24, seed=5)
+    engine.generate([engine.vision.prompt(text, [(same_a, "low")])], GREEDY, progress=False)
+    encoded = engine.vision.images_encoded
+
+    repeated = engine.vision.prompt(text, [(same_b, "low")])  # equal pixels, a new object
+    (hit,) = engine.generate([repeated], GREEDY, progress=False)
+    different = engine.vision.prompt(text, [(other, "low")])
+    assert different.token_ids == repeated.token_ids  # the same placeholder ids behind another image
+    (miss,) = engine.generate([different], GREEDY, progress=False)
+
+    assert hit.completions[0].cached_prompt_tokens == (len(repeated) - 1) // 4 * 4
+    assert engine.vision.images_encoded == encoded + 1  # the hit needed no tower run; the miss did
+    first_image_token = different.images[0].tile_starts[0]
+    assert miss.completions[0].cached_prompt_tokens == first_image_token // 4 * 4
+    assert hit.completions[0].token_ids == _reference(vlm, same_a, "low")
+    assert miss.completions[0].token_ids == _reference(vlm, other, "low")
+
+
+def test_images_in_two_turns_equal_the_reference(vlm):
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what shape?"}]},
+        {"role": "assistant", "content": "a red circle"},
+        {"role": "user", "content": [{"type": "text", "text": "and this?"}, {"type": "image"}]},
+    ]
+    images = [_image(33, 70, seed=6), _image(20, 20, seed=7)]
+    engine = Engine(vlm, num_blocks=128, block_size=4, max_num_batched_tokens=16)
+    prompt = engine.vision.prompt(_text(vlm, messages), [(images[0], "auto"), (images[1], "auto")])
+    reference = vlm.text_prompt(_text(vlm, messages), images, detail="auto")
+
+    (output,) = engine.generate([prompt], GREEDY, progress=False)
+
+    assert output.completions[0].token_ids == vlm.generate_greedy(reference, 32, stop_token_ids=())
+
+
+def test_a_text_model_refuses_an_image_prompt_and_vision_refuses_speculation(vlm, make_engine):
+    prompt = Engine(vlm, num_blocks=64).vision.prompt(_text(vlm), [(_image(8, 8, seed=0), "low")])
+    with pytest.raises(InvalidParameterError, match="does not accept images"):
+        make_engine().add_request(prompt)
+    with pytest.raises(InvalidParameterError, match="speculative is not supported with a vision-language model"):
+        Engine(vlm, num_blocks=64, speculative=SpeculativeConfig(method="ngram"))
