@@ -1,4 +1,4 @@
-"""`llmkit eval run | list | compare | report | judge | gate`."""
+"""`llmkit eval run | list | compare | report | judge | gate | variants`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .analysis_commands import register_analysis, register_report_and_judge
 from .console import console
 from .gate_command import register_gate
 from .models import add_backend_arguments, open_model, parse_options
+from .variants_command import register_variants
 
 
 def register(cli) -> None:
@@ -49,6 +50,7 @@ def register(cli) -> None:
     register_analysis(commands)
     register_report_and_judge(commands)
     register_gate(commands)
+    register_variants(commands)
 
 
 def run_eval(args: argparse.Namespace) -> int:
