@@ -359,3 +359,56 @@ def test_bounded_strings_compile_to_one_dfa():
     grammar = schema_grammar({"type": "string", "maxLength": 300})
     assert len(grammar.rule_names) == 1 and matches(grammar, '"' + "x" * 300 + '"')
     assert not matches(grammar, '"' + "x" * 301 + '"')
+
+
+REPEATED = [
+    {"type": "string", "minLength": 3, "maxLength": 40},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 6},
+    {"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}}, "additionalProperties": True},
+    {"type": "string", "pattern": "^(ab|c?){2,5}x{0,3}$"},
+]
+
+
+@pytest.mark.parametrize("schema", REPEATED, ids=range(len(REPEATED)))
+def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(schema, monkeypatch):
+    from llmkit.core.structured import automata
+    from llmkit.core.structured.compiler import to_grammar
+
+    grammar = to_grammar(StructuredOutput("json_schema", schema))
+    replayed = automata.rule_nfas(grammar)
+
+    def copy_by_copy(self, nfa, item, entry, count):
+        ends = [entry]
+        for _ in range(count):
+            ends.append(self.emit(nfa, item, ends[-1]))
+        return ends
+
+    monkeypatch.setattr(automata._Builder, "emit_copies", copy_by_copy)
+    emitted = automata.rule_nfas(grammar)
+    fields = ("size", "eps_src", "eps_dst", "byte_src", "byte_mask", "byte_dst", "call_src", "call_rule", "call_dst")
+    assert emitted.nfa.size > 30
+    for field in fields:
+        assert getattr(replayed.nfa, field) == getattr(emitted.nfa, field), field
+    assert (replayed.names, replayed.entries, replayed.finals) == (emitted.names, emitted.entries, emitted.finals)
+
+
+def test_a_replayed_repetition_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):
+    from llmkit.core.structured import automata
+
+    monkeypatch.setattr(automata, "MAX_NFA_STATES", 400)
+    with pytest.raises(GrammarError, match="its automaton passes 400 states"):
+        compile_structured(StructuredOutput("json_schema", {"type": "string", "maxLength": 200}))
+    compile_structured(StructuredOutput("json_schema", {"type": "string", "maxLength": 5}))
+
+
+def test_exclusions_only_split_the_bytes_that_continue_an_excluded_word():
+    from llmkit.core.structured import automata
+    from llmkit.core.structured.compiler import to_grammar
+
+    schema = {"type": "object", "properties": {"alpha": {"type": "integer"}}, "additionalProperties": True}
+    nfa = automata.rule_nfas(to_grammar(StructuredOutput("json_schema", schema))).nfa
+    single_bytes = sum(1 for mask in nfa.byte_mask if mask & (mask - 1) == 0)
+    assert single_bytes < 200  # one edge per byte of the alphabet at each prefix of "alpha" would be > 1000
+    grammar = schema_grammar(schema)
+    assert matches(grammar, '{"alpha":1,"alphb":2}') and matches(grammar, '{"alph":"x"}')
+    assert not matches(grammar, '{"alpha":"x"}')

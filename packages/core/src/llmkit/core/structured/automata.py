@@ -9,6 +9,9 @@ call edges. A called rule never matches the empty string (a nullable reference b
 from __future__ import annotations
 
 import dataclasses
+import functools
+
+import numpy as np
 
 from .dfa import RuleDFA, atom_indices, atoms_of, minimize
 from .ir import Alt, Avoid, Bytes, Exclude, Expr, Grammar, GrammarError, Ref, Repeat, Seq, nullable_rules, references
@@ -17,6 +20,7 @@ MAX_NFA_STATES = 200_000
 MAX_DFA_STATES = 60_000
 START_RULE = "__start__"
 DEAD = object()  # a product automaton's "no way on"
+Mark = tuple[int, int, int, int]  # an NFA's size and edge counts at one moment (_NFA.mark)
 
 
 class _NFA:
@@ -36,13 +40,48 @@ class _NFA:
         self.call_dst: list[int] = []
 
     def new(self) -> int:
-        if self.size - self.base >= MAX_NFA_STATES:
+        self._check_room(1)
+        self.size += 1
+        return self.size - 1
+
+    def _check_room(self, count: int) -> None:
+        if self.size + count - self.base > MAX_NFA_STATES:
             raise GrammarError(
                 f"the grammar is too large: its automaton passes {MAX_NFA_STATES} states "
                 "(very long bounded repetitions or deeply duplicated sub-schemas)"
             )
-        self.size += 1
-        return self.size - 1
+
+    def mark(self) -> Mark:
+        """Where the next fragment starts: (states, epsilon edges, byte edges, call edges) so far."""
+        return self.size, len(self.eps_src), len(self.byte_src), len(self.call_src)
+
+    def replay_chain(self, start: Mark, stop: Mark, entry: int, exit_state: int, copies: int) -> list[int]:
+        """Append `copies` copies of the fragment emitted between `start` and `stop` (from `entry` to
+        `exit_state`), each entered where the one before exits: exactly what emitting the same expression
+        again and again would append, since emission creates fresh states in order and links them only
+        to its entry. Returns the copies' exits."""
+        first, count = start[0], stop[0] - start[0]
+        self._check_room(count * copies)
+        shift = self.size - first + count * np.arange(copies)[:, None]  # [copies, 1]: copy k's state offset
+        chained = exit_state >= first  # else the fragment ends at its entry, and so does every copy
+        entries = exit_state + shift - count if chained else np.full_like(shift, entry)
+        entries[0] = exit_state if chained else entry
+
+        def moved(states: list[int]) -> list[int]:
+            fragment = np.array(states, dtype=np.int64)[None, :]
+            return np.where(fragment >= first, fragment + shift, entries).ravel().tolist()
+
+        eps, byte, call = slice(start[1], stop[1]), slice(start[2], stop[2]), slice(start[3], stop[3])
+        self.eps_src += moved(self.eps_src[eps])
+        self.eps_dst += moved(self.eps_dst[eps])
+        self.byte_src += moved(self.byte_src[byte])
+        self.byte_mask += self.byte_mask[byte] * copies
+        self.byte_dst += moved(self.byte_dst[byte])
+        self.call_src += moved(self.call_src[call])
+        self.call_rule += self.call_rule[call] * copies
+        self.call_dst += moved(self.call_dst[call])
+        self.size += count * copies
+        return (exit_state + shift[:, 0]).tolist() if chained else [entry] * copies
 
     def eps(self, source: int, target: int) -> None:
         self.eps_src.append(source)
@@ -97,17 +136,13 @@ class _Builder:
                 nfa.eps(self.emit(nfa, item, branch), join)
             return join
         if isinstance(expr, Repeat):
-            for _ in range(expr.min_count):
-                entry = self.emit(nfa, expr.item, entry)
+            entry = self.emit_copies(nfa, expr.item, entry, expr.min_count)[-1]
             if expr.max_count is None:
                 loop = nfa.new()
                 nfa.eps(entry, loop)
                 nfa.eps(self.emit(nfa, expr.item, loop), loop)
                 return loop
-            ends = [entry]
-            for _ in range(expr.max_count - expr.min_count):
-                entry = self.emit(nfa, expr.item, entry)
-                ends.append(entry)
+            ends = self.emit_copies(nfa, expr.item, entry, expr.max_count - expr.min_count)
             join = nfa.new()
             for end in ends:
                 nfa.eps(end, join)
@@ -126,17 +161,30 @@ class _Builder:
             return self.emit_avoidance(nfa, expr, entry)
         raise GrammarError(f"unknown grammar expression {expr!r}")
 
+    def emit_copies(self, nfa: _NFA, item: Expr, entry: int, count: int) -> list[int]:
+        """`item` `count` times in a row from `entry`: [entry, the end of each copy]. The first copy is
+        emitted and the others replayed from it, so a long bounded repetition costs one emission."""
+        if count == 0:
+            return [entry]
+        start = nfa.mark()
+        first_exit = self.emit(nfa, item, entry)
+        if count == 1:
+            return [entry, first_exit]
+        return [entry, first_exit, *nfa.replay_chain(start, nfa.mark(), entry, first_exit, count - 1)]
+
     def emit_exclusion(self, nfa: _NFA, expr: Exclude, entry: int) -> int:
         """The item's DFA times the trie of excluded words (None: no excluded word can match any more)."""
-        prefixes = {w[:k] for w in expr.words for k in range(len(w) + 1)}
+        continuations: dict[bytes, set[int]] = {}  # prefix of an excluded word -> the bytes that extend it
+        for word in expr.words:
+            for k in range(len(word)):
+                continuations.setdefault(word[:k], set()).add(word[k])
 
         def step(prefix, byte):
-            longer = prefix + bytes([byte])
-            return longer if longer in prefixes else None
+            return prefix + bytes([byte])
 
         return self.emit_product(
             nfa, expr.item, entry, b"",
-            relevant=lambda p: range(256) if p is not None else (),
+            relevant=lambda p: continuations.get(p, ()) if p is not None else (),
             step=step,
             default=lambda p: None,
             accepting=lambda p: p is None or p not in expr.words,
@@ -168,15 +216,19 @@ class _Builder:
             accepting=lambda k: True,
         )  # fmt: skip
 
-    def emit_product(self, nfa: _NFA, item: Expr, entry: int, start, relevant, step, default, accepting) -> int:
-        """Embed the product of `item`'s DFA with a small automaton over bytes: `step(aux, byte)` for the
-        bytes `relevant(aux)` names, `default(aux)` for the others; DEAD ends the path."""
+    def item_dfa(self, item: Expr) -> RuleDFA:
+        """The minimized DFA of an exclusion's or avoidance's item, which may not call rules."""
         inner = _NFA()
         inner_start = inner.new()
         final = self.emit(inner, item, inner_start)
         if inner.call_src:
             raise GrammarError("an exclusion or avoidance cannot contain recursive rules")
-        dfa = determinize(inner, inner_start, final, "product")
+        return determinize(inner, inner_start, final, "product")
+
+    def emit_product(self, nfa: _NFA, item: Expr, entry: int, start, relevant, step, default, accepting) -> int:
+        """Embed the product of `item`'s DFA with a small automaton over bytes: `step(aux, byte)` for the
+        bytes `relevant(aux)` names, `default(aux)` for the others; DEAD ends the path."""
+        dfa = _plain_item_dfa(item) if not references(item) else self.item_dfa(item)
         out = nfa.new()
         nodes: dict[tuple, int] = {}
         pending: list[tuple] = []
@@ -206,6 +258,13 @@ class _Builder:
                 if rest and fallback is not DEAD:
                     nfa.byte(nodes[key], rest, node_for((target, fallback)))
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_item_dfa(item: Expr) -> RuleDFA:
+    """`_Builder.item_dfa` of an item that names no rule, shared by every grammar (the JSON key string of
+    each object with known keys is one such item). Callers only read it."""
+    return _Builder(Grammar({}, ""), set(), set()).item_dfa(item)
 
 
 def _bytes_of(mask: int) -> list[int]:

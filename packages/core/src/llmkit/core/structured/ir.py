@@ -140,8 +140,12 @@ def references(expr: Expr) -> set[str]:
     """Names of the rules `expr` refers to directly."""
     found: set[str] = set()
     stack = [expr]
+    seen: set[int] = set()  # sub-expressions are shared (a JSON string's characters): each is walked once
     while stack:
         e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
         if isinstance(e, Ref):
             found.add(e.rule)
         elif isinstance(e, Seq | Alt):
