@@ -12,11 +12,10 @@ import torch
 from PIL import Image
 
 from llmkit.core.errors import InvalidParameterError, ModelFormatError
-from llmkit.core.models.attention import DenseCausalAttention
 from llmkit.core.models.pretrained import find_loader, load_pretrained
 from llmkit.core.models.vision.pretrained import load_vision_language
 
-from .vision_llava_fixtures import build_tiny_llava
+from .vision_llava_fixtures import all_logits, build_tiny_llava
 
 transformers = pytest.importorskip("transformers")
 
@@ -33,12 +32,6 @@ def tiny_llava(tmp_path_factory):
 
 def _image(width, height, seed=0):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def _all_logits(model, prompt):
-    embeddings = model.input_embeddings(prompt)
-    n = embeddings.shape[0]
-    return model.compute_logits(model(embeddings, torch.arange(n), DenseCausalAttention(1, n)))
 
 
 def test_the_llava_loader_is_registered_before_the_text_loader(tiny_llava):
@@ -85,7 +78,7 @@ def test_logits_match_for_an_image_and_text_prompt(tiny_llava, size):
     assert [span.length for span in prompt.spans] == [16]
     with torch.inference_mode():
         expected = hf_model(**inputs).logits[0]
-        got = _all_logits(ours.model, prompt)
+        got = all_logits(ours.model, prompt)
     assert (got - expected).abs().max() <= ATOL
 
 
@@ -129,7 +122,7 @@ def test_siglip_tower_with_several_feature_layers_and_the_full_strategy(tmp_path
     assert prompt.num_image_tokens == 16
     with torch.inference_mode():
         expected = hf_model(**inputs).logits[0]
-        got = _all_logits(ours.model, prompt)
+        got = all_logits(ours.model, prompt)
     assert (got - expected).abs().max() <= ATOL
 
 

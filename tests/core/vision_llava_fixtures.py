@@ -104,6 +104,7 @@ def write_text_gguf(path: Path, hf_model, tokenizer) -> Path:
     writer.add_head_count_kv(text.num_key_value_heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(text.rms_norm_eps)
+    writer.add_vocab_size(text.vocab_size)  # the embedding has more rows than the tokenizer has tokens
     vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
@@ -195,6 +196,15 @@ def write_mmproj(path: Path, hf_model, image_mean, image_std, *, legacy: bool = 
         writer.add_tensor(target, np.ascontiguousarray(tensor.detach().float().numpy()))
     _finish(writer)
     return path
+
+
+def all_logits(model, prompt):
+    """Logits at every position of a `MultimodalPrompt` (one dense causal pass)."""
+    from llmkit.core.models.attention import DenseCausalAttention
+
+    embeddings = model.input_embeddings(prompt)
+    n = embeddings.shape[0]
+    return model.compute_logits(model(embeddings, torch.arange(n), DenseCausalAttention(1, n)))
 
 
 def _finish(writer) -> None:
