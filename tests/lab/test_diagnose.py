@@ -263,3 +263,30 @@ def test_mixed_cases_split_by_layer_and_a_tie_goes_to_the_earlier_layer(tmp_path
         1,
         2,
     )
+
+
+def test_the_cli_tells_inputs_apart_and_asks_for_what_is_missing(tmp_path):
+    import argparse
+
+    from llmkit.lab.diagnose.command import input_kind, load_cases
+
+    runs = _saved_growing_run(tmp_path)
+    (tmp_path / "cases.jsonl").write_text(json.dumps({"prompt": "x", "expected": "y"}) + "\n")
+    (tmp_path / "session.json").write_text("{}")
+    assert [input_kind(tmp_path / n) for n in ("runs.db", "cases.jsonl", "session.json")] == [
+        "agent-run",
+        "jsonl",
+        "session",
+    ]
+
+    def args(path, **extra):
+        return argparse.Namespace(input=str(path), kind=None, expected=None, match="contains", run_id=None, **extra)
+
+    with pytest.raises(LabError, match=r"\(agent-run\) holds no expected answer: give it with --expected"):
+        load_cases(args(runs), backend=None)
+    (case,) = load_cases(argparse.Namespace(**{**vars(args(runs)), "expected": "Lisbon"}), backend=None)
+    assert case.id == "grow1" and case.source == f"{runs}#grow1"
+    with pytest.raises(LabError, match="JSONL cases carry their own 'expected'"):
+        load_cases(argparse.Namespace(**{**vars(args(tmp_path / "cases.jsonl")), "expected": "y"}), backend=None)
+    with pytest.raises(LabError, match="no such file"):
+        input_kind(tmp_path / "missing.jsonl")

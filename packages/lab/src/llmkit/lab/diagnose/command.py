@@ -59,7 +59,7 @@ def load_cases(args: argparse.Namespace, backend):
             raise LabError("--expected is for session files and agent runs; JSONL cases carry their own 'expected'")
         return load_jsonl_cases(path)
     if not args.expected:
-        raise LabError(f"a {kind} holds no expected answer: give it with --expected")
+        raise LabError(f"{path} ({kind}) holds no expected answer: give it with --expected")
     if kind == "agent-run":
         return [load_agent_run_case(path, args.run_id, args.expected, args.match)]
     from llmkit.context import TokenCounter

@@ -124,4 +124,4 @@ def run_interventions(
                 for (index, _), outcome in zip(chunk, outcomes, strict=True):
                     results[index][name] = outcome
                 bar.advance(task, len(chunk))
-    return results
+    return [{i.name: outcomes[i.name] for i in interventions} for outcomes in results]  # in the tree's order
