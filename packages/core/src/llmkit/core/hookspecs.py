@@ -73,5 +73,12 @@ def llmkit_register_escalation_rules(register):
 
 
 @hookspec
+def llmkit_register_fewshot_selectors(register):
+    """register(name, factory): `factory(pool: list[str], *, k, seed, labels, **options)` returns a selector whose
+    `select_indices(query, exclude) -> list[int]` picks few-shot examples from the pool, in prompt order
+    (llmkit-eval's `PromptFormat(fewshot_sampler=name, fewshot_options={...})`)."""
+
+
+@hookspec
 def llmkit_register_commands(cli):
     """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

@@ -27,6 +27,7 @@ HOOKS = {
     "datasets": "llmkit_register_datasets",
     "guards": "llmkit_register_guards",
     "escalation_rules": "llmkit_register_escalation_rules",
+    "fewshot_selectors": "llmkit_register_fewshot_selectors",
 }
 
 _manager: pluggy.PluginManager | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -57,7 +57,10 @@ class PromptFormat:
     system: str | None = None
     chain_of_thought: str | None = None  # appended to the query when set, e.g. "Let's think step by step."
     fewshot_seed: int = 1234
-    fewshot_sampler: str = "random"  # "random" (seeded per sample) or "first" (the pool's first k, in order)
+    # "random" (seeded per sample), "first" (the pool's first k, in order), or a registered few-shot selector
+    # (llmkit-context: "bm25", "dense") with its `fewshot_options` (mmr_lambda, balance_labels, order)
+    fewshot_sampler: str = "random"
+    fewshot_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     assistant_prefix: str | None = None  # chat only: the reply's first words, written for the model to continue
 
     def examples(self, sample: Sample, pool: Sequence[Sample]) -> list[Sample]:
@@ -69,9 +72,23 @@ class PromptFormat:
             raise EvalError(f"{self.fewshot}-shot prompts need {self.fewshot} examples; the pool has {len(candidates)}")
         if self.fewshot_sampler == "first":
             return candidates[: self.fewshot]
-        if self.fewshot_sampler != "random":
-            raise EvalError(f"fewshot_sampler must be 'random' or 'first', got {self.fewshot_sampler!r}")
-        return random.Random(f"{self.fewshot_seed}:{sample.id}").sample(candidates, self.fewshot)
+        if self.fewshot_sampler == "random":
+            return random.Random(f"{self.fewshot_seed}:{sample.id}").sample(candidates, self.fewshot)
+        from .fewshot_selection import select_examples
+
+        texts = [render_template(self.template, ex) for ex in candidates]
+        labels = [target_text(ex) for ex in candidates]
+        query = render_template(self.template, sample)
+        return select_examples(
+            self.fewshot_sampler,
+            self.fewshot_options,
+            query,
+            candidates,
+            texts,
+            labels,
+            self.fewshot,
+            self.fewshot_seed,
+        )
 
     def query(self, sample: Sample) -> str:
         text = render_template(self.template, sample)
