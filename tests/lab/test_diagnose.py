@@ -230,6 +230,7 @@ def test_wilson_interval():
         ({"prompt": "x", "expected": "y", "match": "fuzzy"}, "match must be one of"),
         ({"prompt": "x", "expected": "y", "colour": 1}, "unknown fields ['colour']"),
         ({"prompt": "x", "expected": "y", "choices": []}, "'choices' must be a non-empty list"),
+        ({"prompt": "x", "expected": "(y", "match": "regex"}, "expected is not a valid regex"),
     ],
 )
 def test_bad_jsonl_cases_are_refused(tmp_path, line, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ class FailingCase:
             raise LabError(f"case {self.id}: match must be one of {', '.join(MATCH_MODES)}, got {self.match!r}")
         if not self.messages or not self.task:
             raise LabError(f"case {self.id}: no messages or no task to diagnose")
+        if self.match == "regex":
+            try:
+                re.compile(self.expected)
+            except re.error as err:
+                raise LabError(f"case {self.id}: expected is not a valid regex: {err}") from None
         if self.critical is not None and not any(self.critical in str(m.get("content") or "") for m in self.messages):
             raise LabError(f"case {self.id}: the critical instruction {self.critical!r} is in none of its messages")
 
@@ -71,8 +77,6 @@ def _structured_of(record: dict[str, Any], where: str) -> dict[str, Any] | None:
         choices = record["choices"]
         if not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices):
             raise LabError(f"{where}: 'choices' must be a non-empty list of strings")
-        import re
-
         return {"kind": "regex", "source": "|".join(re.escape(c) for c in choices)}
     return None
 
@@ -148,9 +152,6 @@ def load_session_case(
     critical = [*window.anchored_constraints(), *[i.content for i in window.history if i.metadata.get("critical")]]
     text = "\n".join(str(m.get("content") or "") for m in rendered.messages)
     users = [str(m.get("content") or "") for m in rendered.messages if m.get("role") == "user"]
-    growth = None
-    if any(f.rule == "over-long" for f in findings) or any(f.rule == "constraint-dropped" for f in findings):
-        growth = ContextGrowth([rendered.total_tokens], "context_length" if rendered.dropped else None)
     return FailingCase(
         id=Path(path).stem,
         messages=[dict(m) for m in rendered.messages],
@@ -159,7 +160,7 @@ def load_session_case(
         match=match,
         critical=next((c for c in critical if c in text), None),
         lint=[dataclasses.asdict(f) for f in findings],
-        growth=growth,
+        growth=ContextGrowth([rendered.total_tokens]),  # one snapshot: its size, never a growth trend
         source=str(path),
     )
 

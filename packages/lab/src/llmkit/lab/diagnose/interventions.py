@@ -52,7 +52,11 @@ def _without(text: str, critical: str) -> str:
 
 
 def _strip_critical(messages: list[dict[str, Any]], critical: str) -> list[dict[str, Any]]:
-    return [{**m, "content": _without(str(m.get("content") or ""), critical)} for m in messages]
+    """The messages with the critical text cut out (only the messages that hold it change)."""
+    return [
+        {**m, "content": _without(str(m["content"]), critical)} if critical in str(m.get("content") or "") else dict(m)
+        for m in messages
+    ]
 
 
 def _append_to_last_user(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

@@ -87,7 +87,9 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         for finding in case["lint"]:
             console.print(f"[yellow]lint[/yellow] {case['id']}: {finding['rule']} ({finding['severity']}): "
                           f"{finding['message']}", markup=True, highlight=False)  # fmt: skip
-        if case["growth"] and case["growth"]["prompt_tokens"]:
+        if case["growth"] and len(case["growth"]["prompt_tokens"]) == 1:
+            console.print(f"context {case['id']}: {case['growth']['prompt_tokens'][0]} tokens", highlight=False)
+        elif case["growth"] and case["growth"]["prompt_tokens"]:
             tokens = case["growth"]["prompt_tokens"]
             shown = ", ".join(map(str, tokens)) if len(tokens) <= 12 else f"{tokens[0]}, …, {tokens[-1]}"
             unbounded = "unbounded" if case["growth"]["unbounded"] else "bounded"
