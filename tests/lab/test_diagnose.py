@@ -111,6 +111,17 @@ def test_a_buried_critical_item_in_a_session_file_is_linted_and_layer_1(tmp_path
     report = diagnose([case], RuleModel(primacy_recency), settings=Settings(samples=2))
     assert (report["verdict"]["layer"], report["verdict"]["intervention"]) == (1, "critical_first")
     assert report["cases"][0]["lint"][1]["rule"] == "critical-in-middle"
+    assert "lint session: critical-in-middle (warning): 'Always end your reply" in _printed(report)
+
+
+def _printed(report) -> str:
+    from rich.console import Console
+
+    from llmkit.lab.diagnose import print_report
+
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    return console.export_text()
 
 
 def _saved_growing_run(tmp_path):
@@ -159,6 +170,9 @@ def test_unbounded_growth_in_a_saved_agent_run_is_layer_2(tmp_path):
     assert f"prompt tokens {tokens[0]} → {tokens[-1]} over 7 calls" in verdict["fix"]
     outcomes = report["cases"][0]["outcomes"]
     assert not outcomes["baseline"]["passed"] and outcomes["stripped"]["passed"]
+    printed = _printed(report)
+    assert f"growth grow1: prompt tokens per call {', '.join(map(str, tokens))} (unbounded)" in printed
+    assert "verdict: layer 2 (system design) for 1 of 1 reproduced failure(s), decided by stripped" in printed
 
 
 def test_the_same_fix_without_growth_is_layer_1():
