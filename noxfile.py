@@ -106,9 +106,13 @@ def serve(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, name="eval")
 def eval_(session: nox.Session) -> None:
-    """llmkit-eval with core only: stats, pass@k, HumanEval in the sandbox, judges, runs, the report in Chromium."""
+    """llmkit-eval with core only: stats, pass@k, HumanEval in the sandbox, judges, runs, the report in Chromium.
+    Then the agent-injection tests, which run llmkit-orchestrate's agents (eval imports it only for those tasks)."""
     session.install(TORCH, "./packages/core", "./packages/eval[test]")
-    session.run("pytest", "tests/eval", *session.posargs)
+    agent_tests = sorted(str(p) for p in Path("tests/eval").glob("test_safety_agent_injection*.py"))
+    session.run("pytest", "tests/eval", "--ignore-glob=tests/eval/test_safety_agent_injection*.py", *session.posargs)
+    session.install("./packages/context", "./packages/orchestrate")
+    session.run("pytest", *agent_tests, *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -165,3 +165,28 @@ def test_unknown_attack_and_missing_orchestrate_are_clear_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "llmkit.orchestrate", None)
     with pytest.raises(EvalError, match="llmkit-orchestrate is not installed: pip install llmkit-orchestrate"):
         require_orchestrate()
+
+
+def test_agent_injection_runs_from_the_command_line_on_a_real_model(tmp_path):
+    """A tiny random model through `llmkit eval run` (reference backend, chatml template for the tools): the real
+    agent loop, the report's figures and the summary of the defended task. 8192 positions: the tiny tokenizer
+    spends a token per byte on the tool schemas."""
+    from llmkit.core.cli import main
+    from llmkit.core.testing import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny", max_position_embeddings=8192)
+
+    run = tmp_path / "run"
+    args = ["eval", "run", "agent_injection", "agent_injection_defended", "--model", str(model),
+            "--backend-option", "chat_template=chatml", "--limit", "1", "-o", str(run),
+            "--cache", str(tmp_path / "cache.sqlite"), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    results = json.loads((run / "results.json").read_text())
+    plain, defended = results["tasks"]["agent_injection"], results["tasks"]["agent_injection_defended"]
+    assert plain["metrics"]["asr"]["n"] == 1 and len(plain["curves"]["asr"]["points"]) == 4
+    assert set(defended["summary"]["guard_paired"]) == set(load_suite()["attacks"])
+    assert defended["usage"]["cached"] > 0  # its undefended runs are agent_injection's, from the cache
+    [record] = [json.loads(line) for line in (run / "samples" / "agent_injection.jsonl").read_text().splitlines()]
+    assert record["response"]["runs"]["clean"]["stop_reason"] in ("answer", "max_steps", "loop")
+    assert main(["eval", "report", str(run)]) == 0
+    assert 'id="agent_injection-asr"' in (run / "report.html").read_text()
