@@ -21,10 +21,12 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+from llmkit.core.cli import build_parser
+from llmkit.core.errors import InvalidParameterError
 from llmkit.core.models.vision.pretrained import load_vision_language
 from llmkit.serve.engine import Engine
 from llmkit.serve.server.app import Server, create_app
-from llmkit.serve.server.image_parts import ImageLimits
+from llmkit.serve.server.image_options import ImageLimits, image_limits_from
 
 NUM_BLOCKS = 256
 MODEL = "tiny-vlm"
@@ -237,3 +239,14 @@ def test_a_text_model_refuses_images_and_lists_only_text(tiny):
         models = httpx.get(f"{running.url}/v1/models").json()["data"]
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, "image_input_not_supported")
     assert models[0]["input_modalities"] == ["text"]
+
+
+def test_the_cli_sets_the_image_limits_and_refuses_nonsense():
+    parser, _ = build_parser()
+    hosts = ["--image-url-allow", "images.example.org", "--image-url-allow", "cdn.example.org"]
+    sizes = ["--max-images-per-request", "3", "--max-image-bytes", "1000", "--max-image-pixels", "4096"]
+    args = parser.parse_args(["serve", *hosts, *sizes])
+    assert image_limits_from(args) == ImageLimits(3, 1000, 4096, ("images.example.org", "cdn.example.org"), 10.0)
+    assert image_limits_from(parser.parse_args(["serve"])) == ImageLimits()
+    with pytest.raises(InvalidParameterError, match="image limits must be positive"):
+        image_limits_from(parser.parse_args(["serve", "--max-images-per-request", "0"]))

@@ -17,6 +17,8 @@ from llmkit.core.embeddings.download import DEFAULT_EMBEDDING_MODEL
 from llmkit.core.errors import LlmkitError
 from llmkit.core.models.store import DEFAULT_MODEL, canonical_name
 
+from .image_options import add_image_options, image_limits_from
+
 
 def register(cli) -> None:
     serve = cli.command("serve", help="serve a model over an OpenAI-compatible HTTP API")
@@ -93,6 +95,7 @@ def register(cli) -> None:
         "prompt_injection, lm_policy:policy=FILE, or a plugin's (docs/safety.md)",
     )
     serve.add_argument("--guards-config", metavar="FILE", help="guards from a JSON or TOML file (docs/safety.md)")
+    add_image_options(serve)
     roles = serve.add_argument_group("disaggregated serving")
     roles.add_argument(
         "--role",
@@ -197,6 +200,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from .guards import ServerGuards
 
     guards = ServerGuards.from_options(args.guard, args.guards_config)  # bad guard options fail before loading
+    image_limits = image_limits_from(args)
     device = resolve_device(args.device)  # a device this machine cannot give fails here, before loading
     names = args.served_model_name or [served_name(args.model)]
     embeddings = None if args.embedding_model == "none" else embedding_model(args.embedding_model)
@@ -236,6 +240,7 @@ def run_serve(args: argparse.Namespace) -> int:
         engine, names, args.api_key, args.max_body_bytes, args.max_waiting, args.body_timeout, embeddings=embeddings
     )
     server.guards = guards
+    server.image_limits = image_limits
     if guards is not None:
         console.print(f"guards: {guards.describe()}", soft_wrap=True, markup=False, highlight=False)
     if args.role in ("prefill", "decode"):

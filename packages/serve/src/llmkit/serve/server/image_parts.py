@@ -18,33 +18,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from PIL import Image
 
 from llmkit.core.errors import ChatTemplateError, InvalidParameterError, ModelFormatError
 from llmkit.core.images import DETAILS, ImageInputError, open_image
 
 from ..vision import ImagePrompt
 from .errors import APIError
+from .image_options import ImageLimits
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .state import Server
 
 _DATA_URL = re.compile(r"data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*?);base64,(?P<data>.*)", re.DOTALL)
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageLimits:
-    """What one chat request may send: images, encoded bytes per image, pixels per image; remote hosts."""
-
-    max_images: int = 8
-    max_image_bytes: int = 8 * 2**20
-    max_pixels: int = 16_000_000
-    url_allow: tuple[str, ...] = ()  # hosts remote image URLs may name (exact, case-insensitive); () = none
-    fetch_timeout: float = 10.0  # seconds for one remote image
-
-    def __post_init__(self) -> None:
-        if min(self.max_images, self.max_image_bytes, self.max_pixels) < 1 or self.fetch_timeout <= 0:
-            raise ValueError(f"image limits must be positive, got {self}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +68,13 @@ async def load_images(server: Server, parts: list[ImagePart]) -> list[tuple[Imag
         raise APIError(
             400,
             f"the model {server.model_name!r} does not accept images (it is a text model); send text content only",
+            param=parts[0].where,
+            code="image_input_not_supported",
+        )
+    if parts and server.admission is not None:
+        raise APIError(
+            400,
+            "images are not supported with disaggregated prefill/decode yet; send them to a standalone server",
             param=parts[0].where,
             code="image_input_not_supported",
         )

@@ -18,7 +18,7 @@ from llmkit.core.errors import ContextLengthError, InvalidParameterError
 from ..async_engine import AsyncEngine, EngineOverloaded, RequestFailed
 from ..engine import Engine
 from .errors import APIError
-from .image_parts import ImageLimits
+from .image_options import ImageLimits
 from .metrics import ServerMetrics
 
 if TYPE_CHECKING:
