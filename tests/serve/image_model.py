@@ -13,7 +13,7 @@ import torch
 from core.vision_fixtures import CHAT_TEMPLATE, TILE, build_tokenizer
 from safetensors.torch import save_file
 
-from llmkit.core.models.vision import Idefics3Config, Idefics3Model
+from llmkit.core.models.vision import Idefics3Config, Idefics3Model, LlavaConfig, LlavaModel
 
 EOS = "<end_of_utterance>"
 
@@ -76,6 +76,60 @@ def build_tiny_vlm(directory: Path, seed: int = 0) -> Path:
     tensors = {}
     for name, param in model.named_parameters():
         stored = "lm_head.weight" if name == "text_model.lm_head.weight" else f"model.{name}"
+        tensors[stored] = (torch.randn(param.shape, generator=generator) * 0.3).contiguous()
+    save_file(tensors, str(directory / "model.safetensors"))
+    return directory
+
+
+def build_tiny_llava(directory: Path, seed: int = 0) -> Path:
+    """A tiny random LLaVA (CLIP tower of 3 layers, 4x4 patches of 8 pixels -> 16 image tokens an image, MLP
+    projector) with the same tokenizer and chat template, in the layout transformers saves."""
+    tokenizer = build_tokenizer()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps({"eos_token": EOS}))
+    (directory / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    config = {
+        "model_type": "llava",
+        "image_token_index": tokenizer.token_to_id("<image>"),
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "projector_hidden_act": "gelu",
+        "tie_word_embeddings": False,
+        "text_config": {
+            "model_type": "llama",
+            "vocab_size": 400,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 2048,
+            "rms_norm_eps": 1e-6,
+            "eos_token_id": tokenizer.token_to_id(EOS),
+        },
+        "vision_config": {
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "image_size": TILE,
+            "patch_size": 8,
+        },
+    }
+    (directory / "config.json").write_text(json.dumps(config))
+    processor = {"image_processor": {"size": {"shortest_edge": TILE}, "crop_size": {"height": TILE, "width": TILE}}}
+    (directory / "processor_config.json").write_text(json.dumps(processor))
+    model = LlavaModel(LlavaConfig.from_hf_dict(config), post_layernorm=False)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, param in model.named_parameters():
+        if name == "text_model.lm_head.weight":
+            stored = "lm_head.weight"
+        elif name.startswith("text_model."):
+            stored = "model.language_model." + name.removeprefix("text_model.")
+        else:
+            stored = f"model.{name}"
         tensors[stored] = (torch.randn(param.shape, generator=generator) * 0.3).contiguous()
     save_file(tensors, str(directory / "model.safetensors"))
     return directory

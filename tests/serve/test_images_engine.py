@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from image_model import build_tiny_vlm
+from image_model import build_tiny_llava, build_tiny_vlm
 from PIL import Image
 
 from llmkit.core.errors import InvalidParameterError
@@ -118,3 +118,19 @@ def test_a_text_model_refuses_an_image_prompt_and_vision_refuses_speculation(vlm
         make_engine().add_request(prompt)
     with pytest.raises(InvalidParameterError, match="speculative is not supported with a vision-language model"):
         Engine(vlm, num_blocks=64, speculative=SpeculativeConfig(method="ngram"))
+
+
+def test_llava_greedy_ids_equal_the_reference_with_chunked_prefill(tmp_path):
+    llava = load_vision_language(build_tiny_llava(tmp_path))
+    images = [_image(40, 25, seed=8), _image(16, 30, seed=9)]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "and"}, {"type": "image"}]}]
+    engine = Engine(llava, num_blocks=64, block_size=4, max_num_batched_tokens=6)
+    prompt = engine.vision.prompt(_text(llava, messages), [(image, "auto") for image in images])
+    reference = llava.text_prompt(_text(llava, messages), images)
+    assert prompt.token_ids == reference.token_ids
+    assert [len(i.tile_starts) * i.tokens_per_tile for i in prompt.images] == [16, 16]
+
+    (output,) = engine.generate([prompt], GREEDY, progress=False)
+
+    assert output.completions[0].token_ids == llava.generate_greedy(reference, 32, stop_token_ids=())
+    assert engine.vision.images_encoded == 2

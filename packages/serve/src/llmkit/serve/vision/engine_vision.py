@@ -1,4 +1,4 @@
-"""`EngineVision`: the vision side of a vision-language model inside the engine.
+"""`EngineVision`: the vision side of a vision-language model (SmolVLM / Idefics3, LLaVA) inside the engine.
 
 It turns prompt text with `<image>` places plus images into an `ImagePrompt` (tokens only: the vision tower
 runs later), runs the tower once per image for every image a step first needs (all of a step's tiles in
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from llmkit.core.errors import InvalidParameterError, ModelFormatError
-from llmkit.core.images import image_prompt_text, open_image
+from llmkit.core.images import open_image
 from llmkit.core.models.vision.pretrained import IMAGE_PLACEHOLDER, ImageSource, VisionLanguagePretrained
 from llmkit.core.ops import PagedAttention, PagedStep
 
@@ -51,7 +51,7 @@ class EngineVision:
         processed = [processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i, detail in images]
         expanded = pieces[0]
         for image, piece in zip(processed, pieces[1:], strict=True):
-            expanded += image_prompt_text(image.rows, image.cols, seq_len) + piece
+            expanded += processor.prompt_text(image, seq_len) + piece
         token_ids = self.vlm.tokenizer.encode(expanded)
         starts = _run_starts(token_ids, self.image_token_id, seq_len)
         if len(starts) != sum(image.num_tiles for image in processed):

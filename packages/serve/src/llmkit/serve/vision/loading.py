@@ -1,5 +1,6 @@
 """What the engine loads: a text model (`Pretrained`), or a vision-language model's decoder plus its
-`EngineVision` when the path is an Idefics3 / SmolVLM directory."""
+`EngineVision` when the path is an Idefics3 / SmolVLM or LLaVA directory (a GGUF + mmproj pair is not taken
+by the engine yet)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
+from llmkit.core.models.vision.llava_loader import LlavaLoader
 from llmkit.core.models.vision.loader import Idefics3Loader
 from llmkit.core.models.vision.pretrained import VisionLanguagePretrained, load_vision_language
 
@@ -20,7 +22,7 @@ def load_engine_model(model, config, **options) -> tuple[Pretrained, EngineVisio
         return model, None
     if not isinstance(model, VisionLanguagePretrained):
         path = Path(str(model)).expanduser()
-        if not Idefics3Loader().can_load(path):
+        if not any(loader.can_load(path) for loader in (Idefics3Loader(), LlavaLoader())):
             return load_pretrained(model, **options), None
         unsupported = [name for name in ("weights", "quantize", "activations") if options.get(name) is not None]
         if unsupported:
