@@ -134,3 +134,17 @@ def test_llava_greedy_ids_equal_the_reference_with_chunked_prefill(tmp_path):
 
     assert output.completions[0].token_ids == llava.generate_greedy(reference, 32, stop_token_ids=())
     assert engine.vision.images_encoded == 2
+
+
+def test_a_preempted_image_request_is_recomputed_from_its_kept_embeddings(vlm):
+    engine = Engine(vlm, num_blocks=48, block_size=4, max_num_batched_tokens=256)
+    images = [_image(50, 20, seed=10), _image(20, 50, seed=11)]
+    prompts = [engine.vision.prompt(_text(vlm), [(image, "high")]) for image in images]
+
+    outputs = engine.generate(prompts, GREEDY, progress=False)
+
+    assert engine.stats().preemptions > 0
+    assert engine.vision.images_encoded == 2
+    for image, output in zip(images, outputs, strict=True):
+        assert output.completions[0].token_ids == _reference(vlm, image, "high")
+    assert engine.stats().free_blocks == 48

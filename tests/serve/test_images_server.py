@@ -4,6 +4,7 @@ URLs only from allowed hosts, and every bad image a 4xx while another stream fin
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import struct
@@ -21,11 +22,12 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmkit.core.cli import build_parser
+from llmkit.core.cli import CommandRegistrar
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.models.vision.pretrained import load_vision_language
 from llmkit.serve.engine import Engine
 from llmkit.serve.server.app import Server, create_app
+from llmkit.serve.server.cli import register as register_serve_commands
 from llmkit.serve.server.image_options import ImageLimits, image_limits_from
 
 NUM_BLOCKS = 256
@@ -242,7 +244,8 @@ def test_a_text_model_refuses_images_and_lists_only_text(tiny):
 
 
 def test_the_cli_sets_the_image_limits_and_refuses_nonsense():
-    parser, _ = build_parser()
+    parser = argparse.ArgumentParser()  # llmkit serve's own options (the whole CLI loads every plugin: slow)
+    register_serve_commands(CommandRegistrar(parser.add_subparsers(dest="command"), {}))
     hosts = ["--image-url-allow", "images.example.org", "--image-url-allow", "cdn.example.org"]
     sizes = ["--max-images-per-request", "3", "--max-image-bytes", "1000", "--max-image-pixels", "4096"]
     args = parser.parse_args(["serve", *hosts, *sizes])

@@ -74,7 +74,8 @@ async def chat_completions(request: Request) -> Response:
     server: Server = request.app.state.server
     body = await server.read_json(request)
     images = await load_images(server, take_image_parts(body, server.image_limits))
-    job = prepare_chat(server, body, images)
+    # with images, preprocessing (resize, tiling) runs off the event loop
+    job = await asyncio.to_thread(prepare_chat, server, body, images) if images else prepare_chat(server, body)
     req, prompt, params = job.req, job.prompt, job.params
     guard_messages(server, req.messages)
     if req.llmkit is not None and images:
