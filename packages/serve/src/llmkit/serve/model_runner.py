@@ -102,9 +102,7 @@ class ModelRunner:
         images = None
         if self.vision is not None:  # positions of image tokens take image embeddings
             chunks = zip(ordered, first_rows, strict=True)
-            images = self.vision.step_rows(
-                [(s.seq.images, row, s.num_computed_tokens, s.num_tokens) for s, row in chunks]
-            )
+            images = self.vision.step_rows([(s.images, row, s.num_computed_tokens, s.num_tokens) for s, row in chunks])
 
         def tensor(values, dtype=torch.int64):
             return torch.tensor(values, dtype=dtype, device=self.device)

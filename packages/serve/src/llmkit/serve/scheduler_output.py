@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .sequence import Sequence
+
+if TYPE_CHECKING:
+    from .vision import ImagePrompt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +25,7 @@ class ScheduledSequence:
     draft_token_ids: tuple[int, ...]  # proposed tokens to verify (the tail of token_ids)
     is_decode: bool  # one new token after a fully computed context (else a prefill chunk)
     samples: bool  # the chunk reaches the last known token: the step yields new tokens for it
+    images: ImagePrompt | None = None  # the prompt's images: their embeddings go in at their image-token positions
 
     @classmethod
     def of(cls, seq, num_tokens: int) -> ScheduledSequence:
@@ -35,6 +40,7 @@ class ScheduledSequence:
             draft_token_ids=drafts,
             is_decode=num_tokens == 1 and start == seq.num_tokens - 1,
             samples=start + num_tokens == seq.num_tokens + len(drafts),
+            images=seq.images,
         )
 
     @property

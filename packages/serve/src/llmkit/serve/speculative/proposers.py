@@ -144,6 +144,7 @@ class _Shadow:
     """The draft model's view of one target sequence: its tokens and what its own cache holds."""
 
     shares_prefix = False
+    images = None  # the draft model reads token ids only
 
     def __init__(self) -> None:
         self.tokens: list[int] = []
