@@ -39,6 +39,7 @@ nox.options.sessions = [
     "lint",
     "client_lm_eval",
     "client_agents",
+    "client_garak",
     "lab",
 ]
 nox.options.error_on_missing_interpreters = True
@@ -236,6 +237,17 @@ def client_agents(session: nox.Session) -> None:
     # ".": the native kernels, whose grammar matcher keeps the default model's constrained turns fast.
     session.install(TORCH, "./packages/core", "./packages/serve", kernels_wheel(session), "openai-agents==0.24.0", "pytest", "httpx")  # fmt: skip
     session.run("pytest", "tests/clients/test_openai_agents.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session(python=PYTHON)
+def client_garak(session: nox.Session) -> None:
+    """garak (LLM vulnerability scanner), unchanged, against a real `llmkit serve` (the default model) on loopback:
+    its OpenAI-compatible generator on four small probe families, then `llmkit redteam` on the same server and the
+    comparison table. garak 0.17.1 resolves with torch 2.13.0 (no conflict) but pulls ~180 packages (its cloud
+    generators' SDKs); a --no-deps subset was not attempted: garak imports them when it loads its plugins."""
+    # the kernels wheel: the native forward serves the default model several times faster than the torch reference.
+    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", kernels_wheel(session), "garak==0.17.1", "pytest", "httpx")  # fmt: skip
+    session.run("pytest", "tests/clients/test_garak.py", "-s", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(python=PYTHON)
