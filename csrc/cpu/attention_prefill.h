@@ -79,6 +79,10 @@ static void attend_prefill_rows(const AttentionArgs& a, const AttentionItem& it,
     for (int r = 0; r < kMaxRows; ++r) qt[d * kMaxRows + r] = r < rows ? s.query[r * kMaxHeadDim + d] : 0.0f;
   float* scores = s.scores;  // [count][kMaxRows]
   float alpha[kMaxRows];
+  for (int r = rows; r < kMaxRows; ++r) {  // padding lanes: never seen, so never updated
+    m[r] = kNegativeInfinity;
+    l[r] = 0.0f;
+  }
   for (int64_t t0 = it.kv_begin; t0 < it.kv_end;) {
     const int64_t offset = t0 % bs;
     int64_t count = bs - offset;
@@ -87,22 +91,32 @@ static void attend_prefill_rows(const AttentionArgs& a, const AttentionItem& it,
     const int64_t block = a.block_tables.at(it.seq, t0 / bs);
     const float* keys = read_rows<F>(c, c.key, c.key_scales, block, it.kv_head, offset, count, s.tile);
     prefill_scores<DT>(qt, keys, count, scores);
-    for (int r = 0; r < rows; ++r) {  // online softmax of row r over this chunk's visible keys
-      const int64_t seen = visible[r] - t0 < count ? visible[r] - t0 : count;
-      float chunk_max = kNegativeInfinity;
-      for (int64_t j = 0; j < seen; ++j) chunk_max = std::max(chunk_max, scores[j * kMaxRows + r]);
-      const float new_max = std::max(chunk_max, m[r]);
-      alpha[r] = seen > 0 ? exp_nonpositive(m[r] - new_max) : 1.0f;
-      float sum = 0.0f;
+    // Online softmax of every row over this chunk's visible keys, the rows as lanes: row r sees the
+    // chunk's first seen[r] keys (none for padding rows).
+    float seen[kMaxRows];
+    for (int r = 0; r < kMaxRows; ++r) seen[r] = r < rows ? float(std::clamp<int64_t>(visible[r] - t0, 0, count)) : 0.0f;
+    for (int v = 0; v < kRowVecs; ++v) {
+      const int lane0 = v * kVecFloats;
+      const VecF seen_v = load_vec(seen + lane0);
+      VecF chunk_max = splat(kNegativeInfinity);
       for (int64_t j = 0; j < count; ++j) {
-        const float e = j < seen ? exp_nonpositive(scores[j * kMaxRows + r] - new_max) : 0.0f;
-        scores[j * kMaxRows + r] = e;
+        const VecF score = load_vec(scores + j * kMaxRows + lane0);
+        chunk_max = splat(float(j)) < seen_v ? max_vec(chunk_max, score) : chunk_max;
+      }
+      const VecF old_max = load_vec(m + lane0);
+      const VecF new_max = max_vec(chunk_max, old_max);
+      const auto any_seen = seen_v > splat(0.0f);
+      const VecF alpha_v = any_seen ? exp_nonpositive(old_max - new_max) : splat(1.0f);
+      VecF sum = splat(0.0f);
+      for (int64_t j = 0; j < count; ++j) {
+        float* score = scores + j * kMaxRows + lane0;
+        const VecF e = splat(float(j)) < seen_v ? exp_nonpositive(load_vec(score) - new_max) : splat(0.0f);
+        store_vec(score, e);
         sum += e;
       }
-      if (seen > 0) {
-        l[r] = l[r] * alpha[r] + sum;
-        m[r] = new_max;
-      }
+      store_vec(alpha + lane0, alpha_v);
+      store_vec(l + lane0, any_seen ? load_vec(l + lane0) * alpha_v + sum : load_vec(l + lane0));
+      store_vec(m + lane0, any_seen ? new_max : old_max);
     }
     const float* values = read_rows<F>(c, c.value, c.value_scales, block, it.kv_head, offset, count, s.tile);
     prefill_values<DT>(scores, values, count, alpha, rows, s.acc);
