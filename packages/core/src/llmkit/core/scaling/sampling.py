@@ -57,15 +57,15 @@ class BackendSampler:
             output = self.backend.generate([prompt], params)[0]
             return SampleBatch(
                 [c.text for c in output.completions],
-                [len(c.token_ids) for c in output.completions],
-                len(output.prompt_token_ids),
+                [_generated_tokens(c) for c in output.completions],
+                getattr(output, "prompt_tokens", None) or len(output.prompt_token_ids),
                 sum(c.cached_prompt_tokens for c in output.completions),
                 self._tokens(output.completions),
             )
         result = self.backend.chat([list(prompt)], params, self.tools)[0]
         return SampleBatch(
             [c.text for c in result.choices],
-            [len(c.token_ids) for c in result.choices],
+            [_generated_tokens(c) for c in result.choices],
             result.prompt_tokens,
             sum(c.cached_prompt_tokens for c in result.choices),
             self._tokens(result.choices),
@@ -89,6 +89,13 @@ class BackendSampler:
                 )]
             )  # fmt: skip
         return out
+
+
+def _generated_tokens(sample: Any) -> int:
+    """Tokens a sample generated: its token ids, or the server's count where HTTP returns no ids (eval's
+    `openai` backend sets `completion_tokens`)."""
+    counted = getattr(sample, "completion_tokens", None)
+    return int(counted) if counted is not None else len(sample.token_ids)
 
 
 def _pieces(tokenizer: Any, token_ids: Sequence[int]) -> list[str]:
