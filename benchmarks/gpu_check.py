@@ -1,7 +1,9 @@
 """On a machine with a CUDA GPU: build llmkit-kernels if needed, check every CUDA op against its reference,
 and time the CUDA kernels against torch (SDPA / FlashAttention, masked_fill_, dense matmul), printing one table.
+With more than one GPU, a tensor-parallel section (NCCL): throughput at TP 1 vs N and rank 0's all-reduce time
+per decode step (`benchmarks/tensor_parallel.py`), and whether TP N's greedy ids equal TP 1's.
 
-Run from the repository root: python benchmarks/gpu_check.py [--repeats 50]
+Run from the repository root: python benchmarks/gpu_check.py [--repeats 50] [--tp-sizes 1 3] [--skip-tensor-parallel]
 Without a GPU it says so and exits 0. Exits 1 when a check fails.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import math
 import statistics
 import subprocess
@@ -297,10 +300,65 @@ def check_quantized_matmul(report, repeats, device):
             )
 
 
-def main() -> int:
+def tensor_parallel_plan(device_count: int, sizes: list[int] | None, model: str | None) -> tuple[str, list[int]]:
+    """(the model, the sizes to run) or raises SkipSection with the reason: TP needs at least two GPUs and a size
+    above 1 that divides the model (the default model's 9 heads split over 1 or 3 ranks)."""
+    from llmkit.core import load_pretrained
+    from llmkit.core.errors import InvalidParameterError
+    from llmkit.core.models.store import DEFAULT_MODEL, pull
+    from llmkit.serve.parallel import check_shardable
+
+    if device_count < 2:
+        raise SkipSection(f"{device_count} GPU visible; tensor parallelism needs at least 2 (one per rank)")
+    model = model or str(pull(DEFAULT_MODEL, quiet=True).path)
+    loaded = load_pretrained(model).model
+    wanted = sizes or range(1, device_count + 1)
+    working = []
+    for size in wanted:
+        try:
+            check_shardable(loaded, size)
+        except InvalidParameterError:
+            continue
+        if size <= device_count:
+            working.append(size)
+    if 1 not in working:
+        working.insert(0, 1)
+    if len(working) < 2:
+        raise SkipSection(f"no size in {list(wanted)} above 1 splits {model} over {device_count} GPUs")
+    return model, working
+
+
+class SkipSection(Exception):
+    """A section that cannot run on this machine; the message says why."""
+
+
+def check_tensor_parallel(report, device_count: int, sizes: list[int] | None, model: str | None) -> None:
+    """TP 1 vs N on CUDA (NCCL for the model's collectives): greedy ids equal, throughput, all-reduce time."""
+    try:
+        model, sizes = tensor_parallel_plan(device_count, sizes, model)
+    except SkipSection as reason:
+        print(f"tensor parallel: skipped: {reason}")
+        return
+    spec = importlib.util.spec_from_file_location(
+        "tensor_parallel_benchmark", ROOT / "benchmarks" / "tensor_parallel.py"
+    )
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    prompts, _ = benchmark.golden_prompts(3)
+    results = [benchmark.measure(model, size, prompts, device="cuda") for size in sizes]
+    for result in results[1:]:
+        same = result.greedy_ids == results[0].greedy_ids
+        report.check("tensor_parallel", f"TP {result.size} greedy ids = TP 1 (NCCL)", 0.0 if same else 1.0, 0.0)
+    benchmark.print_table(results, None, 32)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
-    args = parser.parse_args()
+    parser.add_argument("--tp-sizes", type=int, nargs="+", default=None, help="default: every size that fits")
+    parser.add_argument("--tp-model", default=None, help="model for the tensor-parallel section (default model)")
+    parser.add_argument("--skip-tensor-parallel", action="store_true")
+    args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA GPU here (torch.cuda.is_available() is False): nothing to check; exiting 0")
         return 0
@@ -315,6 +373,10 @@ def main() -> int:
     check_storage(kernels, report, device)
     time_ops(kernels, report, args.repeats, device)
     check_quantized_matmul(report, args.repeats, device)
+    if args.skip_tensor_parallel:
+        print("tensor parallel: skipped: --skip-tensor-parallel")
+    else:
+        check_tensor_parallel(report, torch.cuda.device_count(), args.tp_sizes, args.tp_model)
     report.print()
     print(f"\n{len(report.rows) - report.failures} passed, {report.failures} failed")
     return 1 if report.failures else 0

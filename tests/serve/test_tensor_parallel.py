@@ -66,6 +66,22 @@ def test_two_ranks_give_the_greedy_ids_of_one_with_prefix_caching_and_preemption
         assert process.exitcode == 0  # the stop command ended the worker cleanly
 
 
+def test_two_ranks_run_int8_activations_on_q8_0_weights_with_the_greedy_ids_of_one(tiny_model_dir):
+    """The engine's default activations (int8) repack Q8_0/Q4_0/Q4_1 weights on their first matmul; a worker
+    that made its shard in inference mode died there ("Inference tensors do not track version counter")."""
+    options = dict(quantize="q8_0", activations="int8", num_blocks=64)
+    prompts = _batch()[2:]
+    one = Engine(str(tiny_model_dir), **options).generate(prompts, GREEDY, progress=False)
+    engine = Engine(str(tiny_model_dir), tensor_parallel_size=2, **options)
+    try:
+        assert engine.pretrained.model.layers[0].mlp.down_proj.local.stored.format.name == "q8_0"
+        two = engine.generate(prompts, GREEDY, progress=False)
+    finally:
+        engine.close()
+    assert [o.error for o in two] == [None] * len(prompts)
+    assert [o.completions[0].token_ids for o in two] == [o.completions[0].token_ids for o in one]
+
+
 def test_a_size_that_does_not_divide_names_the_sizes_that_work(tiny_model_dir):
     with pytest.raises(InvalidParameterError, match=r"tensor_parallel_size 3 does not divide .*sizes that work: 1, 2$"):
         Engine(str(tiny_model_dir), tensor_parallel_size=3, num_blocks=16)

@@ -263,8 +263,8 @@ class Engine:
         native = ops.implementation("paged_forward", self.pretrained.model.device.type)
         unsupported = getattr(native, "unsupported_reason", lambda _model: "no native forward is registered")
         return (
-            f"tensor parallel {tp.group.size} ranks (gloo on one machine, ranks 1..{tp.group.size - 1} in worker "
-            f"processes); the torch reference forward runs because the native fused forward cannot all-reduce "
+            f"tensor parallel {tp.group.size} ranks ({tp.describe_launch()}); the layer-by-layer forward runs (native "
+            f"matmul and attention ops, all-reduces between) because the native fused forward cannot all-reduce "
             f"mid-layer (native_forward_reason: {unsupported(self.pretrained.model)}); weights per rank "
             f"[{per_rank}] MiB of {tp.full_weight_bytes / 2**20:.2f} MiB"
         )

@@ -168,6 +168,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..engine import Engine
+    from ..parallel.group import torchrun_rank
     from .app import Server, create_app
 
     console = Console(stderr=True)
@@ -207,15 +208,20 @@ def run_serve(args: argparse.Namespace) -> int:
     if embeddings is not None and embeddings.name in names:
         raise LlmkitError(f"the embedding model is named {embeddings.name!r} too; pick another --served-model-name")
     log_device(device, args.device)
+    load_options = dict(
+        dtype=args.dtype,
+        weights=args.weights,
+        quantize=args.quantize,
+        activations=args.activations,
+        device=str(device),
+        chat_template=args.chat_template,
+    )
+    if args.tensor_parallel_size != 1 and (torchrun_rank() or 0) > 0:  # torchrun: ranks 1..N-1 serve no HTTP
+        return _serve_tensor_parallel_worker(args, load_options)
     with console.status(f"loading {args.model}"):
         engine = Engine(
             args.model,
-            dtype=args.dtype,
-            weights=args.weights,
-            quantize=args.quantize,
-            activations=args.activations,
-            device=str(device),
-            chat_template=args.chat_template,
+            **load_options,
             kv_cache_memory=args.kv_cache_memory,
             kv_cache_dtype=args.kv_cache_dtype,
             block_size=args.block_size,
@@ -289,13 +295,24 @@ def _tensor_parallel_failure(engine) -> str | None:
     if engine.fatal_error is not None:
         return str(engine.fatal_error)
     if engine.tensor_parallel is not None and engine.tensor_parallel.serving:
-        ended = [
-            f"tensor-parallel rank {rank} exited with code {process.exitcode}"
-            for rank, process in enumerate(engine.tensor_parallel.processes, 1)
-            if not process.is_alive()
-        ]
-        return "; ".join(ended) or None
+        return "; ".join(f"tensor-parallel {line}" for line in engine.tensor_parallel.ended()) or None
     return None
+
+
+def _serve_tensor_parallel_worker(args: argparse.Namespace, load_options: dict) -> int:
+    """A torchrun rank other than 0: load this rank's shard and run rank 0's steps until it stops."""
+    from ..engine import DEFAULT_ACTIVATIONS, EngineConfig
+    from ..parallel.workers import serve_as_worker
+
+    config = EngineConfig(
+        block_size=args.block_size,
+        kv_cache_dtype=args.kv_cache_dtype,
+        speculative=speculative_config(args),
+        tensor_parallel_size=args.tensor_parallel_size,
+        tensor_parallel_timeout=args.tp_timeout,
+    )
+    activations = DEFAULT_ACTIVATIONS if args.activations is None else None
+    return serve_as_worker(args.model, load_options, activations, config)
 
 
 def _exit_when_a_rank_fails(engine, http) -> None:
