@@ -131,6 +131,9 @@ def test_an_obeying_agent_through_the_real_react_loop_is_attacked_and_the_guard_
     assert metrics["guarded_asr@ignore_previous"] == 0.0 and metrics["guard_blocked@ignore_previous"] == 1.0
     assert metrics["guard_blocked_clean"] == 0.0
     assert metrics["guarded_utility_attack@ignore_previous"] == 0.0  # the withheld bill cannot be paid either
+    for name in ("ignore_previous", "fake_tool_result"):  # the injection was read: blocked exactly when flagged
+        assert metrics[f"guard_flags@{name}"] == metrics[f"guard_blocked@{name}"]
+    assert metrics["guard_flags@ignore_previous"] == 1.0
     # what the model read: the injection inside the <data> block, its fake closing tag escaped
     injected = attack_text(load_suite()["attacks"]["fake_tool_result"], sample.fields["attacker_instruction"])
     tool_messages = [m["content"] for call in backend.calls for m in call.messages if m["role"] == "tool"]
