@@ -3,6 +3,9 @@ converters write them, loads into the same model as the HF directory: same image
 
 from __future__ import annotations
 
+import copy
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +45,10 @@ def llava_files(tmp_path_factory):
     mean, std = processor.image_mean, processor.image_std
     current = write_mmproj(root / "mmproj.gguf", hf_model, mean, std)
     legacy = write_mmproj(root / "mmproj-legacy.gguf", hf_model, mean, std, legacy=True)
-    return load_vision_language(directory), text, {"current": current, "legacy": legacy}
+    files = {"current": current, "legacy": legacy}
+    return SimpleNamespace(
+        hf_load=load_vision_language(directory), text=text, mmproj=files, hf_model=hf_model, mean_std=(mean, std)
+    )
 
 
 def _images():
@@ -52,7 +58,7 @@ def _images():
 
 @pytest.mark.parametrize("layout", ["current", "legacy"])
 def test_gguf_and_mmproj_load_the_same_model_as_the_hf_directory(llava_files, layout):
-    hf_load, text, mmproj = llava_files
+    hf_load, text, mmproj = llava_files.hf_load, llava_files.text, llava_files.mmproj
     ours = load_vision_language(text, mmproj=mmproj[layout])
     config = ours.model.config
     assert config.feature_layers == (2,) and config.drop_first_token and not config.post_norm_last
@@ -78,9 +84,29 @@ def test_gguf_and_mmproj_load_the_same_model_as_the_hf_directory(llava_files, la
     assert greedy == hf_load.generate_greedy(expected_prompt, max_new_tokens=32, stop_token_ids=())
 
 
+def test_an_f16_mmproj_computes_with_its_f16_weights(llava_files, tmp_path):
+    """llama.cpp's default mmproj stores the matrices and the patch conv as F16: read back, they are the HF
+    weights rounded to float16."""
+    hf_load, text = llava_files.hf_load, llava_files.text
+    source = hf_load.model
+    path = write_mmproj(tmp_path / "mmproj-f16.gguf", llava_files.hf_model, *llava_files.mean_std, f16=True)
+    ours = load_vision_language(text, mmproj=path)
+    rounded = copy.deepcopy(source)
+    with torch.no_grad():
+        for name, param in rounded.named_parameters():
+            if not name.startswith("text_model.") and param.dim() >= 2:
+                param.copy_(param.half().float())
+    pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        got, expected = ours.model.image_features(pixel_values), rounded.image_features(pixel_values)
+        unrounded = source.image_features(pixel_values)
+    assert (got - expected).abs().max() <= 1e-5
+    assert (got - unrounded).abs().max() > 1e-5  # the file really held F16
+
+
 def test_a_post_norm_in_the_file_is_applied_to_the_last_feature_layer(llava_files, tmp_path):
     """llama.cpp runs `v.post_ln` after the deepest layer it computes when the file has it."""
-    hf_load, text, mmproj = llava_files
+    hf_load, text, mmproj = llava_files.hf_load, llava_files.text, llava_files.mmproj
     weight = np.random.default_rng(1).standard_normal(32).astype(np.float32)
     bias = np.random.default_rng(2).standard_normal(32).astype(np.float32)
     path = _rewrite(mmproj["current"], tmp_path / "post.gguf", add={"v.post_ln.weight": weight, "v.post_ln.bias": bias})
@@ -96,20 +122,20 @@ def test_a_post_norm_in_the_file_is_applied_to_the_last_feature_layer(llava_file
 
 
 def test_a_projector_other_than_mlp_is_refused(llava_files, tmp_path):
-    _, text, mmproj = llava_files
+    text, mmproj = llava_files.text, llava_files.mmproj
     path = _rewrite(mmproj["current"], tmp_path / "ldp.gguf", fields={"clip.projector_type": "ldp"})
     with pytest.raises(ModelFormatError, match="projector type 'ldp'"):
         load_vision_language(text, mmproj=path)
 
 
 def test_a_language_model_gguf_without_its_mmproj_is_refused(llava_files):
-    _, text, _ = llava_files
+    text = llava_files.text
     with pytest.raises(ModelFormatError, match="pass its vision file too"):
         load_vision_language(text)
 
 
 def test_an_mmproj_that_is_not_a_clip_file_is_refused(llava_files):
-    _, text, _ = llava_files
+    text = llava_files.text
     with pytest.raises(ModelFormatError, match="architecture 'llama'"):
         load_vision_language(text, mmproj=text)
 

@@ -127,13 +127,14 @@ def write_text_gguf(path: Path, hf_model, tokenizer) -> Path:
     return path
 
 
-def write_mmproj(path: Path, hf_model, image_mean, image_std, *, legacy: bool = False) -> Path:
+def write_mmproj(path: Path, hf_model, image_mean, image_std, *, legacy: bool = False, f16: bool = False) -> Path:
     """The vision tower and projector of a transformers LLaVA as an mmproj GGUF.
 
     legacy=False: names as llama.cpp's convert_hf_to_gguf.py gives them (fc1 -> ffn_up), every layer, no
     feature-layer key (clip.cpp then runs block_count - 1 layers). legacy=True: as the older
     convert_image_encoder_to_gguf.py --llava-projector wrote them (fc1 -> ffn_down, fc2 -> ffn_up, the layers
-    past the feature layer left out, `clip.vision.feature_layer`). Both skip the post layernorm, as LLaVA does."""
+    past the feature layer left out, `clip.vision.feature_layer`). Both skip the post layernorm, as LLaVA does.
+    f16: every tensor of two or more dimensions stored as F16 (llama.cpp's default `mmproj-*-f16.gguf`)."""
     import gguf
 
     config = hf_model.config
@@ -190,10 +191,10 @@ def write_mmproj(path: Path, hf_model, image_mean, image_std, *, legacy: bool = 
                 "pre_layrnorm.weight": "v.pre_ln.weight",
                 "pre_layrnorm.bias": "v.pre_ln.bias",
             }[name]
-        writer.add_tensor(target, np.ascontiguousarray(tensor.detach().float().numpy()))
+        writer.add_tensor(target, _stored(tensor, f16))
     for name, tensor in hf_model.model.multi_modal_projector.state_dict().items():
         target = name.replace("linear_1", "mm.0").replace("linear_2", "mm.2")
-        writer.add_tensor(target, np.ascontiguousarray(tensor.detach().float().numpy()))
+        writer.add_tensor(target, _stored(tensor, f16))
     _finish(writer)
     return path
 
@@ -205,6 +206,11 @@ def all_logits(model, prompt):
     embeddings = model.input_embeddings(prompt)
     n = embeddings.shape[0]
     return model.compute_logits(model(embeddings, torch.arange(n), DenseCausalAttention(1, n)))
+
+
+def _stored(tensor: torch.Tensor, f16: bool) -> np.ndarray:
+    array = np.ascontiguousarray(tensor.detach().float().numpy())
+    return array.astype(np.float16) if f16 and array.ndim >= 2 else array
 
 
 def _finish(writer) -> None:
