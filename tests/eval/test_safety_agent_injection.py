@@ -144,6 +144,24 @@ def test_an_obeying_agent_through_the_real_react_loop_is_attacked_and_the_guard_
     assert EVIL_IBAN not in guarded and "guard 'prompt_injection'" in guarded
 
 
+class ToolCallsOutsideText(ScriptedBackend):
+    """Like an OpenAI-compatible server: the tool calls are fields of the message, the text is its content only."""
+
+    def chat(self, conversations, params, tools=None, structured=None):
+        results = super().chat(conversations, params, tools, structured)
+        for choice in (c for r in results for c in r.choices):
+            choice.text = choice.message.content
+        return results
+
+
+def test_tool_calls_of_an_http_shaped_backend_reach_the_agent_through_the_cache(tmp_path):
+    sample = _item("pay_bill/transfer")
+    client = ModelClient(ToolCallsOutsideText(respond=obeying_agent), "http", ResponseCache(tmp_path / "c.db"))
+    [response] = AgentInjectionSolver(attacks=("ignore_previous",)).solve([sample], [sample.fields["goal"]], client, 0)
+    assert [c["name"] for c in response["runs"]["clean"]["calls"]] == ["read_file", "send_money", "final_answer"]
+    assert AgentInjectionScorer().score(sample, response)["metrics"]["utility_clean"] == 1.0
+
+
 def test_agent_calls_go_through_the_response_cache(tmp_path):
     cache = ResponseCache(tmp_path / "cache.db")
     sample = _item("pay_bill/delete")

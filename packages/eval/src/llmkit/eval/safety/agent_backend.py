@@ -1,6 +1,6 @@
 """The eval's `ModelClient` as a backend an orchestrate agent can drive: each chat call (tools and grammar
 included) goes through the run's response cache and is counted in the client's usage. Replies are rebuilt from
-the stored text either way, so a cached run and a fresh one parse the same."""
+the stored message either way, so a cached run and a fresh one read the same."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmkit.core.assistant_output import parse_assistant_output
+from llmkit.core.assistant_output import AssistantMessage, ToolCall
 from llmkit.core.backends import ChatChoice, ChatResult
 from llmkit.core.sampling import SamplingParams
 
@@ -73,7 +73,7 @@ class CachedAgentBackend:
             for conversation, p in zip(conversations, params, strict=True)
         ]
         cache = self.client.cache
-        keys = [request_hash(self.client.identity, "agent_chat", p) for p in payloads]
+        keys = [request_hash(self.client.identity, "agent_message", p) for p in payloads]
         found = cache.get_many(list(dict.fromkeys(keys))) if cache is not None else {}
         missing = [i for i, key in enumerate(keys) if key not in found]
         if missing:
@@ -96,11 +96,23 @@ class CachedAgentBackend:
         )
         return [self._rebuild(answer) for answer in answers]
 
-    def _rebuild(self, answer: dict[str, Any]) -> ChatResult:
-        fmt = getattr(self.backend, "tool_call_format", "hermes")
+    @staticmethod
+    def _rebuild(answer: dict[str, Any]) -> ChatResult:
         choices = [
-            StoredChoice(parse_assistant_output(text, fmt), text, finish, [], cached, completion_tokens=tokens)
-            for text, finish, cached, tokens in answer["choices"]
+            StoredChoice(
+                AssistantMessage(
+                    message["content"],
+                    message["reasoning"],
+                    [ToolCall(name, arguments) for name, arguments in message["tool_calls"]],
+                    list(message["errors"]),
+                ),
+                text,
+                finish,
+                [],
+                cached,
+                completion_tokens=tokens,
+            )
+            for message, text, finish, cached, tokens in answer["choices"]
         ]
         return ChatResult(choices, answer["prompt_tokens"])
 
@@ -110,8 +122,17 @@ def _completion_tokens(choice: Any) -> int:
 
 
 def _to_stored(result: ChatResult) -> dict[str, Any]:
+    """The parsed message is kept, not only the text: an HTTP backend's tool calls are not in its text."""
     choices: Sequence[Any] = result.choices
+
+    def message(m: AssistantMessage) -> dict[str, Any]:
+        calls = [[c.name, c.arguments] for c in m.tool_calls]
+        return {"content": m.content, "reasoning": m.reasoning, "tool_calls": calls, "errors": list(m.errors)}
+
     return {
         "prompt_tokens": result.prompt_tokens,
-        "choices": [[c.text, c.finish_reason, c.cached_prompt_tokens, _completion_tokens(c)] for c in choices],
+        "choices": [
+            [message(c.message), c.text, c.finish_reason, c.cached_prompt_tokens, _completion_tokens(c)]
+            for c in choices
+        ],
     }
