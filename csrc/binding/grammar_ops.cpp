@@ -157,7 +157,9 @@ void bind_grammar(py::module_& m) {
             self.precompute(num_threads);
           },
           "num_threads"_a = 1, "Compute the token classification of every state class now (GIL released).")
-      .def_property_readonly("num_state_classes", &GrammarIndex::num_classes)
+      .def_property_readonly("num_state_classes", &GrammarIndex::num_classes, "Computes the classes if not yet.")
+      .def_property_readonly("has_state_classes", &GrammarIndex::has_classes,
+                             "Whether the state classes are computed (precompute, or a few first visits).")
       .def_property_readonly("cache_size", &GrammarIndex::cache_size)
       .def_property_readonly("cache_bytes", &GrammarIndex::cache_bytes)
       .def_property_readonly("num_masks", &GrammarIndex::num_masks);

@@ -122,28 +122,62 @@ void StateMask::or_into(uint32_t* bits, int64_t used) const {
 
 GrammarIndex::GrammarIndex(std::shared_ptr<const GrammarTables> grammar, std::shared_ptr<const Vocabulary> vocabulary)
     : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)) {
-  state_class_ = depth_limited_classes(*grammar_, vocabulary_->max_token_length);
-  num_classes_ = state_class_.empty() ? 0 : *std::max_element(state_class_.begin(), state_class_.end()) + 1;
-  class_state_.assign(num_classes_, -1);
-  for (int32_t s = static_cast<int32_t>(state_class_.size()) - 1; s >= 0; --s) class_state_[state_class_[s]] = s;
-  class_members_offsets_.assign(num_classes_ + 1, 0);
-  for (int32_t c : state_class_) ++class_members_offsets_[c + 1];
-  for (int c = 0; c < num_classes_; ++c) class_members_offsets_[c + 1] += class_members_offsets_[c];
-  class_members_.resize(state_class_.size());
-  std::vector<int32_t> next(class_members_offsets_.begin(), class_members_offsets_.end() - 1);
-  for (int32_t s = 0; s < static_cast<int32_t>(state_class_.size()); ++s) class_members_[next[state_class_[s]]++] = s;
-  entries_ = std::make_unique<std::atomic<const StateMask*>[]>(num_classes_);
-  for (int c = 0; c < num_classes_; ++c) entries_[c].store(nullptr, std::memory_order_relaxed);
-  by_state_ = std::make_unique<std::atomic<const StateMask*>[]>(state_class_.size());
-  for (size_t s = 0; s < state_class_.size(); ++s) by_state_[s].store(nullptr, std::memory_order_relaxed);
-  finish_costs_ = compute_finish_costs(*grammar_, *vocabulary_);
+  const size_t n = static_cast<size_t>(grammar_->num_states);
+  by_state_ = std::make_unique<std::atomic<const StateMask*>[]>(n);
+  for (size_t s = 0; s < n; ++s) by_state_[s].store(nullptr, std::memory_order_relaxed);
 }
 
 GrammarIndex::~GrammarIndex() {
-  for (int c = 0; c < num_classes_; ++c) StateMask::destroy(entries_[c].load(std::memory_order_relaxed));
+  if (classes_ready_.load(std::memory_order_acquire)) {
+    for (int c = 0; c < num_classes_; ++c) StateMask::destroy(entries_[c].load(std::memory_order_relaxed));
+  }
+  for (const auto& [state, own] : own_entries_) StateMask::destroy(own);
+  for (const StateMask* mask : retired_) StateMask::destroy(mask);
+}
+
+void GrammarIndex::ensure_classes() {
+  std::call_once(classes_once_, [&] {
+    state_class_ = depth_limited_classes(*grammar_, vocabulary_->max_token_length);
+    num_classes_ = state_class_.empty() ? 0 : *std::max_element(state_class_.begin(), state_class_.end()) + 1;
+    class_state_.assign(num_classes_, -1);
+    for (int32_t s = static_cast<int32_t>(state_class_.size()) - 1; s >= 0; --s) class_state_[state_class_[s]] = s;
+    class_members_offsets_.assign(num_classes_ + 1, 0);
+    for (int32_t c : state_class_) ++class_members_offsets_[c + 1];
+    for (int c = 0; c < num_classes_; ++c) class_members_offsets_[c + 1] += class_members_offsets_[c];
+    class_members_.resize(state_class_.size());
+    std::vector<int32_t> next(class_members_offsets_.begin(), class_members_offsets_.end() - 1);
+    for (int32_t s = 0; s < static_cast<int32_t>(state_class_.size()); ++s) class_members_[next[state_class_[s]]++] = s;
+    entries_ = std::make_unique<std::atomic<const StateMask*>[]>(num_classes_);
+    for (int c = 0; c < num_classes_; ++c) entries_[c].store(nullptr, std::memory_order_relaxed);
+    // The entries made per state so far become their class's entry (equal for every member), so no
+    // state is classified twice; under own_mutex_, so that no first visit adds one meanwhile.
+    std::lock_guard<std::mutex> lock(own_mutex_);
+    for (const auto& [state, own] : own_entries_) {
+      const int32_t c = state_class_[state];
+      if (entries_[c].load(std::memory_order_relaxed) != nullptr) {
+        retired_.push_back(own);
+        continue;
+      }
+      entries_[c].store(own, std::memory_order_relaxed);
+      for (int32_t k = class_members_offsets_[c]; k < class_members_offsets_[c + 1]; ++k) {
+        by_state_[class_members_[k]].store(own, std::memory_order_release);
+      }
+    }
+    own_entries_.clear();
+    classes_ready_.store(true, std::memory_order_release);
+  });
+}
+
+int GrammarIndex::num_classes() {
+  ensure_classes();
+  return num_classes_;
 }
 
 int GrammarIndex::cache_size() const {
+  if (!classes_ready_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(own_mutex_);
+    if (!classes_ready_.load(std::memory_order_acquire)) return static_cast<int>(own_entries_.size());
+  }
   int count = 0;
   for (int c = 0; c < num_classes_; ++c) count += entries_[c].load(std::memory_order_acquire) != nullptr;
   return count;
@@ -151,13 +185,23 @@ int GrammarIndex::cache_size() const {
 
 int64_t GrammarIndex::cache_bytes() const {
   int64_t bytes = 0;
-  for (int c = 0; c < num_classes_; ++c) {
-    const StateMask* e = entries_[c].load(std::memory_order_acquire);
-    if (e != nullptr) bytes += e->bytes();
+  std::lock_guard<std::mutex> own_lock(own_mutex_);
+  if (classes_ready_.load(std::memory_order_acquire)) {
+    for (int c = 0; c < num_classes_; ++c) {
+      const StateMask* e = entries_[c].load(std::memory_order_acquire);
+      if (e != nullptr) bytes += e->bytes();
+    }
+  } else {
+    for (const auto& [state, own] : own_entries_) bytes += own->bytes();
   }
   std::lock_guard<std::mutex> lock(bases_mutex_);
   for (const auto& base : bases_) bytes += static_cast<int64_t>(base->size() * sizeof(uint32_t));
   return bytes;
+}
+
+const std::vector<int64_t>& GrammarIndex::finish_costs() const {
+  std::call_once(finish_once_, [&] { finish_costs_ = compute_finish_costs(*grammar_, *vocabulary_); });
+  return finish_costs_;
 }
 
 int GrammarIndex::num_masks() const {
@@ -193,6 +237,30 @@ const StateMask* GrammarIndex::encode(const std::vector<uint32_t>& accepted, std
 }
 
 const StateMask& GrammarIndex::entry(int32_t state) {
+  if (const StateMask* known = by_state_[state].load(std::memory_order_acquire)) return *known;
+  if (classes_ready_.load(std::memory_order_acquire)) return class_entry(state);
+  return own_entry(state);
+}
+
+const StateMask& GrammarIndex::own_entry(int32_t state) {
+  {
+    std::lock_guard<std::mutex> lock(own_mutex_);
+    if (!classes_ready_.load(std::memory_order_acquire) &&
+        static_cast<int>(own_entries_.size()) < kFirstVisitsBeforeClasses - 1) {
+      if (const StateMask* known = by_state_[state].load(std::memory_order_acquire)) return *known;
+      MaskEntry classified = classify_tokens(*grammar_, *vocabulary_, state);
+      const StateMask* computed = encode(classified.accepted, std::move(classified.uncertain_subtrees));
+      own_entries_.emplace_back(state, computed);
+      by_state_[state].store(computed, std::memory_order_release);
+      return *computed;
+    }
+  }
+  ensure_classes();  // enough first visits that sharing entries by class pays for the classes
+  if (const StateMask* known = by_state_[state].load(std::memory_order_acquire)) return *known;
+  return class_entry(state);
+}
+
+const StateMask& GrammarIndex::class_entry(int32_t state) {
   const int32_t c = state_class_[state];
   std::atomic<const StateMask*>& slot = entries_[c];
   const StateMask* known = slot.load(std::memory_order_acquire);
@@ -212,11 +280,12 @@ const StateMask& GrammarIndex::entry(int32_t state) {
 }
 
 void GrammarIndex::precompute(int num_threads) {
+  ensure_classes();
   std::exception_ptr failure;  // an exception must not leave a pool region: the first one is rethrown
   std::mutex failure_lock;
   cpu::parallel_for_dynamic(num_classes_, num_threads > 0 ? num_threads : 1, [&](int64_t c) {
     try {
-      entry(class_state_[size_t(c)]);
+      class_entry(class_state_[size_t(c)]);
     } catch (...) {
       std::lock_guard<std::mutex> lock(failure_lock);
       if (!failure) failure = std::current_exception();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grammar/earley_chart.h"
@@ -54,30 +55,47 @@ class GrammarIndex {
 
   const GrammarTables& grammar() const { return *grammar_; }
   const Vocabulary& vocabulary() const { return *vocabulary_; }
-  int num_classes() const { return num_classes_; }
-  int cache_size() const;  // state classes whose entry is computed
+  int num_classes();       // computes the state classes if no one has yet
+  bool has_classes() const { return classes_ready_.load(std::memory_order_acquire); }
+  int cache_size() const;  // entries computed: per state class, or per state before the classes exist
   int64_t cache_bytes() const;  // memory held by the computed entries
   int num_masks() const;        // base bitmasks
   // The classification of the tokens read from `state`: computed on first use, then shared by every
-  // matcher (thread-safe; a lookup takes no lock).
+  // matcher (thread-safe; a lookup takes no lock). The first few states visited are classified on their
+  // own, so that a new grammar's first mask does not wait for the state classes; the classes are
+  // computed at the kFirstVisitsBeforeClasses-th first visit (or by precompute) and adopt those entries.
   const StateMask& entry(int32_t state);
+  static constexpr int kFirstVisitsBeforeClasses = 4;
   // The entry if it is computed already, else nullptr.
   const StateMask* cached_entry(int32_t state) const { return by_state_[state].load(std::memory_order_acquire); }
   // Computes the entries of all state classes now, on up to num_threads threads.
   void precompute(int num_threads);
-  // Fewest bytes (each with a one-byte token) from each state to its rule's end.
-  const std::vector<int64_t>& finish_costs() const { return finish_costs_; }
+  // Fewest bytes (each with a one-byte token) from each state to its rule's end; computed on first use.
+  const std::vector<int64_t>& finish_costs() const;
 
  private:
+  void ensure_classes();  // computes the state classes once and adopts the entries made before them
+  const StateMask& class_entry(int32_t state);
+  const StateMask& own_entry(int32_t state);  // before the classes exist
+
   std::shared_ptr<const GrammarTables> grammar_;
   std::shared_ptr<const Vocabulary> vocabulary_;
+  // The state classes, set once by ensure_classes; read only after classes_ready_ is seen true.
+  std::once_flag classes_once_;
+  std::atomic<bool> classes_ready_{false};
   std::vector<int32_t> state_class_;
   std::vector<int32_t> class_state_;  // one state of each class
   std::vector<int32_t> class_members_offsets_, class_members_;  // the states of each class (CSR)
-  std::vector<int64_t> finish_costs_;
   int num_classes_ = 0;
   std::unique_ptr<std::atomic<const StateMask*>[]> entries_;  // [num_classes], owned; null until computed
-  // [num_states]: each state's class entry once published, so a cached fill follows one pointer.
+  // Entries computed per state before the classes existed (owned until adopted as their class's entry),
+  // and the ones a class had already when adopted (kept: a matcher may still read them).
+  mutable std::mutex own_mutex_;
+  std::vector<std::pair<int32_t, const StateMask*>> own_entries_;
+  std::vector<const StateMask*> retired_;
+  mutable std::once_flag finish_once_;
+  mutable std::vector<int64_t> finish_costs_;
+  // [num_states]: each state's entry once published, so a cached fill follows one pointer.
   std::unique_ptr<std::atomic<const StateMask*>[]> by_state_;
   // The base bitmasks of the large accepted sets: one per group of sets within list_limit tokens of it.
   mutable std::mutex bases_mutex_;

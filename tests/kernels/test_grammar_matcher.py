@@ -477,3 +477,27 @@ def test_grammars_compiled_with_native_refinement_equal_the_reference_ones(monke
     monkeypatch.setenv("LLMKIT_KERNELS", "reference")
     assert native == {name: python_tables(spec).fingerprint for name, spec in SPECS.items()}
     assert native == {name: compile_structured(spec).fingerprint for name, spec in SPECS.items()}
+
+
+@pytest.mark.parametrize("name", ["object", "bounded", "recursive"])
+def test_a_new_index_classifies_its_first_states_alone_and_adopts_them_into_the_state_classes(name, tiny, vocab):
+    """A new grammar's first mask waits for no state classes and no finish costs: the first visited states
+    are classified on their own, then the classes are computed and take those entries over; the masks and
+    finish costs equal the reference's all along."""
+    grammar = compile_structured(SPECS[name])  # its own index
+    native, reference = NativeGrammarMatcher(grammar, vocab), ReferenceMatcher(grammar, vocab)
+    index = native.index
+    assert not index.has_state_classes and index.cache_size == 0
+    assert_same_state(native, reference)
+    assert not index.has_state_classes and index.cache_size == 1
+    assert native.finish_cost() == reference.finish_cost() and not index.has_state_classes
+    for token in tiny.tokenizer.encode(TEXTS[name]):
+        assert native.accept_token(token) and reference.accept_token(token)
+        assert_same_state(native, reference)
+        assert native.finish_cost() == reference.finish_cost()
+    assert index.has_state_classes  # more first visits than kFirstVisitsBeforeClasses
+    assert 0 < index.cache_size <= index.num_state_classes
+    NativeGrammarMatcher.prepare(grammar, vocab, num_threads=2)
+    assert index.cache_size == index.num_state_classes
+    native.reset(), reference.reset()
+    assert_same_state(native, reference)
