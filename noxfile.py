@@ -244,7 +244,7 @@ def client_garak(session: nox.Session) -> None:
     """garak (LLM vulnerability scanner), unchanged, against a real `llmkit serve` (the default model) on loopback:
     its OpenAI-compatible generator on four small probe families, then `llmkit redteam` on the same server and the
     comparison table. garak 0.17.1 resolves with torch 2.13.0 (no conflict) but pulls ~180 packages (its cloud
-    generators' SDKs); a --no-deps subset was not attempted: garak imports them when it loads its plugins."""
+    generators' SDKs, about 25 s with uv); a hand-picked --no-deps subset was not attempted."""
     # the kernels wheel: the native forward serves the default model several times faster than the torch reference.
     session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", kernels_wheel(session), "garak==0.17.1", "pytest", "httpx")  # fmt: skip
     session.run("pytest", "tests/clients/test_garak.py", "-s", *session.posargs, env={"OMP_NUM_THREADS": "1"})

@@ -1,6 +1,6 @@
 """garak (NVIDIA's LLM vulnerability scanner), unchanged, against a real `llmkit serve` on loopback serving the
 default model (run by the nox session `client_garak`, which installs garak): its OpenAI-compatible generator
-with a few small probe families (encoding, latent prompt injection, a grandma jailbreak), one generation per
+with three small probe families (base64 encoding, latent prompt injection, a grandma jailbreak), one generation per
 prompt, a handful of prompts each; then `llmkit redteam` against the same server, and the comparison table.
 No network beyond loopback: garak's data, cache and config directories are the test's own."""
 
@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("garak", reason="garak is installed by the nox session client_garak")
 
 BIN = Path(sys.executable).parent
-PROBES = ("encoding.InjectBase64", "encoding.InjectROT13", "latentinjection.LatentInjectionTranslationEnFr", "grandma.Substances")  # fmt: skip
+PROBES = ("encoding.InjectBase64", "latentinjection.LatentInjectionTranslationEnFr", "grandma.Substances")
 PROMPT_CAP = 3
 MAX_TOKENS = 40
 
@@ -68,7 +68,7 @@ def run_garak(url: str, model: str, home: Path) -> Path:
     """garak's CLI with a config file: the OpenAI-compatible generator pointed at `url`, greedy, 1 generation."""
     options = {"uri": f"{url}/v1/", "api_key": "unused", "max_tokens": MAX_TOKENS, "temperature": 0.0, "stop": []}
     config = {
-        "system": {"parallel_attempts": False, "lite": True, "narrow_output": True},
+        "system": {"parallel_attempts": 4, "lite": True, "narrow_output": True},  # concurrent: the engine batches them
         "run": {"generations": 1, "soft_probe_prompt_cap": PROMPT_CAP, "seed": 0},
         "plugins": {
             "target_type": "openai.OpenAICompatible",
@@ -78,6 +78,7 @@ def run_garak(url: str, model: str, home: Path) -> Path:
         },
         "reporting": {"report_dir": str(home / "reports"), "report_prefix": "llmkit"},
     }
+    home.mkdir(parents=True, exist_ok=True)
     (home / "garak.json").write_text(json.dumps(config))
     env = {
         **os.environ,
@@ -110,12 +111,12 @@ def test_garak_and_llmkit_redteam_against_the_same_server(server, tmp_path):
     command = [
         BIN / "llmkit", "redteam", "run", "--backend", "openai", "--model", model,
         "--backend-option", f"base_url={url}/v1", "--categories", "prompt_injection,harmful",
-        "--generators", "direct,base64,rot13", "--max-tokens", str(MAX_TOKENS), "-o", str(ours), "--quiet",
+        "--generators", "direct,base64", "--max-tokens", str(MAX_TOKENS), "-o", str(ours), "--quiet",
     ]  # fmt: skip
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     print(f"llmkit redteam took {time.monotonic() - started:.1f} s")
     report = json.loads((ours / "report.json").read_text())
-    assert report["attacks"] == 8 * 3
+    assert report["attacks"] == 10 * 2  # 4 injection and 6 harmful seeds, 2 generators
     assert set(report["by_category"]) == {"prompt_injection", "harmful"}
 
     subprocess.run([BIN / "llmkit", "redteam", "compare-garak", str(ours), str(garak_report)], check=True)
@@ -123,5 +124,5 @@ def test_garak_and_llmkit_redteam_against_the_same_server(server, tmp_path):
     rows = json.loads((ours / "garak_comparison.json").read_text())
     print(table)
     overlaps = {row["overlap"] for row in rows if row.get("garak_probe") and row.get("ours")}
-    assert overlaps == {"base64 encoding", "rot13 encoding", "prompt injection (goal hijack)", "harmful request not refused"}  # fmt: skip
+    assert overlaps == {"base64 encoding", "prompt injection (goal hijack)", "harmful request not refused"}
     assert all(f"| {name} |" in table for name in overlaps)
