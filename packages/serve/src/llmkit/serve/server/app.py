@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ..reasoning import ReasoningStream, ReplyReasoning
 from ..structured.generic_tools import GENERIC, new_tool_call_stream, set_generic_messages
 from . import responses as R
+from .document_parts import merge_page_images, take_document_parts
 from .embeddings import create_embeddings
 from .errors import APIError
 from .guards import guard_choices, guard_messages, guard_prompts, guarded_outputs
@@ -73,7 +74,9 @@ async def _collect(request: Request, gens: list[AsyncIterator]) -> list[dict[int
 async def chat_completions(request: Request) -> Response:
     server: Server = request.app.state.server
     body = await server.read_json(request)
+    pages = await take_document_parts(server, body)  # file parts: PDF pages and/or text, in place
     images = await load_images(server, take_image_parts(body, server.image_limits))
+    images = merge_page_images(body, pages, images)
     # with images, preprocessing (resize, tiling) runs off the event loop
     job = await asyncio.to_thread(prepare_chat, server, body, images) if images else prepare_chat(server, body)
     req, prompt, params = job.req, job.prompt, job.params
