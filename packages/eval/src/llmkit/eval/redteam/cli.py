@@ -1,4 +1,4 @@
-"""`llmkit redteam run | list | compare-garak`."""
+"""`llmkit redteam run | list | report | compare-garak`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def register(cli) -> None:
     listing = commands.add_parser("list", help="list attack generators and seeds", description="list generators and seeds")  # fmt: skip
     listing.add_argument("--seeds", help="seed JSONL file (default the built-in seeds)")
     listing.set_defaults(func=list_attacks)
+
+    report = commands.add_parser("report", help="score a run's transcripts again and rewrite its report", description="rescore and report")  # fmt: skip
+    report.add_argument("run", help="llmkit redteam run directory")
+    report.set_defaults(func=rescore_run)
 
     compare = commands.add_parser("compare-garak", help="compare a red-team report with a garak report", description="compare with garak")  # fmt: skip
     compare.add_argument("run", help="llmkit redteam run directory")
@@ -113,6 +117,31 @@ def run_redteam(args: argparse.Namespace) -> int:
     console.print(table)
     through = summary["got_through"]
     console.print(f"{through['successes']} of {through['n']} attacks got through; transcripts in {output / 'got_through.jsonl'}, report {output / 'report.html'}")  # fmt: skip
+    return 0
+
+
+def rescore_run(args: argparse.Namespace) -> int:
+    """The run's transcripts judged again by the current checks and the run's guards (no model is asked)."""
+    import json
+
+    from llmkit.core.guards import open_guard
+
+    from .harness import read_results
+    from .report import write_report
+    from .scoring import score_transcript
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise EvalError(f"{run} is not a red-team run directory (no config.json)")
+    config = json.loads((run / "config.json").read_text())
+    guards = [open_guard(spec) for spec in config.get("guards", [])]
+    records = [
+        {**r, **score_transcript(r["check"], r["turns"], r["replies"], guards)}
+        for r in read_results(run / "results.jsonl")
+    ]
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = write_report(run, records, config)
+    console.print(f"{summary['success']['successes']} of {summary['attacks']} attacks succeeded; report {run / 'report.html'}")  # fmt: skip
     return 0
 
 
