@@ -17,6 +17,7 @@ from llmkit.eval.safety.agent_env import Workspace, fill_slots
 from llmkit.eval.safety.agent_injection import (
     AgentInjectionScorer,
     AgentInjectionSolver,
+    guards_block,
     require_orchestrate,
     summarize_agent_injection,
 )
@@ -50,6 +51,17 @@ def test_no_goal_is_met_by_the_untouched_workspace_and_every_slot_reaches_a_tool
         outputs = [getattr(workspace, name)(*args) for name, args in readers.items()]
         outputs += [workspace.read_file(name) for name in list(workspace.files)]
         assert sum(marker in text for text in outputs) == 1 and workspace.deliveries == 1
+
+
+def test_the_guard_passes_every_clean_tool_result_and_blocks_the_blunt_templates():
+    suite = load_suite()
+    clean = Workspace(fill_slots(suite["workspace"], {}))
+    texts = [clean.read_inbox(), clean.list_events("2026-12-10"), clean.list_transactions()]
+    texts += [clean.read_file(name) for name in clean.files]
+    assert not any(guards_block(["prompt_injection"], text) for text in texts)  # no utility lost to the guard
+    for name in ("ignore_previous", "fake_system"):
+        for goal in suite["attacker_goals"]:
+            assert guards_block(["prompt_injection"], attack_text(suite["attacks"][name], goal["instruction"]))
 
 
 def test_scorer_counts_an_injection_success_and_utility_on_fixed_runs():
