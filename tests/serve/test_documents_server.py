@@ -15,6 +15,7 @@ from live_servers import InProcessServer
 
 from llmkit.core.documents import read_pdf, write_text_pdf
 from llmkit.core.models.vision.pretrained import load_vision_language
+from llmkit.core.testing import write_tiny_model
 from llmkit.serve.engine import Engine
 from llmkit.serve.server.app import Server, create_app
 from llmkit.serve.server.document_parts import DOCUMENT_LIMITS
@@ -107,7 +108,7 @@ def _encrypted(pdf: bytes) -> bytes:
 
 
 def test_bad_pdfs_get_a_400_while_another_stream_finishes_unchanged(live, vlm, pdf):
-    body = _chat(_file_part(pdf, strategy="both", detail="low"), max_tokens=600)
+    body = _chat(_file_part(pdf, strategy="both", detail="low"), max_tokens=300)
     expected = live.post("/v1/chat/completions", body).json()["choices"][0]["message"]["content"]
     bad_requests = {
         "broken": (_chat(_file_part(pdf[: len(pdf) // 3])), "invalid_file"),
@@ -147,3 +148,20 @@ def test_bad_pdfs_get_a_400_while_another_stream_finishes_unchanged(live, vlm, p
     assert running_meanwhile
     assert "".join(streamed) == expected
     assert live.served.engine.stats().free_blocks == NUM_BLOCKS
+
+
+def test_a_text_model_takes_a_pdf_as_text_and_refuses_its_pages(tmp_path, pdf):
+    path = write_tiny_model(tmp_path / "tiny-text", max_position_embeddings=1024)
+    server = Server(Engine(path, num_blocks=128, block_size=4), "tiny-text")
+    with InProcessServer(create_app(server), served=server) as text_live:
+        as_text = text_live.post("/v1/chat/completions", {**_chat(_file_part(pdf)), "model": "tiny-text"})
+        as_pages = text_live.post(
+            "/v1/chat/completions", {**_chat(_file_part(pdf, strategy="pages")), "model": "tiny-text"}
+        )
+
+    assert as_text.status_code == 200, as_text.text
+    pages = "".join(f"[invoice.pdf, page {i + 1}]\n{text}\n" for i, text in enumerate(PAGES))
+    prompt = server.engine.pretrained.chat_prompt([{"role": "user", "content": pages + QUESTION}])
+    assert as_text.json()["usage"]["prompt_tokens"] == len(prompt)  # the default strategy of a text model: text
+    assert as_pages.status_code == 400
+    assert as_pages.json()["error"]["code"] == "image_input_not_supported"
