@@ -78,7 +78,7 @@ def test_two_ranks_run_int8_activations_on_q8_0_weights_with_the_greedy_ids_of_o
         two = engine.generate(prompts, GREEDY, progress=False)
     finally:
         engine.close()
-    assert [o.error for o in two] == [None] * len(prompts)
+    assert [o.completions[0].finish_reason for o in two] == ["length"] * len(prompts)
     assert [o.completions[0].token_ids for o in two] == [o.completions[0].token_ids for o in one]
 
 
@@ -123,24 +123,21 @@ def test_a_worker_that_dies_or_hangs_fails_the_request_within_the_timeout(tiny_m
         engine.close()
 
 
-def test_three_ranks_on_the_default_model_give_the_golden_ids_of_one(smollm2_path, golden):
-    """SmolLM2-135M (9 heads, 3 KV heads, Q4_1 blocks) over 3 ranks: the greedy ids of one rank, which are
-    the golden ids (float32 activations, as the golden run)."""
-    cases = golden["cases"][:2]
-    params = SamplingParams(temperature=0, max_tokens=32, ignore_eos=True)
-    options = dict(activations="float32", kv_cache_memory="32MiB")
-    one = Engine(str(smollm2_path), **options).generate([c["ids_in"] for c in cases], params, progress=False)
-    engine = Engine(str(smollm2_path), tensor_parallel_size=3, **options)
+def test_three_ranks_on_the_default_model_give_the_golden_ids(smollm2_path, golden):
+    """SmolLM2-135M (9 heads, 3 KV heads, Q4_1 blocks) over 3 ranks: the golden greedy ids (float32
+    activations, as the golden run) on the first golden prompt's first 16 tokens."""
+    case, tokens = golden["cases"][0], 16
+    params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True)
+    engine = Engine(str(smollm2_path), tensor_parallel_size=3, activations="float32", kv_cache_memory="4MiB")
     try:
         tp = engine.tensor_parallel
         print(f"\nSmolLM2 weight bytes per rank {tp.weight_bytes} of {tp.full_weight_bytes}")
         for part in tp.weight_bytes:
             assert tp.full_weight_bytes / 3 <= part < tp.full_weight_bytes / 3 * 1.02
-        three = engine.generate([c["ids_in"] for c in cases], params, progress=False)
+        [three] = engine.generate([case["ids_in"]], params, progress=False)
     finally:
         engine.close()
-    for case, a, b in zip(cases, one, three, strict=True):
-        assert b.completions[0].token_ids == a.completions[0].token_ids == case["ids_out"], case["prompt"]
+    assert three.completions[0].token_ids == case["ids_out"][:tokens], case["prompt"]
 
 
 def test_two_ranks_on_the_default_model_is_a_clear_error(smollm2_path):
