@@ -78,16 +78,17 @@ class BackendSampler:
         out = []
         for sample in samples:
             top = getattr(sample, "top_logprobs", None)
-            if top is None or len(top) != len(sample.token_ids):
+            # an HTTP backend returns each token's text instead of its id (eval's `openai`: `token_texts`)
+            texts = getattr(sample, "token_texts", None)
+            if top is None or len(top) != len(sample.token_ids if texts is None else texts):
                 raise InvalidParameterError(
                     f"backend {getattr(self.backend, 'name', self.backend)!r} returned no top logprobs per token "
                     "although SamplingParams.top_logprobs asked for them"
                 )
+            pieces = _pieces(self.backend.tokenizer, sample.token_ids) if texts is None else texts
             out.append(
-                [TokenTop(piece, tuple(sorted(t.values(), reverse=True))) for piece, t in zip(
-                    _pieces(self.backend.tokenizer, sample.token_ids), top, strict=True
-                )]
-            )  # fmt: skip
+                [TokenTop(piece, tuple(sorted(t.values(), reverse=True))) for piece, t in zip(pieces, top, strict=True)]
+            )
         return out
 
 

@@ -28,6 +28,9 @@ from ..errors import EvalError
 @dataclasses.dataclass
 class HTTPCompletion(Completion):
     completion_tokens: int = 0  # the server's count (token ids are not returned over HTTP)
+    # When SamplingParams asked for logprobs: each generated token's text as the server names it; then
+    # `logprobs` holds each token's logprob and `top_logprobs` its position's top ones, keyed by token text.
+    token_texts: list[str] | None = None
 
 
 @dataclasses.dataclass
@@ -38,6 +41,64 @@ class HTTPGenerationOutput(GenerationOutput):
 @dataclasses.dataclass
 class HTTPChatChoice(ChatChoice):
     completion_tokens: int = 0
+    token_texts: list[str] | None = None  # as HTTPCompletion's
+    logprobs: list[float] | None = None
+
+
+def _wants_logprobs(params: SamplingParams) -> bool:
+    return bool(params.logprobs or params.top_logprobs)
+
+
+def _logprob_fields(params: SamplingParams, chat: bool) -> dict[str, Any]:
+    """Ask for logprobs only when the sampling params do: chat takes `logprobs: true` + `top_logprobs: k`,
+    the legacy completions endpoint `logprobs: k` (k top entries per position)."""
+    if not _wants_logprobs(params):
+        return {}
+    if chat:
+        return {"logprobs": True, "top_logprobs": params.top_logprobs}
+    return {"logprobs": params.top_logprobs}
+
+
+def _completion_logprobs(choice: Mapping[str, Any], params: SamplingParams) -> dict[str, Any]:
+    """The legacy `logprobs` object as HTTPCompletion fields (token texts, logprobs, top logprobs)."""
+    if not _wants_logprobs(params):
+        return {}
+    found = choice.get("logprobs")
+    if not found or "tokens" not in found or "token_logprobs" not in found:
+        raise EvalError("the server returned no logprobs although the request asked for them")
+    tokens = list(found["tokens"])
+    top = found.get("top_logprobs") or [None] * len(tokens)
+    return {
+        "token_texts": tokens,
+        "logprobs": [float(v) for v in found["token_logprobs"]],
+        "top_logprobs": [{t: float(v) for t, v in (row or {}).items()} for row in top],
+    }
+
+
+def _chat_logprobs(choice: Mapping[str, Any], params: SamplingParams) -> dict[str, Any]:
+    """The chat `logprobs.content` list as HTTPChatChoice fields."""
+    if not _wants_logprobs(params):
+        return {}
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        raise EvalError("the server returned no logprobs although the request asked for them")
+    return {
+        "token_texts": [entry["token"] for entry in content],
+        "logprobs": [float(entry["logprob"]) for entry in content],
+        "top_logprobs": [_distinct_names(entry.get("top_logprobs") or []) for entry in content],
+    }
+
+
+def _distinct_names(top: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Chat's top logprobs (a list) as token text -> logprob; distinct tokens that decode alike (bytes of one
+    character) keep their own entries under `text#k` instead of overwriting each other."""
+    out: dict[str, float] = {}
+    for entry in top:
+        name, k = entry["token"], 1
+        while name in out:
+            name, k = f"{entry['token']}#{k}", k + 1
+        out[name] = float(entry["logprob"])
+    return out
 
 
 def _sampling_fields(params: SamplingParams) -> dict[str, Any]:
@@ -128,14 +189,18 @@ class OpenAIBackend:
 
         def one(job: tuple[str, SamplingParams]) -> GenerationOutput:
             prompt, p = job
-            answer = self._post("/completions", {"prompt": prompt, **_sampling_fields(p)})
+            body = {"prompt": prompt, **_sampling_fields(p), **_logprob_fields(p, chat=False)}
+            answer = self._post("/completions", body)
             usage = answer.get("usage") or {}
             choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
             per_choice = usage.get("completion_tokens", 0) // max(len(choices), 1)
             completions = [
-                HTTPCompletion([], c.get("text", ""), c.get("finish_reason") or "stop", completion_tokens=per_choice)
+                HTTPCompletion(
+                    [], c.get("text", ""), c.get("finish_reason") or "stop", completion_tokens=per_choice,
+                    **_completion_logprobs(c, p),
+                )
                 for c in choices
-            ]
+            ]  # fmt: skip
             return HTTPGenerationOutput([], completions, prompt_tokens=usage.get("prompt_tokens", 0))
 
         return self._map(one, list(zip(prompts, self._per_params(params, len(prompts)), strict=True)))
@@ -143,14 +208,14 @@ class OpenAIBackend:
     def chat(self, conversations, params, tools=None) -> list[ChatResult]:
         def one(job) -> ChatResult:
             messages, p = job
-            body = {"messages": [dict(m) for m in messages], **_sampling_fields(p)}
+            body = {"messages": [dict(m) for m in messages], **_sampling_fields(p), **_logprob_fields(p, chat=True)}
             if tools:
                 body["tools"] = list(tools)
             answer = self._post("/chat/completions", body)
             usage = answer.get("usage") or {}
             choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
             per_choice = usage.get("completion_tokens", 0) // max(len(choices), 1)
-            return ChatResult([_chat_choice(c, per_choice) for c in choices], usage.get("prompt_tokens", 0))
+            return ChatResult([_chat_choice(c, per_choice, p) for c in choices], usage.get("prompt_tokens", 0))
 
         return self._map(one, list(zip(conversations, self._per_params(params, len(conversations)), strict=True)))
 
@@ -178,7 +243,7 @@ class OpenAIBackend:
         return self._map(one, list(requests))
 
 
-def _chat_choice(choice: Mapping[str, Any], completion_tokens: int) -> HTTPChatChoice:
+def _chat_choice(choice: Mapping[str, Any], completion_tokens: int, params: SamplingParams) -> HTTPChatChoice:
     message = choice.get("message") or {}
     calls = []
     for call in message.get("tool_calls") or []:
@@ -191,7 +256,7 @@ def _chat_choice(choice: Mapping[str, Any], completion_tokens: int) -> HTTPChatC
     content = message.get("content") or ""
     return HTTPChatChoice(
         AssistantMessage(content, message.get("reasoning_content"), calls), content, choice.get("finish_reason") or "stop", [],
-        completion_tokens=completion_tokens,
+        completion_tokens=completion_tokens, **_chat_logprobs(choice, params),
     )  # fmt: skip
 
 
