@@ -12,6 +12,7 @@ from ..device import add_device_argument, log_device, resolve_device
 from ..models import store
 from ..models.pretrained import QUANTIZE_FORMATS, WEIGHTS, Pretrained, load_pretrained
 from ..sampling import SamplingParams
+from .documents import add_file_arguments, file_content, generate_with_pages, text_of
 
 # Piped output keeps whole names and paths instead of rich's 80-column ellipses.
 console = Console(width=None if sys.stdout.isatty() else 240)
@@ -41,6 +42,7 @@ def register(cli) -> None:
     add_model_arguments(generate)
     add_device_argument(generate)
     add_sampling_arguments(generate)
+    add_file_arguments(generate)
     generate.set_defaults(func=run_generate)
 
     chat = cli.command("chat", help="talk to a model interactively (/reset clears history, /exit quits)")
@@ -48,6 +50,7 @@ def register(cli) -> None:
     add_model_arguments(chat)
     add_device_argument(chat)
     add_sampling_arguments(chat)
+    add_file_arguments(chat, pages=False)
     chat.set_defaults(func=run_chat)
 
     plugins = cli.command("plugins", help="list installed plugins and what each registered")
@@ -204,18 +207,23 @@ def _stream(pretrained: Pretrained, prompt_ids: list[int], params: SamplingParam
 
 def run_generate(args: argparse.Namespace) -> int:
     params = sampling_params(args)
+    parts, pages = file_content(args)  # --file: PDFs before the prompt
+    if pages:
+        return generate_with_pages(args, parts, pages)
     pretrained = load(args)
+    prompt = text_of(parts) + args.prompt
     if args.raw or pretrained.chat_template is None:
-        prompt_ids = pretrained.tokenizer.encode(args.prompt, add_special_tokens=True)
+        prompt_ids = pretrained.tokenizer.encode(prompt, add_special_tokens=True)
     else:
         messages = [{"role": "system", "content": args.system}] if args.system else []
-        prompt_ids = pretrained.chat_prompt([*messages, {"role": "user", "content": args.prompt}])
+        prompt_ids = pretrained.chat_prompt([*messages, {"role": "user", "content": prompt}])
     _stream(pretrained, prompt_ids, params)
     return 0
 
 
 def run_chat(args: argparse.Namespace) -> int:
     params = sampling_params(args)
+    documents = text_of(file_content(args)[0])  # --file: the PDFs' text opens the first user message
     pretrained = load(args)
     system = [{"role": "system", "content": args.system}] if args.system else []
     history: list[dict] = []
@@ -234,7 +242,7 @@ def run_chat(args: argparse.Namespace) -> int:
             continue
         if not line.strip():
             continue
-        history.append({"role": "user", "content": line})
+        history.append({"role": "user", "content": (documents if not history else "") + line})
         reply = _stream(pretrained, pretrained.chat_prompt(system + history), params)
         history.append({"role": "assistant", "content": reply})
 

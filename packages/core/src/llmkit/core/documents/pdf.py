@@ -14,8 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pypdf
-import pypdfium2
 from PIL import Image
 
 from ..errors import LlmkitError
@@ -111,6 +109,8 @@ def _check_page_count(count: int, name: str, limits: DocumentLimits) -> None:
 
 
 def _extract_text(data: bytes, name: str, limits: DocumentLimits) -> list[str]:
+    import pypdf  # imported on use: about a second, and the CLI registers --file on every start
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -131,6 +131,8 @@ def _render_pages(data: bytes, name: str, limits: DocumentLimits) -> list[Image.
 
 
 def _render_pages_locked(data: bytes, name: str, limits: DocumentLimits) -> list[Image.Image]:
+    import pypdfium2
+
     try:
         pdf = pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as err:
