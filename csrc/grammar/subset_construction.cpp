@@ -1,0 +1,184 @@
+#include "grammar/subset_construction.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace llmkit::grammar::compiler {
+
+namespace {
+
+bool has_byte(const uint64_t* mask, int b) { return (mask[b >> 6] >> (b & 63)) & 1; }
+
+}  // namespace
+
+SubsetConstruction::SubsetConstruction(const RuleNfa& nfa, int32_t max_dfa_states)
+    : nfa_(nfa), max_states_(max_dfa_states), stamp_(nfa.num_states, 0) {
+  eps_.build(nfa.eps_src, nfa.num_states);
+  bytes_.build(nfa.byte_src, nfa.num_states);
+  calls_.build(nfa.call_src, nfa.num_states);
+  byte_classes();
+}
+
+void SubsetConstruction::byte_classes() {
+  // The coarsest partition of the bytes that every mask is a union of parts of.
+  byte_class_.assign(256, 0);
+  int32_t count = 1;
+  const size_t num_masks = nfa_.masks.size() / 4;
+  std::vector<int32_t> remap;
+  for (size_t m = 0; m < num_masks; ++m) {
+    const uint64_t* mask = nfa_.masks.data() + 4 * m;
+    remap.assign(2 * static_cast<size_t>(count), -1);
+    int32_t next = 0;
+    for (int b = 0; b < 256; ++b) {
+      int32_t& slot = remap[2 * byte_class_[b] + has_byte(mask, b)];
+      if (slot < 0) slot = next++;
+      byte_class_[b] = slot;
+    }
+    count = next;
+  }
+  classes_ = count;
+  mask_classes_.assign(num_masks, {});
+  for (size_t m = 0; m < num_masks; ++m) {
+    const uint64_t* mask = nfa_.masks.data() + 4 * m;
+    std::vector<uint8_t> seen(classes_, 0);
+    for (int b = 0; b < 256; ++b) {
+      if (has_byte(mask, b) && !seen[byte_class_[b]]) {
+        seen[byte_class_[b]] = 1;
+        mask_classes_[m].push_back(byte_class_[b]);
+      }
+    }
+  }
+}
+
+void SubsetConstruction::closure(std::vector<int32_t>& set) {
+  if (++epoch_ == 0) {
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    epoch_ = 1;
+  }
+  for (int32_t s : set) stamp_[s] = epoch_;
+  for (size_t i = 0; i < set.size(); ++i) {
+    const int32_t s = set[i];
+    for (int32_t k = eps_.offsets[s]; k < eps_.offsets[s + 1]; ++k) {
+      const int32_t t = nfa_.eps_dst[eps_.order[k]];
+      if (stamp_[t] != epoch_) {
+        stamp_[t] = epoch_;
+        set.push_back(t);
+      }
+    }
+  }
+  std::sort(set.begin(), set.end());
+}
+
+Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
+  const int32_t C = classes_;
+  Dfa d;
+  std::vector<std::vector<int32_t>> sets;
+  std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> index;  // closed set -> state
+  std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> moved;  // raw targets -> state
+  auto intern = [&](std::vector<int32_t>&& closed) {
+    auto hit = index.find(closed);
+    if (hit != index.end()) return hit->second;
+    const int32_t id = d.n;
+    if (id >= max_states_) {
+      throw GrammarBuildError("the grammar is too large: a rule's DFA passes " + std::to_string(max_states_) +
+                              " states");
+    }
+    d.add_state(C);
+    d.accepting[id] = std::binary_search(closed.begin(), closed.end(), final_state);
+    index.emplace(closed, id);
+    sets.push_back(std::move(closed));
+    return id;
+  };
+  std::vector<int32_t> first{entry};
+  closure(first);
+  intern(std::move(first));
+  // Per state: the distinct masks on its NFA edges (usually a handful) split the classes into local
+  // parts by which masks hold them; each part's targets are gathered once, not once per class.
+  std::vector<uint64_t> signature(C, 0);
+  std::vector<int32_t> local_masks, edges_mask, edges_target, bucket;
+  struct Part {
+    uint64_t signature;
+    int32_t before, target;  // before: the class's target from earlier groups of 64 masks, or -1
+  };
+  std::vector<Part> parts;
+  std::vector<int32_t> touched;
+  std::vector<std::pair<int32_t, int32_t>> calls;
+  for (int32_t state = 0; state < d.n; ++state) {
+    local_masks.clear(), edges_mask.clear(), edges_target.clear(), calls.clear();
+    for (int32_t s : sets[state]) {
+      for (int32_t k = bytes_.offsets[s]; k < bytes_.offsets[s + 1]; ++k) {
+        const int32_t e = bytes_.order[k];
+        int32_t local = static_cast<int32_t>(std::find(local_masks.begin(), local_masks.end(), nfa_.byte_mask[e]) -
+                                             local_masks.begin());
+        if (local == static_cast<int32_t>(local_masks.size())) local_masks.push_back(nfa_.byte_mask[e]);
+        edges_mask.push_back(local);
+        edges_target.push_back(nfa_.byte_dst[e]);
+      }
+      for (int32_t k = calls_.offsets[s]; k < calls_.offsets[s + 1]; ++k) {
+        const int32_t e = calls_.order[k];
+        calls.emplace_back(nfa_.call_rule[e], nfa_.call_dst[e]);
+      }
+    }
+    int32_t* row = d.next.data() + static_cast<size_t>(state) * C;
+    for (size_t group = 0; group < local_masks.size(); group += 64) {  // 64 masks per signature word
+      const size_t group_end = std::min(local_masks.size(), group + 64);
+      touched.clear();
+      for (size_t i = group; i < group_end; ++i) {
+        for (int32_t c : mask_classes_[local_masks[i]]) {
+          if (!signature[c]) touched.push_back(c);
+          signature[c] |= uint64_t{1} << (i - group);
+        }
+      }
+      parts.clear();
+      for (int32_t c : touched) {
+        auto part = std::find_if(parts.begin(), parts.end(),
+                                 [&](const Part& p) { return p.signature == signature[c] && p.before == row[c]; });
+        if (part == parts.end()) {
+          bucket.clear();
+          for (size_t e = 0; e < edges_mask.size(); ++e) {
+            const size_t local = static_cast<size_t>(edges_mask[e]);
+            if (local >= group && local < group_end && (signature[c] >> (local - group)) & 1) {
+              bucket.push_back(edges_target[e]);
+            }
+          }
+          if (row[c] >= 0) {  // more than 64 masks in this state: the class's targets from earlier groups too
+            for (int32_t t : sets[row[c]]) bucket.push_back(t);
+          }
+          std::sort(bucket.begin(), bucket.end());
+          bucket.erase(std::unique(bucket.begin(), bucket.end()), bucket.end());
+          int32_t target;
+          auto hit = moved.find(bucket);
+          if (hit != moved.end()) {
+            target = hit->second;
+          } else {
+            std::vector<int32_t> closed = bucket;
+            closure(closed);
+            target = intern(std::move(closed));
+            row = d.next.data() + static_cast<size_t>(state) * C;  // intern may have grown the table
+            moved.emplace(bucket, target);
+          }
+          parts.push_back(Part{signature[c], row[c], target});
+          part = parts.end() - 1;
+        }
+        row[c] = part->target;
+      }
+      for (int32_t c : touched) signature[c] = 0;
+    }
+    std::sort(calls.begin(), calls.end());
+    for (size_t i = 0; i < calls.size();) {
+      size_t j = i;
+      std::vector<int32_t> targets;
+      while (j < calls.size() && calls[j].first == calls[i].first) targets.push_back(calls[j++].second);
+      targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+      closure(targets);
+      const int32_t target = intern(std::move(targets));
+      d.calls[state].emplace_back(calls[i].first, target);
+      i = j;
+    }
+  }
+  return d;
+}
+
+}  // namespace llmkit::grammar::compiler
