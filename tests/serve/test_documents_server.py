@@ -13,6 +13,7 @@ import pytest
 from image_model import build_tiny_vlm
 from live_servers import InProcessServer
 
+from llmkit.core.cli import main
 from llmkit.core.documents import read_pdf, write_text_pdf
 from llmkit.core.models.vision.pretrained import load_vision_language
 from llmkit.core.testing import write_tiny_model
@@ -165,3 +166,15 @@ def test_a_text_model_takes_a_pdf_as_text_and_refuses_its_pages(tmp_path, pdf):
     assert as_text.json()["usage"]["prompt_tokens"] == len(prompt)  # the default strategy of a text model: text
     assert as_pages.status_code == 400
     assert as_pages.json()["error"]["code"] == "image_input_not_supported"
+
+
+def test_llmkit_generate_file_pages_on_a_vision_model_equals_the_reference(vlm, pdf, tmp_path, capsys):
+    path = tmp_path / "invoice.pdf"
+    path.write_bytes(pdf)
+    argv = ["generate", QUESTION, "--file", str(path), "--file-strategy", "pages", "--file-detail", "high"]
+    assert main([*argv, "-m", str(vlm.path), "--temperature", "0", "--max-tokens", "8"]) == 0
+
+    document = read_pdf(pdf, "pages")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": QUESTION}]}]
+    prompt = vlm.chat_prompt(messages, document.pages, detail="high")
+    assert capsys.readouterr().out == vlm.tokenizer.decode(vlm.generate_greedy(prompt, 8)) + "\n"
