@@ -343,6 +343,7 @@ def check_tensor_parallel(report, device_count: int, sizes: list[int] | None, mo
         "tensor_parallel_benchmark", ROOT / "benchmarks" / "tensor_parallel.py"
     )
     benchmark = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = benchmark  # its dataclasses look their module up
     spec.loader.exec_module(benchmark)
     prompts, _ = benchmark.golden_prompts(3)
     results = [benchmark.measure(model, size, prompts, device="cuda") for size in sizes]
