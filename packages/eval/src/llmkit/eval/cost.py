@@ -123,6 +123,11 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure", action="store_true", help="measure TTFT/TPOT on --backend/--model")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight for the wall-time estimate")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--file", action="append", default=[], metavar="PDF", help="prompt tokens of each document strategy on --model"
+    )
+    parser.add_argument("--file-detail", choices=("auto", "low", "high"), default="auto", help="detail of the pages")
+    parser.add_argument("--max-file-pages", type=int, default=32, help="pages per PDF (default 32)")
     add_backend_arguments(parser)
 
 
@@ -144,12 +149,36 @@ def run_cost(args: argparse.Namespace) -> int:
         report["measured_on"] = {"backend": args.backend, "model": args.model}
     if args.measure or args.ttft_ms is not None or args.tpot_ms is not None:
         report["latency"] = workload_latency(workload, ttft, tpot, args.concurrency)
-    if not report["costs"] and "latency" not in report:
-        raise EvalError("nothing to compute: pass --prices, --measure, or --ttft-ms/--tpot-ms")
+    if args.file:
+        from .document_cost import document_input_costs, document_strategy_tokens
+
+        report["documents"] = document_strategy_tokens(args.model, args.file, args.file_detail, args.max_file_pages)
+        if args.prices:
+            report["document_costs"] = document_input_costs(report["documents"], load_price_table(args.prices))
+    if not report["costs"] and "latency" not in report and not args.file:
+        raise EvalError("nothing to compute: pass --prices, --measure, --ttft-ms/--tpot-ms or --file")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     console = Console()
+    if args.file:
+        table = Table(
+            "document",
+            "pages tokens",
+            "text tokens",
+            "both tokens",
+            title=f"{args.model}, pages at detail {args.file_detail}",
+        )
+        for file, counts in report["documents"].items():
+            table.add_row(file, *("-" if counts[s] is None else str(counts[s]) for s in ("pages", "text", "both")))
+        console.print(table)
+        for name, files in report.get("document_costs", {}).items():
+            table = Table("document", "pages $", "text $", "both $", title=f"input cost of one read at {name}'s price")
+            for file, costs in files.items():
+                table.add_row(
+                    file, *("-" if costs[s] is None else f"{costs[s]:.6f}" for s in ("pages", "text", "both"))
+                )
+            console.print(table)
     console.print(
         f"workload: {workload.requests} requests × {workload.prompt_tokens:g} prompt + {workload.completion_tokens:g} "
         f"completion tokens, cache hit rate {workload.cache_hit_rate:.0%}"
