@@ -178,9 +178,16 @@ def test_agent_calls_go_through_the_response_cache(tmp_path):
     cache = ResponseCache(tmp_path / "cache.db")
     sample = _item("pay_bill/delete")
     solver = AgentInjectionSolver(attacks=("important_message",))
-    first = ModelClient(ScriptedBackend(respond=obeying_agent), "scripted", cache)
+    replies: list[str] = []
+
+    def recorded(messages):
+        replies.append(obeying_agent(messages))
+        return replies[-1]
+
+    first = ModelClient(ScriptedBackend(respond=recorded), "scripted", cache)
     [answer] = solver.solve([sample], [sample.fields["goal"]], first, 0)
-    assert first.usage.requests > 0 and first.usage.cached > 0  # the attacked run's first call is the clean one's
+    assert first.usage.requests > len(replies) > 0 and first.usage.cached > 0  # an attacked run's first call is cached
+    assert first.usage.completion_tokens == sum(len(r.split()) for r in replies)  # the scripted model counts words
 
     def must_not_be_called(messages):
         raise AssertionError("the model was asked again")

@@ -91,7 +91,7 @@ class CachedAgentBackend:
                 requests=len(keys),
                 cached=len(keys) - len(missing),
                 prompt_tokens=sum(a["prompt_tokens"] for i, a in enumerate(answers) if i in missing),
-                completion_tokens=sum(c[3] for i, a in enumerate(answers) if i in missing for c in a["choices"]),
+                completion_tokens=sum(c[4] for i, a in enumerate(answers) if i in missing for c in a["choices"]),
             )
         )
         return [self._rebuild(answer) for answer in answers]
