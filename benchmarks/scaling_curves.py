@@ -49,8 +49,10 @@ LIMITS = SandboxLimits(timeout_s=10)
 
 def public_tests(prompt: str) -> str | None:
     """The docstring's `>>>` examples as asserts (only those whose expected output is a Python literal)."""
+    functions = [node for node in ast.parse(prompt).body if isinstance(node, ast.FunctionDef)]
+    docstring = ast.get_docstring(functions[-1]) if functions else None
     asserts = []
-    for example in doctest.DocTestParser().get_examples(prompt):
+    for example in doctest.DocTestParser().get_examples(docstring or ""):
         want = example.want.strip()
         try:
             ast.literal_eval(want)
@@ -117,12 +119,41 @@ def run_humaneval_items(backend, count: int, args, rows_path: Path, done: set[st
         row |= {
             "key": key,
             "task": "humaneval",
+            "public_tests": public,
             "answers": [code_answer(t) for t in row["texts"]],
             "correct": [hidden[t] for t in row["texts"]],
             "public_pass": [shown[t] for t in row["texts"]],
             "has_public_tests": public is not None,
         }
         append(rows_path, row)
+
+
+def rescore_public(rows: list[dict]) -> int:
+    """Re-run the public examples on rows whose stored tests differ from what `public_tests` extracts now
+    (rows written by an earlier version of the extraction); returns how many rows changed."""
+    problems = {f"humaneval/{s.id}": s.fields for s in builtin.humaneval().samples}
+    changed = 0
+    for row in rows:
+        if row["task"] != "humaneval":
+            continue
+        problem = problems[row["key"]]
+        public = public_tests(problem["prompt"])
+        if "public_tests" in row and row["public_tests"] == public:
+            continue
+        distinct = list(dict.fromkeys(row["texts"]))
+        with ThreadPoolExecutor(2) as pool:
+            shown = (
+                dict(zip(distinct, pool.map(partial(passes_public_tests, problem, public), distinct), strict=True))
+                if public
+                else dict.fromkeys(distinct, True)
+            )
+        row |= {
+            "public_tests": public,
+            "public_pass": [shown[t] for t in row["texts"]],
+            "has_public_tests": bool(public),
+        }
+        changed += 1
+    return changed
 
 
 def append(path: Path, row: dict) -> None:
@@ -216,6 +247,25 @@ def summarize(rows: list[dict], subsets: int) -> dict:
     return summary
 
 
+def markdown(summary: dict) -> str:
+    """One table per task: accuracy [95% CI] per strategy and generated tokens per item, by N."""
+    names = {"self_consistency": "self-consistency", "best_of_n_public": "best-of-N (public examples)",
+             "pass": "pass@N (oracle: upper bound)"}  # fmt: skip
+    out = []
+    for task, result in summary.items():
+        present = [n for n in names if n in result["accuracy"]]
+        out.append(f"{task} ({result['items']} items)\n")
+        out.append("| N | generated tok/item | " + " | ".join(names[n] for n in present) + " |")
+        out.append("|---" * (len(present) + 2) + "|")
+        for k in NS:
+            cells = [
+                "{:.3f} [{:.3f}, {:.3f}]".format(*result["accuracy"][n][k]) for n in present
+            ]  # fmt: skip
+            out.append(f"| {k} | {result['generated_tokens_per_item'][k]:.0f} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def plot(summary: dict, path: Path, temperature: float) -> None:
     import matplotlib
 
@@ -238,6 +288,8 @@ def plot(summary: dict, path: Path, temperature: float) -> None:
                         capsize=3, label=label, **style)  # fmt: skip
         for k, x in zip(NS, tokens, strict=True):
             ax.annotate(f"N={k}", (x, 0), textcoords="offset points", xytext=(0, 4), fontsize=7, ha="center")
+        highest = max(result["accuracy"][name][k][2] for name in result["accuracy"] for k in NS)
+        ax.set_ylim(-0.02, max(0.25, highest + 0.05))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("generated tokens per item")
         ax.set_ylabel(f"accuracy ({result['items']} items, 95% CI)")
@@ -272,10 +324,13 @@ def main() -> None:
             if close:
                 close()
     rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    if rescore_public(rows):
+        rows_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     summary = summarize(rows, args.subsets) | {"temperature": args.temperature, "samples_per_item": NS[-1]}
     tasks = {t: summary[t] for t in ("gsm8k", "humaneval") if t in summary}
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
+    print(markdown(tasks))
     plot(tasks, args.out.with_suffix(".svg"), args.temperature)
 
 
