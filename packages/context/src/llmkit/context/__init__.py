@@ -16,6 +16,7 @@ from .conversation import Conversation
 from .diagnostics import ContextLog, LintFinding, lint
 from .errors import BudgetError, ContextError, StructuredOutputError
 from .handoff import Artifact, ErrorBudget, HandoffPacket, ResultSummary
+from .image_items import add_image, add_pdf
 from .items import ContextItem, RetrievedChunk
 from .placement import u_shaped
 from .render import Dropped, RenderedContext
@@ -64,6 +65,8 @@ __all__ = [
     "ToolResultLifecycle",
     "TurnSummary",
     "ZoneSpec",
+    "add_image",
+    "add_pdf",
     "default_zones",
     "json_generator",
     "lint",

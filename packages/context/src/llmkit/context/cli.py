@@ -50,6 +50,7 @@ def _counter(model: str | None):
 
 def run_inspect(args: argparse.Namespace) -> int:
     from .diagnostics.lint import lint
+    from .render import message_text
     from .session_file import load_session
 
     window, current = load_session(args.session, _counter(args.model))
@@ -86,7 +87,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.messages:
         for message in rendered.messages:
             console.rule(message["role"])
-            console.print(message["content"], markup=False, highlight=False)
+            console.print(message_text(message, image_mark="[image]\n"), markup=False, highlight=False)
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 

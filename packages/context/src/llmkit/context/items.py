@@ -9,7 +9,7 @@ from typing import Any
 from .errors import ContextError
 
 ROLES = ("user", "assistant", "tool", "system")
-KINDS = ("message", "tool_result", "document", "chunk", "correction", "reminder")
+KINDS = ("message", "tool_result", "document", "chunk", "correction", "reminder", "image", "page")
 _ids = itertools.count()
 
 

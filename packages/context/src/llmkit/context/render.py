@@ -79,6 +79,14 @@ def history_message(item: ContextItem, text: str) -> dict[str, Any]:
     return {"role": item.role, "content": content}
 
 
+def message_text(message: Mapping[str, Any], image_mark: str = "") -> str:
+    """A message's text: its string content, or its text parts joined (each image part as `image_mark`)."""
+    content = message.get("content") or ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if part.get("type") == "text" else image_mark for part in content)
+
+
 def content_hash(payload: Any) -> str:
     """sha256 of a canonical JSON encoding: equal content, equal hash, across processes."""
     encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -110,6 +118,8 @@ class RenderedContext:
     budget: int
     dropped: list[Dropped]
     decisions: list[Any]  # the history policies' CompressionDecision records
+    # the pixels of each {"type": "image"} part of `messages`, in order (None: a session file keeps no pixels)
+    images: list[Any] = dataclasses.field(default_factory=list)
 
     def log_record(self) -> dict[str, Any]:
         """What the context log keeps per call: hashes and token counts per zone."""

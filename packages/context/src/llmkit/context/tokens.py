@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmkit.core.backends import Backend
@@ -15,6 +15,7 @@ from .errors import ContextError
 # Without a chat template each message costs its content plus this many tokens (ChatML's
 # "<|im_start|>role\n" ... "<|im_end|>\n" is 4-5 tokens); the template path counts exactly.
 MESSAGE_OVERHEAD_TOKENS = 6
+IMAGE_PLACEHOLDER = "<image>"  # an image part is rendered as this, then its count replaced by the image's tokens
 _CACHE_LIMIT = 50_000
 
 
@@ -27,10 +28,12 @@ class TokenCounter:
         *,
         chat_template: ChatTemplate | None = None,
         context_length: int | None = None,
+        image_tokens: Callable[[Any, str], int] | None = None,
     ):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
         self.context_length = context_length
+        self.image_tokens = image_tokens  # (image, detail) -> prompt tokens, from the model's image processor
         self._counts: dict[str, int] = {}
 
     @classmethod
@@ -44,6 +47,19 @@ class TokenCounter:
             context_length=backend.context_length,
         )
 
+    @classmethod
+    def for_vision_language(cls, vlm: Any, context_length: int | None = None) -> TokenCounter:
+        """A counter of a `VisionLanguagePretrained`: its tokenizer, chat template and image processor's counts."""
+        length = context_length or vlm.model.config.text.max_position_embeddings
+        return cls(
+            vlm.tokenizer, chat_template=vlm.chat_template, context_length=length, image_tokens=vlm.num_image_tokens
+        )
+
+    def count_image(self, image: Any, detail: str = "auto") -> int:
+        if self.image_tokens is None:
+            raise ContextError("this token counter has no image processor (see TokenCounter.for_vision_language)")
+        return self.image_tokens(image, detail)
+
     def count(self, text: str) -> int:
         cached = self._counts.get(text)
         if cached is None:
@@ -54,13 +70,28 @@ class TokenCounter:
         return cached
 
     def count_messages(
-        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        image_tokens: Sequence[int] = (),
     ) -> int:
-        """Tokens of the prompt these messages become (exact with a chat template, else estimated from above)."""
+        """Tokens of the prompt these messages become (exact with a chat template, else estimated from above).
+        `image_tokens`: the cost of each `{"type": "image"}` part, in order; each is counted as its tokens."""
+        flat, placeholders = _flatten_image_parts(messages)
+        if placeholders != len(image_tokens):
+            raise ContextError(f"{placeholders} image parts but {len(image_tokens)} image token counts")
+        images = sum(image_tokens) - placeholders * self.count(IMAGE_PLACEHOLDER)
+        if self.chat_template is not None and placeholders:
+            # a vision-language template places `<image>` itself (and may lay out image turns differently);
+            # a template that does not (a text model's) gets the parts as text with one placeholder per image
+            text = self.chat_template.render(messages, tools=tools, add_generation_prompt=True, image_parts=True)
+            if text.count(IMAGE_PLACEHOLDER) == placeholders:
+                return images + self.count(text)
+        messages = flat
         if self.chat_template is not None:
-            return self.count(self.chat_template.render(messages, tools=tools, add_generation_prompt=True))
+            return images + self.count(self.chat_template.render(messages, tools=tools, add_generation_prompt=True))
         total = sum(self.count(str(m.get("content") or "")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-        return total + (self.count(json.dumps(list(tools))) if tools else 0)
+        return images + total + (self.count(json.dumps(list(tools))) if tools else 0)
 
     def truncate(self, text: str, max_tokens: int, marker: str = " [truncated]") -> str:
         """The longest token prefix of `text` that, with `marker`, fits in `max_tokens`."""
@@ -76,6 +107,25 @@ class TokenCounter:
                 return candidate
             room -= 1
         return ""
+
+
+def _flatten_image_parts(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Messages whose content lists (text and image parts) became strings with one placeholder per image."""
+    flat: list[Mapping[str, Any]] = []
+    placeholders = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            pieces = []
+            for part in content:
+                if part.get("type") == "image":
+                    placeholders += 1
+                    pieces.append(IMAGE_PLACEHOLDER)
+                else:
+                    pieces.append(part.get("text", ""))
+            message = {**message, "content": "".join(pieces)}
+        flat.append(message)
+    return flat, placeholders
 
 
 def counter_from(source: Backend | TokenCounter | Tokenizer) -> TokenCounter:

@@ -14,6 +14,7 @@ from .constraints import STATE_KEY, ConstraintDetector, RuleDetector, StatedCons
 from .constraints.promotion import supersede_by_claim
 from .errors import ContextError
 from .fitting import Unit, fit_total, fit_zones
+from .image_items import IMAGE_KINDS, image_message, image_tokens
 from .items import ContextItem, RetrievedChunk
 from .placement import u_shaped_order
 from .render import (
@@ -72,6 +73,7 @@ class ContextWindow:
         self.tools: list[dict[str, Any]] = []
         self.documents: list[ContextItem] = []
         self.history: list[ContextItem] = []
+        self.images: dict[str, Any] = {}  # item_id -> the pixels of an image or page item (see image_items)
         self.retrieved: list[RetrievedChunk] = []
         self.state = StateObject()
         self.objective: str | None = None
@@ -182,7 +184,7 @@ class ContextWindow:
         protection: tuple[int, str | None] = (0, None),
     ):
         own_message = zone == "history"
-        count = self.counter.count(text)
+        count = self.counter.count(text) + (image_tokens(payload) if isinstance(payload, ContextItem) else 0)
         return Unit(zone, count, keep_rank, description, payload, pinned, True, text, own_message, *protection)
 
     def _units(self, current: str | None, view: HistoryView) -> list[Unit]:
@@ -225,7 +227,9 @@ class ContextWindow:
             units.append(self._unit("reminders", reminder, index, "reminder", reminder))
         return units
 
-    def _assemble(self, units: list[Unit], current: str | None, view: HistoryView) -> tuple[list, list | None, int]:
+    def _assemble(
+        self, units: list[Unit], current: str | None, view: HistoryView
+    ) -> tuple[list, list | None, int, list[ContextItem]]:
         kept = [u for u in units if u.kept]
         system_parts = [self.system] if self.system else []
         tools = None
@@ -243,7 +247,12 @@ class ContextWindow:
         if any(u.payload == "summary" for u in kept):
             messages.append({"role": "system", "content": self._summary_text()})
         kept_history = {id(u.payload) for u in kept if u.zone == "history"}
-        messages += [history_message(i, view.text(i) or "") for i in view.live() if id(i) in kept_history]
+        kept_items = [i for i in view.live() if id(i) in kept_history]
+        messages += [
+            image_message(i, view.text(i) or "") if i.kind in IMAGE_KINDS else history_message(i, view.text(i) or "")
+            for i in kept_items
+        ]
+        images = [i for i in kept_items if i.kind in IMAGE_KINDS]
         stated = [u.payload.anchor_line() for u in kept if isinstance(u.payload, StatedConstraint)]
         ranked = [u.payload for u in kept if u.zone == "retrieved"]
         placed = [ranked[i] for i in u_shaped_order(len(ranked))]
@@ -260,7 +269,7 @@ class ContextWindow:
         tail_text = "\n\n".join(part for part in tail if part)
         if tail_text:
             messages.append({"role": "user", "content": tail_text})
-        return messages, tools, static_messages
+        return messages, tools, static_messages, images
 
     def render(self, current: str | None = None) -> RenderedContext:
         """This call's messages, every zone and the total within budget (content is cut, never overflowed)."""
@@ -271,9 +280,9 @@ class ContextWindow:
         assembled: dict[str, Any] = {}
 
         def measure() -> int:
-            messages, tools, static = self._assemble(units, current, view)
-            assembled.update(messages=messages, tools=tools, static=static)
-            return self.counter.count_messages(messages, tools)
+            messages, tools, static, images = self._assemble(units, current, view)
+            assembled.update(messages=messages, tools=tools, static=static, images=images)
+            return self.counter.count_messages(messages, tools, [image_tokens(i) for i in images])
 
         total = fit_total(units, self.zones, self.budget, measure, dropped)
         messages, tools, static = assembled["messages"], assembled["tools"], assembled["static"]
@@ -291,4 +300,5 @@ class ContextWindow:
             budget=self.budget,
             dropped=dropped,
             decisions=view.decisions,
+            images=[self.images.get(i.item_id) for i in assembled["images"]],
         )

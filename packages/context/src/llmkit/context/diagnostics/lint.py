@@ -7,7 +7,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 
-from ..render import RenderedContext
+from ..render import RenderedContext, message_text
 from ..window import ContextWindow
 
 _DIRECTIVE = re.compile(
@@ -84,8 +84,8 @@ def critical_in_middle(
         return []
     offsets, position = [], 0
     for message in rendered.messages:
-        tokens = counter.count(message["content"] or "")
-        offsets.append((position, tokens, message["content"] or ""))
+        tokens = counter.count(message_text(message))
+        offsets.append((position, tokens, message_text(message)))
         position += tokens
     findings = []
     for text in critical:
@@ -126,7 +126,7 @@ def lint(
 ) -> list[LintFinding]:
     """Every checklist rule over one window and its render."""
     findings: list[LintFinding] = []
-    text = "\n".join(m["content"] or "" for m in rendered.messages)
+    text = "\n".join(message_text(m) for m in rendered.messages)
     if not window.objective:
         findings.append(LintFinding("required-missing", "warning", "no objective set: nothing anchors the task"))
     for fact in required:
