@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -82,7 +83,7 @@ def test_two_torchrun_nodes_serve_the_greedy_output_of_one_rank_and_a_killed_ran
 
 
 @pytest.fixture
-def store_port() -> int:
+def store_port() -> Iterator[int]:
     """A TCP store this process hosts (as torchrun's agent would), for a group to connect to."""
     import datetime
 
