@@ -131,7 +131,8 @@ static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s
     convert_to_float(static_cast<const char*>(a.query.data) + element * query_bytes, a.query.dtype,
                      s.query + r * kMaxHeadDim, D);
     scale_in_place<DT>(s.query + r * kMaxHeadDim, a.scale, D);
-    for (int64_t d = 0; d < D; ++d) s.acc[r * kMaxHeadDim + d] = 0.0f;
+    float* acc = s.acc + r * kMaxHeadDim;  // a local pointer: with -fno-strict-aliasing, s.acc is reread per store
+    for (int64_t d = 0; d < D; ++d) acc[d] = 0.0f;
     m[r] = kNegativeInfinity;
     l[r] = 0.0f;
     visible[r] = first_position + (it.row_token(r) - it.first_token) + 1;

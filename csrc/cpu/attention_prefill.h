@@ -75,8 +75,9 @@ static void attend_prefill_rows(const AttentionArgs& a, const AttentionItem& it,
   const CacheView& c = a.cache;
   const int64_t bs = c.block_size;
   float* qt = s.key;  // [DT][kMaxRows], padding rows zero
+  const float* query = s.query;
   for (int d = 0; d < DT; ++d)
-    for (int r = 0; r < kMaxRows; ++r) qt[d * kMaxRows + r] = r < rows ? s.query[r * kMaxHeadDim + d] : 0.0f;
+    for (int r = 0; r < kMaxRows; ++r) qt[d * kMaxRows + r] = r < rows ? query[r * kMaxHeadDim + d] : 0.0f;
   float* scores = s.scores;  // [count][kMaxRows]
   float alpha[kMaxRows];
   for (int r = rows; r < kMaxRows; ++r) {  // padding lanes: never seen, so never updated
