@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nox
@@ -22,26 +25,15 @@ if Path("/opt/wheels").is_dir():
     os.environ.setdefault("UV_FIND_LINKS", "/opt/wheels")
 os.environ.setdefault("UV_VENV_SEED", "1")
 
-nox.options.sessions = [
-    "core",
-    "plugins",
-    "serve",
-    "kernels",
-    "kernels_sanitize",
-    "eval",
-    "context",
-    "integration",
-    "train",
-    "orchestrate",
-    "orchestrate_model",
-    "sympy_verifier",
-    "http_fetch",
-    "lint",
-    "client_lm_eval",
-    "client_agents",
-    "client_garak",
-    "lab",
-]
+# `python -m nox` runs the session `all`: every test session and lint, in two groups side by side. The machine has two
+# cores, and a session spends much of its time installing, building and waiting on the servers it started, so the two
+# groups together take far less than the same sessions one after another. `python -m nox -s NAME` runs one session.
+SESSION_GROUPS = (
+    ("serve", "core", "train", "lab", "plugins", "sympy_verifier"),
+    ("kernels", "kernels_sanitize", "orchestrate_model", "client_agents", "client_garak", "eval", "context",
+     "integration", "orchestrate", "http_fetch", "client_lm_eval", "lint"),
+)  # fmt: skip
+nox.options.sessions = ["all"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
@@ -82,6 +74,37 @@ def kernels_wheel(session: nox.Session) -> str:
     (wheel,) = wheel_dir.glob("llmkit_kernels-*.whl")
     session.log(f"llmkit-kernels from {wheel.relative_to(root)}")
     return str(wheel)
+
+
+@nox.session(name="all", python=False)
+def all_sessions(session: nox.Session) -> None:
+    """The sessions of SESSION_GROUPS, the groups side by side (each a `python -m nox -s ...` of its own); every line
+    of output carries its group's number, and the run fails when any session failed."""
+    grouped = [name for group in SESSION_GROUPS for name in group]
+    left_out = set(nox.registry.get()) - {"all", "demo"} - set(grouped)
+    if left_out or len(grouped) != len(set(grouped)):
+        session.error(f"SESSION_GROUPS must name every session once; not in a group: {sorted(left_out)}")
+    extra = ["--", *session.posargs] if session.posargs else []
+    runs = []
+    for number, group in enumerate(SESSION_GROUPS, 1):
+        command = [sys.executable, "-m", "nox", "--noxfile", __file__, "-s", *group, *extra]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        relay = threading.Thread(target=_relay, args=(process.stdout, f"[{number}] "))
+        relay.start()
+        runs.append((group, process, relay))
+    failed = []
+    for group, process, relay in runs:
+        if process.wait() != 0:
+            failed.append(group)
+        relay.join()
+    if failed:
+        session.error(f"failed: the group(s) {', '.join(' '.join(g) for g in failed)} (see their lines above)")
+
+
+def _relay(stream, prefix: str) -> None:
+    for line in stream:
+        sys.stdout.write(prefix + line)
+        sys.stdout.flush()
 
 
 @nox.session(python=PYTHON)
