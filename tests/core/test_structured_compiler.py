@@ -384,6 +384,7 @@ def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(sc
         return ends
 
     monkeypatch.setattr(automata._Builder, "emit_copies", copy_by_copy)
+    assert automata.MIN_REPLAYED_COPIES <= 5
     emitted = automata.rule_nfas(grammar)
     fields = ("size", "eps_src", "eps_dst", "byte_src", "byte_mask", "byte_dst", "call_src", "call_rule", "call_dst")
     assert emitted.nfa.size > 30

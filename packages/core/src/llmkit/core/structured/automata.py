@@ -20,6 +20,7 @@ MAX_NFA_STATES = 200_000
 MAX_DFA_STATES = 60_000
 START_RULE = "__start__"
 DEAD = object()  # a product automaton's "no way on"
+MIN_REPLAYED_COPIES = 4  # shorter repetitions are emitted copy by copy
 Mark = tuple[int, int, int, int]  # an NFA's size and edge counts at one moment (_NFA.mark)
 
 
@@ -164,12 +165,13 @@ class _Builder:
     def emit_copies(self, nfa: _NFA, item: Expr, entry: int, count: int) -> list[int]:
         """`item` `count` times in a row from `entry`: [entry, the end of each copy]. The first copy is
         emitted and the others replayed from it, so a long bounded repetition costs one emission."""
-        if count == 0:
-            return [entry]
+        if count < MIN_REPLAYED_COPIES:  # a few copies: emitting them costs less than numpy's setup
+            ends = [entry]
+            for _ in range(count):
+                ends.append(self.emit(nfa, item, ends[-1]))
+            return ends
         start = nfa.mark()
         first_exit = self.emit(nfa, item, entry)
-        if count == 1:
-            return [entry, first_exit]
         return [entry, first_exit, *nfa.replay_chain(start, nfa.mark(), entry, first_exit, count - 1)]
 
     def emit_exclusion(self, nfa: _NFA, expr: Exclude, entry: int) -> int:
