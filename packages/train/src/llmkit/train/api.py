@@ -7,6 +7,8 @@ from typing import Any
 
 from .config import CONFIG_CLASSES, TrainConfig, load_config
 from .errors import ConfigError
+from .image_sft.method import ImageSFTMethod, check_image_sft_config
+from .image_sft.model import is_vision_language
 from .loop import Trainer, TrainResult
 from .methods import METHODS
 
@@ -23,4 +25,8 @@ def train(
         raise ConfigError("pass either a config object, or a config file and/or options")
     if config.method != method:
         raise ConfigError(f"a {type(config).__name__} is for {config.method}, not {method}")
-    return Trainer(METHODS[method], config).train()
+    method_class = METHODS[method]
+    if method == "sft" and is_vision_language(config.model):
+        check_image_sft_config(config)
+        method_class = ImageSFTMethod
+    return Trainer(method_class, config).train()

@@ -19,6 +19,7 @@ from .config import TrainConfig, config_to_dict
 from .data.encoding import RecordEncoder
 from .distributed import DistributedContext, init_distributed, seed_everything
 from .errors import ConfigError
+from .image_sft.model import is_vision_language, load_for_training
 from .modeling.forward import enable_gradient_checkpointing
 from .modeling.lora import adapters_disabled, apply_lora
 
@@ -77,15 +78,17 @@ def freeze_lower_layers(model: LlamaModel, top: int) -> None:
 
 
 def load_model(config: TrainConfig, context: DistributedContext, name: str | None = None) -> Pretrained:
-    """Load on the main process first (it may pull the model), then on the others."""
+    """Load on the main process first (it may pull the model), then on the others. A vision-language
+    directory loads as one (image SFT)."""
+    load = load_for_training if is_vision_language(name or config.model) else load_pretrained
     pretrained = None
     if context.is_main:
-        pretrained = load_pretrained(
+        pretrained = load(
             name or config.model, dtype=config.dtype, device=context.device, chat_template=config.chat_template
         )
     context.barrier()
     if pretrained is None:
-        pretrained = load_pretrained(
+        pretrained = load(
             name or config.model,
             dtype=config.dtype,
             device=context.device,

@@ -118,6 +118,9 @@ class SFTConfig(SupervisedConfig):
     )
     packing: bool = option(False, "pack sequences into rows of max_length (best-fit decreasing)")
     add_eos: bool = option(True, "end raw-text completions with the end-of-sequence token")
+    freeze_vision_tower: bool = option(
+        False, "vision-language models: keep the vision tower fixed (the connector and language model train)"
+    )
 
     method = "sft"
 

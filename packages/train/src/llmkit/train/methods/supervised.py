@@ -41,10 +41,10 @@ class SupervisedMethod(Method):
         super().__init__(config, runtime)
         if not config.data:
             raise ConfigError(f"{self.name} needs data: a JSONL file of records (--data FILE)")
-        records = load_records(config.data, self.record_kind)
+        records = self.load_records(config.data)
         held_out: list = []
         if config.eval_data:
-            held_out = load_records(config.eval_data, self.record_kind)
+            held_out = self.load_records(config.eval_data)
         else:
             records, held_out = split_held_out(records, config.eval_fraction, config.seed)
         self.train_items = self.prepare(records, "train")
@@ -53,6 +53,10 @@ class SupervisedMethod(Method):
         self.last_eval: dict[str, float] = {}
         context = runtime.context
         self.global_batch = config.batch_size * config.gradient_accumulation_steps * context.world_size
+
+    def load_records(self, path: str) -> list[tuple[str, Any]]:
+        """(location, record) for every record of a JSONL file."""
+        return load_records(path, self.record_kind)
 
     def prepare(self, records: list[tuple[str, Any]], split: str) -> list[Any]:
         """Encode and truncate records (reporting what happened) into training items."""
