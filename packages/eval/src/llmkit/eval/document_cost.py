@@ -12,8 +12,6 @@ from typing import Any
 
 from llmkit.core.documents import DocumentLimits, strategy_token_counts
 
-from .cost import Price
-
 
 def document_strategy_tokens(model: str, files: list[str], detail: str, max_pages: int) -> dict[str, dict]:
     """{file: {"pages": n | None, "text": n, "both": n | None}} for `model` (catalog name, file or directory)."""
@@ -36,8 +34,8 @@ def document_strategy_tokens(model: str, files: list[str], detail: str, max_page
     }
 
 
-def document_input_costs(counts: dict[str, dict], prices: dict[str, Price]) -> dict[str, dict[str, Any]]:
-    """USD of each strategy's prompt tokens, per price-table model: {model: {file: {strategy: $ | None}}}."""
+def document_input_costs(counts: dict[str, dict], prices: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """USD of each strategy's prompt tokens, per price-table model (`cost.Price`s): {model: {file: {strategy: $ | None}}}."""
     return {
         name: {
             file: {s: None if n is None else n * price.input / 1e6 for s, n in strategies.items()}
