@@ -48,6 +48,11 @@ def register(cli) -> None:
         "--chat-template", help="template name (chatml, llama3) or .jinja file instead of the model's own"
     )
     serve.add_argument(
+        "--mmproj",
+        metavar="FILE",
+        help="llama.cpp's vision projector GGUF for a GGUF language model (-m): the pair serves images",
+    )
+    serve.add_argument(
         "--kv-cache-memory",
         default="0.1",
         help="KV cache budget: bytes with unit (2GiB) or fraction of free memory (default 0.1)",
@@ -219,8 +224,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.tensor_parallel_size != 1 and (torchrun_rank() or 0) > 0:  # torchrun: ranks 1..N-1 serve no HTTP
         return _serve_tensor_parallel_worker(args, load_options)
     with console.status(f"loading {args.model}"):
+        model = _with_mmproj(args, load_options) if args.mmproj else args.model
         engine = Engine(
-            args.model,
+            model,
             **load_options,
             kv_cache_memory=args.kv_cache_memory,
             kv_cache_dtype=args.kv_cache_dtype,
@@ -288,6 +294,23 @@ def run_serve(args: argparse.Namespace) -> int:
         console.print(f"llmkit serve: stopped: {failure}", soft_wrap=True, markup=False, highlight=False)
         return 1
     return 0
+
+
+def _with_mmproj(args: argparse.Namespace, load_options: dict):
+    """`--mmproj`: the GGUF language model and its mmproj GGUF loaded as one vision-language model (dense)."""
+    from llmkit.core.models.store import resolve
+    from llmkit.core.models.vision.pretrained import load_vision_language
+
+    given = [f"--{name}" for name in ("weights", "quantize", "activations") if load_options[name] is not None]
+    if given:
+        raise LlmkitError(f"{', '.join(given)} cannot be combined with --mmproj (vision-language models load dense)")
+    return load_vision_language(
+        resolve(args.model),
+        mmproj=args.mmproj,
+        dtype=load_options["dtype"] or "float32",
+        device=load_options["device"],
+        chat_template=load_options["chat_template"],
+    )
 
 
 def _tensor_parallel_failure(engine) -> str | None:
