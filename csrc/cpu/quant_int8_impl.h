@@ -240,6 +240,9 @@ static inline void int8_packed_group(const QuantMatmulArgs& a, const PackedInt8W
   const uint8_t* group = w.groups + (row / kPackRows) * blocks * w.group_block_bytes;
   float out[T][kPackRows];
 #if defined(__AVX2__)
+  // Token by token within a block: the block's weights stay in registers (Q4: 8 nibble vectors) and each
+  // token's dot is one chain of maddubs into one register, scaled into its accumulator at once. (Letting
+  // the compiler interleave all tokens' maddubs made it spill them to the stack.)
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
@@ -248,50 +251,48 @@ static inline void int8_packed_group(const QuantMatmulArgs& a, const PackedInt8W
     const uint8_t* p = group + b * w.group_block_bytes;
     const uint8_t* qs = p + header;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    const int8_t* x[T];
-    for (int t = 0; t < T; ++t) x[t] = qa.q + (t0 + t) * a.cols + b * 32;
-    __m256i dot[T];
-    for (int t = 0; t < T; ++t) dot[t] = _mm256_setzero_si256();
-    if constexpr (F == WeightFormat::kQ8_0) {
-      for (int k = 0; k < 8; ++k) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
-        const __m256i v_abs = _mm256_sign_epi8(v, v);
-        for (int t = 0; t < T; ++t) {
-          int32_t x4;
-          std::memcpy(&x4, x[t] + 4 * k, 4);
-          const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x4), v);
-          dot[t] = _mm256_add_epi32(dot[t], _mm256_madd_epi16(_mm256_maddubs_epi16(v_abs, xs), ones));
-        }
-      }
-    } else {
-      for (int k = 0; k < 4; ++k) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
-        const __m256i lo = _mm256_and_si256(v, low4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        for (int t = 0; t < T; ++t) {
-          int32_t x_lo, x_hi;
-          std::memcpy(&x_lo, x[t] + 4 * k, 4);
-          std::memcpy(&x_hi, x[t] + 16 + 4 * k, 4);
-          dot[t] = _mm256_add_epi16(dot[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x_lo)));
-          dot[t] = _mm256_add_epi16(dot[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x_hi)));
-        }
-      }
-      for (int t = 0; t < T; ++t) dot[t] = _mm256_madd_epi16(dot[t], ones);
-    }
     __m256 m = _mm256_setzero_ps();
     if constexpr (F == WeightFormat::kQ4_1) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    for (int t = 0; t < T; ++t) {
-      const int64_t tb = (t0 + t) * blocks + b;
-      const __m256 dotf = _mm256_cvtepi32_ps(dot[t]);
-      __m256 block;
-      if constexpr (F == WeightFormat::kQ4_0) {  // d * (dx * dot - 8 * dx * sum(q_x))
-        block = _mm256_mul_ps(d, _mm256_fmadd_ps(_mm256_set1_ps(qa.d[tb]), dotf, _mm256_set1_ps(-8.0f * qa.s[tb])));
-      } else if constexpr (F == WeightFormat::kQ4_1) {  // d * dx * dot + m * dx * sum(q_x)
-        block = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), dotf, _mm256_mul_ps(m, _mm256_set1_ps(qa.s[tb])));
-      } else {
-        block = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), dotf);
+    if constexpr (F == WeightFormat::kQ8_0) {
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = qa.q + (t0 + t) * a.cols + b * 32;
+        __m256i dot = _mm256_setzero_si256();
+        for (int k = 0; k < 8; ++k) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+          int32_t x4;
+          std::memcpy(&x4, x + 4 * k, 4);
+          const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x4), v);
+          dot = _mm256_add_epi32(dot, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), xs), ones));
+        }
+        const int64_t tb = (t0 + t) * blocks + b;
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), _mm256_cvtepi32_ps(dot), acc[t]);
       }
-      acc[t] = _mm256_add_ps(acc[t], block);
+    } else {
+      __m256i lo[4], hi[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+        lo[k] = _mm256_and_si256(v, low4);
+        hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = qa.q + (t0 + t) * a.cols + b * 32;
+        __m256i sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; ++k) {
+          int32_t x_lo, x_hi;
+          std::memcpy(&x_lo, x + 4 * k, 4);
+          std::memcpy(&x_hi, x + 16 + 4 * k, 4);
+          sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(lo[k], _mm256_set1_epi32(x_lo)));
+          sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(hi[k], _mm256_set1_epi32(x_hi)));
+        }
+        const __m256 dotf = _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, ones));
+        const int64_t tb = (t0 + t) * blocks + b;
+        if constexpr (F == WeightFormat::kQ4_0) {  // d * (dx * dot - 8 * dx * sum(q_x))
+          acc[t] = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_set1_ps(qa.d[tb]), dotf, _mm256_set1_ps(-8.0f * qa.s[tb])), acc[t]);
+        } else {  // d * dx * dot + m * dx * sum(q_x)
+          acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(qa.d[tb])), dotf, acc[t]);
+          acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(qa.s[tb]), acc[t]);
+        }
+      }
     }
   }
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(out[t], acc[t]);
