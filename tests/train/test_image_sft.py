@@ -267,6 +267,7 @@ def test_a_tiny_vlm_trained_by_llmkit_train_sft_names_held_out_shapes(untrained,
     assert sum(a == e for a, e in zip(untrained_answers, expected, strict=True)) <= 2
     in_process = answer_in_process(model_dir, held_out)
     correct = sum(a == e for a, e in zip(in_process, expected, strict=True))
+    print(f"held-out images named in process: {correct} of {len(expected)}")
     assert correct >= 18, list(zip(in_process, expected, strict=True))
     started = time.perf_counter()
     served = answer_through_server(model_dir, held_out)
