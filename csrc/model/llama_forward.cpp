@@ -86,6 +86,16 @@ Matmul matmul_args(const WeightView& w, const float* x, int64_t x_stride, int64_
 // Threads for a region of `macs` multiply-adds: one when the work is too small to share.
 int region_threads(int64_t macs, int num_threads) { return macs < kMinParallelMacs ? 1 : num_threads; }
 
+// Element-wise work over token rows (norms, RoPE, activation quantization, residuals) runs in token
+// ranges on every thread once a step has this many rows; a decode step's few rows stay on the caller.
+constexpr int64_t kMinParallelTokens = 64;
+constexpr int64_t kTokenGrain = 16;
+
+template <class Fn>
+void for_token_ranges(int64_t tokens, int num_threads, Fn&& fn) {
+  cpu::parallel_for_ranges(tokens, kTokenGrain, tokens < kMinParallelTokens ? 1 : num_threads, fn);
+}
+
 void rms_norm(const float* x, const float* weight, int64_t tokens, int64_t hidden, float eps, float* out) {
   for (int64_t t = 0; t < tokens; ++t) {
     const float* row = x + t * hidden;
@@ -99,6 +109,18 @@ void rms_norm(const float* x, const float* weight, int64_t tokens, int64_t hidde
 
 void add_into(float* x, const float* y, int64_t count) {
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+}
+
+void rms_norm_rows(const float* x, const float* weight, int64_t tokens, int64_t hidden, float eps, float* out,
+                   int num_threads) {
+  for_token_ranges(tokens, num_threads, [&](int64_t t0, int64_t t1) {
+    rms_norm(x + t0 * hidden, weight, t1 - t0, hidden, eps, out + t0 * hidden);
+  });
+}
+
+void add_rows(float* x, const float* y, int64_t tokens, int64_t hidden, int num_threads) {
+  for_token_ranges(tokens, num_threads,
+                   [&](int64_t t0, int64_t t1) { add_into(x + t0 * hidden, y + t0 * hidden, (t1 - t0) * hidden); });
 }
 
 // Rotate-half RoPE of one head vector in place.
@@ -166,12 +188,12 @@ void LlamaForward::run(const ForwardStep& step) {
   }
   const int64_t layers = step.num_layers < num_layers() ? step.num_layers : num_layers();
   for (int64_t l = 0; l < layers; ++l) layer(layers_[size_t(l)], step);
-  rms_norm(x, final_norm_, n, hidden, s.rms_eps, step.hidden_out);
+  rms_norm_rows(x, final_norm_, n, hidden, s.rms_eps, step.hidden_out, step.num_threads);
 }
 
 // With int8 activations, quantizes x [n, cols] once into the forward's buffers and points `matmuls` at it.
 static void share_q8(bool enabled, const float* x, int64_t n, int64_t cols, std::vector<int8_t>& q,
-                     std::vector<float>& scale, std::vector<float>& sum,
+                     std::vector<float>& scale, std::vector<float>& sum, int num_threads,
                      std::initializer_list<Matmul*> matmuls) {
   if (!enabled) return;
   if (int64_t(q.size()) < n * cols) q.resize(size_t(n * cols));
@@ -179,7 +201,12 @@ static void share_q8(bool enabled, const float* x, int64_t n, int64_t cols, std:
     scale.resize(size_t(n * cols / 32));
     sum.resize(size_t(n * cols / 32));
   }
-  cpu::active_table().quantize_q8(x, cols, n, cols, q.data(), scale.data(), sum.data());
+  const cpu::KernelTable& kernels = cpu::active_table();
+  for_token_ranges(n, num_threads, [&](int64_t t0, int64_t t1) {
+    const int64_t blocks = t0 * cols / 32;
+    kernels.quantize_q8(x + t0 * cols, cols, t1 - t0, cols, q.data() + t0 * cols, scale.data() + blocks,
+                        sum.data() + blocks);
+  });
   for (Matmul* m : matmuls) {
     m->args.x_q8 = q.data();
     m->args.x_q8_scale = scale.data();
@@ -196,20 +223,22 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
   float *gate_up = gate_up_.data(), *act = act_.data();
 
   // Attention block: norm, Q/K/V in one region, RoPE, cache write, attention, O projection + residual.
-  rms_norm(x, w.attn_norm, n, hidden, s.rms_eps, normed);
+  rms_norm_rows(x, w.attn_norm, n, hidden, s.rms_eps, normed, step.num_threads);
   Matmul q = matmul_args(w.q, normed, hidden, n, qkv, qkv_width, w.q_bias, s.int8_activations);
   Matmul k = matmul_args(w.k, normed, hidden, n, qkv + q_width, qkv_width, w.k_bias, s.int8_activations);
   Matmul v =
       matmul_args(w.v, normed, hidden, n, qkv + q_width + kv_width, qkv_width, w.v_bias, s.int8_activations);
-  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&q, &k, &v});
+  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, step.num_threads, {&q, &k, &v});
   const int qkv_threads = region_threads(n * hidden * qkv_width, step.num_threads);
   run_matmuls({&q, &k, &v}, qkv_threads);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* c = cos_.data() + t * D;
-    const float* si = sin_.data() + t * D;
-    float* row = qkv + t * qkv_width;
-    for (int64_t h = 0; h < s.heads + s.kv_heads; ++h) rotate(row + h * D, c, si, D / 2);
-  }
+  for_token_ranges(n, step.num_threads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* c = cos_.data() + t * D;
+      const float* si = sin_.data() + t * D;
+      float* row = qkv + t * qkv_width;
+      for (int64_t h = 0; h < s.heads + s.kv_heads; ++h) rotate(row + h * D, c, si, D / 2);
+    }
+  });
   CacheWriteArgs write;
   write.cache = w.cache;
   write.key = TokenMatrix{qkv + q_width, DType::kFloat32, n, s.kv_heads, qkv_width};
@@ -247,16 +276,16 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     kernels.attention(a, step.num_threads);
   }
   Matmul o = matmul_args(w.o, attn, q_width, n, normed, hidden, nullptr, s.int8_activations);
-  share_q8(s.int8_activations, attn, n, q_width, q8_, q8_scale_, q8_sum_, {&o});
+  share_q8(s.int8_activations, attn, n, q_width, q8_, q8_scale_, q8_sum_, step.num_threads, {&o});
   const int o_threads = region_threads(n * q_width * hidden, step.num_threads);
   run_matmuls({&o}, o_threads);
-  add_into(x, normed, n * hidden);
+  add_rows(x, normed, n, hidden, step.num_threads);
 
   // MLP block: norm, gate and up in one region with SiLU(gate) * up on each thread's columns, down + residual.
-  rms_norm(x, w.ffn_norm, n, hidden, s.rms_eps, normed);
+  rms_norm_rows(x, w.ffn_norm, n, hidden, s.rms_eps, normed, step.num_threads);
   Matmul gate = matmul_args(w.gate, normed, hidden, n, gate_up, 2 * I, nullptr, s.int8_activations);
   Matmul up = matmul_args(w.up, normed, hidden, n, gate_up + I, 2 * I, nullptr, s.int8_activations);
-  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, {&gate, &up});
+  share_q8(s.int8_activations, normed, n, hidden, q8_, q8_scale_, q8_sum_, step.num_threads, {&gate, &up});
   const int mlp_threads = region_threads(n * hidden * 2 * I, step.num_threads);
   const std::vector<RowChunk> mlp_chunks = row_chunks({&gate}, mlp_threads);
   cpu::parallel_for_dynamic(int64_t(mlp_chunks.size()), mlp_threads, [&](int64_t c) {
@@ -271,10 +300,10 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     }
   });
   Matmul down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
-  share_q8(s.int8_activations, act, n, I, q8_, q8_scale_, q8_sum_, {&down});
+  share_q8(s.int8_activations, act, n, I, q8_, q8_scale_, q8_sum_, step.num_threads, {&down});
   const int down_threads = region_threads(n * I * hidden, step.num_threads);
   run_matmuls({&down}, down_threads);
-  add_into(x, normed, n * hidden);
+  add_rows(x, normed, n, hidden, step.num_threads);
 }
 
 }  // namespace llmkit
