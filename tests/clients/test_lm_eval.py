@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("lm_eval", reason="lm-eval is installed by the nox session client_lm_eval")
 
+from served import BIN, llmkit_serve
+
 from llmkit.core.testing import write_tiny_model
 
-BIN = Path(sys.executable).parent
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 MC_ITEMS = [
@@ -37,12 +34,6 @@ GEN_QUESTIONS = ["What is the capital of France?", "Say hello.", "Count to three
 GEN_TOKENS = 6
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("tiny"))
@@ -50,36 +41,11 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    """`llmkit serve` in a subprocess on a free loopback port; (base url, served model name)."""
-    port = free_port()
+    """`llmkit serve` (the tiny model) on loopback; (base url, served model name)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [BIN / "llmkit", "serve", "--model", str(model_dir), "--port", str(port), "--kv-cache-memory", "64MiB"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **OFFLINE},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"llmkit serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"llmkit serve did not start: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        name = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
-        yield url, name
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    args = ("--model", str(model_dir), "--kv-cache-memory", "64MiB")
+    with llmkit_serve(*args, log=log, env=OFFLINE, timeout=120) as served:
+        yield served
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -7,62 +7,25 @@ goes back to the model, and the run ends with a final answer. No network beyond 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("agents", reason="openai-agents is installed by the nox session client_agents")
 
 from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
+from served import llmkit_serve
 
-BIN = Path(sys.executable).parent
 CITIES = {"paris", "london", "rome", "berlin", "madrid"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(smollm2_path, tmp_path_factory):
-    """`llmkit serve` (the default model) in a subprocess on a free loopback port; (base url, model name)."""
-    port = free_port()
+    """`llmkit serve` (the default model) on loopback; (base url, model name)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [BIN / "llmkit", "serve", "--model", str(smollm2_path), "--port", str(port), "--embedding-model", "none"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, f"llmkit serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"llmkit serve did not start: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url, httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    args = ("--model", str(smollm2_path), "--embedding-model", "none")
+    with llmkit_serve(*args, log=log, env={"OMP_NUM_THREADS": "1"}) as served:
+        yield served
 
 
 def test_an_agent_runs_a_function_tool_on_the_default_model(server):
