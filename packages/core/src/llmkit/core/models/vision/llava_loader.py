@@ -10,11 +10,10 @@ from pathlib import Path
 from safetensors import safe_open
 
 from ...errors import ModelFormatError
-from ...tokenizer import Tokenizer
 from ..checkpoint import Checkpoint, expected_tensor_names
-from ..hf_loader import _read_json, _weight_files, _with_generation_eos
+from ..hf_loader import _read_json, _weight_files
 from .llava_config import LlavaConfig
-from .loader import _image_processor_config, _optional_json, _vision_chat_template
+from .loader import vision_checkpoint
 
 # Tensors a LLaVA checkpoint may hold that no part of the model uses.
 _UNUSED = ("rotary_emb.inv_freq", "embeddings.position_ids")
@@ -58,25 +57,7 @@ class LlavaLoader:
                 f"make {config.image_seq_len}"
             )
         text_tensors, vision_tensors = _read_tensors(path, config, keep_stored)
-        tokenizer_config = _optional_json(path / "tokenizer_config.json")
-        if not (path / "tokenizer.json").is_file():
-            raise ModelFormatError(f"{path} lacks tokenizer.json")
-        tokenizer = _with_generation_eos(Tokenizer.from_file(path / "tokenizer.json", tokenizer_config), path)
-        processor_config = _optional_json(path / "processor_config.json")
-        return Checkpoint(
-            config=config.text,
-            tensors=text_tensors,
-            tokenizer=tokenizer,
-            chat_template=_vision_chat_template(path, tokenizer_config, processor_config),
-            path=path,
-            format="hf",
-            metadata={
-                "vision_language": config,
-                "vision_tensors": vision_tensors,
-                "image_processor": _image_processor_config(path, processor_config),
-                "processor": processor_config,
-            },
-        )
+        return vision_checkpoint(path, config, text_tensors, vision_tensors)
 
 
 def _read_tensors(path: Path, config: LlavaConfig, keep_stored: bool) -> tuple[dict, dict]:

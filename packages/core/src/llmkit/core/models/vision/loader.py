@@ -36,26 +36,32 @@ class Idefics3Loader:
     def load(self, path: Path, *, keep_stored: bool = False) -> Checkpoint:
         config = Idefics3Config.from_hf_dict(_read_json(path / "config.json"))
         text_tensors, vision_tensors = _read_tensors(path, config, keep_stored)
-        tokenizer_config = _optional_json(path / "tokenizer_config.json")
-        if not (path / "tokenizer.json").is_file():
-            raise ModelFormatError(f"{path} lacks tokenizer.json")
-        tokenizer = _with_generation_eos(Tokenizer.from_file(path / "tokenizer.json", tokenizer_config), path)
-        processor_config = _optional_json(path / "processor_config.json")
-        image_processor = _image_processor_config(path, processor_config)
-        return Checkpoint(
-            config=config.text,
-            tensors=text_tensors,
-            tokenizer=tokenizer,
-            chat_template=_vision_chat_template(path, tokenizer_config, processor_config),
-            path=path,
-            format="hf",
-            metadata={
-                "vision_language": config,
-                "vision_tensors": vision_tensors,
-                "image_processor": image_processor,
-                "processor": processor_config,
-            },
-        )
+        return vision_checkpoint(path, config, text_tensors, vision_tensors)
+
+
+def vision_checkpoint(path: Path, config: Any, text_tensors: dict, vision_tensors: dict) -> Checkpoint:
+    """A vision-language directory's `Checkpoint` (the "idefics3" and "llava" loaders): the language model's
+    tensors under `LlamaModel`'s names, the tokenizer and chat template, and in `metadata` the whole config
+    (`config.text` is the decoder's), the vision tensors and the image processor's settings."""
+    tokenizer_config = _optional_json(path / "tokenizer_config.json")
+    if not (path / "tokenizer.json").is_file():
+        raise ModelFormatError(f"{path} lacks tokenizer.json")
+    tokenizer = _with_generation_eos(Tokenizer.from_file(path / "tokenizer.json", tokenizer_config), path)
+    processor_config = _optional_json(path / "processor_config.json")
+    return Checkpoint(
+        config=config.text,
+        tensors=text_tensors,
+        tokenizer=tokenizer,
+        chat_template=_vision_chat_template(path, tokenizer_config, processor_config),
+        path=path,
+        format="hf",
+        metadata={
+            "vision_language": config,
+            "vision_tensors": vision_tensors,
+            "image_processor": _image_processor_config(path, processor_config),
+            "processor": processor_config,
+        },
+    )
 
 
 def _read_tensors(path: Path, config: Idefics3Config, keep_stored: bool) -> tuple[dict, dict]:
