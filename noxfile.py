@@ -88,7 +88,14 @@ def all_sessions(session: nox.Session) -> None:
     runs = []
     for number, group in enumerate(SESSION_GROUPS, 1):
         command = [sys.executable, "-m", "nox", "--noxfile", __file__, "-s", *group, *extra]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # pytest's progress as it happens, not in 8 KiB blocks
+        )
         relay = threading.Thread(target=_relay, args=(process.stdout, f"[{number}] "))
         relay.start()
         runs.append((group, process, relay))
