@@ -196,7 +196,7 @@ class PyLlamaForward {
   void run(py::handle hidden_out, py::handle input_ids, py::handle positions, py::handle slot_mapping,
            int64_t num_decode, py::handle decode_block_tables, py::handle decode_seq_lens,
            py::handle prefill_block_tables, py::handle prefill_seq_lens, py::handle query_start_loc,
-           int64_t num_layers, double scale, int num_threads) {
+           int64_t num_layers, double scale, int num_threads, py::handle embedding_rows, py::handle embeddings) {
     const LlamaShape& s = forward_->shape();
     TensorArg ids("input_ids", input_ids);
     ids.dtype_in({DType::kInt64}).rank(1).contiguous();
@@ -228,6 +228,24 @@ class PyLlamaForward {
     step.prefill_seq_lens = index_vector(ps, step.num_prefill, "prefill sequences");
     step.query_start_loc = index_vector(qs, step.num_prefill + 1, "prefill sequences + 1");
     check_step(step);
+    if (embedding_rows.is_none() != embeddings.is_none()) {
+      raise_value_error("embedding_rows and embeddings must be given together");
+    }
+    if (!embedding_rows.is_none()) {
+      TensorArg rows("embedding_rows", embedding_rows);
+      rows.dtype_in({DType::kInt64}).rank(1).contiguous().same_device_as(ids);
+      TensorArg values("embeddings", embeddings);
+      values.dtype_in({DType::kFloat32}).rank(2).contiguous().same_device_as(ids);
+      values.dim_is(0, rows.size(0), "embedding_rows' length").dim_is(1, s.hidden, "hidden size");
+      step.num_embedded = rows.size(0);
+      step.embedded_rows = static_cast<const int64_t*>(rows.data());
+      step.embedded = static_cast<const float*>(values.data());
+      for (int64_t r = 0; r < step.num_embedded; ++r) {
+        if (step.embedded_rows[r] < 0 || step.embedded_rows[r] >= n) {
+          raise_value_error("embedding_rows[" + std::to_string(r) + "] is outside [0, tokens)");
+        }
+      }
+    }
     py::gil_scoped_release release;
     forward_->run(step);
   }
@@ -394,7 +412,10 @@ void bind_quant(py::module_& m) {
            "final_norm"_a, "layers"_a)
       .def("run", &PyLlamaForward::run, "hidden_out"_a, "input_ids"_a, "positions"_a, "slot_mapping"_a,
            "num_decode"_a, "decode_block_tables"_a, "decode_seq_lens"_a, "prefill_block_tables"_a,
-           "prefill_seq_lens"_a, "query_start_loc"_a, "num_layers"_a, "scale"_a, "num_threads"_a)
+           "prefill_seq_lens"_a, "query_start_loc"_a, "num_layers"_a, "scale"_a, "num_threads"_a,
+           "embedding_rows"_a = py::none(), "embeddings"_a = py::none(),
+           "hidden_out = the decoder's final hidden states; rows embedding_rows take embeddings [R, hidden] as "
+           "their input instead of their token's embedding.")
       .def_property_readonly("vocab_size", &PyLlamaForward::vocab_size)
       .def_property_readonly("packed_bytes", &PyLlamaForward::packed_bytes)
       .def_property_readonly("released_bytes", &PyLlamaForward::released_bytes);

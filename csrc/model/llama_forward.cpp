@@ -1,5 +1,6 @@
 #include "model/llama_forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <initializer_list>
@@ -177,6 +178,10 @@ void LlamaForward::run(const ForwardStep& step) {
 
   const Matmul embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
   cpu::active_table().dequantize_rows(embed.args, step.input_ids, n);
+  for (int64_t r = 0; r < step.num_embedded; ++r) {
+    const float* src = step.embedded + r * hidden;
+    std::copy(src, src + hidden, x + step.embedded_rows[r] * hidden);
+  }
   for (int64_t t = 0; t < n; ++t) {
     const float position = float(step.positions[t]);
     for (int64_t i = 0; i < half; ++i) {

@@ -70,6 +70,10 @@ struct ForwardStep {
   float attention_scale = 1.0f;
   int num_threads = 1;
   float* hidden_out = nullptr;  // [tokens, hidden], after the final norm
+  // Optional: rows whose input is a given embedding instead of their token's (a VLM's image embeddings).
+  int64_t num_embedded = 0;
+  const int64_t* embedded_rows = nullptr;  // [num_embedded], each in [0, tokens)
+  const float* embedded = nullptr;         // [num_embedded, hidden]
 };
 
 class LlamaForward {

@@ -15,6 +15,7 @@ from llmkit.core import ops
 from llmkit.core.models.config import ModelConfig
 from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear, set_activations
 from llmkit.core.ops import PagedStep
+from llmkit.core.ops.paged_step import InputEmbeddings
 from llmkit.core.quant import quantize
 from llmkit.core.testing import random_model, tiny_config
 from llmkit.kernels import _C, fused_forward
@@ -119,9 +120,9 @@ def prefill_history(model, caches, history, vocab, generator, forward):
         )
 
 
-def run_both(model, kv_dtype, decode_lens, prefill_chunks, seed):
+def run_both(model, kv_dtype, decode_lens, prefill_chunks, seed, embedded_rows=None):
     """Hidden states of the same step from the reference and the native forward, each on its own caches
-    filled with the same history by its own forward."""
+    filled with the same history by its own forward; `embedded_rows` take random input embeddings."""
     config = model.config
     results = []
     for forward in (ops.reference("paged_forward"), fused_forward.paged_forward):
@@ -132,8 +133,12 @@ def run_both(model, kv_dtype, decode_lens, prefill_chunks, seed):
         ]
         step, history = step_for(generator, decode_lens, prefill_chunks, config.vocab_size, 64)
         prefill_history(model, caches, history, config.vocab_size, generator, forward)
+        embeddings = None
+        if embedded_rows is not None:
+            values = torch.randn(len(embedded_rows), config.hidden_size, generator=torch.Generator().manual_seed(seed))
+            embeddings = InputEmbeddings(torch.tensor(embedded_rows), values)
         with torch.inference_mode():
-            results.append(forward(model, caches, step))
+            results.append(forward(model, caches, step, None, embeddings))
     return results
 
 
@@ -150,6 +155,32 @@ def test_native_forward_equals_the_reference(weights, decode_lens, prefill_chunk
     assert fused_forward.native_forward_reason(model) is None
     reference, native = run_both(model, "auto", decode_lens, prefill_chunks, seed)
     assert relative_error(native, reference) < 1e-4, (weights, seed)
+
+
+@pytest.mark.parametrize("weights", ["float32", "q4_0"])
+def test_input_embeddings_replace_their_rows_in_both_forwards(weights):
+    """A vision-language model's image rows: the native forward takes the given embeddings in place of those
+    rows' token embeddings exactly as the reference does (a decode row, and rows in both prefill chunks)."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    model = tiny(seed % 1000)
+    if weights != "float32":
+        model = stored(model, weights)
+    rows = [1, 4, 5, 6, 13, 14]  # decode row 1; rows 3..11 are the first chunk, 12..14 the second
+    reference, native = run_both(model, "auto", [5, 17, 40], [(0, 9), (20, 3)], seed, rows)
+    assert relative_error(native, reference) < 1e-4, (weights, seed)
+    plain, _ = run_both(model, "auto", [5, 17, 40], [(0, 9), (20, 3)], seed)
+    changed = (reference - plain).abs().amax(dim=1) > 1e-3
+    assert changed[rows].all() and not changed[[0, 2, 3, 12]].any(), seed  # later rows of a chunk see them too
+
+
+def test_input_embeddings_rows_outside_the_step_are_refused():
+    model = tiny(3)
+    config = model.config
+    caches = [ops.allocate(8, config.num_kv_heads, BLOCK, config.head_dim, "auto", torch.float32) for _ in model.layers]
+    step, _ = step_for(torch.Generator().manual_seed(0), [], [(0, 4)], config.vocab_size, 8)
+    outside = InputEmbeddings(torch.tensor([4]), torch.randn(1, config.hidden_size))
+    with pytest.raises(ValueError, match="embedding_rows"):
+        fused_forward.paged_forward(model, caches, step, None, outside)
 
 
 # K/V from the two forwards differ by ~1e-7, and a quantized cache may round such a value to the

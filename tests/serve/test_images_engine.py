@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from image_model import build_tiny_llava, build_tiny_vlm
 from PIL import Image
 
+from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
+from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear
 from llmkit.core.models.vision.pretrained import load_vision_language
+from llmkit.core.ops import PagedAttention
+from llmkit.core.quant import quantize
 from llmkit.core.sampling import SamplingParams
 from llmkit.serve.engine import Engine
 from llmkit.serve.speculative import SpeculativeConfig
@@ -148,3 +153,56 @@ def test_a_preempted_image_request_is_recomputed_from_its_kept_embeddings(vlm):
     for image, output in zip(images, outputs, strict=True):
         assert output.completions[0].token_ids == _reference(vlm, image, "high")
     assert engine.stats().free_blocks == 48
+
+
+@pytest.fixture
+def native_forward(monkeypatch):
+    """Counts the torch forward's paged-attention calls (none while every step runs the native forward)."""
+    if ops.implementation("paged_forward", "cpu") is ops.reference("paged_forward"):
+        pytest.skip("llmkit-kernels is not installed (tests/kernels covers the fused forward)")
+    calls = []
+    attend = PagedAttention.attend
+    monkeypatch.setattr(PagedAttention, "attend", lambda self, *args: calls.append(1) or attend(self, *args))
+    return calls
+
+
+def _greedy_ids_with_an_image_split_by_chunks(vlm) -> tuple[list[int], Engine]:
+    image = _image(50, 20, seed=1)
+    engine = Engine(vlm, num_blocks=64, block_size=4, max_num_batched_tokens=6)
+    prompt = engine.vision.prompt(_text(vlm), [(image, "high")])
+    (output,) = engine.generate([prompt], GREEDY, progress=False)
+    return output.completions[0].token_ids, engine
+
+
+def test_image_steps_run_the_native_forward_and_equal_the_reference(vlm, native_forward):
+    reference = _reference(vlm, _image(50, 20, seed=1), "high")
+    ids, engine = _greedy_ids_with_an_image_split_by_chunks(vlm)
+    assert ops.forward_is_native(engine.pretrained.model)
+    assert native_forward == []  # no step (image rows or not) ran the torch forward
+    assert ids == reference
+    assert engine.stats().free_blocks == 64
+
+
+def _stored_text_model(vlm, fmt: str, activations: str):
+    """The VLM with its language model's matrices quantized to `fmt` (as `quantize=` does at load)."""
+    text = vlm.model.text_model
+    for module in list(text.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(module, name, QuantizedLinear(quantize(child.weight.detach(), fmt), child.bias, activations))
+            elif isinstance(child, torch.nn.Embedding):
+                setattr(module, name, QuantizedEmbedding(quantize(child.weight.detach(), fmt), activations))
+    return vlm
+
+
+def test_image_steps_with_int8_activations_run_the_native_forward(tmp_path, native_forward):
+    """int8 activations round each matmul's input, so a float difference of 1e-7 between the forwards can flip a
+    rounding: the ids are compared, and their agreement is printed (pytest -s)."""
+    vlm = _stored_text_model(load_vision_language(build_tiny_vlm(tmp_path)), "q8_0", "int8")
+    reference = _reference(vlm, _image(50, 20, seed=1), "high")
+    ids, engine = _greedy_ids_with_an_image_split_by_chunks(vlm)
+    assert ops.forward_is_native(engine.pretrained.model)
+    assert native_forward == []
+    agreeing = next((i for i, (a, b) in enumerate(zip(ids, reference, strict=True)) if a != b), len(ids))
+    print(f"int8 activations: {agreeing} of {len(ids)} greedy ids equal the reference before the first difference")
+    assert agreeing >= 8

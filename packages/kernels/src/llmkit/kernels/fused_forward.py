@@ -18,6 +18,7 @@ from llmkit.core import ops as core_ops
 from llmkit.core.models.llama import LlamaModel
 from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear, as_stored
 from llmkit.core.ops import PagedKVCache, PagedStep, reference
+from llmkit.core.ops.paged_step import InputEmbeddings
 
 from . import _C
 
@@ -115,13 +116,21 @@ def _native(model: nn.Module, caches: list[PagedKVCache]):
 
 
 def paged_forward(
-    model: LlamaModel, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None
+    model: LlamaModel,
+    caches: list[PagedKVCache],
+    step: PagedStep,
+    num_layers: int | None = None,
+    input_embeddings: InputEmbeddings | None = None,
 ) -> torch.Tensor:
     """Final hidden states [N, hidden] of the step's tokens, exactly as the reference computes them up
-    to float summation order."""
+    to float summation order; `input_embeddings` replaces some rows' token embeddings (image rows)."""
     forward = _native(model, caches)
     if forward is None:
-        return reference("paged_forward")(model, caches, step, num_layers)
+        return reference("paged_forward")(model, caches, step, num_layers, input_embeddings)
+    rows = embeddings = None
+    if input_embeddings is not None:
+        rows = input_embeddings.rows.to(torch.int64).contiguous()
+        embeddings = input_embeddings.embeddings.to(torch.float32).contiguous()
     hidden = torch.empty(step.input_ids.shape[0], model.config.hidden_size, dtype=torch.float32)
     forward.run(
         hidden,
@@ -137,6 +146,8 @@ def paged_forward(
         -1 if num_layers is None else num_layers,
         model.config.head_dim**-0.5,
         core_ops.native_threads(),
+        rows,
+        embeddings,
     )
     return hidden
 

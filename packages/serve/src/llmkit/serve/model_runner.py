@@ -126,9 +126,7 @@ class ModelRunner:
     @torch.inference_mode()
     def forward(self, inputs: StepInputs) -> torch.Tensor:
         """Final hidden states [N, hidden] of every token in the step."""
-        if inputs.images is not None:
-            return self.vision.forward(self.caches, inputs, inputs.images)
-        return ops.paged_forward(self.model, self.caches, inputs)
+        return ops.paged_forward(self.model, self.caches, inputs, None, inputs.images)
 
     def _prompt_logprobs(
         self, scheduled: ScheduledSequence, hidden: torch.Tensor, first_row: int

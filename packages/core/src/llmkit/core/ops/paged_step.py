@@ -30,6 +30,15 @@ class PagedStep:
     query_start_loc: torch.Tensor  # [P + 1] int32
 
 
+@dataclasses.dataclass(frozen=True)
+class InputEmbeddings:
+    """Rows of a step whose input is a given embedding instead of their token's (a vision-language model's
+    image embeddings in place of its placeholder tokens), applied right after the embedding lookup."""
+
+    rows: torch.Tensor  # [R] int64, rows of the flat step
+    embeddings: torch.Tensor  # [R, hidden]
+
+
 class PagedAttention:
     """The `AttentionContext` of one step: write new K/V into their slots, then decode/prefill attention."""
 
@@ -58,16 +67,36 @@ class PagedAttention:
         return out
 
 
-def paged_forward(model, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None) -> torch.Tensor:
+def paged_forward(
+    model,
+    caches: list[PagedKVCache],
+    step: PagedStep,
+    num_layers: int | None = None,
+    input_embeddings: InputEmbeddings | None = None,
+) -> torch.Tensor:
     """Final hidden states [N, hidden] of the step's tokens (after the final norm), writing their K/V."""
-    scale = model.config.head_dim**-0.5
-    return model(step.input_ids, step.positions, PagedAttention(caches, step, scale), num_layers)
+    attention = PagedAttention(caches, step, model.config.head_dim**-0.5)
+    if input_embeddings is None:
+        return model(step.input_ids, step.positions, attention, num_layers)
+    x = model.embed_tokens(step.input_ids).to(model.dtype)  # LlamaModel.forward with some rows replaced
+    x[input_embeddings.rows] = input_embeddings.embeddings.to(x.dtype)
+    cos, sin = model.rotary(step.positions, x.dtype)
+    for layer in model.layers[:num_layers]:
+        x = layer(x, cos, sin, attention)
+    return model.norm(x)
 
 
 def dispatch_paged_forward(
-    model, caches: list[PagedKVCache], step: PagedStep, num_layers: int | None = None
+    model,
+    caches: list[PagedKVCache],
+    step: PagedStep,
+    num_layers: int | None = None,
+    input_embeddings: InputEmbeddings | None = None,
 ) -> torch.Tensor:
-    return implementation("paged_forward", model.device.type)(model, caches, step, num_layers)
+    forward = implementation("paged_forward", model.device.type)
+    if input_embeddings is None:  # registered forwards that predate the argument keep working on text steps
+        return forward(model, caches, step, num_layers)
+    return forward(model, caches, step, num_layers, input_embeddings)
 
 
 def describe_forward(model) -> str:

@@ -2,13 +2,12 @@
 
 It turns prompt text with `<image>` places plus images into an `ImagePrompt` (tokens only: the vision tower
 runs later), runs the tower once per image for every image a step first needs (all of a step's tiles in
-one batch, images with the same content hash encoded once), and runs the decoder over token embeddings
-with the image embeddings in place of their placeholder rows (the torch forward with paged attention:
-the native fused forward takes token ids only, so steps without image rows still use it)."""
+one batch, images with the same content hash encoded once), and hands the step's `ImageRows` to
+`paged_forward`, which puts the image embeddings in place of their placeholder rows (in the native fused
+forward when it runs the language model, as for text steps)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -16,17 +15,13 @@ import torch
 from llmkit.core.errors import InvalidParameterError, ModelFormatError
 from llmkit.core.images import open_image
 from llmkit.core.models.vision.pretrained import IMAGE_PLACEHOLDER, ImageSource, VisionLanguagePretrained
-from llmkit.core.ops import PagedAttention, PagedStep
+from llmkit.core.ops.paged_step import InputEmbeddings
 
 from .prompt import ImagePrompt, PromptImage
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageRows:
+class ImageRows(InputEmbeddings):
     """Rows of a step's flat batch whose input is an image embedding instead of a token embedding."""
-
-    rows: torch.Tensor  # [R] int64
-    embeddings: torch.Tensor  # [R, hidden]
 
 
 class EngineVision:
@@ -106,15 +101,6 @@ class EngineVision:
             return None
         device = self.vlm.model.device
         return ImageRows(torch.cat(rows).to(device), torch.cat(embeddings))
-
-    @torch.inference_mode()
-    def forward(self, caches, step: PagedStep, images: ImageRows) -> torch.Tensor:
-        """Final hidden states [N, hidden]: token embeddings, image rows replaced, through the decoder."""
-        model = self.vlm.model
-        embeddings = model.text_model.embed_tokens(step.input_ids).to(model.dtype)
-        embeddings[images.rows] = images.embeddings.to(embeddings.dtype)
-        attention = PagedAttention(caches, step, model.text_model.config.head_dim**-0.5)
-        return model(embeddings, step.positions, attention)
 
 
 def check_image_prompt(prompt, vision: EngineVision | None) -> ImagePrompt | None:
