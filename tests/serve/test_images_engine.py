@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from core.vision_fixtures import build_tokenizer
+from core.vision_llava_fixtures import write_mmproj, write_text_gguf
 from image_model import build_tiny_llava, build_tiny_vlm
 from PIL import Image
+from test_mmproj_serve import transformers_shaped
 
 from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
-from llmkit.core.models.quantized import QuantizedEmbedding, QuantizedLinear
 from llmkit.core.models.vision.pretrained import load_vision_language
 from llmkit.core.ops import PagedAttention
-from llmkit.core.quant import quantize
 from llmkit.core.sampling import SamplingParams
 from llmkit.serve.engine import Engine
 from llmkit.serve.speculative import SpeculativeConfig
@@ -166,10 +166,10 @@ def native_forward(monkeypatch):
     return calls
 
 
-def _greedy_ids_with_an_image_split_by_chunks(vlm) -> tuple[list[int], Engine]:
+def _greedy_ids_with_an_image_split_by_chunks(model, **options) -> tuple[list[int], Engine]:
     image = _image(50, 20, seed=1)
-    engine = Engine(vlm, num_blocks=64, block_size=4, max_num_batched_tokens=6)
-    prompt = engine.vision.prompt(_text(vlm), [(image, "high")])
+    engine = Engine(model, num_blocks=64, block_size=4, max_num_batched_tokens=6, **options)
+    prompt = engine.vision.prompt(_text(engine.vision.vlm), [(image, "high")])
     (output,) = engine.generate([prompt], GREEDY, progress=False)
     return output.completions[0].token_ids, engine
 
@@ -183,26 +183,42 @@ def test_image_steps_run_the_native_forward_and_equal_the_reference(vlm, native_
     assert engine.stats().free_blocks == 64
 
 
-def _stored_text_model(vlm, fmt: str, activations: str):
-    """The VLM with its language model's matrices quantized to `fmt` (as `quantize=` does at load)."""
-    text = vlm.model.text_model
-    for module in list(text.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(module, name, QuantizedLinear(quantize(child.weight.detach(), fmt), child.bias, activations))
-            elif isinstance(child, torch.nn.Embedding):
-                setattr(module, name, QuantizedEmbedding(quantize(child.weight.detach(), fmt), activations))
-    return vlm
-
-
-def test_image_steps_with_int8_activations_run_the_native_forward(tmp_path, native_forward):
-    """int8 activations round each matmul's input, so a float difference of 1e-7 between the forwards can flip a
-    rounding: the ids are compared, and their agreement is printed (pytest -s)."""
-    vlm = _stored_text_model(load_vision_language(build_tiny_vlm(tmp_path)), "q8_0", "int8")
+def test_image_steps_with_quantize_and_int8_activations_run_the_native_forward(tmp_path, native_forward):
+    """An HF directory with `quantize` at load: int8 activations round each matmul's input, so a float difference
+    of 1e-7 between the forwards can flip a rounding; the agreement is printed (pytest -s)."""
+    directory = build_tiny_vlm(tmp_path)
+    vlm = load_vision_language(directory, quantize="q8_0", activations="int8")
+    assert vlm.model.text_model.weights_as_stored
     reference = _reference(vlm, _image(50, 20, seed=1), "high")
-    ids, engine = _greedy_ids_with_an_image_split_by_chunks(vlm)
+    ids, engine = _greedy_ids_with_an_image_split_by_chunks(str(directory), quantize="q8_0", activations="int8")
+    assert engine.pretrained.model.weights_as_stored
     assert ops.forward_is_native(engine.pretrained.model)
     assert native_forward == []
     agreeing = next((i for i, (a, b) in enumerate(zip(ids, reference, strict=True)) if a != b), len(ids))
     print(f"int8 activations: {agreeing} of {len(ids)} greedy ids equal the reference before the first difference")
     assert agreeing >= 8
+
+
+def test_a_gguf_language_model_with_mmproj_runs_as_stored_on_the_native_forward(tmp_path, native_forward):
+    (tmp_path / "hf").mkdir()
+    source = transformers_shaped(load_vision_language(build_tiny_llava(tmp_path / "hf", seed=5)).model)
+    text = write_text_gguf(tmp_path / "model.gguf", source, build_tokenizer())
+    mmproj = write_mmproj(tmp_path / "mmproj.gguf", source, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    llava = load_vision_language(text, mmproj=mmproj, weights="as-stored")
+    assert llava.model.text_model.weights_as_stored
+    images = [_image(40, 25, seed=8)]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "and"}]}]
+    engine = Engine(llava, num_blocks=64, block_size=4, max_num_batched_tokens=6)
+    prompt = engine.vision.prompt(_text(llava, messages), [(image, "auto") for image in images])
+
+    (output,) = engine.generate([prompt], GREEDY, progress=False)
+
+    assert ops.forward_is_native(engine.pretrained.model)
+    assert native_forward == []
+    reference = llava.text_prompt(_text(llava, messages), images)
+    assert output.completions[0].token_ids == llava.generate_greedy(reference, 32, stop_token_ids=())
+
+
+def test_a_dense_weights_format_for_a_vision_language_model_is_refused(tmp_path):
+    with pytest.raises(InvalidParameterError, match="loads as-stored or dense in dtype"):
+        Engine(str(build_tiny_vlm(tmp_path)), weights="bfloat16", num_blocks=16)

@@ -297,19 +297,22 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _with_mmproj(args: argparse.Namespace, load_options: dict):
-    """`--mmproj`: the GGUF language model and its mmproj GGUF loaded as one vision-language model (dense)."""
+    """`--mmproj`: the GGUF language model and its mmproj GGUF loaded as one vision-language model (the language
+    model dense in --dtype, or as stored with --weights as-stored / --quantize / --activations)."""
     from llmkit.core.models.store import resolve
     from llmkit.core.models.vision.pretrained import load_vision_language
 
-    given = [f"--{name}" for name in ("weights", "quantize", "activations") if load_options[name] is not None]
-    if given:
-        raise LlmkitError(f"{', '.join(given)} cannot be combined with --mmproj (vision-language models load dense)")
+    if load_options["weights"] not in (None, "as-stored"):
+        raise LlmkitError("--weights cannot be combined with --mmproj unless it is as-stored (dense: --dtype)")
     return load_vision_language(
         resolve(args.model),
         mmproj=args.mmproj,
         dtype=load_options["dtype"] or "float32",
         device=load_options["device"],
         chat_template=load_options["chat_template"],
+        weights=load_options["weights"],
+        quantize=load_options["quantize"],
+        activations=load_options["activations"],
     )
 
 

@@ -17,24 +17,23 @@ from .engine_vision import EngineVision
 
 def load_engine_model(model, config, **options) -> tuple[Pretrained, EngineVision | None]:
     """`model` is a catalog name, a path, a `Pretrained` or a `VisionLanguagePretrained`; `options` are
-    `load_pretrained`'s. Features the vision path does not support yet are refused here, before anything runs."""
+    `load_pretrained`'s (the language model of a vision-language model loads dense in `dtype`, or as stored /
+    quantized with `weights="as-stored"`, `quantize`, `activations`). Features the vision path does not support
+    yet are refused here, before anything runs."""
     if isinstance(model, Pretrained):
         return model, None
     if not isinstance(model, VisionLanguagePretrained):
         path = Path(str(model)).expanduser()
         if not any(loader.can_load(path) for loader in (Idefics3Loader(), LlavaLoader())):
             return load_pretrained(model, **options), None
-        unsupported = [name for name in ("weights", "quantize", "activations") if options.get(name) is not None]
-        if unsupported:
-            raise InvalidParameterError(
-                f"{', '.join(unsupported)} is not supported for vision-language models yet (they load dense; "
-                "choose dtype instead)"
-            )
         model = load_vision_language(
             path,
             dtype=options.get("dtype") or "float32",
             device=options["device"],
             chat_template=options.get("chat_template"),
+            weights=options.get("weights"),
+            quantize=options.get("quantize"),
+            activations=options.get("activations"),
         )
     for name, value, default in (
         ("speculative", config.speculative, None),

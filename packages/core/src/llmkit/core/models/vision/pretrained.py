@@ -149,14 +149,23 @@ def load_vision_language(
     device: str | torch.device = "cpu",
     chat_template: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    weights: str | None = None,
+    quantize: str | None = None,
+    activations: str | None = None,
 ) -> VisionLanguagePretrained:
     """Load an Idefics3 / SmolVLM or LLaVA HF directory, or (with `mmproj`) a GGUF language model plus its mmproj
-    GGUF; the vision tower and connector run in `dtype` on `device` too."""
+    GGUF; the vision tower and connector run in `dtype` on `device` too. The language model loads dense in
+    `dtype`, or (`weights="as-stored"`, `quantize`, `activations`: as in `load_pretrained`) kept stored."""
+    if weights not in (None, "as-stored"):
+        raise InvalidParameterError(f"weights={weights!r}: a vision-language model loads as-stored or dense in dtype")
+    stored = weights == "as-stored" or quantize is not None
     path = Path(path).expanduser()
-    checkpoint = _checkpoint(path, None if mmproj is None else Path(mmproj).expanduser())
+    checkpoint = _checkpoint(path, None if mmproj is None else Path(mmproj).expanduser(), stored)
     torch_dtype = parse_dtype(dtype)
     config = checkpoint.metadata["vision_language"]
-    text_model = build_model(checkpoint, torch_dtype, device)
+    text_model = build_model(
+        checkpoint, torch_dtype, device, as_stored=stored, quantize=quantize, activations=activations or "float32"
+    )
     with torch.device("meta"), skip_init_on_meta():
         if isinstance(config, LlavaConfig):
             has_post_norm = "vision_tower.post_layernorm.weight" in checkpoint.metadata["vision_tensors"]
@@ -179,17 +188,17 @@ def load_vision_language(
     return VisionLanguagePretrained(model.eval(), checkpoint.tokenizer, template, processor, path, max_pixels)
 
 
-def _checkpoint(path: Path, mmproj: Path | None) -> Checkpoint:
+def _checkpoint(path: Path, mmproj: Path | None, keep_stored: bool) -> Checkpoint:
     if mmproj is not None:
         gguf = GGUFLoader()
         if not gguf.can_load(path):
             raise ModelFormatError(f"with an mmproj file, {path} must be the GGUF language model")
         if not mmproj.is_file():
             raise ModelFormatError(f"mmproj file {mmproj} does not exist")
-        return with_mmproj(gguf.load(path), mmproj)
+        return with_mmproj(gguf.load(path, keep_stored=keep_stored), mmproj)
     for loader in (Idefics3Loader(), LlavaLoader()):
         if loader.can_load(path):
-            return loader.load(path)
+            return loader.load(path, keep_stored=keep_stored)
     if GGUFLoader().can_load(path):
         raise ModelFormatError(f"{path} is a GGUF language model; pass its vision file too (mmproj=...)")
     raise ModelFormatError(
