@@ -155,9 +155,11 @@ def context(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Tests across packages: context with the serve engine (prefix-cache hits) and with eval's probes."""
-    session.install(TORCH, "./packages/core", "./packages/serve", "./packages/eval", "./packages/context[test]")
+    """Tests across packages: context with the serve engine (prefix-cache hits) and with eval's probes; and the
+    engine's image steps on the native fused forward (serve's own session runs without the native kernels)."""
+    session.install(TORCH, "./packages/core", "./packages/serve", kernels_wheel(session), "./packages/eval", "./packages/context[test]")  # fmt: skip
     session.run("pytest", "tests/integration", *session.posargs)
+    session.run("pytest", "tests/serve/test_images_engine.py", "-k", "native_forward", *session.posargs)
 
 
 @nox.session(python=PYTHON)
