@@ -29,9 +29,9 @@ os.environ.setdefault("UV_VENV_SEED", "1")
 # cores, and a session spends much of its time installing, building and waiting on the servers it started, so the two
 # groups together take far less than the same sessions one after another. `python -m nox -s NAME` runs one session.
 SESSION_GROUPS = (
-    ("serve", "core", "train", "lab", "plugins", "sympy_verifier"),
+    ("serve", "core", "train", "plugins", "sympy_verifier"),
     ("kernels", "kernels_sanitize", "orchestrate_model", "client_agents", "client_garak", "eval", "context",
-     "integration", "orchestrate", "http_fetch", "client_lm_eval", "lint"),
+     "integration", "orchestrate", "http_fetch", "client_lm_eval", "lab", "lint"),
 )  # fmt: skip
 nox.options.sessions = ["all"]
 nox.options.error_on_missing_interpreters = True
@@ -94,7 +94,10 @@ def all_sessions(session: nox.Session) -> None:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # pytest's progress as it happens, not in 8 KiB blocks
+            # One torch (and native-kernel) thread per group: with both groups busy, a two-thread torch region waits
+            # on a thread the other group's work has descheduled (the serve session took 3.6x as long that way).
+            # Unbuffered: pytest's progress as it happens, not in 8 KiB blocks through the pipe.
+            env={"OMP_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1"},
         )
         relay = threading.Thread(target=_relay, args=(process.stdout, f"[{number}] "))
         relay.start()
