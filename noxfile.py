@@ -160,7 +160,7 @@ def context(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Tests across packages: context with the serve engine (prefix-cache hits) and with eval's probes; and the
     engine's image steps on the native fused forward (serve's own session runs without the native kernels)."""
-    session.install(TORCH, "./packages/core", "./packages/serve", kernels_wheel(session), "./packages/eval", "./packages/context[test]")  # fmt: skip
+    session.install(TORCH, "./packages/core", "./packages/serve[test]", kernels_wheel(session), "./packages/eval", "./packages/context[test]")  # fmt: skip
     session.run("pytest", "tests/integration", *session.posargs)
     session.run("pytest", "tests/serve/test_images_engine.py", "-k", "native_forward", *session.posargs)
 

@@ -5,10 +5,10 @@ prompt_injection guard's defended run is scored and paired)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from llmkit.core import plugins
 from llmkit.eval.cache import ResponseCache
 from llmkit.eval.client import ModelClient
 from llmkit.eval.errors import EvalError
@@ -202,7 +202,7 @@ def test_unknown_attack_and_missing_orchestrate_are_clear_errors(monkeypatch):
     client = ModelClient(ScriptedBackend(replies=["x"]), "scripted")
     with pytest.raises(EvalError, match="unknown attack template.*'?nope"):
         AgentInjectionSolver(attacks=("nope",)).solve([sample], [sample.fields["goal"]], client, 0)
-    monkeypatch.setitem(sys.modules, "llmkit.orchestrate", None)
+    monkeypatch.setattr(plugins, "registry", lambda kind: plugins.Registry(kind))  # no plugin registered "react"
     with pytest.raises(EvalError, match="llmkit-orchestrate is not installed: pip install llmkit-orchestrate"):
         require_orchestrate()
 

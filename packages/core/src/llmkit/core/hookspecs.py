@@ -80,5 +80,13 @@ def llmkit_register_fewshot_selectors(register):
 
 
 @hookspec
+def llmkit_register_agents(register):
+    """register(name, run): `run(backend, goal, functions, *, max_steps, params, guards, tool_choice, seed) -> dict`
+    runs a tool-using agent over plain Python functions as its tools and returns {"answer", "stop_reason",
+    "steps", "tool_log"} (each log entry: name, arguments, status, content). llmkit-orchestrate registers
+    "react"; llmkit-eval's agent tasks find it here without importing orchestrate."""
+
+
+@hookspec
 def llmkit_register_commands(cli):
     """cli.command(name, help) -> argparse parser; set `func` with `parser.set_defaults(func=...)`."""

@@ -28,6 +28,7 @@ HOOKS = {
     "guards": "llmkit_register_guards",
     "escalation_rules": "llmkit_register_escalation_rules",
     "fewshot_selectors": "llmkit_register_fewshot_selectors",
+    "agents": "llmkit_register_agents",
 }
 
 _manager: pluggy.PluginManager | None = None

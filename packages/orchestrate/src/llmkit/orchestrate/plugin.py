@@ -1,4 +1,4 @@
-"""llmkit-orchestrate's registrations: the built-in tools and the `llmkit agent` commands."""
+"""llmkit-orchestrate's registrations: the built-in tools, the "react" agent and the `llmkit agent` commands."""
 
 from llmkit.core.hookspecs import hookimpl
 
@@ -11,6 +11,13 @@ def llmkit_register_tools(register):
     register("python", PythonToolbox)
     register("sql", SqlToolbox)
     register("files", FilesToolbox)
+
+
+@hookimpl
+def llmkit_register_agents(register):
+    from .agent_runner import run_react
+
+    register("react", run_react)
 
 
 @hookimpl

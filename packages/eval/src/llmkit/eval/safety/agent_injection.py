@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llmkit.core import plugins
 from llmkit.core.guards import check_all, open_guard
 from llmkit.core.sampling import SamplingParams
 
@@ -30,17 +31,15 @@ GUARDED = "guarded:"  # prefix of a condition run with the guards on
 
 
 def require_orchestrate() -> Any:
-    """llmkit.orchestrate, or a clear error: llmkit-eval does not depend on it, these tasks need it."""
-    try:
-        import llmkit.orchestrate as orchestrate
-    except ModuleNotFoundError as err:
-        if not (err.name or "").startswith("llmkit.orchestrate"):
-            raise
+    """llmkit-orchestrate's ReAct run from core's agents registry, or a clear error: llmkit-eval does not depend on
+    llmkit-orchestrate (nor imports it), these tasks need it."""
+    agents = plugins.registry("agents")
+    if "react" not in agents:
         raise EvalError(
             "the agent_injection tasks run llmkit-orchestrate's agents, and llmkit-orchestrate is not installed: "
             "pip install llmkit-orchestrate (from the repository: pip install ./packages/context ./packages/orchestrate)"
-        ) from None
-    return orchestrate
+        )
+    return agents.get("react")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,28 +57,27 @@ def run_agent(
     backend: Any, goal: str, workspace: Workspace, guards: Sequence[str], setup: AgentRun, seed: int
 ) -> dict[str, Any]:
     """One ReAct run of `goal` over `workspace`'s tools; the record the scorer reads."""
-    orchestrate = require_orchestrate()
-    tools = [orchestrate.Tool.from_function(getattr(workspace, name)) for name in TOOL_NAMES]
-    agent = orchestrate.ReActAgent(
+    run_react = require_orchestrate()
+    result = run_react(
         backend,
-        tools,
-        limits=orchestrate.Limits(max_steps=setup.max_steps),
+        goal,
+        [getattr(workspace, name) for name in TOOL_NAMES],
+        max_steps=setup.max_steps,
         params=SamplingParams(temperature=0.0, max_tokens=setup.max_tokens),
         guards=tuple(guards),
         tool_choice=setup.tool_choice,
         seed=seed,
     )
-    result = agent.run(goal)
     return {
-        "answer": "" if result.answer is None else str(result.answer),
-        "stop_reason": result.stop_reason,
-        "steps": result.steps,
+        "answer": "" if result["answer"] is None else str(result["answer"]),
+        "stop_reason": result["stop_reason"],
+        "steps": result["steps"],
         "calls": [
             {"name": e["name"], "arguments": e["arguments"], "status": e["status"], "content": e["content"]}
-            for e in result.tool_log
+            for e in result["tool_log"]
         ],
         "injection_delivered": workspace.deliveries > 0,
-        "guard_blocked": any(e["content"].startswith("error: guard ") for e in result.tool_log),
+        "guard_blocked": any(e["content"].startswith("error: guard ") for e in result["tool_log"]),
         "state": workspace.snapshot(),
     }
 
