@@ -23,6 +23,26 @@ CHAT_TEMPLATE = (
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n"
     "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
+# The shapes every tiny vision-language model of the tests shares (transformers' config keys); the LLaVA
+# fixtures give their tower one more layer.
+TEXT_CONFIG = {
+    "model_type": "llama",
+    "vocab_size": 400,
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+}
+VISION_CONFIG = {
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": TILE,
+    "patch_size": 8,
+}
 
 
 def build_tokenizer():
@@ -53,24 +73,8 @@ def build_tiny_idefics3(directory: Path, seed: int = 0) -> Path:
         image_processor=image_processor, tokenizer=hf_tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE
     )
     config = transformers.Idefics3Config(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=48,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=TILE,
-            patch_size=8,
-        ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=400,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-        ),
+        vision_config=dict(VISION_CONFIG),
+        text_config=dict(TEXT_CONFIG),
         scale_factor=2,
         image_token_id=raw_tokenizer.token_to_id("<image>"),
     )

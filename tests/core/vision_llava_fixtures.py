@@ -10,9 +10,13 @@ import numpy as np
 import torch
 
 from .gguf_writer import gguf_name, permute
-from .vision_fixtures import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tokenizer
+from .vision_fixtures import CHAT_TEMPLATE, SPECIAL_TOKENS, TEXT_CONFIG, VISION_CONFIG, build_tokenizer
 
-SIDE, PATCH, VISION_LAYERS = 32, 8, 3  # 4x4 patches (+ CLIP's class token)
+SIDE, PATCH, VISION_LAYERS = (
+    VISION_CONFIG["image_size"],
+    VISION_CONFIG["patch_size"],
+    3,
+)  # 4x4 patches (+ CLIP's class token)
 
 
 def build_tiny_llava(
@@ -31,14 +35,7 @@ def build_tiny_llava(
 
     raw_tokenizer = build_tokenizer()
     hf_tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=raw_tokenizer, eos_token="<end_of_utterance>")
-    vision = dict(
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=VISION_LAYERS,
-        num_attention_heads=4,
-        image_size=SIDE,
-        patch_size=PATCH,
-    )
+    vision = {**VISION_CONFIG, "num_hidden_layers": VISION_LAYERS}
     if tower == "clip":
         vision["model_type"] = "clip_vision_model"
         image_processor = LlavaImageProcessorPil(
@@ -63,16 +60,7 @@ def build_tiny_llava(
     )
     config = transformers.LlavaConfig(
         vision_config=vision,
-        text_config=dict(
-            model_type="llama",
-            vocab_size=400,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-        ),
+        text_config=dict(TEXT_CONFIG),
         image_token_index=raw_tokenizer.token_to_id("<image>"),
         image_seq_length=(SIDE // PATCH) ** 2 + class_tokens - int(strategy == "default"),
         vision_feature_layer=feature_layer,

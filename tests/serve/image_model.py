@@ -1,6 +1,6 @@
 """A tiny random Idefics3 (SmolVLM) directory for the engine and server image tests, written without transformers.
 
-Same shapes, tokenizer, processor settings and chat template as tests/core/vision_fixtures.py (whose model core
+The shapes, tokenizer, processor settings and chat template of tests/core/vision_fixtures.py (whose model core
 checks against transformers), but the files are written directly: importing transformers' image stack costs
 tens of seconds, and these tests compare the engine with core's own non-paged reference instead."""
 
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import torch
-from core.vision_fixtures import CHAT_TEMPLATE, TILE, build_tokenizer
+from core.vision_fixtures import CHAT_TEMPLATE, TEXT_CONFIG, TILE, VISION_CONFIG, build_tokenizer
 from safetensors.torch import save_file
 
 from llmkit.core.models.vision import Idefics3Config, Idefics3Model, LlavaConfig, LlavaModel
@@ -29,30 +29,14 @@ def build_tiny_vlm(directory: Path, seed: int = 0) -> Path:
         "scale_factor": 2,
         "tie_word_embeddings": False,
         "text_config": {
-            "model_type": "llama",
-            "vocab_size": 400,
-            "hidden_size": 64,
-            "intermediate_size": 96,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 2048,
+            **TEXT_CONFIG,
             "rms_norm_eps": 1e-6,
             "rope_theta": 10000.0,
             "tie_word_embeddings": False,
             "bos_token_id": 1,
             "eos_token_id": tokenizer.token_to_id(EOS),
         },
-        "vision_config": {
-            "model_type": "idefics3_vision",
-            "hidden_size": 32,
-            "intermediate_size": 48,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": TILE,
-            "patch_size": 8,
-            "hidden_act": "gelu_pytorch_tanh",
-        },
+        "vision_config": {**VISION_CONFIG, "model_type": "idefics3_vision", "hidden_act": "gelu_pytorch_tanh"},
     }
     (directory / "config.json").write_text(json.dumps(config))
     processor = {
@@ -95,27 +79,8 @@ def build_tiny_llava(directory: Path, seed: int = 0) -> Path:
         "vision_feature_select_strategy": "default",
         "projector_hidden_act": "gelu",
         "tie_word_embeddings": False,
-        "text_config": {
-            "model_type": "llama",
-            "vocab_size": 400,
-            "hidden_size": 64,
-            "intermediate_size": 96,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 2048,
-            "rms_norm_eps": 1e-6,
-            "eos_token_id": tokenizer.token_to_id(EOS),
-        },
-        "vision_config": {
-            "model_type": "clip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 48,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "image_size": TILE,
-            "patch_size": 8,
-        },
+        "text_config": {**TEXT_CONFIG, "rms_norm_eps": 1e-6, "eos_token_id": tokenizer.token_to_id(EOS)},
+        "vision_config": {**VISION_CONFIG, "model_type": "clip_vision_model", "num_hidden_layers": 3},
     }
     (directory / "config.json").write_text(json.dumps(config))
     processor = {"image_processor": {"size": {"shortest_edge": TILE}, "crop_size": {"height": TILE, "width": TILE}}}

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from llmkit.core.errors import InvalidParameterError, ModelFormatError
-from llmkit.core.images import open_image
-from llmkit.core.models.vision.pretrained import IMAGE_PLACEHOLDER, ImageSource, VisionLanguagePretrained
+from llmkit.core.errors import InvalidParameterError
+from llmkit.core.models.vision.image_places import ImageSource
+from llmkit.core.models.vision.pretrained import VisionLanguagePretrained
 from llmkit.core.ops.paged_step import InputEmbeddings
 
 from .prompt import ImagePrompt, PromptImage
@@ -37,25 +37,12 @@ class EngineVision:
 
     def prompt(self, text: str, images: Sequence[tuple[ImageSource, str]]) -> ImagePrompt:
         """`text` with one `<image>` per (image, detail): each expands to its tiles' image tokens."""
-        pieces = text.split(IMAGE_PLACEHOLDER)
-        if len(pieces) - 1 != len(images):
-            raise InvalidParameterError(
-                f"the prompt has {len(pieces) - 1} {IMAGE_PLACEHOLDER} places but {len(images)} images were given"
-            )
-        processor, seq_len = self.vlm.image_processor, self.vlm.image_seq_len
-        processed = [processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i, detail in images]
-        expanded = pieces[0]
-        for image, piece in zip(processed, pieces[1:], strict=True):
-            expanded += processor.prompt_text(image, seq_len) + piece
-        token_ids = self.vlm.tokenizer.encode(expanded)
-        starts = _run_starts(token_ids, self.image_token_id, seq_len)
-        if len(starts) != sum(image.num_tiles for image in processed):
-            raise ModelFormatError(
-                f"the tokenizer does not keep {IMAGE_PLACEHOLDER} as one token: expected "
-                f"{sum(image.num_tiles for image in processed)} runs of {seq_len} image tokens, found {len(starts)}"
-            )
+        expanded = self.vlm.expand_image_places(text, images)
+        token_ids = self.vlm.tokenizer.encode(expanded.text)
+        starts = self.vlm.image_tile_starts(token_ids, expanded)
+        seq_len = self.vlm.image_seq_len
         prompt_images, used = [], 0
-        for image in processed:
+        for image in expanded.images:
             prompt_images.append(PromptImage(image, tuple(starts[used : used + image.num_tiles]), seq_len))
             used += image.num_tiles
         return ImagePrompt(token_ids, tuple(prompt_images))
@@ -110,20 +97,3 @@ def check_image_prompt(prompt, vision: EngineVision | None) -> ImagePrompt | Non
     if vision is None:
         raise InvalidParameterError("this model does not accept images (it has no vision tower)")
     return prompt
-
-
-def _run_starts(token_ids: list[int], image_token_id: int, length: int) -> list[int]:
-    """Start of each run of `image_token_id`; empty when any run is not exactly `length` long."""
-    starts, position = [], 0
-    while position < len(token_ids):
-        if token_ids[position] != image_token_id:
-            position += 1
-            continue
-        end = position
-        while end < len(token_ids) and token_ids[end] == image_token_id:
-            end += 1
-        if end - position != length:
-            return []
-        starts.append(position)
-        position = end
-    return starts

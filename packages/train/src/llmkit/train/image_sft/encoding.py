@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from llmkit.core.errors import InvalidParameterError, ModelFormatError
 from llmkit.core.images import ImageInputError, open_image
-from llmkit.core.models.vision.pretrained import IMAGE_PLACEHOLDER, VisionLanguagePretrained
+from llmkit.core.models.vision.pretrained import VisionLanguagePretrained
 
 from ..data.encoding import RecordEncoder, TokenizedSequence
 from ..errors import DataError
@@ -60,33 +61,17 @@ class ImageRecordEncoder:
 
     def encode(self, record: ImageChatRecord, where: str) -> ImageSequence:
         text, spans = self.text.assistant_spans(record.messages)
-        pieces = text.split(IMAGE_PLACEHOLDER)
-        if len(pieces) - 1 != len(record.images):
-            raise DataError(
-                f"{where}: the chat template placed {len(pieces) - 1} images but the record has {len(record.images)}"
-            )
-        processed = self.process_images(record.images, where)
-        expanded, shifts, at = pieces[0], [], len(pieces[0])
-        for image, piece in zip(processed, pieces[1:], strict=True):
-            image_text = self.pretrained.image_processor.prompt_text(image, self.pretrained.image_seq_len)
-            shifts.append((at, len(image_text) - len(IMAGE_PLACEHOLDER)))
-            expanded += image_text + piece
-            at += len(IMAGE_PLACEHOLDER) + len(piece)
-        moved = [(_shift(start, shifts), _shift(end, shifts)) for start, end in spans]
-        tokens = self.text._tokens_with_mask(expanded, moved)
-        expected = sum(image.num_tiles for image in processed) * self.pretrained.image_seq_len
-        found = tokens.ids.count(self.image_token_id)
-        if found != expected:
-            raise DataError(
-                f"{where}: the tokenizer does not keep {IMAGE_PLACEHOLDER} as one token ({found} image tokens, "
-                f"expected {expected})"
-            )
-        return ImageSequence(tokens, record.images, expected)
-
-
-def _shift(position: int, shifts: list[tuple[int, int]]) -> int:
-    """A character position of the rendered text -> its position once the placeholders before it expanded."""
-    return position + sum(delta for at, delta in shifts if at < position)
+        try:
+            expanded = self.pretrained.expand_image_places(text, [(image, "auto") for image in record.images])
+        except (InvalidParameterError, ImageInputError) as err:
+            raise DataError(f"{where}: {err}") from None
+        moved = [(expanded.moved(start), expanded.moved(end)) for start, end in spans]
+        tokens = self.text._tokens_with_mask(expanded.text, moved)
+        try:
+            self.pretrained.image_tile_starts(tokens.ids, expanded)
+        except ModelFormatError as err:
+            raise DataError(f"{where}: {err}") from None
+        return ImageSequence(tokens, record.images, expanded.num_tiles * self.pretrained.image_seq_len)
 
 
 def check_truncated(sequence: ImageSequence, kept: TokenizedSequence, image_token_id: int, where: str) -> Any:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from ...chat_template import ChatTemplate
 from ...errors import InvalidParameterError, ModelFormatError
@@ -22,15 +21,13 @@ from ..gguf_loader import GGUFLoader
 from ..pretrained import _choose_template, build_model, parse_dtype, skip_init_on_meta
 from .decoder import ImageTokenDecoder
 from .idefics3 import Idefics3Model
+from .image_places import ExpandedImages, ImageSource, expand_image_places, image_tile_starts
 from .llava import LlavaModel
 from .llava_config import LlavaConfig
 from .llava_loader import LlavaLoader
 from .loader import Idefics3Loader
 from .mmproj import with_mmproj
 from .prompt import ImageSpan, MultimodalPrompt
-
-IMAGE_PLACEHOLDER = "<image>"
-ImageSource = bytes | str | os.PathLike[str] | Image.Image
 
 
 @dataclasses.dataclass
@@ -70,29 +67,25 @@ class VisionLanguagePretrained:
     def text_prompt(self, text: str, images: Sequence[ImageSource] = (), *, detail: str = "auto") -> MultimodalPrompt:
         """A prompt text with one `<image>` per image: each expands to the model's tiles and image tokens, and the
         vision tower's embeddings fill them."""
-        pieces = text.split(IMAGE_PLACEHOLDER)
-        if len(pieces) - 1 != len(images):
-            raise InvalidParameterError(
-                f"the prompt has {len(pieces) - 1} {IMAGE_PLACEHOLDER} places but {len(images)} images were given"
-            )
-        processed = [self.image_processor.process(open_image(i, max_pixels=self.max_pixels), detail) for i in images]
-        expanded = pieces[0]
-        for image, piece in zip(processed, pieces[1:], strict=True):
-            expanded += self.image_processor.prompt_text(image, self.image_seq_len) + piece
-        token_ids = self.tokenizer.encode(expanded)
-        runs = _image_token_runs(token_ids, self.model.config.image_token_id)
-        tiles = [(index, tile) for index, image in enumerate(processed) for tile in range(image.num_tiles)]
-        if len(runs) != len(tiles) or any(length != self.image_seq_len for _, length in runs):
-            raise ModelFormatError(
-                f"the tokenizer does not keep {IMAGE_PLACEHOLDER} as one token: expected {len(tiles)} runs of "
-                f"{self.image_seq_len} image tokens, found {[length for _, length in runs]}"
-            )
-        spans = []
+        expanded = self.expand_image_places(text, [(image, detail) for image in images])
+        token_ids = self.tokenizer.encode(expanded.text)
+        starts = self.image_tile_starts(token_ids, expanded)
+        tiles = [(index, tile) for index, image in enumerate(expanded.images) for tile in range(image.num_tiles)]
         with torch.inference_mode():
-            features = [self.image_features(image) for image in processed]
-        for (start, _), (index, tile) in zip(runs, tiles, strict=True):
-            spans.append(ImageSpan(start, features[index][tile], processed[index].image_hash, index))
+            features = [self.image_features(image) for image in expanded.images]
+        spans = [
+            ImageSpan(start, features[index][tile], expanded.images[index].image_hash, index)
+            for start, (index, tile) in zip(starts, tiles, strict=True)
+        ]
         return MultimodalPrompt(token_ids, spans)
+
+    def expand_image_places(self, text: str, images: Sequence[tuple[ImageSource, str]]) -> ExpandedImages:
+        """`text` with one `<image>` per (image, detail) expanded to that image's tiles and image tokens."""
+        return expand_image_places(text, images, self.image_processor, self.image_seq_len, self.max_pixels)
+
+    def image_tile_starts(self, token_ids: Sequence[int], expanded: ExpandedImages) -> list[int]:
+        """Where each tile's run of image tokens starts in the tokenized expanded text (checked)."""
+        return image_tile_starts(token_ids, self.model.config.image_token_id, self.image_seq_len, expanded.num_tiles)
 
     def image_features(self, processed) -> torch.Tensor:
         """[tiles, image_seq_len, hidden] for one processed image (the vision tower runs once per image)."""
@@ -126,19 +119,6 @@ class VisionLanguagePretrained:
             position = torch.tensor([length + len(output) - 1], device=model.device)
             step = cache.step(torch.ones(1, 1, dtype=torch.bool, device=model.device))
             hidden = model(model.text_model.embed_tokens(torch.tensor([token], device=model.device)), position, step)
-
-
-def _image_token_runs(token_ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
-    """(start, length) of each maximal run of the image token."""
-    runs: list[tuple[int, int]] = []
-    for position, token in enumerate(token_ids):
-        if token != image_token_id:
-            continue
-        if runs and runs[-1][0] + runs[-1][1] == position:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((position, 1))
-    return runs
 
 
 def load_vision_language(
