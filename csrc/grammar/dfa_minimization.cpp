@@ -155,22 +155,49 @@ class Refinement {
   int32_t count_ = 0;
 };
 
-// automata.py's dfa.merge_identical_rows: merge rows with equal flags and successors until stable.
+// automata.py's dfa.merge_identical_rows: merge rows with equal flags and successors until stable. Each
+// round numbers the rows' signatures (flag, successors' ids) in row order through an open-addressing
+// table of representative rows, compared in place: no signature is copied, nothing is allocated per row.
 std::vector<int64_t> merge_identical_rows(const std::vector<int64_t>& table, int64_t rows, int64_t symbols,
                                           const std::vector<int64_t>& initial) {
-  std::vector<int64_t> ids(rows);
+  std::vector<int64_t> ids(rows), merged(rows);
   for (int64_t r = 0; r < rows; ++r) ids[r] = r;
+  size_t capacity = 16;
+  while (capacity < 2 * static_cast<size_t>(rows)) capacity <<= 1;
+  std::vector<int64_t> slots(capacity), representative;  // slot: a new id + 1 (0 = empty)
+  std::vector<uint64_t> id_hash;
+  representative.reserve(rows), id_hash.reserve(rows);
   int64_t count = rows;
   while (true) {
-    std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> numbering;
-    std::vector<int64_t> merged(rows);
-    std::vector<int32_t> signature(symbols + 1);
+    std::fill(slots.begin(), slots.end(), 0);
+    representative.clear(), id_hash.clear();
     for (int64_t r = 0; r < rows; ++r) {
-      signature[0] = static_cast<int32_t>(initial[r]);
-      for (int64_t k = 0; k < symbols; ++k) signature[k + 1] = static_cast<int32_t>(ids[table[r * symbols + k]]);
-      merged[r] = numbering.emplace(signature, static_cast<int32_t>(numbering.size())).first->second;
+      const int64_t* row = table.data() + r * symbols;
+      uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(initial[r]);
+      for (int64_t k = 0; k < symbols; ++k) h = (h ^ static_cast<uint64_t>(ids[row[k]])) * 1099511628211ull;
+      h ^= h >> 29;
+      size_t slot = static_cast<size_t>(h) & (capacity - 1);
+      int64_t found = -1;
+      for (; slots[slot] != 0; slot = (slot + 1) & (capacity - 1)) {
+        const int64_t id = slots[slot] - 1;
+        if (id_hash[id] != h) continue;
+        const int64_t other = representative[id];
+        const int64_t* other_row = table.data() + other * symbols;
+        bool equal = initial[other] == initial[r];
+        for (int64_t k = 0; k < symbols && equal; ++k) equal = ids[row[k]] == ids[other_row[k]];
+        if (equal) {
+          found = id;
+          break;
+        }
+      }
+      if (found < 0) {
+        found = static_cast<int64_t>(representative.size());
+        representative.push_back(r), id_hash.push_back(h);
+        slots[slot] = found + 1;
+      }
+      merged[r] = found;
     }
-    const int64_t merged_count = static_cast<int64_t>(numbering.size());
+    const int64_t merged_count = static_cast<int64_t>(representative.size());
     ids.swap(merged);
     if (merged_count == count) return ids;
     count = merged_count;
