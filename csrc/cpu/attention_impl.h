@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "cpu/attention_common.h"
+#include "cpu/attention_decode.h"
 #include "cpu/attention_prefill.h"
 #include "cpu/numeric.h"
 #include "cpu/thread_pool.h"
@@ -166,7 +167,11 @@ static void run_item(const AttentionArgs& a, const AttentionItem& it, Scratch& s
         const float* values = read_rows<F>(c, c.value, c.value_scales, block, kv_head, offset, count, s.value);
         for (int64_t i = 0; i < it.num_tokens; ++i) {
           const int r0 = int((i * it.num_kv_heads + k) * it.num_heads);
-          attend_chunk<DT>(keys, values, t0, count, r0, rows_per_kv, visible, m, l, s, D);
+          if constexpr (DT > 0 && DT % kVecFloats == 0) {
+            attend_chunk_decode<DT>(keys, values, t0, count, r0, rows_per_kv, visible, m, l, s);
+          } else {
+            attend_chunk<DT>(keys, values, t0, count, r0, rows_per_kv, visible, m, l, s, D);
+          }
         }
       }
       t0 += count;

@@ -46,6 +46,39 @@ struct QuantizedActivations {
   }
 };
 
+#if defined(__AVX2__)
+// One block of 32 floats: the scalar loop's amax, d and 1/d, then q = round-half-even(v * (1 / d)) by
+// cvtps (the default rounding mode, as nearbyint), so both give the same bytes, scales and sums.
+static inline void quantize_block_q8(const float* v, int8_t* q, float* d_out, float* s_out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 x[4];
+  __m256 amax_v = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    x[i] = _mm256_loadu_ps(v + 8 * i);
+    amax_v = _mm256_max_ps(_mm256_and_ps(x[i], abs_mask), amax_v);
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax_v), _mm256_extractf128_ps(amax_v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float d = _mm_cvtss_f32(m) / 127.0f;
+  const __m256 inv = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+  __m256i q32[4];
+  for (int i = 0; i < 4; ++i) q32[i] = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], inv));
+  const __m256i sum32 = _mm256_add_epi32(_mm256_add_epi32(q32[0], q32[1]), _mm256_add_epi32(q32[2], q32[3]));
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum32), _mm256_extracti128_si256(sum32, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  // packs work within 128-bit lanes: the bytes come out in dword order 0 4 1 5 2 6 3 7.
+  const __m256i q16a = _mm256_packs_epi32(q32[0], q32[1]);
+  const __m256i q16b = _mm256_packs_epi32(q32[2], q32[3]);
+  const __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                      _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  *d_out = d;
+  *s_out = d * float(_mm_cvtsi128_si32(s));
+}
+#endif
+
 static void quantize_q8(const float* x, int64_t x_stride, int64_t n, int64_t cols, int8_t* q_out, float* d_out,
                         float* s_out) {
   const int64_t blocks = cols / 32;
@@ -53,11 +86,14 @@ static void quantize_q8(const float* x, int64_t x_stride, int64_t n, int64_t col
     const float* row = x + t * x_stride;
     for (int64_t b = 0; b < blocks; ++b) {
       const float* v = row + b * 32;
+      int8_t* q = q_out + t * cols + b * 32;
+#if defined(__AVX2__)
+      quantize_block_q8(v, q, d_out + t * blocks + b, s_out + t * blocks + b);
+#else
       float amax = 0.0f;
       for (int j = 0; j < 32; ++j) amax = std::fabs(v[j]) > amax ? std::fabs(v[j]) : amax;
       const float d = amax / 127.0f;
       const float inv = d > 0.0f ? 1.0f / d : 0.0f;
-      int8_t* q = q_out + t * cols + b * 32;
       int32_t sum = 0;
       for (int j = 0; j < 32; ++j) {
         q[j] = int8_t(std::nearbyint(v[j] * inv));
@@ -65,6 +101,7 @@ static void quantize_q8(const float* x, int64_t x_stride, int64_t n, int64_t col
       }
       d_out[t * blocks + b] = d;
       s_out[t * blocks + b] = d * float(sum);
+#endif
     }
   }
 }
