@@ -56,7 +56,14 @@ PDF_PAGES = [
 ]
 
 
-def write_model(directory: Path) -> Path:
+def random_init(name: str, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator) * 0.3
+
+
+def write_model(
+    directory: Path, vision_overrides: dict | None = None, text_overrides: dict | None = None, init=random_init
+) -> Path:
+    """The tiny random SmolVLM (config fields replaced by the overrides; weights from `init`)."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -71,8 +78,10 @@ def write_model(directory: Path) -> Path:
     text |= {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6}
     text |= {"max_position_embeddings": 8192, "rope_theta": 10000.0, "tie_word_embeddings": False}
     text |= {"bos_token_id": 1, "eos_token_id": tokenizer.token_to_id(EOS)}
+    text |= text_overrides or {}
     vision = {"model_type": "idefics3_vision", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
     vision |= {"num_attention_heads": 4, "image_size": 512, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh"}
+    vision |= vision_overrides or {}
     config = {"model_type": "idefics3", "image_token_id": tokenizer.token_to_id("<image>"), "scale_factor": 4}
     config |= {"tie_word_embeddings": False, "text_config": text, "vision_config": vision}
     (directory / "config.json").write_text(json.dumps(config))
@@ -86,7 +95,7 @@ def write_model(directory: Path) -> Path:
     tensors = {}
     for name, param in model.named_parameters():
         stored = "lm_head.weight" if name == "text_model.lm_head.weight" else f"model.{name}"
-        tensors[stored] = (torch.randn(param.shape, generator=generator) * 0.3).contiguous()
+        tensors[stored] = init(name, param.shape, generator).contiguous()
     save_file(tensors, str(directory / "model.safetensors"))
     return directory
 

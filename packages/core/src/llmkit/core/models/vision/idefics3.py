@@ -56,7 +56,7 @@ class Idefics3Model(ImageTokenDecoder):
 
     def image_features(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Tiles [T, C, H, W] (pixel mask [T, H, W]) -> image embeddings [T, image_seq_len, text hidden]."""
-        vision_dtype = self.connector.modality_projection.proj.weight.dtype
+        vision_dtype = self.vision_model.embeddings.position_embedding.weight.dtype  # dense even when stored
         pixel_values = pixel_values.to(self.device, vision_dtype)
         if pixel_mask is not None:
             pixel_mask = pixel_mask.to(self.device)

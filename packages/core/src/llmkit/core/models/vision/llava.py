@@ -55,5 +55,5 @@ class LlavaModel(ImageTokenDecoder):
         a pixel mask, when given, must be all True."""
         if pixel_mask is not None and not bool(pixel_mask.all()):
             raise InvalidParameterError("LLaVA takes whole images; a pixel mask with padding cannot be honoured")
-        weight = self.multi_modal_projector.linear_1.weight
+        weight = self.vision_tower.embeddings.position_embedding.weight  # dense even when the linears are stored
         return self.multi_modal_projector(self.select_features(pixel_values.to(weight.device, weight.dtype)))

@@ -75,7 +75,8 @@ def _read_tensors(path: Path, config: LlavaConfig, keep_stored: bool) -> tuple[d
                     if part == "vision":
                         if name.endswith(_UNUSED) or name.startswith("vision_tower.head."):
                             continue  # SigLIP's pooling head: LLaVA reads hidden states, never the pooled output
-                        vision[name] = f.get_tensor(key).float()
+                        tensor = f.get_tensor(key)  # linears as stored (bf16/fp16) when keep_stored
+                        vision[name] = tensor if keep_stored and tensor.dim() == 2 else tensor.float()
                     elif not (name == "lm_head.weight" and config.text.tie_word_embeddings):
                         tensor = f.get_tensor(key)
                         text[name] = tensor if keep_stored and tensor.dim() == 2 else tensor.float()

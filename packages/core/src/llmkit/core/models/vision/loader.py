@@ -71,7 +71,10 @@ def _read_tensors(path: Path, config: Idefics3Config, keep_stored: bool) -> tupl
             with safe_open(file, framework="pt") as f:
                 for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                     if key.startswith(_VISION_PREFIXES):
-                        vision[key.removeprefix("model.")] = f.get_tensor(key).float()
+                        tensor = f.get_tensor(key)  # linears as stored (bf16/fp16) when keep_stored
+                        vision[key.removeprefix("model.")] = (
+                            tensor if keep_stored and tensor.dim() == 2 else tensor.float()
+                        )
                     elif key.startswith(_TEXT_PREFIX) or key == "lm_head.weight":
                         if key == "lm_head.weight" and config.text.tie_word_embeddings:
                             continue

@@ -9,6 +9,7 @@ dropped, GELU as ggml's (tanh approximation) in the tower (`clip.use_gelu`, else
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,18 @@ import torch
 from gguf.quants import dequantize
 
 from ...errors import ModelFormatError
+from ...quant import QuantizedWeight
 from ..checkpoint import Checkpoint
 from ..gguf_file import GGUFFile
-from ..gguf_loader import SUPPORTED_TENSOR_TYPES
+from ..gguf_loader import STORED_TENSOR_TYPES, SUPPORTED_TENSOR_TYPES
+from ..gguf_loader import _stored_matrix as stored_matrix
 from .config import VisionConfig
 from .llava_config import LlavaConfig
 
 IMAGE_TOKEN = "<image>"
+# The weights of linear layers (tower attention and MLP, projector): kept as stored with `keep_stored`.
+_LINEAR_WEIGHTS = ("_proj.weight", ".fc1.weight", ".fc2.weight", ".linear_1.weight", ".linear_2.weight")
+logger = logging.getLogger(__name__)
 _GLOBAL_NAMES = {
     "v.class_embd": "vision_tower.embeddings.class_embedding",
     "v.patch_embd.weight": "vision_tower.embeddings.patch_embedding.weight",
@@ -60,9 +66,10 @@ def mmproj_tensor_name(gguf_name: str) -> str | None:
     return None
 
 
-def with_mmproj(text: Checkpoint, mmproj: Path) -> Checkpoint:
+def with_mmproj(text: Checkpoint, mmproj: Path, *, keep_stored: bool = False) -> Checkpoint:
     """The GGUF language model's checkpoint with the mmproj file's vision tower, projector and image settings in
-    `metadata`, as the HF "llava" loader lays them out."""
+    `metadata`, as the HF "llava" loader lays them out; with `keep_stored` the linear layers' weights stay as
+    the file stores them (`QuantizedWeight`s over the memory map, in the formats the kernels cover)."""
     try:
         reader = GGUFFile(mmproj)
     except (ValueError, OSError) as err:
@@ -81,7 +88,7 @@ def with_mmproj(text: Checkpoint, mmproj: Path) -> Checkpoint:
         raise ModelFormatError(
             f"{mmproj} has projector type {projector!r}; llmkit reads the LLaVA 'mlp' projector of mmproj files"
         )
-    tensors = _read_tensors(reader, mmproj)
+    tensors = _read_tensors(reader, mmproj, keep_stored)
     image_token = text.tokenizer.token_to_id(IMAGE_TOKEN)
     if image_token is None:
         raise ModelFormatError(
@@ -148,14 +155,25 @@ def _config(fields: dict[str, Any], tensors: dict, text: Checkpoint, image_token
     )
 
 
-def _read_tensors(reader: GGUFFile, path: Path) -> dict[str, torch.Tensor]:
-    tensors = {}
+def _read_tensors(reader: GGUFFile, path: Path, keep_stored: bool) -> dict[str, torch.Tensor | QuantizedWeight]:
+    tensors: dict[str, torch.Tensor | QuantizedWeight] = {}
     for info in reader.tensors:
         name = mmproj_tensor_name(info.name)
         if name is None:
             raise ModelFormatError(f"{path} holds a tensor {info.name!r} that an mlp (LLaVA) mmproj does not have")
         if info.tensor_type not in SUPPORTED_TENSOR_TYPES:
             raise ModelFormatError(f"tensor {info.name!r} in {path} has type {info.tensor_type.name}")
+        linear = len(info.shape) == 2 and name.endswith(_LINEAR_WEIGHTS)
+        if keep_stored and linear and info.tensor_type in STORED_TENSOR_TYPES:
+            tensors[name] = stored_matrix(info, path, None)
+            continue
+        if keep_stored and linear:
+            logger.warning(
+                "%s: tensor %r is %s, which the native kernels do not cover; dequantized to float32",
+                path.name,
+                info.name,
+                info.tensor_type.name,
+            )
         try:
             array = dequantize(np.asarray(info.data), info.tensor_type)
         except Exception as err:
@@ -164,7 +182,7 @@ def _read_tensors(reader: GGUFFile, path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _unswap_legacy_ffn(tensors: dict[str, torch.Tensor], vision: VisionConfig) -> None:
+def _unswap_legacy_ffn(tensors: dict[str, torch.Tensor | QuantizedWeight], vision: VisionConfig) -> None:
     """Files from llama.cpp's legacy converter name fc1 `ffn_down` and fc2 `ffn_up`; clip.cpp tells them by
     shape, and so does this: fc1 maps the hidden width to the intermediate one."""
     for layer in range(vision.num_layers):

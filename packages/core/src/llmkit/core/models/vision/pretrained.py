@@ -28,6 +28,7 @@ from .llava_loader import LlavaLoader
 from .loader import Idefics3Loader
 from .mmproj import with_mmproj
 from .prompt import ImageSpan, MultimodalPrompt
+from .stored_linears import store_vision_linears, vision_format
 
 
 @dataclasses.dataclass
@@ -132,13 +133,18 @@ def load_vision_language(
     weights: str | None = None,
     quantize: str | None = None,
     activations: str | None = None,
+    vision_quantize: str | None = None,
 ) -> VisionLanguagePretrained:
     """Load an Idefics3 / SmolVLM or LLaVA HF directory, or (with `mmproj`) a GGUF language model plus its mmproj
-    GGUF; the vision tower and connector run in `dtype` on `device` too. The language model loads dense in
-    `dtype`, or (`weights="as-stored"`, `quantize`, `activations`: as in `load_pretrained`) kept stored."""
+    GGUF, on `device`. Everything loads dense in `dtype`, or (`weights="as-stored"`, `quantize`, `activations`:
+    as in `load_pretrained`) kept stored: the language model's matrices and the vision tower's and projector's
+    linear layers alike (`store_vision_linears`), computing in float32. The vision side quantizes to `quantize`,
+    or to q8_0 where `quantize` is narrower than 8 bits; `vision_quantize` names its format instead."""
     if weights not in (None, "as-stored"):
         raise InvalidParameterError(f"weights={weights!r}: a vision-language model loads as-stored or dense in dtype")
     stored = weights == "as-stored" or quantize is not None
+    if vision_quantize is not None and not stored:
+        raise InvalidParameterError("vision_quantize needs weights kept as stored (weights='as-stored' or quantize=)")
     path = Path(path).expanduser()
     checkpoint = _checkpoint(path, None if mmproj is None else Path(mmproj).expanduser(), stored)
     torch_dtype = parse_dtype(dtype)
@@ -152,10 +158,17 @@ def load_vision_language(
             model: ImageTokenDecoder = LlavaModel(config, text_model=torch.nn.Module(), post_layernorm=has_post_norm)
         else:
             model = Idefics3Model(config, text_model=torch.nn.Module())
-    vision = {
-        name: tensor.to(device=device, dtype=torch_dtype)
-        for name, tensor in checkpoint.metadata["vision_tensors"].items()
-    }
+    vision = checkpoint.metadata["vision_tensors"]
+    if stored:  # the tower's and projector's linears as the language model's: float32 in and out
+        torch_dtype = torch.float32
+        vision = store_vision_linears(
+            model,
+            vision,
+            quantize_to=vision_format(quantize, vision_quantize),
+            activations=activations or "float32",
+            device=device,
+        )
+    vision = {name: tensor.to(device=device, dtype=torch_dtype) for name, tensor in vision.items()}
     unexpected = model.load_state_dict(vision, strict=False, assign=True).unexpected_keys
     if unexpected:
         raise ModelFormatError(f"{checkpoint.path} holds a tensor {unexpected[0]!r} this model has no place for")
@@ -175,7 +188,7 @@ def _checkpoint(path: Path, mmproj: Path | None, keep_stored: bool) -> Checkpoin
             raise ModelFormatError(f"with an mmproj file, {path} must be the GGUF language model")
         if not mmproj.is_file():
             raise ModelFormatError(f"mmproj file {mmproj} does not exist")
-        return with_mmproj(gguf.load(path, keep_stored=keep_stored), mmproj)
+        return with_mmproj(gguf.load(path, keep_stored=keep_stored), mmproj, keep_stored=keep_stored)
     for loader in (Idefics3Loader(), LlavaLoader()):
         if loader.can_load(path):
             return loader.load(path, keep_stored=keep_stored)
