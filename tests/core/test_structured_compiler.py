@@ -413,3 +413,74 @@ def test_exclusions_only_split_the_bytes_that_continue_an_excluded_word():
     grammar = schema_grammar(schema)
     assert matches(grammar, '{"alpha":1,"alphb":2}') and matches(grammar, '{"alph":"x"}')
     assert not matches(grammar, '{"alpha":"x"}')
+
+
+SHARED_PIECES = [
+    {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}, "n": {"type": "number"}}},
+    {"type": "array", "items": {"type": "string", "format": "email"}, "maxItems": 3},
+    {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}, "required": ["tags"]},
+    {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "object"}, {"type": "integer", "minimum": 3}]},
+]
+
+
+def nfa_snapshot(nfas):
+    fields = ("size", "eps_src", "eps_dst", "byte_src", "byte_mask", "byte_dst", "call_src", "call_rule", "call_dst")
+    return [getattr(nfas.nfa, field) for field in fields], nfas.names, nfas.entries, nfas.finals
+
+
+def test_replayed_shared_fragments_build_the_nfa_that_emission_builds(monkeypatch):
+    """A rule-free piece emitted before (a string's characters, a format, numbers, "any value") is replayed
+    from the edges its earlier emission appended: the NFA is the one emitting it again builds."""
+    from llmkit.core.structured import automata
+    from llmkit.core.structured.compiler import to_grammar
+
+    grammars = [to_grammar(StructuredOutput("json_schema", schema)) for schema in SHARED_PIECES]
+    for grammar in grammars * 2:  # seen, then recorded: the next compilation replays
+        automata.rule_nfas(grammar)
+    replayed = [nfa_snapshot(automata.rule_nfas(g)) for g in grammars]
+    assert sum(fragment is not None for _, fragment in automata._FRAGMENTS.values()) > 5
+    monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)  # every piece emitted afresh
+    assert replayed == [nfa_snapshot(automata.rule_nfas(g)) for g in grammars]
+
+
+def test_a_replayed_fragment_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):
+    from llmkit.core.structured import automata
+
+    schema = {"type": "array", "items": {"type": "string", "format": "date-time"}, "minItems": 2, "maxItems": 2}
+    compile_structured(StructuredOutput("json_schema", schema))
+    compile_structured(StructuredOutput("json_schema", schema))  # the date-time literal is recorded by now
+    size = automata.rule_nfas(to_ir(schema)).nfa.size
+    monkeypatch.setattr(automata, "MAX_NFA_STATES", size - 1)
+    with pytest.raises(GrammarError, match=f"its automaton passes {size - 1} states"):
+        compile_structured(StructuredOutput("json_schema", schema))
+
+
+def test_rule_references_are_remembered_without_changing_equality():
+    from llmkit.core.structured.ir import Alt, Bytes, Ref, Repeat, Seq, references
+
+    shared = Seq((Bytes(1), Repeat(Ref("a"), 0, None)))
+    expr = Alt((shared, Seq((shared, Ref("b"))), Bytes(2)))
+    twin = Alt((Seq((Bytes(1), Repeat(Ref("a"), 0, None))), Seq((shared, Ref("b"))), Bytes(2)))
+    assert references(expr) == {"a", "b"} and references(shared) == {"a"} and references(Bytes(3)) == set()
+    assert "_references" in expr.__dict__  # answered once, then read back
+    assert expr == twin and hash(expr) == hash(twin) and references(twin) == {"a", "b"}
+
+
+def test_built_in_pieces_are_built_once_per_process():
+    """Formats and the "any JSON value" rules are the same expressions in every schema that uses them (so
+    their NFA fragments are replayed), and errors still name the schema location."""
+    from llmkit.core.structured.json_strings import format_string
+    from llmkit.core.structured.json_values import ANY_OBJECT, ANY_VALUE
+
+    assert format_string("date", "#/a/format") is format_string("date", "#/b/format")
+    assert to_ir({"type": "string"}).rules[ANY_VALUE] is to_ir({"type": "array"}).rules[ANY_VALUE]
+    compact = JsonOptions(whitespace="compact")
+    assert to_ir({"type": "string"}, compact).rules[ANY_OBJECT] != to_ir({"type": "string"}).rules[ANY_OBJECT]
+    with pytest.raises(GrammarError, match="'#/properties/d/format'"):
+        to_ir({"type": "object", "properties": {"d": {"type": "string", "format": "hostname"}}})
+
+
+def to_ir(schema, options=JsonOptions()):
+    from llmkit.core.structured.compiler import to_grammar
+
+    return to_grammar(StructuredOutput("json_schema", schema, options))

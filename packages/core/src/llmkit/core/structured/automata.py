@@ -8,8 +8,10 @@ call edges. A called rule never matches the empty string (a nullable reference b
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import threading
 
 import numpy as np
 
@@ -112,6 +114,57 @@ class _NFA:
         return eps, byte_edges, calls
 
 
+@dataclasses.dataclass(frozen=True)
+class _Fragment:
+    """The edges one emission of a rule-free expression appended, with its states numbered from 0 and
+    its entry as -1: emitting the expression from any entry appends these edges, shifted."""
+
+    size: int
+    exit_state: int
+    eps: tuple[list[int], list[int]]
+    byte: tuple[list[int], list[int], list[int]]
+
+    @classmethod
+    def recorded(cls, nfa: _NFA, start: Mark, entry: int, exit_state: int) -> _Fragment | None:
+        """None if the emission touched a state older than the fragment other than its entry (it cannot
+        be replayed elsewhere)."""
+        first = start[0]
+        eps, byte = slice(start[1], None), slice(start[2], None)
+        appended = (nfa.eps_src[eps], nfa.eps_dst[eps], nfa.byte_src[byte], nfa.byte_dst[byte])
+        if len(nfa.call_src) != start[3] or any(s < first and s != entry for edges in appended for s in edges):
+            return None
+
+        def local(states: list[int]) -> list[int]:
+            return [s - first if s >= first else -1 for s in states]
+
+        return cls(
+            nfa.size - first,
+            exit_state - first if exit_state >= first else -1,
+            (local(appended[0]), local(appended[1])),
+            (local(appended[2]), nfa.byte_mask[byte], local(appended[3])),
+        )
+
+    def replay(self, nfa: _NFA, entry: int) -> int:
+        nfa._check_room(self.size)
+        base = nfa.size
+        nfa.eps_src += [entry if s < 0 else s + base for s in self.eps[0]]
+        nfa.eps_dst += [entry if s < 0 else s + base for s in self.eps[1]]
+        nfa.byte_src += [entry if s < 0 else s + base for s in self.byte[0]]
+        nfa.byte_mask += self.byte[1]
+        nfa.byte_dst += [entry if s < 0 else s + base for s in self.byte[2]]
+        nfa.size += self.size
+        return entry if self.exit_state < 0 else self.exit_state + base
+
+
+# Rule-free expressions emitted more than once in this process (the pieces every JSON grammar shares: a
+# string's characters, escapes, formats, numbers, "any value"), keyed by identity; the entry holds the
+# expression, so its id cannot be reused while it is cached. None: seen once, recorded on the next emission.
+_FRAGMENTS: collections.OrderedDict[int, tuple[Expr, _Fragment | None]] = collections.OrderedDict()
+_FRAGMENTS_LOCK = threading.Lock()
+MAX_FRAGMENTS = 4096
+MIN_FRAGMENT_STATES = 8  # smaller fragments: emitting costs about what replaying does
+
+
 class _Builder:
     """Thompson construction with inlining of non-recursive rules."""
 
@@ -119,6 +172,28 @@ class _Builder:
         self.grammar, self.called, self.nullable = grammar, called, nullable
 
     def emit(self, nfa: _NFA, expr: Expr, entry: int) -> int:
+        if isinstance(expr, Bytes | Ref) or references(expr):
+            return self.emit_new(nfa, expr, entry)
+        key = id(expr)
+        with _FRAGMENTS_LOCK:
+            known = _FRAGMENTS.get(key)
+            if known is not None and known[0] is expr:
+                _FRAGMENTS.move_to_end(key)
+        if known is not None and known[0] is expr and known[1] is not None:
+            return known[1].replay(nfa, entry)
+        start = nfa.mark()
+        exit_state = self.emit_new(nfa, expr, entry)
+        fragment = None
+        if known is not None and known[0] is expr and nfa.size - start[0] >= MIN_FRAGMENT_STATES:
+            fragment = _Fragment.recorded(nfa, start, entry, exit_state)
+        with _FRAGMENTS_LOCK:
+            _FRAGMENTS[key] = (expr, fragment)
+            while len(_FRAGMENTS) > MAX_FRAGMENTS:
+                _FRAGMENTS.popitem(last=False)
+        return exit_state
+
+    def emit_new(self, nfa: _NFA, expr: Expr, entry: int) -> int:
+        """Thompson construction of `expr` from `entry` (its sub-expressions through `emit`)."""
         if isinstance(expr, Bytes):
             if expr.mask == 0:
                 return nfa.new()  # unreachable exit: matches nothing

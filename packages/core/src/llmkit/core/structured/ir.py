@@ -136,23 +136,48 @@ class Grammar:
             raise GrammarError(f"the grammar has no root rule {self.root!r}")
 
 
-def references(expr: Expr) -> set[str]:
-    """Names of the rules `expr` refers to directly."""
-    found: set[str] = set()
-    stack = [expr]
-    seen: set[int] = set()  # sub-expressions are shared (a JSON string's characters): each is walked once
+def references(expr: Expr) -> frozenset[str]:
+    """Names of the rules `expr` refers to directly. Each composite expression remembers its answer (an
+    attribute beside its fields: equality and hashing ignore it), so the shared pieces every JSON grammar
+    reuses (a string's characters, numbers) are walked once per process, not once per rule and grammar."""
+    known = expr.__dict__.get("_references")
+    if known is not None:
+        return known
+    stack = [expr]  # post-order without recursion: a node is answered once its children are
     while stack:
-        e = stack.pop()
-        if id(e) in seen:
+        e = stack[-1]
+        if "_references" in e.__dict__:
+            stack.pop()
             continue
-        seen.add(id(e))
+        children = _children(e)
+        pending = [c for c in children if "_references" not in c.__dict__]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
         if isinstance(e, Ref):
-            found.add(e.rule)
-        elif isinstance(e, Seq | Alt):
-            stack.extend(e.items)
-        elif isinstance(e, Repeat | Exclude | Avoid):
-            stack.append(e.item)
-    return found
+            found = frozenset((e.rule,))
+        elif not children:
+            found = _NO_REFERENCES
+        else:
+            found = _NO_REFERENCES
+            for child in children:
+                refs = child.__dict__["_references"]
+                if refs and refs is not found:
+                    found = found | refs if found else refs
+        object.__setattr__(e, "_references", found)  # frozen dataclass: a cache, not a field
+    return expr.__dict__["_references"]
+
+
+_NO_REFERENCES: frozenset[str] = frozenset()
+
+
+def _children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Seq | Alt):
+        return e.items
+    if isinstance(e, Repeat | Exclude | Avoid):
+        return (e.item,)
+    return ()
 
 
 def nullable_rules(grammar: Grammar) -> set[str]:

@@ -7,7 +7,9 @@ plain UTF-8, or an escape for quotes, backslashes and control characters.
 
 from __future__ import annotations
 
-from .ir import Bytes, Expr, alt, byte_set, literal, seq, star
+import functools
+
+from .ir import Bytes, Expr, GrammarError, alt, byte_set, literal, seq, star
 from .regex import Ranges, regex_to_ir
 from .utf8 import code_point_ranges, complement, normalize
 
@@ -62,4 +64,14 @@ FORMATS = {
 
 
 def format_string(name: str, where: str) -> Expr:
-    return seq(QUOTE, regex_to_ir(f"^{FORMATS[name]}$", encode_for_json, where), QUOTE)
+    """A JSON string literal in format `name` (a key of FORMATS; `where` names the schema location)."""
+    if name not in FORMATS:
+        raise GrammarError(f"unknown string format {name!r} (at JSON pointer {where!r})")
+    return _format_literal(name)
+
+
+@functools.cache
+def _format_literal(name: str) -> Expr:
+    """The built-in formats are constants: each is parsed once per process and shared by every schema
+    that uses it (expressions are immutable)."""
+    return seq(QUOTE, regex_to_ir(f"^{FORMATS[name]}$", encode_for_json, f"format {name!r}"), QUOTE)

@@ -3,6 +3,7 @@ additional-property keys, and the recursive "any JSON value" rules."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -91,11 +92,18 @@ def elements(prefix: list[Expr], rest: Expr | None, low: int, high: int | None, 
 
 def add_any_value_rules(rules: dict[str, Expr], ws: Expr) -> None:
     """json_value / json_object / json_array: any JSON text (recursive rules)."""
-    if ANY_VALUE in rules:
-        return
+    if ANY_VALUE not in rules:
+        rules.update(_any_value_rules(ws))
+
+
+@functools.lru_cache(maxsize=16)
+def _any_value_rules(ws: Expr) -> dict[str, Expr]:
+    """The rules for one whitespace setting, built once per process (every JSON grammar adds them;
+    expressions are immutable, and callers copy the dict's entries into their own rules)."""
     string = seq(QUOTE, star(JSON_CHAR), QUOTE)
     comma = seq(ws, literal(","), ws)
     pair = seq(string, ws, literal(":"), ws, Ref(ANY_VALUE))
+    rules: dict[str, Expr] = {}
     rules[ANY_OBJECT] = seq(literal("{"), ws, optional(seq(pair, star(seq(comma, pair)))), ws, literal("}"))
     rules[ANY_ARRAY] = seq(
         literal("["), ws, optional(seq(Ref(ANY_VALUE), star(seq(comma, Ref(ANY_VALUE))))), ws, literal("]")
@@ -109,3 +117,4 @@ def add_any_value_rules(rules: dict[str, Expr], ws: Expr) -> None:
         literal("false"),
         literal("null"),
     )
+    return rules
