@@ -9,6 +9,7 @@ says why, and the engine logs it once at startup.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import torch
@@ -32,6 +33,11 @@ _PROJECTIONS = {
     "down": "mlp.down_proj",
 }
 _built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Rows per `LlamaForward.run`: its activation buffers grow to the largest call (~31 KB per row for
+# SmolLM2-135M with int8 activations, kept for the forward's life), so a 2048-token step runs as four
+# calls of 512 (llama.cpp's default micro-batch) instead of holding 64 MB. 512 rows already fill the
+# matmul tiles; the extra calls cost nothing measurable next to a 512-token layer.
+MAX_CALL_ROWS = 512
 
 
 def native_forward_reason(model: nn.Module, caches: list[PagedKVCache] | None = None) -> str | None:
@@ -127,29 +133,85 @@ def paged_forward(
     forward = _native(model, caches)
     if forward is None:
         return reference("paged_forward")(model, caches, step, num_layers, input_embeddings)
-    rows = embeddings = None
-    if input_embeddings is not None:
-        rows = input_embeddings.rows.to(torch.int64).contiguous()
-        embeddings = input_embeddings.embeddings.to(torch.float32).contiguous()
     hidden = torch.empty(step.input_ids.shape[0], model.config.hidden_size, dtype=torch.float32)
-    forward.run(
-        hidden,
-        step.input_ids,
-        step.positions,
-        step.slot_mapping,
-        step.num_decode,
-        step.decode_block_tables,
-        step.decode_seq_lens,
-        step.prefill_block_tables,
-        step.prefill_seq_lens,
-        step.query_start_loc,
-        -1 if num_layers is None else num_layers,
-        model.config.head_dim**-0.5,
-        core_ops.native_threads(),
-        rows,
-        embeddings,
-    )
+    parts = split_rows(step, MAX_CALL_ROWS)
+    for start, stop, part in parts:
+        rows = embeddings = None
+        if input_embeddings is not None:
+            rows, embeddings = input_embeddings.rows, input_embeddings.embeddings
+            if len(parts) > 1:  # one call checks the rows itself
+                rows, embeddings = _embeddings_between(rows, embeddings, start, stop, hidden.shape[0])
+            rows, embeddings = rows.to(torch.int64).contiguous(), embeddings.to(torch.float32).contiguous()
+        forward.run(
+            hidden[start:stop],
+            part.input_ids,
+            part.positions,
+            part.slot_mapping,
+            part.num_decode,
+            part.decode_block_tables,
+            part.decode_seq_lens,
+            part.prefill_block_tables,
+            part.prefill_seq_lens,
+            part.query_start_loc,
+            -1 if num_layers is None else num_layers,
+            model.config.head_dim**-0.5,
+            core_ops.native_threads(),
+            rows,
+            embeddings,
+        )
     return hidden
+
+
+def _embeddings_between(
+    rows: torch.Tensor, embeddings: torch.Tensor, start: int, stop: int, tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input embeddings of rows [start, stop), renumbered from `start`."""
+    if rows.dim() != 1 or embeddings.dim() != 2 or rows.shape[0] != embeddings.shape[0]:
+        raise ValueError("embedding_rows [R] and embeddings [R, hidden] must have the same length R")
+    outside = (rows < 0) | (rows >= tokens)
+    if bool(outside.any()):
+        index = int(outside.nonzero()[0, 0])
+        raise ValueError(f"embedding_rows[{index}] = {int(rows[index])} is outside [0, tokens)")
+    inside = (rows >= start) & (rows < stop)
+    return rows[inside] - start, embeddings[inside]
+
+
+def split_rows(step: PagedStep, max_rows: int) -> list[tuple[int, int, PagedStep]]:
+    """The step as consecutive row ranges [start, stop) of at most `max_rows` rows, each a step of its own
+    (a prefill sequence cut between ranges continues in the next one, over the K/V the first wrote), in
+    equal parts; one range when the step fits."""
+    n = int(step.input_ids.shape[0])
+    if n <= max_rows:
+        return [(0, n, step)]
+    parts = -(-n // max_rows)
+    bounds = [n * i // parts for i in range(parts + 1)]
+    decode = step.num_decode
+    starts, lens = step.query_start_loc.tolist(), step.prefill_seq_lens.tolist()
+    out = []
+    for start, stop in itertools.pairwise(bounds):
+        first_decode, last_decode = min(start, decode), min(stop, decode)
+        lo, hi = max(start, decode) - decode, max(stop, decode) - decode  # offsets into the prefill part
+        sequences, seq_lens, query_starts = [], [], [0]
+        for i, length in enumerate(lens):
+            begin, end = max(starts[i], lo), min(starts[i + 1], hi)
+            if begin < end:  # rows [begin, end) of sequence i: the last of its first length - (starts[i+1] - end)
+                sequences.append(i)
+                seq_lens.append(length - (starts[i + 1] - end))
+                query_starts.append(query_starts[-1] + end - begin)
+        first_seq = sequences[0] if sequences else 0
+        part = PagedStep(
+            input_ids=step.input_ids[start:stop],
+            positions=step.positions[start:stop],
+            slot_mapping=step.slot_mapping[start:stop],
+            num_decode=last_decode - first_decode,
+            decode_block_tables=step.decode_block_tables[first_decode:last_decode],
+            decode_seq_lens=step.decode_seq_lens[first_decode:last_decode],
+            prefill_block_tables=step.prefill_block_tables[first_seq : first_seq + len(sequences)],
+            prefill_seq_lens=torch.tensor(seq_lens, dtype=step.prefill_seq_lens.dtype),
+            query_start_loc=torch.tensor(query_starts, dtype=step.query_start_loc.dtype),
+        )
+        out.append((start, stop, part))
+    return out
 
 
 def describe() -> str:

@@ -8,6 +8,7 @@ the format's constants and the block dequantizers.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,14 @@ class GGUFFile:
         names = [t.name for t in self.tensors]
         if len(set(names)) != len(names):
             raise GGUFFormatError("the tensor table names a tensor twice")
+
+    def drop_resident_pages(self) -> None:
+        """Unmap this process's resident pages of the file (the header just parsed, tensors copied at load):
+        the map is read-only and file-backed, so the kernel keeps them in its page cache and a later read
+        faults them back unchanged. Only resident memory changes; on a system without `madvise` nothing does."""
+        mapping = getattr(self._map, "_mmap", None)  # np.memmap's mmap.mmap of the whole file
+        if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            mapping.madvise(mmap.MADV_DONTNEED)
 
     @staticmethod
     def _tensor_entry(cursor: _Cursor) -> tuple[str, int, tuple[int, ...], int]:

@@ -131,6 +131,9 @@ class GGUFLoader:
                 if heads is not None:
                     tensor = unpermute_qk(tensor, heads)
             tensors[name] = tensor
+        # The header's pages and those of the tensors copied above (llama's Q/K rows, norms) stay resident
+        # otherwise; matrices kept as stored fault theirs in when first read.
+        reader.drop_resident_pages()
         missing = [n for n in expected_tensor_names(config) if n not in tensors]
         if missing:
             raise ModelFormatError(
