@@ -10,7 +10,7 @@ import torch
 from scipy.stats import chisquare
 
 from llmkit.core import InvalidParameterError, SamplingParams
-from llmkit.core.sampling.sampler import SamplingBatch, filtered_logits, sample
+from llmkit.core.sampling.sampler import SamplingBatch, filtered_logits, plain_argmax, sample
 
 PROBS = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05])
 LOGITS = PROBS.log()
@@ -118,6 +118,32 @@ def test_temperature_zero_is_exactly_greedy():
     params = SamplingParams(temperature=0, top_k=3, top_p=0.1, min_p=0.9)
     tokens = sample(logits, SamplingBatch.build([params] * 64, list(range(64)), [[]] * 64, None, 300)).token_ids
     assert torch.equal(tokens, logits.argmax(-1))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"top_k": 3, "top_p": 0.1, "min_p": 0.9},
+        {"repetition_penalty": 1.3},
+        {"presence_penalty": 0.5},
+        {"frequency_penalty": 0.5},
+        {"temperature": 0.7},
+    ],
+)
+def test_plain_argmax_is_exactly_what_sample_returns(changes):
+    """The serving stage's shortcut: when plain_argmax holds, sample() gives the raw argmax; penalized
+    greedy rows and sampled rows do not take it."""
+    logits = torch.randn(8, 300, generator=torch.Generator().manual_seed(7))
+    outputs = [[int(logits[row].argmax()), 5] for row in range(8)]  # penalties would move the argmax
+    params = (
+        [SamplingParams(temperature=0, **changes)] * 8
+        if "temperature" not in changes
+        else [SamplingParams(**changes)] * 8
+    )
+    tokens = sample(logits, SamplingBatch.build(params, list(range(8)), outputs, [[1]] * 8, 300)).token_ids
+    assert plain_argmax(params) == (set(changes) <= {"top_k", "top_p", "min_p"})
+    assert torch.equal(tokens, logits.argmax(-1)) == plain_argmax(params)
 
 
 def test_repetition_penalty_matches_transformers():

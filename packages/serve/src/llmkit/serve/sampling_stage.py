@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from llmkit.core import ops
-from llmkit.core.sampling import SamplingBatch, force_thinking_budgets, sample
+from llmkit.core.sampling import SamplingBatch, force_thinking_budgets, plain_argmax, sample
 
 from .runner_output import SampledTokens
 from .scheduler_output import ScheduledSequence
@@ -57,17 +57,20 @@ class SamplingStage:
 
     def _sample(self, logits: torch.Tensor, scheduled: list[ScheduledSequence]) -> list[int]:
         seqs = [s.seq for s in scheduled]
+        params = [s.params for s in seqs]
+        if self.grammars is not None:
+            self.grammars.apply(logits, seqs)
+        force_thinking_budgets(logits, [p.thinking_budget for p in params], [s.output_token_ids for s in seqs])
+        if plain_argmax(params):  # most greedy decoding: no per-row tensors to build
+            return logits.argmax(dim=-1).tolist()
         batch = SamplingBatch.build(
-            [s.params for s in seqs],
+            params,
             [s.seed for s in seqs],
             [s.output_token_ids for s in seqs],
             [s.prompt_token_ids for s in seqs],
             logits.shape[-1],
             logits.device,
         )
-        if self.grammars is not None:
-            self.grammars.apply(logits, seqs)
-        force_thinking_budgets(logits, [s.params.thinking_budget for s in seqs], [s.output_token_ids for s in seqs])
         return sample(logits, batch, with_logprobs=False).token_ids.tolist()
 
     def _masked_for_drafts(self, logits: torch.Tensor, sequences, spans: list[tuple[int, int]]) -> torch.Tensor:

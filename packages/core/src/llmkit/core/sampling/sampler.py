@@ -176,6 +176,14 @@ def filtered_logits(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
     return scaled
 
 
+def plain_argmax(params: Sequence[SamplingParams]) -> bool:
+    """True when every row takes the argmax of its raw logits: greedy, no penalties (which greedy rows
+    apply; processors and filters they skip), so `sample` would return `logits.argmax(-1)`."""
+    return all(
+        p.greedy and p.repetition_penalty == 1.0 and not p.presence_penalty and not p.frequency_penalty for p in params
+    )
+
+
 def sample(logits: torch.Tensor, batch: SamplingBatch, with_logprobs: bool | None = None) -> SampleOutput:
     """Choose one token per row of float32 `logits` [B, V]."""
     if bool(batch.greedy.all()):
