@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
 namespace llmkit::grammar::compiler {
@@ -74,12 +73,13 @@ void SubsetConstruction::closure(std::vector<int32_t>& set) {
 Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
   const int32_t C = classes_;
   Dfa d;
-  std::vector<std::vector<int32_t>> sets;
-  std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> index;  // closed set -> state
-  std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> moved;  // raw targets -> state
-  auto intern = [&](std::vector<int32_t>&& closed) {
-    auto hit = index.find(closed);
-    if (hit != index.end()) return hit->second;
+  SequenceTable sets;   // closed set -> state (entry k = state k)
+  SequenceTable moved;  // raw targets -> an entry of moved_state
+  std::vector<int32_t> moved_state;
+  auto intern = [&](const std::vector<int32_t>& closed) {
+    const uint64_t h = SequenceTable::hash(closed.data(), closed.size());
+    const int32_t hit = sets.find(closed, h);
+    if (hit >= 0) return hit;
     const int32_t id = d.n;
     if (id >= max_states_) {
       throw GrammarBuildError("the grammar is too large: a rule's DFA passes " + std::to_string(max_states_) +
@@ -87,13 +87,13 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
     }
     d.add_state(C);
     d.accepting[id] = std::binary_search(closed.begin(), closed.end(), final_state);
-    index.emplace(closed, id);
-    sets.push_back(std::move(closed));
+    sets.insert(closed, h);
     return id;
   };
   std::vector<int32_t> first{entry};
   closure(first);
-  intern(std::move(first));
+  intern(first);
+  std::vector<int32_t> closed;
   // Per state: the distinct masks on its NFA edges (usually a handful) split the classes into local
   // parts by which masks hold them; each part's targets are gathered once, not once per class.
   std::vector<uint64_t> signature(C, 0);
@@ -107,7 +107,8 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
   std::vector<std::pair<int32_t, int32_t>> calls;
   for (int32_t state = 0; state < d.n; ++state) {
     local_masks.clear(), edges_mask.clear(), edges_target.clear(), calls.clear();
-    for (int32_t s : sets[state]) {
+    for (const int32_t* member = sets.begin(state); member != sets.end(state); ++member) {
+      const int32_t s = *member;
       for (int32_t k = bytes_.offsets[s]; k < bytes_.offsets[s + 1]; ++k) {
         const int32_t e = bytes_.order[k];
         int32_t local = static_cast<int32_t>(std::find(local_masks.begin(), local_masks.end(), nfa_.byte_mask[e]) -
@@ -144,20 +145,22 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
             }
           }
           if (row[c] >= 0) {  // more than 64 masks in this state: the class's targets from earlier groups too
-            for (int32_t t : sets[row[c]]) bucket.push_back(t);
+            bucket.insert(bucket.end(), sets.begin(row[c]), sets.end(row[c]));
           }
           std::sort(bucket.begin(), bucket.end());
           bucket.erase(std::unique(bucket.begin(), bucket.end()), bucket.end());
           int32_t target;
-          auto hit = moved.find(bucket);
-          if (hit != moved.end()) {
-            target = hit->second;
+          const uint64_t h = SequenceTable::hash(bucket.data(), bucket.size());
+          const int32_t hit = moved.find(bucket, h);
+          if (hit >= 0) {
+            target = moved_state[hit];
           } else {
-            std::vector<int32_t> closed = bucket;
+            closed.assign(bucket.begin(), bucket.end());
             closure(closed);
-            target = intern(std::move(closed));
+            target = intern(closed);
             row = d.next.data() + static_cast<size_t>(state) * C;  // intern may have grown the table
-            moved.emplace(bucket, target);
+            moved.insert(bucket, h);
+            moved_state.push_back(target);
           }
           parts.push_back(Part{signature[c], row[c], target});
           part = parts.end() - 1;
@@ -173,7 +176,7 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
       while (j < calls.size() && calls[j].first == calls[i].first) targets.push_back(calls[j++].second);
       targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
       closure(targets);
-      const int32_t target = intern(std::move(targets));
+      const int32_t target = intern(targets);
       d.calls[state].emplace_back(calls[i].first, target);
       i = j;
     }
