@@ -136,6 +136,67 @@ void dequantize_rows(py::handle out, py::handle weight, const std::string& forma
   cpu::active_table().dequantize_rows(a, id, i.size(0));
 }
 
+// A Q8_0/Q4_0/Q4_1 weight repacked for the int8-activation matmul (cpu/int8_repack.h): built once per
+// weight (the LM head) and reused by every call; holds nothing of the stored tensor after building.
+class PyPackedInt8Weight {
+ public:
+  PyPackedInt8Weight(py::handle weight, const std::string& format, int64_t cols, bool release_stored) {
+    const WeightView w = weight_view("weight", weight, format, cols);
+    if (TensorArg("weight", weight).device() != DeviceKind::kCPU) raise_value_error("weight must be on the CPU");
+    if (!repackable_for_int8(w.format)) {
+      raise_value_error("only q8_0, q4_0 and q4_1 weights are repacked for int8 activations, got '" + format + "'");
+    }
+    {
+      py::gil_scoped_release release;
+      buffer_ = std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w.data), w.format, w.rows, w.cols,
+                                                   release_stored);
+    }
+  }
+
+  // out[n, rows] = int8(x) @ W^T (+ bias), x quantized once per call (per 32 columns, as quant_matmul does).
+  void matmul(py::handle out, py::handle x, py::handle bias, int num_threads) const {
+    const PackedInt8Weight& w = buffer_->view();
+    TensorArg xs("x", x);
+    xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, w.cols, "the weight's columns").compact_from(1);
+    if (xs.device() != DeviceKind::kCPU) raise_value_error("x must be on the CPU");
+    TensorArg o("out", out, true);
+    o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
+    o.compact_from(1);
+    QuantMatmulArgs a;
+    a.x = static_cast<const float*>(xs.data());
+    a.x_stride = xs.stride(0);
+    a.format = w.format;
+    a.rows = w.rows;
+    a.cols = w.cols;
+    a.n = xs.size(0);
+    a.out = static_cast<float*>(o.data());
+    a.out_stride = o.stride(0);
+    a.bias = float_vector("bias", bias, w.rows);
+    a.int8_activations = true;
+    if (a.n == 0 || a.rows == 0) return;
+    py::gil_scoped_release release;
+    const cpu::KernelTable& kernels = cpu::active_table();
+    std::vector<int8_t> q(size_t(a.n * a.cols));
+    std::vector<float> scale(size_t(a.n * a.cols / 32)), sum(size_t(a.n * a.cols / 32));
+    kernels.quantize_q8(a.x, a.x_stride, a.n, a.cols, q.data(), scale.data(), sum.data());
+    a.x_q8 = q.data();
+    a.x_q8_scale = scale.data();
+    a.x_q8_sum = sum.data();
+    const int threads = a.rows * a.cols * a.n < (1 << 16) ? 1 : (num_threads > 0 ? num_threads : 1);
+    cpu::parallel_for_ranges(a.rows, kPackRows, threads,
+                             [&](int64_t begin, int64_t end) { kernels.int8_packed_rows(a, w, begin, end); });
+  }
+
+  int64_t rows() const { return buffer_->view().rows; }
+  int64_t cols() const { return buffer_->view().cols; }
+  int64_t nbytes() const { return buffer_->bytes(); }
+  bool released() const { return buffer_->released(); }
+  const PackedInt8Weight& view() const { return buffer_->view(); }
+
+ private:
+  std::unique_ptr<PackedInt8Buffer> buffer_;
+};
+
 // Python-facing owner of a native forward: holds every tensor it points into.
 class PyLlamaForward {
  public:
@@ -157,7 +218,16 @@ class PyLlamaForward {
                         " with head_dim / 2 inverse frequencies");
     }
     if (s.kv_heads <= 0 || s.heads % s.kv_heads != 0) raise_value_error("heads must be a multiple of kv_heads");
-    const WeightView embed = weight(embedding, "embedding", s.hidden);
+    WeightView embed = weight(embedding, "embedding", s.hidden);
+    if (embedding.size() > 3 && !embedding[3].is_none()) {  // the tied LM head's packed copy: lookups read it
+      const PyPackedInt8Weight& packed = embedding[3].cast<const PyPackedInt8Weight&>();
+      const PackedInt8Weight& view = packed.view();
+      if (view.rows != embed.rows || view.cols != embed.cols || view.format != embed.format) {
+        raise_value_error("the packed embedding must be the embedding's own repacked copy");
+      }
+      owned_.append(embedding[3]);
+      embed.packed = &view;
+    }
     vocab_ = embed.rows;
     const float* norm = vector(final_norm, "final_norm", s.hidden);
     std::vector<LayerWeights> built;
@@ -337,66 +407,6 @@ class PyLlamaForward {
   CacheView first_cache_;
 };
 
-
-// A Q8_0/Q4_0/Q4_1 weight repacked for the int8-activation matmul (cpu/int8_repack.h): built once per
-// weight (the LM head) and reused by every call; holds nothing of the stored tensor after building.
-class PyPackedInt8Weight {
- public:
-  PyPackedInt8Weight(py::handle weight, const std::string& format, int64_t cols, bool release_stored) {
-    const WeightView w = weight_view("weight", weight, format, cols);
-    if (TensorArg("weight", weight).device() != DeviceKind::kCPU) raise_value_error("weight must be on the CPU");
-    if (!repackable_for_int8(w.format)) {
-      raise_value_error("only q8_0, q4_0 and q4_1 weights are repacked for int8 activations, got '" + format + "'");
-    }
-    {
-      py::gil_scoped_release release;
-      buffer_ = std::make_unique<PackedInt8Buffer>(static_cast<const uint8_t*>(w.data), w.format, w.rows, w.cols,
-                                                   release_stored);
-    }
-  }
-
-  // out[n, rows] = int8(x) @ W^T (+ bias), x quantized once per call (per 32 columns, as quant_matmul does).
-  void matmul(py::handle out, py::handle x, py::handle bias, int num_threads) const {
-    const PackedInt8Weight& w = buffer_->view();
-    TensorArg xs("x", x);
-    xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, w.cols, "the weight's columns").compact_from(1);
-    if (xs.device() != DeviceKind::kCPU) raise_value_error("x must be on the CPU");
-    TensorArg o("out", out, true);
-    o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
-    o.compact_from(1);
-    QuantMatmulArgs a;
-    a.x = static_cast<const float*>(xs.data());
-    a.x_stride = xs.stride(0);
-    a.format = w.format;
-    a.rows = w.rows;
-    a.cols = w.cols;
-    a.n = xs.size(0);
-    a.out = static_cast<float*>(o.data());
-    a.out_stride = o.stride(0);
-    a.bias = float_vector("bias", bias, w.rows);
-    a.int8_activations = true;
-    if (a.n == 0 || a.rows == 0) return;
-    py::gil_scoped_release release;
-    const cpu::KernelTable& kernels = cpu::active_table();
-    std::vector<int8_t> q(size_t(a.n * a.cols));
-    std::vector<float> scale(size_t(a.n * a.cols / 32)), sum(size_t(a.n * a.cols / 32));
-    kernels.quantize_q8(a.x, a.x_stride, a.n, a.cols, q.data(), scale.data(), sum.data());
-    a.x_q8 = q.data();
-    a.x_q8_scale = scale.data();
-    a.x_q8_sum = sum.data();
-    const int threads = a.rows * a.cols * a.n < (1 << 16) ? 1 : (num_threads > 0 ? num_threads : 1);
-    cpu::parallel_for_ranges(a.rows, kPackRows, threads,
-                             [&](int64_t begin, int64_t end) { kernels.int8_packed_rows(a, w, begin, end); });
-  }
-
-  int64_t rows() const { return buffer_->view().rows; }
-  int64_t cols() const { return buffer_->view().cols; }
-  int64_t nbytes() const { return buffer_->bytes(); }
-  bool released() const { return buffer_->released(); }
-
- private:
-  std::unique_ptr<PackedInt8Buffer> buffer_;
-};
 
 }  // namespace
 

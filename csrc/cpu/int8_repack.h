@@ -110,6 +110,25 @@ inline void drop_file_pages(const uint8_t* begin, const uint8_t* end) {
 #endif
 }
 
+// Row `row` of a repacked weight back in its GGUF layout (`row_bytes` bytes at `out`): the packing's inverse,
+// so decoding it gives exactly the stored row (the embedding lookup of a table whose pages were released).
+inline void unpack_row(const PackedInt8Weight& w, int64_t row, uint8_t* out) {
+  if (row >= w.group_rows) {
+    std::memcpy(out, w.tail + (row - w.group_rows) * w.row_bytes, size_t(w.row_bytes));
+    return;
+  }
+  const int64_t block = gguf_block_bytes(w.format), header = gguf_header_bytes(w.format), payload = block - header;
+  const int64_t blocks = w.cols / 32, r = row % kPackRows;
+  const uint8_t* group = w.groups + row / kPackRows * blocks * w.group_block_bytes;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* in = group + b * w.group_block_bytes;
+    uint8_t* to = out + b * block;
+    for (int64_t h = 0; h < header / 2; ++h) std::memcpy(to + h * 2, in + (h * kPackRows + r) * 2, 2);
+    in += header * kPackRows;
+    for (int64_t k = 0; k < payload / 4; ++k) std::memcpy(to + header + k * 4, in + (k * kPackRows + r) * 4, 4);
+  }
+}
+
 // Owns a 64-byte aligned repacked copy of a stored weight [rows, row_bytes]. With release_stored, the
 // stored weight's pages are dropped as the repacking passes them (every 1 MiB) when it is a read-only file
 // mapping, so the stored and the repacked copy are never both resident in full (released() says so).

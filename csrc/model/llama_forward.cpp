@@ -176,8 +176,21 @@ void LlamaForward::run(const ForwardStep& step) {
   float* cos = grown(cos_, n * s.head_dim);
   float* sin = grown(sin_, n * s.head_dim);
 
-  const Matmul embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
-  cpu::active_table().dequantize_rows(embed.args, step.input_ids, n);
+  Matmul embed = matmul_args(embedding_, nullptr, 0, 0, x, hidden, nullptr);
+  if (embedding_.packed != nullptr) {
+    // The stored table's pages were released when it was packed: read the rows from the packed copy.
+    uint8_t* rows = grown(embed_rows_, n * embedding_.row_bytes);
+    int64_t* order = grown(embed_order_, n);
+    for (int64_t t = 0; t < n; ++t) {
+      unpack_row(*embedding_.packed, step.input_ids[t], rows + t * embedding_.row_bytes);
+      order[t] = t;
+    }
+    embed.args.weight = rows;
+    embed.args.rows = n;
+    cpu::active_table().dequantize_rows(embed.args, order, n);
+  } else {
+    cpu::active_table().dequantize_rows(embed.args, step.input_ids, n);
+  }
   for (int64_t r = 0; r < step.num_embedded; ++r) {
     const float* src = step.embedded + r * hidden;
     std::copy(src, src + hidden, x + step.embedded_rows[r] * hidden);

@@ -23,7 +23,8 @@ struct WeightView {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t row_bytes = 0;
-  // With int8 activations: the same weight repacked for SIMD (cpu/int8_repack.h), owned by the forward.
+  // With int8 activations: the same weight repacked for SIMD (cpu/int8_repack.h), owned by the forward
+  // (the embedding's: by its Python owner; lookups then read it, not the stored table).
   const PackedInt8Weight* packed = nullptr;
 };
 
@@ -105,6 +106,9 @@ class LlamaForward {
   // The int8 activations of one region's input (quantized once, read by every matmul of the region).
   std::vector<int8_t> q8_;
   std::vector<float> q8_scale_, q8_sum_;
+  // With a packed embedding (the tied LM head's copy): the step's rows gathered back into the stored layout.
+  std::vector<uint8_t> embed_rows_;
+  std::vector<int64_t> embed_order_;
 };
 
 }  // namespace llmkit

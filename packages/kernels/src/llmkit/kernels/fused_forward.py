@@ -22,6 +22,7 @@ from llmkit.core.ops import PagedKVCache, PagedStep, reference
 from llmkit.core.ops.paged_step import InputEmbeddings
 
 from . import _C
+from .packed import packed_for_int8
 
 _PROJECTIONS = {
     "q": "self_attn.q_proj",
@@ -105,8 +106,17 @@ def _build(model: LlamaModel, caches: list[PagedKVCache]):
         spec["ffn_norm"] = layer.post_attention_layernorm.weight.detach().contiguous()
         spec["cache"] = (cache.kv_dtype, cache.key, cache.value, cache.key_scales, cache.value_scales)
         layers.append(spec)
-    embedding = _spec(_stored(model.embed_tokens))
+    embedding = (*_spec(_stored(model.embed_tokens)), packed_head_embedding(model))
     return _C.LlamaForward(shape, embedding, model.norm.weight.detach().contiguous(), layers)
+
+
+def packed_head_embedding(model: LlamaModel):
+    """The embedding table's int8 repacked copy when the model's LM head is that table with int8 activations
+    (its matmul packs it and releases the stored pages), so lookups read the same copy; else None."""
+    head = model.embed_tokens
+    if model.lm_head is not None or not isinstance(head, QuantizedEmbedding) or head.activations != "int8":
+        return None
+    return packed_for_int8(head.stored)
 
 
 def _native(model: nn.Module, caches: list[PagedKVCache]):

@@ -8,7 +8,6 @@ naming the one that is wrong.
 from __future__ import annotations
 
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from llmkit.core import ops as core_ops
 from llmkit.core.ops import PagedKVCache
@@ -16,6 +15,7 @@ from llmkit.core.quant import QuantizedWeight
 
 from . import _C
 from .fused_forward import paged_forward
+from .packed import packed_for_int8 as _packed_for_int8
 
 _BLOCK_FORMATS = ("fp8_e4m3", "int8", "int4")
 _STORAGE_DTYPES = {"fp8_e4m3": torch.uint8, "int8": torch.int8, "int4": torch.uint8}
@@ -133,33 +133,12 @@ def apply_token_bitmask_(logits: torch.Tensor, bitmask: torch.Tensor, indices: t
     _C.apply_token_bitmask(logits, bitmask, indices, **_launch(logits))
 
 
-# Stored Q8_0/Q4_0/Q4_1 weights repacked for the int8-activation kernel (rows interleaved in groups of 8;
-# csrc/cpu/int8_repack.h), one per stored tensor: (the tensor's version when packed, the packed weight).
-_PACKED_FORMATS = ("q8_0", "q4_0", "q4_1")
-_packed_int8: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-
-def _packed_for_int8(weight: QuantizedWeight):
-    """The weight's repacked copy, built on its first int8 matmul and rebuilt if its tensor is written to
-    (None for formats without one). Building it releases the stored tensor's pages when they are a
-    read-only file mapping (a memory-mapped GGUF), so the copy does not double the weight's memory; a
-    later read of the tensor faults them back from the file."""
-    if weight.format.name not in _PACKED_FORMATS or weight.data.device.type != "cpu":
-        return None
-    entry = _packed_int8.get(weight.data)
-    if entry is None or entry[0] != weight.data._version:
-        packed = _C.PackedInt8Weight(weight.data, weight.format.name, weight.cols, release_stored=True)
-        entry = (weight.data._version, packed)
-        _packed_int8[weight.data] = entry
-    return entry[1]
-
-
 def quantized_matmul(
     x: torch.Tensor, weight: QuantizedWeight, bias: torch.Tensor | None = None, activations: str = "float32"
 ) -> torch.Tensor:
     """float32 [N, rows] = x [N, cols] @ weight.dequantize().T (+ bias): the stored blocks are decoded in
     the kernel, never into a float32 copy of the weight. int8 activations on Q8_0/Q4_0/Q4_1 weights run
-    on the weight's repacked copy (`_packed_for_int8`)."""
+    on the weight's repacked copy (`packed.packed_for_int8`)."""
     if x.dim() != 2 or x.shape[1] != weight.cols or not x.is_floating_point():
         raise ValueError(
             f"x must be a float [N, {weight.cols}] tensor for a {weight.rows}x{weight.cols} "
