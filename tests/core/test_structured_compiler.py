@@ -369,11 +369,13 @@ REPEATED = [
 ]
 
 
+@pytest.mark.parametrize("numpy_above", [0, 10**9], ids=["numpy", "python"])
 @pytest.mark.parametrize("schema", REPEATED, ids=range(len(REPEATED)))
-def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(schema, monkeypatch):
+def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(schema, numpy_above, monkeypatch):
     from llmkit.core.structured import automata
     from llmkit.core.structured.compiler import to_grammar
 
+    monkeypatch.setattr(automata, "NUMPY_REPLAY_EDGES", numpy_above)  # either way of shifting the copies
     grammar = to_grammar(StructuredOutput("json_schema", schema))
     replayed = automata.rule_nfas(grammar)
 

@@ -23,6 +23,7 @@ MAX_DFA_STATES = 60_000
 START_RULE = "__start__"
 DEAD = object()  # a product automaton's "no way on"
 MIN_REPLAYED_COPIES = 4  # shorter repetitions are emitted copy by copy
+NUMPY_REPLAY_EDGES = 512  # replays of more edges than this (edges x copies) shift the states with numpy
 Mark = tuple[int, int, int, int]  # an NFA's size and edge counts at one moment (_NFA.mark)
 
 
@@ -65,14 +66,25 @@ class _NFA:
         to its entry. Returns the copies' exits."""
         first, count = start[0], stop[0] - start[0]
         self._check_room(count * copies)
-        shift = self.size - first + count * np.arange(copies)[:, None]  # [copies, 1]: copy k's state offset
         chained = exit_state >= first  # else the fragment ends at its entry, and so does every copy
-        entries = exit_state + shift - count if chained else np.full_like(shift, entry)
+        offsets = [self.size - first + count * k for k in range(copies)]  # copy k's state offset
+        entries = [exit_state + offset - count for offset in offsets] if chained else [entry] * copies
         entries[0] = exit_state if chained else entry
+        edges = (stop[1] - start[1]) + (stop[2] - start[2]) + (stop[3] - start[3])
+        if edges * copies > NUMPY_REPLAY_EDGES:
+            shift, entry_of = np.array(offsets)[:, None], np.array(entries)[:, None]  # [copies, 1]
 
-        def moved(states: list[int]) -> list[int]:
-            fragment = np.array(states, dtype=np.int64)[None, :]
-            return np.where(fragment >= first, fragment + shift, entries).ravel().tolist()
+            def moved(states: list[int]) -> list[int]:
+                fragment = np.array(states, dtype=np.int64)[None, :]
+                return np.where(fragment >= first, fragment + shift, entry_of).ravel().tolist()
+
+        else:  # numpy's setup costs more than a few hundred edges in Python (whitespace runs, short strings)
+
+            def moved(states: list[int]) -> list[int]:
+                out: list[int] = []
+                for offset, copy_entry in zip(offsets, entries, strict=True):
+                    out += [s + offset if s >= first else copy_entry for s in states]
+                return out
 
         eps, byte, call = slice(start[1], stop[1]), slice(start[2], stop[2]), slice(start[3], stop[3])
         self.eps_src += moved(self.eps_src[eps])
@@ -84,7 +96,7 @@ class _NFA:
         self.call_rule += self.call_rule[call] * copies
         self.call_dst += moved(self.call_dst[call])
         self.size += count * copies
-        return (exit_state + shift[:, 0]).tolist() if chained else [entry] * copies
+        return [exit_state + offset for offset in offsets] if chained else [entry] * copies
 
     def eps(self, source: int, target: int) -> None:
         self.eps_src.append(source)
