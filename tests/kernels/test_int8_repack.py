@@ -132,3 +132,29 @@ def test_release_leaves_anonymous_memory_alone():
     packed = _C.PackedInt8Weight(weight.data, "q4_1", 4096, release_stored=True)
     assert not packed.released
     assert torch.equal(weight.data, copy)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release is Linux-only")
+def test_release_also_drops_the_neighbours_pages_that_reads_fault_in(tmp_path):
+    """A read fault maps the file's pages around it too (64 KiB), so packing a tensor pulled in the edges of
+    the tensors beside it in the file; the release drops 64 KiB on each side as well (the file's bytes are
+    unchanged when read again)."""
+    generator = fresh_generator()
+    weight = quantize(torch.randn(241, 1024, generator=generator), "q8_0")  # 262,208 bytes
+    side = 1 << 18  # 256 KiB of other bytes before and after, as neighbouring tensors
+    before, after = os.urandom(side), os.urandom(side)
+    path = tmp_path / "three.bin"
+    path.write_bytes(before + weight.data.numpy().tobytes() + after)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        everything = torch.from_numpy(mapped)
+    data = everything[side : side + weight.data.numel()].view(weight.rows, -1)
+    assert int(everything.sum()) > 0  # every page resident
+    total = resident_kib(everything.data_ptr())
+    packed = _C.PackedInt8Weight(data, "q8_0", 1024, release_stored=True)
+    assert packed.released
+    # The weight's 256 KiB and 64 KiB on each side are gone (the old release dropped only the weight's pages).
+    assert resident_kib(everything.data_ptr()) <= total - 256 - 128 + 8
+    assert bytes(mapped[:side]) == before and bytes(mapped[-side:]) == after
+    assert torch.equal(data, weight.data)
