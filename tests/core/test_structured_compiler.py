@@ -376,6 +376,7 @@ def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(sc
     from llmkit.core.structured.compiler import to_grammar
 
     monkeypatch.setattr(automata, "NUMPY_REPLAY_EDGES", numpy_above)  # either way of shifting the copies
+    monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)  # no piece replayed from before
     grammar = to_grammar(StructuredOutput("json_schema", schema))
     replayed = automata.rule_nfas(grammar)
 
@@ -430,19 +431,58 @@ def nfa_snapshot(nfas):
     return [getattr(nfas.nfa, field) for field in fields], nfas.names, nfas.entries, nfas.finals
 
 
-def test_replayed_shared_fragments_build_the_nfa_that_emission_builds(monkeypatch):
-    """A rule-free piece emitted before (a string's characters, a format, numbers, "any value") is replayed
-    from the edges its earlier emission appended: the NFA is the one emitting it again builds."""
-    from llmkit.core.structured import automata
-    from llmkit.core.structured.compiler import to_grammar
+def test_pieces_emitted_again_in_one_compilation_replay_the_edges_emission_appends(monkeypatch):
+    """Within one compilation, a piece emitted a third time replays the edges its second emission appended:
+    the NFA is, edge for edge, the one emitting it every time builds."""
+    import collections
 
-    grammars = [to_grammar(StructuredOutput("json_schema", schema)) for schema in SHARED_PIECES]
-    for grammar in grammars * 2:  # seen, then recorded: the next compilation replays
+    from llmkit.core.structured import automata
+
+    grammar = to_ir({"type": "array", "items": {"type": "string", "format": "date"}, "minItems": 3, "maxItems": 3})
+    monkeypatch.setattr(automata, "_KNOWN", collections.OrderedDict())  # nothing known from other compilations
+    replayed = nfa_snapshot(automata.rule_nfas(grammar))
+    assert any(k.fragment is not None and not k.minimal for k in automata._KNOWN.values())
+    monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)
+    assert replayed == nfa_snapshot(automata.rule_nfas(grammar))
+
+
+def test_pieces_shared_across_compilations_replay_their_minimal_dfa_and_compile_to_the_same_tables(monkeypatch):
+    """A rule-free piece that an earlier compilation emitted (a string's characters, a format, "any value")
+    is replayed as its minimized DFA: a smaller NFA for the same language, so the same minimal tables."""
+    from llmkit.core.structured import automata
+    from llmkit.core.structured.compiled import tables_from_nfas
+
+    grammars = [to_ir(schema) for schema in SHARED_PIECES]
+    for grammar in grammars:
         automata.rule_nfas(grammar)
-    replayed = [nfa_snapshot(automata.rule_nfas(g)) for g in grammars]
-    assert sum(fragment is not None for _, fragment in automata._FRAGMENTS.values()) > 5
+    shared = [automata.rule_nfas(g) for g in grammars]  # a later compilation: the pieces are known now
+    assert sum(k.minimal and k.fragment is not None for k in automata._KNOWN.values()) > 5
     monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)  # every piece emitted afresh
-    assert replayed == [nfa_snapshot(automata.rule_nfas(g)) for g in grammars]
+    emitted = [automata.rule_nfas(g) for g in grammars]
+    for small, full in zip(shared, emitted, strict=True):
+        assert small.nfa.size < full.nfa.size
+        assert canonical(tables_from_nfas(small)) == canonical(tables_from_nfas(full))
+
+
+def canonical(grammar) -> list:
+    """Each rule's DFA renumbered breadth first over bytes 0..255, calls by rule name: equal for isomorphic
+    DFAs (minimal DFAs of one language are isomorphic)."""
+    by_byte = grammar.transitions[:, grammar.byte_class]
+    rules = []
+    for r, name in enumerate(grammar.rule_names):
+        start = int(grammar.rule_start[r])
+        ids, order, rows = {start: 0}, [start], []
+        for state in order:
+            targets = by_byte[state].tolist()
+            calls = sorted((grammar.rule_names[rule], target) for rule, target in grammar.calls(state))
+            for target in [t for t in targets if t >= 0] + [t for _, t in calls]:
+                if target not in ids:
+                    ids[target] = len(order)
+                    order.append(target)
+            row_calls = tuple((rule, ids[t]) for rule, t in calls)
+            rows.append((bool(grammar.accepting[state]), tuple(ids.get(t, -1) for t in targets), row_calls))
+        rules.append((name, rows))
+    return rules
 
 
 def test_a_replayed_fragment_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):
@@ -451,7 +491,7 @@ def test_a_replayed_fragment_past_the_nfa_limit_is_refused_like_an_emitted_one(m
     schema = {"type": "array", "items": {"type": "string", "format": "date-time"}, "minItems": 2, "maxItems": 2}
     compile_structured(StructuredOutput("json_schema", schema))
     compile_structured(StructuredOutput("json_schema", schema))  # the date-time literal is recorded by now
-    size = automata.rule_nfas(to_ir(schema)).nfa.size
+    size = automata.rule_nfas(to_ir(schema)).nfa.size  # the date-time literal replayed as its DFA by now
     monkeypatch.setattr(automata, "MAX_NFA_STATES", size - 1)
     with pytest.raises(GrammarError, match=f"its automaton passes {size - 1} states"):
         compile_structured(StructuredOutput("json_schema", schema))

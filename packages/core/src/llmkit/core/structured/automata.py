@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 import threading
 
 import numpy as np
@@ -156,6 +157,22 @@ class _Fragment:
             (local(appended[2]), nfa.byte_mask[byte], local(appended[3])),
         )
 
+    @classmethod
+    def of_dfa(cls, dfa: RuleDFA) -> _Fragment:
+        """The fragment of a rule-free expression's minimized DFA: its states (the entry's epsilon edge into
+        the start state), byte edges, and an epsilon edge from each accepting state to a fresh exit."""
+        exit_state = dfa.num_states
+        sources, masks, targets = [], [], []
+        for state, row in enumerate(dfa.byte_edges):
+            for mask, target in row:
+                sources.append(state)
+                masks.append(mask)
+                targets.append(target)
+        finals = [state for state, accepting in enumerate(dfa.accepting) if accepting]
+        return cls(
+            exit_state + 1, exit_state, ([-1, *finals], [0] + [exit_state] * len(finals)), (sources, masks, targets)
+        )
+
     def replay(self, nfa: _NFA, entry: int) -> int:
         nfa._check_room(self.size)
         base = nfa.size
@@ -168,13 +185,30 @@ class _Fragment:
         return entry if self.exit_state < 0 else self.exit_state + base
 
 
-# Rule-free expressions emitted more than once in this process (the pieces every JSON grammar shares: a
-# string's characters, escapes, formats, numbers, "any value"), keyed by identity; the entry holds the
-# expression, so its id cannot be reused while it is cached. None: seen once, recorded on the next emission.
-_FRAGMENTS: collections.OrderedDict[int, tuple[Expr, _Fragment | None]] = collections.OrderedDict()
-_FRAGMENTS_LOCK = threading.Lock()
+@dataclasses.dataclass(frozen=True)
+class _Known:
+    """What the process knows of one rule-free expression: the compilation that first emitted it, the
+    states that emission made, and a fragment to replay (None: emit it)."""
+
+    expr: Expr  # held, so that its id cannot be reused while the entry lives
+    compilation: int
+    states: int
+    fragment: _Fragment | None = None
+    minimal: bool = False  # the fragment is the expression's minimized DFA
+
+
+# Rule-free expressions emitted in this process, keyed by identity (at most MAX_FRAGMENTS, least recently
+# used dropped). A piece emitted again within one compilation replays the edges its first emission
+# appended; a piece that another compilation emitted too (the pieces every JSON grammar shares: a string's
+# characters, escapes, the built-in formats, "any value") is replayed as its minimized DFA, which gives the
+# grammar's subset construction 2-3x fewer states to build and minimize (the same language, so the same
+# minimal tables). A new schema's own expressions are new objects: they are never replayed from another
+# compilation.
+_KNOWN: collections.OrderedDict[int, _Known] = collections.OrderedDict()
+_KNOWN_LOCK = threading.Lock()
 MAX_FRAGMENTS = 4096
-MIN_FRAGMENT_STATES = 8  # smaller fragments: emitting costs about what replaying does
+MIN_FRAGMENT_STATES = 8  # smaller pieces: emitting costs about what replaying does
+_COMPILATIONS = itertools.count()
 
 
 class _Builder:
@@ -182,27 +216,38 @@ class _Builder:
 
     def __init__(self, grammar: Grammar, called: set[str], nullable: set[str]):
         self.grammar, self.called, self.nullable = grammar, called, nullable
+        self.compilation = next(_COMPILATIONS)
 
     def emit(self, nfa: _NFA, expr: Expr, entry: int) -> int:
         if isinstance(expr, Bytes | Ref) or references(expr):
             return self.emit_new(nfa, expr, entry)
         key = id(expr)
-        with _FRAGMENTS_LOCK:
-            known = _FRAGMENTS.get(key)
-            if known is not None and known[0] is expr:
-                _FRAGMENTS.move_to_end(key)
-        if known is not None and known[0] is expr and known[1] is not None:
-            return known[1].replay(nfa, entry)
+        with _KNOWN_LOCK:
+            known = _KNOWN.get(key)
+            if known is not None and known.expr is not expr:
+                known = None
+            if known is not None:
+                _KNOWN.move_to_end(key)
+        if known is not None and known.states >= MIN_FRAGMENT_STATES:
+            if not known.minimal and known.compilation != self.compilation:
+                known = self._remember(key, dataclasses.replace(known, fragment=_minimal_fragment(expr), minimal=True))
+            if known.fragment is not None:
+                return known.fragment.replay(nfa, entry)
         start = nfa.mark()
         exit_state = self.emit_new(nfa, expr, entry)
-        fragment = None
-        if known is not None and known[0] is expr and nfa.size - start[0] >= MIN_FRAGMENT_STATES:
-            fragment = _Fragment.recorded(nfa, start, entry, exit_state)
-        with _FRAGMENTS_LOCK:
-            _FRAGMENTS[key] = (expr, fragment)
-            while len(_FRAGMENTS) > MAX_FRAGMENTS:
-                _FRAGMENTS.popitem(last=False)
+        if known is None:
+            self._remember(key, _Known(expr, self.compilation, nfa.size - start[0]))
+        elif known.states >= MIN_FRAGMENT_STATES:  # emitted twice in this compilation: replay the third time
+            self._remember(key, dataclasses.replace(known, fragment=_Fragment.recorded(nfa, start, entry, exit_state)))
         return exit_state
+
+    @staticmethod
+    def _remember(key: int, known: _Known) -> _Known:
+        with _KNOWN_LOCK:
+            _KNOWN[key] = known
+            while len(_KNOWN) > MAX_FRAGMENTS:
+                _KNOWN.popitem(last=False)
+        return known
 
     def emit_new(self, nfa: _NFA, expr: Expr, entry: int) -> int:
         """Thompson construction of `expr` from `entry` (its sub-expressions through `emit`)."""
@@ -309,7 +354,7 @@ class _Builder:
         """The minimized DFA of an exclusion's or avoidance's item, which may not call rules."""
         inner = _NFA()
         inner_start = inner.new()
-        final = self.emit(inner, item, inner_start)
+        final = self.emit_new(inner, item, inner_start)  # not `emit`: that may ask for this very DFA
         if inner.call_src:
             raise GrammarError("an exclusion or avoidance cannot contain recursive rules")
         return determinize(inner, inner_start, final, "product")
@@ -354,6 +399,15 @@ def _plain_item_dfa(item: Expr) -> RuleDFA:
     """`_Builder.item_dfa` of an item that names no rule, shared by every grammar (the JSON key string of
     each object with known keys is one such item). Callers only read it."""
     return _Builder(Grammar({}, ""), set(), set()).item_dfa(item)
+
+
+def _minimal_fragment(expr: Expr) -> _Fragment | None:
+    """The fragment of a shared piece's minimized DFA (not cached by content: callers key it by identity);
+    None if the piece is too large to determinize alone (it is then emitted as it is)."""
+    try:
+        return _Fragment.of_dfa(_Builder(Grammar({}, ""), set(), set()).item_dfa(expr))
+    except GrammarError:
+        return None
 
 
 def _bytes_of(mask: int) -> list[int]:
