@@ -82,6 +82,19 @@ def test_rows_merged_instead_of_minimized_above_the_limit(name, monkeypatch):
     assert canonical(native) == canonical(reference)
 
 
+@pytest.mark.parametrize("name", list(SPECS))
+def test_shared_pieces_replayed_as_minimal_dfas_give_the_tables_of_full_emission(name, monkeypatch):
+    """Pieces another compilation emitted (strings, formats, "any value") are replayed as their minimized
+    DFA: a smaller NFA (2.5-3x on the benchmark schemas) whose native tables are those of emitting every piece afresh."""
+    grammar = to_grammar(SPECS[name])
+    automata.rule_nfas(to_grammar(SPECS["suite/person"]))  # another compilation: the shared pieces are known
+    automata.rule_nfas(grammar)
+    shared = automata.rule_nfas(grammar)
+    monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)
+    emitted = automata.rule_nfas(grammar)
+    assert canonical(compile_rule_nfas(shared)) == canonical(compile_rule_nfas(emitted))
+
+
 def test_the_dispatcher_compiles_natively():
     assert dispatch.implementation(compiled.TABLES_OP, "cpu") is compile_rule_nfas
     assert dispatch.reference(compiled.TABLES_OP) is compiled.tables_from_nfas
