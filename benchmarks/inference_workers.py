@@ -68,7 +68,8 @@ def decode_rate(step, prompts: list[list[int]], new_tokens: int) -> float:
 def measure(spec: dict, prefill_seconds, decode_steps, greedy_ids) -> dict:
     """The same protocol for every engine: warm-up, prefill, decode at batch 1 and 8, greedy ids."""
     repeats, new = spec["repeats"], spec["new_tokens"]
-    decode_steps(spec["decode_prompts"][:1], 4)  # warm-up: first-call allocations and kernel selection
+    for _ in decode_steps(spec["decode_prompts"][:1], 4):  # warm-up: first-call allocations, kernel selection
+        pass  # (decode_steps is a generator: only iterating it runs the steps)
     prefill = [len(spec["prefill_ids"]) / prefill_seconds(spec["prefill_ids"]) for _ in range(repeats)]
     batch1 = [decode_rate(decode_steps, spec["decode_prompts"][:1], new) for _ in range(repeats)]
     batch8 = [decode_rate(decode_steps, spec["decode_prompts"], new) for _ in range(repeats)]
