@@ -22,6 +22,8 @@ struct KernelTable {
   void (*quant_matmul_rows)(const QuantMatmulArgs& args, int64_t row_begin, int64_t row_end);
   // x [n, cols] quantized per 32 columns for int8 activations (see QuantMatmulArgs::x_q8).
   void (*quantize_q8)(const float* x, int64_t x_stride, int64_t n, int64_t cols, int8_t* q, float* d, float* s);
+  // out[i] = SiLU(gate[i]) * up[i] for i < count (the MLP's activation).
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t count);
   // Rows ids[0..count) of args.weight decoded into args.out (x, n and bias unused).
   void (*dequantize_rows)(const QuantMatmulArgs& args, const int64_t* ids, int64_t count);
   // Rows [row_begin, row_end) with int8 activations from a repacked Q8_0/Q4_0/Q4_1 weight, on the calling

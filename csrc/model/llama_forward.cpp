@@ -312,9 +312,7 @@ void LlamaForward::layer(const LayerWeights& w, const ForwardStep& step) {
     up.rows(kernels, begin, end);
     for (int64_t token = 0; token < n; ++token) {
       const float* g = gate_up + token * 2 * I;
-      const float* u = g + I;
-      float* out = act + token * I;
-      for (int64_t i = begin; i < end; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      kernels.silu_mul(g + begin, g + I + begin, act + token * I + begin, end - begin);
     }
   });
   Matmul down = matmul_args(w.down, act, I, n, normed, hidden, nullptr, s.int8_activations);
