@@ -36,7 +36,11 @@ def bench():
 
 @pytest.fixture(scope="module")
 def engine(smollm2_path):
-    return open_backend("engine", model=str(smollm2_path), chat_template="chatml")
+    # float32 activations: these tests assert one greedy run of a 135M model, and the int8 path's greedy ids move
+    # at near-ties whenever a kernel sums in another order (a new decode-attention kernel turned the first call
+    # here from `calculator` into `final_answer`); float32 activations follow core's float32 reference.
+    # benchmarks/orchestrate_tasks.py measures the default (int8) path over its whole task set.
+    return open_backend("engine", model=str(smollm2_path), chat_template="chatml", activations="float32")
 
 
 @pytest.fixture(scope="module")
