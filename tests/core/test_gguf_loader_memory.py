@@ -10,6 +10,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
+from resident_memory import resident_kib
 
 from llmkit.core.models.checkpoint import expected_tensor_names
 from llmkit.core.models.config import ModelConfig
@@ -30,20 +31,6 @@ CONFIG = dict(
     max_position_embeddings=256,
     rms_norm_eps=1e-5,
 )
-
-
-def resident_kib(address: int) -> int:
-    """Rss (KiB) of the mapping holding `address`, from /proc/self/smaps."""
-    with open("/proc/self/smaps") as smaps:
-        inside = False
-        for line in smaps:
-            head = line.split()[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(v, 16) for v in head.split("-"))
-                inside = lo <= address < hi
-            elif inside and head == "Rss:":
-                return int(line.split()[1])
-    raise AssertionError("no mapping holds the address")
 
 
 def tiny_state_dict(seed: int) -> dict[str, torch.Tensor]:

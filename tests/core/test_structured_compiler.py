@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from core.grammar_tables import canonical
 from llmkit.core.structured import GrammarCompiler, GrammarError, JsonOptions, StructuredOutput, compile_structured
 from llmkit.core.structured.earley import EarleyChart
 
@@ -462,27 +463,6 @@ def test_pieces_shared_across_compilations_replay_their_minimal_dfa_and_compile_
     for small, full in zip(shared, emitted, strict=True):
         assert small.nfa.size < full.nfa.size
         assert canonical(tables_from_nfas(small)) == canonical(tables_from_nfas(full))
-
-
-def canonical(grammar) -> list:
-    """Each rule's DFA renumbered breadth first over bytes 0..255, calls by rule name: equal for isomorphic
-    DFAs (minimal DFAs of one language are isomorphic)."""
-    by_byte = grammar.transitions[:, grammar.byte_class]
-    rules = []
-    for r, name in enumerate(grammar.rule_names):
-        start = int(grammar.rule_start[r])
-        ids, order, rows = {start: 0}, [start], []
-        for state in order:
-            targets = by_byte[state].tolist()
-            calls = sorted((grammar.rule_names[rule], target) for rule, target in grammar.calls(state))
-            for target in [t for t in targets if t >= 0] + [t for _, t in calls]:
-                if target not in ids:
-                    ids[target] = len(order)
-                    order.append(target)
-            row_calls = tuple((rule, ids[t]) for rule, t in calls)
-            rows.append((bool(grammar.accepting[state]), tuple(ids.get(t, -1) for t in targets), row_calls))
-        rules.append((name, rows))
-    return rules
 
 
 def test_a_replayed_fragment_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):

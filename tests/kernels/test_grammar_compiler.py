@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core.grammar_tables import canonical
 
 from llmkit.core.ops import dispatch
 from llmkit.core.structured import (
@@ -38,27 +39,6 @@ SPECS = {f"suite/{name}": StructuredOutput("json_schema", item["schema"]) for na
     "tools": StructuredOutput("tool_calls", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}], "tool_choice": "auto"}),
     "json_object": StructuredOutput("json_object"),
 }  # fmt: skip
-
-
-def canonical(grammar: CompiledGrammar) -> list:
-    """Each rule's DFA renumbered breadth first over bytes 0..255, then calls by rule name: equal for
-    isomorphic DFAs whatever their state numbers and byte classes."""
-    by_byte = grammar.transitions[:, grammar.byte_class]  # [N, 256]
-    rules = []
-    for r, name in enumerate(grammar.rule_names):
-        start = int(grammar.rule_start[r])
-        ids, order, rows = {start: 0}, [start], []
-        for state in order:
-            targets = by_byte[state].tolist()
-            calls = sorted((grammar.rule_names[rule], target) for rule, target in grammar.calls(state))
-            for target in [t for t in targets if t >= 0] + [t for _, t in calls]:
-                if target not in ids:
-                    ids[target] = len(order)
-                    order.append(target)
-            row_calls = tuple((rule, ids[t]) for rule, t in calls)
-            rows.append((bool(grammar.accepting[state]), tuple(ids.get(t, -1) for t in targets), row_calls))
-        rules.append((name, rows))
-    return rules
 
 
 def both(spec: StructuredOutput) -> tuple[CompiledGrammar, CompiledGrammar]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from kernel_helpers import cpu_isa, relative_error
+from resident_memory import resident_kib
 
 from llmkit.core import ops
 from llmkit.core.quant import QuantizedWeight, quantize
@@ -81,20 +82,6 @@ def test_bad_packed_arguments_name_what_is_wrong():
         packed.matmul(torch.empty(2, 15), torch.randn(2, 64))
     with pytest.raises(ValueError, match="bias"):
         packed.matmul(torch.empty(2, 16), torch.randn(2, 64), torch.randn(15))
-
-
-def resident_kib(address: int) -> int:
-    """Rss (KiB) of the mapping holding `address`, from /proc/self/smaps."""
-    with open("/proc/self/smaps") as smaps:
-        inside = False
-        for line in smaps:
-            head = line.split()[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(v, 16) for v in head.split("-"))
-                inside = lo <= address < hi
-            elif inside and head == "Rss:":
-                return int(line.split()[1])
-    raise AssertionError("no mapping holds the address")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page release is Linux-only")
