@@ -368,6 +368,18 @@ REPEATED = [
     {"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}}, "additionalProperties": True},
     {"type": "string", "pattern": "^(ab|c?){2,5}x{0,3}$"},
 ]
+NFA_FIELDS = (
+    "size",
+    "eps_src",
+    "eps_dst",
+    "byte_src",
+    "byte_mask",
+    "masks",
+    "byte_dst",
+    "call_src",
+    "call_rule",
+    "call_dst",
+)
 
 
 @pytest.mark.parametrize("numpy_above", [0, 10**9], ids=["numpy", "python"])
@@ -390,9 +402,8 @@ def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(sc
     monkeypatch.setattr(automata._Builder, "emit_copies", copy_by_copy)
     assert automata.MIN_REPLAYED_COPIES <= 5
     emitted = automata.rule_nfas(grammar)
-    fields = ("size", "eps_src", "eps_dst", "byte_src", "byte_mask", "byte_dst", "call_src", "call_rule", "call_dst")
     assert emitted.nfa.size > 30
-    for field in fields:
+    for field in NFA_FIELDS:
         assert getattr(replayed.nfa, field) == getattr(emitted.nfa, field), field
     assert (replayed.names, replayed.entries, replayed.finals) == (emitted.names, emitted.entries, emitted.finals)
 
@@ -412,7 +423,7 @@ def test_exclusions_only_split_the_bytes_that_continue_an_excluded_word():
 
     schema = {"type": "object", "properties": {"alpha": {"type": "integer"}}, "additionalProperties": True}
     nfa = automata.rule_nfas(to_grammar(StructuredOutput("json_schema", schema))).nfa
-    single_bytes = sum(1 for mask in nfa.byte_mask if mask & (mask - 1) == 0)
+    single_bytes = sum(1 for m in nfa.byte_mask if nfa.masks[m] & (nfa.masks[m] - 1) == 0)
     assert single_bytes < 200  # one edge per byte of the alphabet at each prefix of "alpha" would be > 1000
     grammar = schema_grammar(schema)
     assert matches(grammar, '{"alpha":1,"alphb":2}') and matches(grammar, '{"alph":"x"}')
@@ -428,8 +439,7 @@ SHARED_PIECES = [
 
 
 def nfa_snapshot(nfas):
-    fields = ("size", "eps_src", "eps_dst", "byte_src", "byte_mask", "byte_dst", "call_src", "call_rule", "call_dst")
-    return [getattr(nfas.nfa, field) for field in fields], nfas.names, nfas.entries, nfas.finals
+    return [getattr(nfas.nfa, field) for field in NFA_FIELDS], nfas.names, nfas.entries, nfas.finals
 
 
 def test_pieces_emitted_again_in_one_compilation_replay_the_edges_emission_appends(monkeypatch):

@@ -67,16 +67,14 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
     subset construction, minimization, empty-rule pruning and flattening in C++. The same language for
     every rule (each minimal DFA is unique up to numbering); byte classes merged where the tables agree."""
     nfa = nfas.nfa
-    mask_ids: dict[int, int] = {}
-    byte_mask = [mask_ids.setdefault(mask, len(mask_ids)) for mask in nfa.byte_mask]
-    masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in mask_ids), dtype="<u8")
+    masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in nfa.masks), dtype="<u8")
     rule_index = {name: k for k, name in enumerate(nfas.names)}
     result = _C.compile_rule_nfas(
         nfa.size,
         _int32(nfa.eps_src),
         _int32(nfa.eps_dst),
         _int32(nfa.byte_src),
-        _int32(byte_mask),
+        _int32(nfa.byte_mask),
         _int32(nfa.byte_dst),
         masks,
         _int32(nfa.call_src),

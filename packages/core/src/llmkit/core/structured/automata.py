@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import functools
 import itertools
+import operator
 import threading
 
 import numpy as np
@@ -38,8 +39,10 @@ class _NFA:
         self.eps_src: list[int] = []
         self.eps_dst: list[int] = []
         self.byte_src: list[int] = []
-        self.byte_mask: list[int] = []
+        self.byte_mask: list[int] = []  # per byte edge: the id of its byte set in `masks`
         self.byte_dst: list[int] = []
+        self.masks: list[int] = []  # the distinct byte sets of the edges, by id (first appearance)
+        self._mask_ids: dict[int, int] = {}
         self.call_src: list[int] = []
         self.call_rule: list[str] = []
         self.call_dst: list[int] = []
@@ -105,8 +108,15 @@ class _NFA:
 
     def byte(self, source: int, mask: int, target: int) -> None:
         self.byte_src.append(source)
-        self.byte_mask.append(mask)
+        self.byte_mask.append(self.mask_id(mask))
         self.byte_dst.append(target)
+
+    def mask_id(self, mask: int) -> int:
+        known = self._mask_ids.get(mask)
+        if known is None:
+            known = self._mask_ids[mask] = len(self.masks)
+            self.masks.append(mask)
+        return known
 
     def call(self, source: int, rule: str, target: int) -> None:
         self.call_src.append(source)
@@ -120,8 +130,9 @@ class _NFA:
         calls: list[list[tuple[str, int]]] = [[] for _ in range(self.size)]
         for source, target in zip(self.eps_src, self.eps_dst, strict=True):
             eps[source].append(target)
+        masks = self.masks
         for source, mask, target in zip(self.byte_src, self.byte_mask, self.byte_dst, strict=True):
-            byte_edges[source].append((mask, target))
+            byte_edges[source].append((masks[mask], target))
         for source, rule, target in zip(self.call_src, self.call_rule, self.call_dst, strict=True):
             calls[source].append((rule, target))
         return eps, byte_edges, calls
@@ -130,12 +141,15 @@ class _NFA:
 @dataclasses.dataclass(frozen=True)
 class _Fragment:
     """The edges one emission of a rule-free expression appended, with its states numbered from 0 and
-    its entry as -1: emitting the expression from any entry appends these edges, shifted."""
+    its entry as -1: emitting the expression from any entry appends these edges, shifted. Byte edges name
+    their byte sets by index into `masks` (first appearance), so that a replay interns each distinct set
+    once and copies the edges' ids without a Python step per edge."""
 
     size: int
     exit_state: int
     eps: tuple[list[int], list[int]]
-    byte: tuple[list[int], list[int], list[int]]
+    byte: tuple[list[int], list[int], list[int]]  # sources, indices into `masks`, targets
+    masks: tuple[int, ...]
 
     @classmethod
     def recorded(cls, nfa: _NFA, start: Mark, entry: int, exit_state: int) -> _Fragment | None:
@@ -150,11 +164,13 @@ class _Fragment:
         def local(states: list[int]) -> list[int]:
             return [s - first if s >= first else -1 for s in states]
 
+        indices, masks = _local_masks([nfa.masks[m] for m in nfa.byte_mask[byte]])
         return cls(
             nfa.size - first,
             exit_state - first if exit_state >= first else -1,
             (local(appended[0]), local(appended[1])),
-            (local(appended[2]), nfa.byte_mask[byte], local(appended[3])),
+            (local(appended[2]), indices, local(appended[3])),
+            masks,
         )
 
     @classmethod
@@ -162,16 +178,29 @@ class _Fragment:
         """The fragment of a rule-free expression's minimized DFA: its states (the entry's epsilon edge into
         the start state), byte edges, and an epsilon edge from each accepting state to a fresh exit."""
         exit_state = dfa.num_states
-        sources, masks, targets = [], [], []
+        sources, edge_masks, targets = [], [], []
         for state, row in enumerate(dfa.byte_edges):
             for mask, target in row:
                 sources.append(state)
-                masks.append(mask)
+                edge_masks.append(mask)
                 targets.append(target)
         finals = [state for state, accepting in enumerate(dfa.accepting) if accepting]
+        indices, masks = _local_masks(edge_masks)
         return cls(
-            exit_state + 1, exit_state, ([-1, *finals], [0] + [exit_state] * len(finals)), (sources, masks, targets)
+            exit_state + 1,
+            exit_state,
+            ([-1, *finals], [0] + [exit_state] * len(finals)),
+            (sources, indices, targets),
+            masks,
         )
+
+    @functools.cached_property
+    def _gather(self):
+        """ids (one per entry of `masks`) -> the byte edges' ids, in C (operator.itemgetter)."""
+        indices = self.byte[1]
+        if len(indices) < 2:
+            return lambda ids: [ids[i] for i in indices]
+        return operator.itemgetter(*indices)
 
     def replay(self, nfa: _NFA, entry: int) -> int:
         nfa._check_room(self.size)
@@ -179,10 +208,16 @@ class _Fragment:
         nfa.eps_src += [entry if s < 0 else s + base for s in self.eps[0]]
         nfa.eps_dst += [entry if s < 0 else s + base for s in self.eps[1]]
         nfa.byte_src += [entry if s < 0 else s + base for s in self.byte[0]]
-        nfa.byte_mask += self.byte[1]
+        nfa.byte_mask += self._gather([nfa.mask_id(mask) for mask in self.masks])
         nfa.byte_dst += [entry if s < 0 else s + base for s in self.byte[2]]
         nfa.size += self.size
         return entry if self.exit_state < 0 else self.exit_state + base
+
+
+def _local_masks(edge_masks: list[int]) -> tuple[list[int], tuple[int, ...]]:
+    """Each edge's byte set as an index into the distinct sets, numbered by first appearance."""
+    index: dict[int, int] = {}
+    return [index.setdefault(mask, len(index)) for mask in edge_masks], tuple(index)
 
 
 @dataclasses.dataclass(frozen=True)
