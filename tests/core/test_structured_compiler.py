@@ -385,10 +385,10 @@ NFA_FIELDS = (
 @pytest.mark.parametrize("numpy_above", [0, 10**9], ids=["numpy", "python"])
 @pytest.mark.parametrize("schema", REPEATED, ids=range(len(REPEATED)))
 def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(schema, numpy_above, monkeypatch):
-    from llmkit.core.structured import automata
+    from llmkit.core.structured import automata, nfa
     from llmkit.core.structured.compiler import to_grammar
 
-    monkeypatch.setattr(automata, "NUMPY_REPLAY_EDGES", numpy_above)  # either way of shifting the copies
+    monkeypatch.setattr(nfa, "NUMPY_REPLAY_EDGES", numpy_above)  # either way of shifting the copies
     monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)  # no piece replayed from before
     grammar = to_grammar(StructuredOutput("json_schema", schema))
     replayed = automata.rule_nfas(grammar)
@@ -409,9 +409,9 @@ def test_replayed_repetitions_build_the_nfa_that_emission_copy_by_copy_builds(sc
 
 
 def test_a_replayed_repetition_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):
-    from llmkit.core.structured import automata
+    from llmkit.core.structured import nfa
 
-    monkeypatch.setattr(automata, "MAX_NFA_STATES", 400)
+    monkeypatch.setattr(nfa, "MAX_NFA_STATES", 400)
     with pytest.raises(GrammarError, match="its automaton passes 400 states"):
         compile_structured(StructuredOutput("json_schema", {"type": "string", "maxLength": 200}))
     compile_structured(StructuredOutput("json_schema", {"type": "string", "maxLength": 5}))
@@ -476,13 +476,13 @@ def test_pieces_shared_across_compilations_replay_their_minimal_dfa_and_compile_
 
 
 def test_a_replayed_fragment_past_the_nfa_limit_is_refused_like_an_emitted_one(monkeypatch):
-    from llmkit.core.structured import automata
+    from llmkit.core.structured import automata, nfa
 
     schema = {"type": "array", "items": {"type": "string", "format": "date-time"}, "minItems": 2, "maxItems": 2}
     compile_structured(StructuredOutput("json_schema", schema))
     compile_structured(StructuredOutput("json_schema", schema))  # the date-time literal is recorded by now
     size = automata.rule_nfas(to_ir(schema)).nfa.size  # the date-time literal replayed as its DFA by now
-    monkeypatch.setattr(automata, "MAX_NFA_STATES", size - 1)
+    monkeypatch.setattr(nfa, "MAX_NFA_STATES", size - 1)
     with pytest.raises(GrammarError, match=f"its automaton passes {size - 1} states"):
         compile_structured(StructuredOutput("json_schema", schema))
 

@@ -22,6 +22,7 @@ from llmkit.core.structured import (
     automata,
     compiled,
     dfa,
+    subsets,
 )
 from llmkit.core.structured.compiler import to_grammar
 from llmkit.core.structured.vocabulary import vocabulary_index
@@ -114,7 +115,7 @@ def test_a_grammar_matching_nothing_is_refused_alike():
 
 
 def test_too_many_dfa_states_is_refused_alike(monkeypatch):
-    monkeypatch.setattr(automata, "MAX_DFA_STATES", 50)
+    monkeypatch.setattr(subsets, "MAX_DFA_STATES", 50)
     nfas = automata.rule_nfas(to_grammar(SPECS["suite/person"]))
     messages = []
     for build in (compiled.tables_from_nfas, compile_rule_nfas):

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import torch
 
-from llmkit.core.structured import CompiledGrammar, GrammarError, VocabularyIndex, automata, dfa, words_for
-from llmkit.core.structured.automata import RuleNFAs
+from llmkit.core.structured import CompiledGrammar, GrammarError, VocabularyIndex, dfa, subsets, words_for
+from llmkit.core.structured.nfa import RuleNFAs
 
 from . import _C
 
@@ -82,7 +82,7 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
         _int32(nfa.call_dst),
         _int32(nfas.entries),
         _int32(nfas.finals),
-        automata.MAX_DFA_STATES,
+        subsets.MAX_DFA_STATES,
         dfa.FULL_MINIMIZATION_LIMIT,
     )
     if isinstance(result, str):

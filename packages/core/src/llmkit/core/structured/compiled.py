@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from ..ops.dispatch import implementation, register_reference
-from .automata import START_RULE, RuleNFAs, dfas_from_nfas, rule_nfas
+from .automata import rule_nfas
 from .dfa import RuleDFA, atoms_of
 from .ir import Grammar
+from .nfa import START_RULE, RuleNFAs
+from .subsets import dfas_from_nfas
 
 # NFA -> flat tables: `tables_from_nfas` below is the reference (subset construction, minimization and
 # flattening in Python); llmkit-kernels registers a native one that gives the same rule languages.
