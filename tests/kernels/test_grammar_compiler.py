@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 from core.grammar_tables import canonical
+from core.random_schemas import schemas as random_schemas
+from hypothesis import HealthCheck, given, settings
 
 from llmkit.core.ops import dispatch
 from llmkit.core.structured import (
@@ -74,6 +77,30 @@ def test_shared_pieces_replayed_as_minimal_dfas_give_the_tables_of_full_emission
     monkeypatch.setattr(automata._Builder, "emit", automata._Builder.emit_new)
     emitted = automata.rule_nfas(grammar)
     assert canonical(compile_rule_nfas(shared)) == canonical(compile_rule_nfas(emitted))
+
+
+def _tables_or_error(nfas):
+    try:
+        return canonical(compile_rule_nfas(nfas))
+    except GrammarError as err:
+        return str(err)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=random_schemas)
+def test_random_schemas_compile_to_the_tables_of_full_emission(schema):
+    """On random schemas, the NFA built with replays (pieces recorded within the compilation, pieces of other
+    compilations as their minimized DFA, byte sets interned per NFA) compiles to the tables, or the refusal,
+    of emitting every piece afresh."""
+    try:
+        grammar = to_grammar(StructuredOutput("json_schema", schema))
+        automata.rule_nfas(grammar)  # its pieces are known from another compilation now
+        replayed = automata.rule_nfas(grammar)
+    except GrammarError:
+        return
+    with mock.patch.object(automata._Builder, "emit", automata._Builder.emit_new):
+        emitted = automata.rule_nfas(grammar)
+    assert _tables_or_error(replayed) == _tables_or_error(emitted)
 
 
 def test_the_dispatcher_compiles_natively():
