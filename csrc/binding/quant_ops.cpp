@@ -66,10 +66,11 @@ WeightView weight_view(const std::string& name, py::handle tensor, const std::st
   return view;
 }
 
-const float* float_vector(const std::string& name, py::handle tensor, int64_t length) {
+// A float32 vector of `length` elements (nullptr for None) on the device of `device_of`, whose kernel reads it.
+const float* float_vector(const std::string& name, py::handle tensor, int64_t length, const TensorArg& device_of) {
   if (tensor.is_none()) return nullptr;
   TensorArg t(name.c_str(), tensor);
-  t.dtype_in({DType::kFloat32}).rank(1).contiguous().dim_is(0, length, "elements");
+  t.same_device_as(device_of).dtype_in({DType::kFloat32}).rank(1).contiguous().dim_is(0, length, "elements");
   return static_cast<const float*>(t.data());
 }
 
@@ -81,8 +82,8 @@ void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::st
   xs.same_device_as(weight_arg);
   xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, cols, "the weight's columns").compact_from(1);
   TensorArg o("out", out, true);
-  o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
-  o.compact_from(1);
+  o.same_device_as(xs).dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows");
+  o.dim_is(1, w.rows, "the weight's rows").compact_from(1);
   QuantMatmulArgs a;
   a.x = static_cast<const float*>(xs.data());
   a.x_stride = xs.stride(0);
@@ -94,12 +95,15 @@ void quant_matmul(py::handle out, py::handle x, py::handle weight, const std::st
   a.n = xs.size(0);
   a.out = static_cast<float*>(o.data());
   a.out_stride = o.stride(0);
-  a.bias = float_vector("bias", bias, w.rows);
+  a.bias = float_vector("bias", bias, w.rows, xs);
   a.int8_activations = int8_activations;
+  if (int8_activations && xs.device() != DeviceKind::kCPU) {
+    raise_value_error("int8 activations run on the CPU only; x is on " + xs.device_string() +
+                      ": use float32 activations there");
+  }
   if (a.n == 0 || a.rows == 0) return;
-  if (runs_on_cuda(xs)) {  // float32 activations on CUDA (int8_activations is a CPU option)
+  if (runs_on_cuda(xs)) {  // float32 activations only (checked above)
 #if defined(LLMKIT_WITH_CUDA)
-    a.int8_activations = false;
     cuda::quant_matmul(a, cuda::Launch{xs.device_id(), stream});
 #else
     (void)stream;
@@ -160,8 +164,8 @@ class PyPackedInt8Weight {
     xs.dtype_in({DType::kFloat32}).rank(2).dim_is(1, w.cols, "the weight's columns").compact_from(1);
     if (xs.device() != DeviceKind::kCPU) raise_value_error("x must be on the CPU");
     TensorArg o("out", out, true);
-    o.dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows").dim_is(1, w.rows, "the weight's rows");
-    o.compact_from(1);
+    o.same_device_as(xs).dtype_in({DType::kFloat32}).rank(2).dim_is(0, xs.size(0), "x's rows");
+    o.dim_is(1, w.rows, "the weight's rows").compact_from(1);
     QuantMatmulArgs a;
     a.x = static_cast<const float*>(xs.data());
     a.x_stride = xs.stride(0);
@@ -171,7 +175,7 @@ class PyPackedInt8Weight {
     a.n = xs.size(0);
     a.out = static_cast<float*>(o.data());
     a.out_stride = o.stride(0);
-    a.bias = float_vector("bias", bias, w.rows);
+    a.bias = float_vector("bias", bias, w.rows, xs);
     a.int8_activations = true;
     if (a.n == 0 || a.rows == 0) return;
     py::gil_scoped_release release;
@@ -337,9 +341,13 @@ class PyLlamaForward {
     return w;
   }
 
+  // A norm or bias of the forward, which runs on the CPU.
   const float* vector(py::handle tensor, const std::string& name, int64_t length) {
     owned_.append(tensor);
-    return float_vector(name, tensor, length);
+    if (tensor.is_none()) return nullptr;
+    const TensorArg t(name.c_str(), tensor);
+    if (t.device() != DeviceKind::kCPU) raise_value_error(name + " must be on the CPU, got " + t.device_string());
+    return float_vector(name, tensor, length, t);
   }
 
   static void table(TensorArg& t, int64_t rows, IndexView* view, int64_t* width) {

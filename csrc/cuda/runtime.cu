@@ -66,7 +66,20 @@ uint32_t take_errors(const Launch& launch) {
 
 bool checks_enabled() { return checks_on; }
 
-void set_checks_enabled(bool enabled) { checks_on = enabled; }
+// Ops run while checks were off leave their bits in the word (nobody takes them); turning checks back on
+// waits for those kernels and clears the bits, so the next checked op reports only its own input.
+void set_checks_enabled(bool enabled) {
+  if (enabled && !checks_on) {
+    std::lock_guard<std::mutex> lock(error_words_mutex);
+    for (int device = 0; device < int(error_words.size()); ++device) {
+      if (error_words[device] == nullptr) continue;
+      DeviceScope scope(device);
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      *static_cast<volatile unsigned*>(error_words[device]) = 0;
+    }
+  }
+  checks_on = enabled;
+}
 
 }  // namespace cuda
 }  // namespace llmkit

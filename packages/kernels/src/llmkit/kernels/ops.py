@@ -138,7 +138,7 @@ def quantized_matmul(
 ) -> torch.Tensor:
     """float32 [N, rows] = x [N, cols] @ weight.dequantize().T (+ bias): the stored blocks are decoded in
     the kernel, never into a float32 copy of the weight. int8 activations on Q8_0/Q4_0/Q4_1 weights run
-    on the weight's repacked copy (`packed.packed_for_int8`)."""
+    on the weight's repacked copy (`packed.packed_for_int8`); they are a CPU option (ValueError for x on a GPU)."""
     if x.dim() != 2 or x.shape[1] != weight.cols or not x.is_floating_point():
         raise ValueError(
             f"x must be a float [N, {weight.cols}] tensor for a {weight.rows}x{weight.cols} "
@@ -152,6 +152,8 @@ def quantized_matmul(
         bias = bias.to(torch.float32).contiguous()
     if activations not in ("float32", "int8"):
         raise ValueError(f"activations must be float32 or int8, got {activations!r}")
+    if activations == "int8" and x.device.type != "cpu":
+        raise ValueError(f"int8 activations run on the CPU only; x is on {x.device}: use activations='float32' there")
     launch = _launch(x)
     packed = _packed_for_int8(weight) if activations == "int8" and x.device.type == "cpu" else None
     if packed is not None:
