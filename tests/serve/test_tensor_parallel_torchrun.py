@@ -116,7 +116,7 @@ def test_a_torchrun_world_size_other_than_the_tensor_parallel_size_is_a_clear_er
     environment = {"RANK": "0", "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store_port)}
     for name, value in {**environment, "TORCHELASTIC_USE_AGENT_STORE": "True"}.items():
         monkeypatch.setenv(name, value)
-    spec = WorkerSpec("m", {}, None, 2, 0, 5.0, 16, "auto", "torchrun")
+    spec = WorkerSpec("m", {}, False, 2, 0, 5.0, 16, "auto", "torchrun")
     with pytest.raises(
         TensorParallelError, match="torchrun started rank 0 of 3 processes .* --tensor-parallel-size is 2"
     ):

@@ -19,12 +19,12 @@ from llmkit.core.errors import InvalidParameterError
 from llmkit.core.generate import Completion, GenerationOutput
 from llmkit.core.interp.steering import Steering, SteeringHandle
 from llmkit.core.models.pretrained import Pretrained
-from llmkit.core.models.quantized import set_activations
 from llmkit.core.models.store import DEFAULT_MODEL
 from llmkit.core.sampling import SamplingParams
 from llmkit.core.sampling.rng import derive_seed
 from llmkit.core.structured import CompiledGrammar, StructuredOutput
 
+from .activations import apply_default_activations
 from .block_manager import BlockManager
 from .failure_isolation import FailureIsolation
 from .kv_budget import blocks_for_budget, parse_budget
@@ -40,12 +40,6 @@ from .structured import GrammarManager
 from .vision import ImagePrompt, check_image_prompt, load_engine_model
 
 logger = logging.getLogger(__name__)
-
-# Matmul inputs of models whose weights stay stored: "float32" or "int8" (llama.cpp's Q8 activations).
-# Measured choice (docs/benchmarks.md, "Inference next to llama.cpp"): on 2 threads int8 decodes 1.95x
-# faster at batch 1 and 1.67x at batch 8 than float32, prefills at the same speed, and follows the
-# float32 reference's greedy ids on 136 of 160 tokens (llama.cpp: 118 of 160).
-DEFAULT_ACTIVATIONS = "int8"
 
 
 @dataclasses.dataclass
@@ -150,7 +144,7 @@ class Engine:
         )
         if activations is None and not isinstance(model, Pretrained):
             # The default applies to the layers kept as stored; a dense copy (no native kernels) has none.
-            set_activations(self.pretrained.model, DEFAULT_ACTIVATIONS)
+            apply_default_activations(self.pretrained.model)
         self.tensor_parallel: TensorParallelRanks | None = None
         self.fatal_error: TensorParallelError | None = None  # set when a rank failed: the engine is done
         device_obj = self.pretrained.model.device
@@ -164,9 +158,7 @@ class Engine:
                 device=device,
                 chat_template=chat_template,
             )
-            spec = WorkerSpec.for_engine(
-                str(model), load_options, DEFAULT_ACTIVATIONS if activations is None else None, cfg
-            )
+            spec = WorkerSpec.for_engine(str(model), load_options, activations is None, cfg)
             self.tensor_parallel = TensorParallelRanks(self.pretrained, spec)
             self.pretrained = dataclasses.replace(self.pretrained, model=self.tensor_parallel.shard)
         model_config = self.pretrained.config  # a shard's under tensor parallelism: its KV cache holds 1/N

@@ -25,8 +25,8 @@ import torch.multiprocessing as mp
 from llmkit.core import ops
 from llmkit.core.errors import InvalidParameterError
 from llmkit.core.models.pretrained import Pretrained, load_pretrained
-from llmkit.core.models.quantized import set_activations
 
+from ..activations import apply_default_activations
 from ..model_runner import ModelRunner, StepInputs
 from .group import HEARTBEAT_S, STARTUP_TIMEOUT_S, TensorParallelError, TensorParallelGroup, torchrun_rank
 from .sharding import check_shardable, shard_model, weight_bytes, weights_fingerprint
@@ -40,7 +40,7 @@ class WorkerSpec:
 
     model: str
     load_options: dict[str, Any]
-    activations: str | None  # set on the loaded model when not None (the engine's default)
+    default_activations: bool  # the engine's default activations go on the loaded model (none were given)
     size: int
     port: int
     timeout_s: float
@@ -49,12 +49,14 @@ class WorkerSpec:
     launcher: str = "spawn"  # "spawn" (workers started by rank 0) or "torchrun" (every rank started by torchrun)
 
     @classmethod
-    def for_engine(cls, model: str, load_options: dict[str, Any], activations: str | None, cfg) -> WorkerSpec:
+    def for_engine(cls, model: str, load_options: dict[str, Any], default_activations: bool, cfg) -> WorkerSpec:
         """The spec of an engine's ranks (`cfg`: its EngineConfig; the port comes when rank 0 has one).
         Under torchrun (its RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) the ranks meet at its store."""
         size, timeout = cfg.tensor_parallel_size, cfg.tensor_parallel_timeout
         launcher = "spawn" if torchrun_rank() is None else "torchrun"
-        return cls(model, load_options, activations, size, 0, timeout, cfg.block_size, cfg.kv_cache_dtype, launcher)
+        return cls(
+            model, load_options, default_activations, size, 0, timeout, cfg.block_size, cfg.kv_cache_dtype, launcher
+        )
 
     def device(self, rank: int) -> torch.device:
         """Where `rank` runs the model: the engine's device; on CUDA one GPU per rank (torchrun's LOCAL_RANK)."""
@@ -123,8 +125,8 @@ def _allocate_caches(model, num_blocks: int, block_size: int, kv_cache_dtype: st
 
 def _load(spec: WorkerSpec, rank: int) -> Pretrained:
     pretrained = load_pretrained(spec.model, **{**spec.load_options, "device": str(spec.device(rank))})
-    if spec.activations is not None:
-        set_activations(pretrained.model, spec.activations)
+    if spec.default_activations:
+        apply_default_activations(pretrained.model)
     return pretrained
 
 
@@ -179,10 +181,10 @@ def _run_commands(group: TensorParallelGroup, shard, caches: list, device: torch
             shard.compute_logits(hidden[torch.tensor(payload, dtype=torch.int64, device=device)])
 
 
-def serve_as_worker(model: str, load_options: dict[str, Any], activations: str | None, cfg) -> int:
+def serve_as_worker(model: str, load_options: dict[str, Any], default_activations: bool, cfg) -> int:
     """`llmkit serve` on a torchrun rank other than 0: the worker loop until rank 0 stops it; the exit code."""
     refuse_unsupported(model, cfg, None, load_options.get("device") or "cpu")
-    spec = WorkerSpec.for_engine(model, load_options, activations, cfg)
+    spec = WorkerSpec.for_engine(model, load_options, default_activations, cfg)
     rank = torchrun_rank()
     try:
         worker_main(rank, spec)

@@ -327,7 +327,7 @@ def _tensor_parallel_failure(engine) -> str | None:
 
 def _serve_tensor_parallel_worker(args: argparse.Namespace, load_options: dict) -> int:
     """A torchrun rank other than 0: load this rank's shard and run rank 0's steps until it stops."""
-    from ..engine import DEFAULT_ACTIVATIONS, EngineConfig
+    from ..engine import EngineConfig
     from ..parallel.workers import serve_as_worker
 
     config = EngineConfig(
@@ -337,8 +337,7 @@ def _serve_tensor_parallel_worker(args: argparse.Namespace, load_options: dict) 
         tensor_parallel_size=args.tensor_parallel_size,
         tensor_parallel_timeout=args.tp_timeout,
     )
-    activations = DEFAULT_ACTIVATIONS if args.activations is None else None
-    return serve_as_worker(args.model, load_options, activations, config)
+    return serve_as_worker(args.model, load_options, args.activations is None, config)
 
 
 def _exit_when_a_rank_fails(engine, http) -> None:
