@@ -33,7 +33,7 @@ from rich.table import Table
 
 import llmkit.core
 from llmkit.core.ops import dispatch
-from llmkit.core.structured import dfa, subsets
+from llmkit.core.structured import subsets
 from llmkit.kernels import _C
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,6 @@ def native_tables(nfas) -> None:
         nfa.size, int32(nfa.eps_src), int32(nfa.eps_dst), int32(nfa.byte_src), int32(byte_mask),
         int32(nfa.byte_dst), blob, int32(nfa.call_src), int32([rule_index[r] for r in nfa.call_rule]),
         int32(nfa.call_dst), int32(nfas.entries), int32(nfas.finals), subsets.MAX_DFA_STATES,
-        dfa.FULL_MINIMIZATION_LIMIT,
     )  # fmt: skip
     if isinstance(result, str):
         raise RuntimeError(result)

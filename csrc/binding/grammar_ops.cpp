@@ -216,8 +216,7 @@ void bind_grammar(py::module_& m) {
       [](int32_t num_states, const Int32Array& eps_src, const Int32Array& eps_dst, const Int32Array& byte_src,
          const Int32Array& byte_mask, const Int32Array& byte_dst, const py::array_t<uint64_t, py::array::c_style>& masks,
          const Int32Array& call_src, const Int32Array& call_rule, const Int32Array& call_dst,
-         const Int32Array& rule_entry, const Int32Array& rule_final, int32_t max_dfa_states,
-         int32_t full_minimization_limit) -> py::object {
+         const Int32Array& rule_entry, const Int32Array& rule_final, int32_t max_dfa_states) -> py::object {
         grammar::RuleNfa nfa;
         nfa.num_states = num_states;
         nfa.eps_src = to_vector(eps_src), nfa.eps_dst = to_vector(eps_dst);
@@ -230,7 +229,7 @@ void bind_grammar(py::module_& m) {
         {
           py::gil_scoped_release release;
           try {
-            t = grammar::compile_rule_nfas(nfa, max_dfa_states, full_minimization_limit);
+            t = grammar::compile_rule_nfas(nfa, max_dfa_states);
           } catch (const grammar::GrammarBuildError& err) {
             refused = err.what();
           }
@@ -247,7 +246,7 @@ void bind_grammar(py::module_& m) {
                               array(t.call_rules), array(t.call_targets));
       },
       "num_states"_a, "eps_src"_a, "eps_dst"_a, "byte_src"_a, "byte_mask"_a, "byte_dst"_a, "masks"_a, "call_src"_a,
-      "call_rule"_a, "call_dst"_a, "rule_entry"_a, "rule_final"_a, "max_dfa_states"_a, "full_minimization_limit"_a,
+      "call_rule"_a, "call_dst"_a, "rule_entry"_a, "rule_final"_a, "max_dfa_states"_a,
       "A grammar's Thompson NFA -> its flat tables (kept rules, rule starts, state rules, accepting, byte classes, "
       "class count, transitions, call CSR), or the message of why the grammar is refused.");
 

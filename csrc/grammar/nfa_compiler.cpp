@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
-#include "grammar/dfa_minimization.h"
+#include "grammar/dfa_trim.h"
 #include "grammar/rule_dfa.h"
 #include "grammar/subset_construction.h"
 
@@ -14,23 +13,20 @@ namespace llmkit::grammar {
 namespace {
 
 using compiler::Dfa;
-using compiler::VectorHash;
 
 class Compiler {
  public:
-  Compiler(const RuleNfa& nfa, int32_t max_dfa_states, int32_t full_limit)
-      : subsets_(nfa, max_dfa_states), rule_entry_(nfa.rule_entry), rule_final_(nfa.rule_final),
-        full_limit_(full_limit) {}
+  Compiler(const RuleNfa& nfa, int32_t max_dfa_states)
+      : subsets_(nfa, max_dfa_states), rule_entry_(nfa.rule_entry), rule_final_(nfa.rule_final) {}
 
   CompiledTables run();
 
  private:
-  Dfa minimize(const Dfa& d) const { return compiler::minimize(d, subsets_.num_classes(), full_limit_); }
+  Dfa trim(const Dfa& d) const { return compiler::trim(d, subsets_.num_classes()); }
 
   compiler::SubsetConstruction subsets_;
   const std::vector<int32_t>& rule_entry_;
   const std::vector<int32_t>& rule_final_;
-  int32_t full_limit_;
 };
 
 // The same language minus the empty string: a fresh, non-accepting start state.
@@ -77,10 +73,10 @@ CompiledTables Compiler::run() {
   const int32_t C = subsets_.num_classes();
   std::vector<Dfa> dfas(R);
   for (int32_t r = 0; r < R; ++r) {
-    Dfa d = minimize(subsets_.determinize(rule_entry_[r], rule_final_[r]));
+    Dfa d = trim(subsets_.determinize(rule_entry_[r], rule_final_[r]));
     dfas[r] = r == 0 ? std::move(d) : without_empty_start(d, C);
   }
-  // Rules that match nothing: their call edges go; a rule that loses one is minimized again.
+  // Rules that match nothing: their call edges go; a rule that loses one is trimmed again.
   std::vector<uint8_t> nonempty(R, 0);
   for (bool changed = true; changed;) {
     changed = false;
@@ -98,7 +94,7 @@ CompiledTables Compiler::run() {
                 row.end());
       pruned |= row.size() != before;
     }
-    if (pruned) dfas[r] = minimize(dfas[r]);
+    if (pruned) dfas[r] = trim(dfas[r]);
   }
   std::vector<uint8_t> reachable(R, 0);
   std::vector<int32_t> stack{0};
@@ -126,18 +122,36 @@ CompiledTables Compiler::run() {
     out.rule_start.push_back(total);
     total += dfas[r].n;
   }
-  // Classes whose columns agree in every kept rule are one class of the flat table.
-  std::vector<int32_t> merged(C, -1);
-  std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> columns;
-  std::vector<int32_t> column;
-  for (int32_t c = 0; c < C; ++c) {
-    column.clear();
-    for (int32_t r : out.kept_rules) {
-      for (int32_t s = 0; s < dfas[r].n; ++s) column.push_back(dfas[r].next[static_cast<size_t>(s) * C + c]);
+  // Classes whose columns agree in every kept rule are one class of the flat table: columns hashed in one
+  // pass over the rows, compared in full only when their hashes agree.
+  std::vector<uint64_t> column_hash(C, 1469598103934665603ull);
+  for (int32_t r : out.kept_rules) {
+    for (int32_t s = 0; s < dfas[r].n; ++s) {
+      const int32_t* row = dfas[r].next.data() + static_cast<size_t>(s) * C;
+      for (int32_t c = 0; c < C; ++c) column_hash[c] = (column_hash[c] ^ static_cast<uint32_t>(row[c])) * 1099511628211ull;
     }
-    merged[c] = columns.emplace(column, static_cast<int32_t>(columns.size())).first->second;
   }
-  out.num_classes = static_cast<int32_t>(columns.size());
+  auto same_column = [&](int32_t a, int32_t b) {
+    for (int32_t r : out.kept_rules) {
+      const std::vector<int32_t>& next = dfas[r].next;
+      for (size_t i = 0; i < next.size(); i += C) {
+        if (next[i + a] != next[i + b]) return false;
+      }
+    }
+    return true;
+  };
+  std::vector<int32_t> merged(C, -1), representatives;  // representatives: the first class of each column
+  for (int32_t c = 0; c < C; ++c) {
+    for (size_t k = 0; k < representatives.size() && merged[c] < 0; ++k) {
+      const int32_t other = representatives[k];
+      if (column_hash[other] == column_hash[c] && same_column(other, c)) merged[c] = static_cast<int32_t>(k);
+    }
+    if (merged[c] < 0) {
+      merged[c] = static_cast<int32_t>(representatives.size());
+      representatives.push_back(c);
+    }
+  }
+  out.num_classes = static_cast<int32_t>(representatives.size());
   out.byte_class.resize(256);
   for (int b = 0; b < 256; ++b) out.byte_class[b] = merged[subsets_.byte_class()[b]];
   const int32_t K = out.num_classes;
@@ -177,7 +191,7 @@ void check_edges(const char* what, const std::vector<int32_t>& src, const std::v
 
 }  // namespace
 
-CompiledTables compile_rule_nfas(const RuleNfa& nfa, int32_t max_dfa_states, int32_t full_minimization_limit) {
+CompiledTables compile_rule_nfas(const RuleNfa& nfa, int32_t max_dfa_states) {
   const int32_t n = nfa.num_states;
   if (n <= 0) throw std::invalid_argument("the NFA has no states");
   check_edges("epsilon", nfa.eps_src, nfa.eps_dst, n);
@@ -202,7 +216,7 @@ CompiledTables compile_rule_nfas(const RuleNfa& nfa, int32_t max_dfa_states, int
   for (int32_t rule : nfa.call_rule) {
     if (rule <= 0 || rule >= R) throw std::invalid_argument("a call edge names rule " + std::to_string(rule));
   }
-  return Compiler(nfa, max_dfa_states, full_minimization_limit).run();
+  return Compiler(nfa, max_dfa_states).run();
 }
 
 }  // namespace llmkit::grammar

@@ -1,7 +1,7 @@
 // A grammar's Thompson NFA (built by llmkit.core.structured.automata) -> the flat tables the matcher runs:
-// subset construction, minimization, trimming, empty-rule pruning and flattening, natively. The Python
-// path in automata.py / compiled.py is the specification: the same languages rule by rule (each minimal
-// DFA is unique up to state numbering), tested by canonical form.
+// subset construction, trimming, empty-rule pruning and flattening, natively. The Python path in
+// automata.py / compiled.py is the specification: the same languages rule by rule, tested by the
+// canonical form of each rule's minimized DFA.
 #pragma once
 
 #include <cstdint>
@@ -37,9 +37,8 @@ struct GrammarBuildError : std::runtime_error {
 };
 
 // Checks every index of `nfa` (std::invalid_argument), then compiles; GrammarBuildError as above.
-// Rules other than 0 never match the empty string (a fresh start state when theirs accepts); DFAs of at
-// most full_minimization_limit states are minimized exactly (Moore), larger ones by merging identical
-// rows, as automata.py does.
-CompiledTables compile_rule_nfas(const RuleNfa& nfa, int32_t max_dfa_states, int32_t full_minimization_limit);
+// Rules other than 0 never match the empty string (a fresh start state when theirs accepts). Rule DFAs
+// are trimmed, not minimized (dfa_trim.h): the same languages as the reference's minimal DFAs.
+CompiledTables compile_rule_nfas(const RuleNfa& nfa, int32_t max_dfa_states);
 
 }  // namespace llmkit::grammar

@@ -1,5 +1,5 @@
 // A rule's DFA over byte classes as the native grammar compiler builds it (subset_construction.h) and
-// minimizes it (dfa_minimization.h); nfa_compiler.cpp prunes and flattens the rules' DFAs into tables.
+// trims it (dfa_trim.h); nfa_compiler.cpp prunes and flattens the rules' DFAs into tables.
 #pragma once
 
 #include <algorithm>
@@ -9,14 +9,6 @@
 #include <vector>
 
 namespace llmkit::grammar::compiler {
-
-struct VectorHash {
-  size_t operator()(const std::vector<int32_t>& v) const {
-    uint64_t h = 1469598103934665603ull ^ v.size();
-    for (int32_t x : v) h = (h ^ static_cast<uint32_t>(x)) * 1099511628211ull;
-    return static_cast<size_t>(h ^ (h >> 29));
-  }
-};
 
 // Sorted int sets (or any int sequences) interned in one pool: entry k is the k-th sequence inserted, found
 // by content through open addressing. No allocation per lookup or per entry, unlike a hash map keyed by

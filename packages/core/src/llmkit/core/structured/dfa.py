@@ -124,11 +124,13 @@ def merge_identical_rows(table: np.ndarray, initial: np.ndarray) -> np.ndarray:
         ids = merged
 
 
-def minimize(dfa: RuleDFA) -> RuleDFA:
+def minimize(dfa: RuleDFA, exact: bool = False) -> RuleDFA:
+    """The minimal DFA of the same language (above FULL_MINIMIZATION_LIMIT states identical rows are
+    merged instead, unless `exact`), trimmed, states numbered breadth first."""
     table, atoms, callees = dense_table(dfa)
     n = dfa.num_states
     initial = np.array([*(int(a) for a in dfa.accepting), 2])  # the sink is its own block
-    if n <= FULL_MINIMIZATION_LIMIT:
+    if exact or n <= FULL_MINIMIZATION_LIMIT:
         blocks = implementation(REFINE_OP, "cpu")(table, initial)
     else:
         blocks = merge_identical_rows(table, initial)
