@@ -73,7 +73,7 @@ CompiledTables Compiler::run() {
   const int32_t C = subsets_.num_classes();
   std::vector<Dfa> dfas(R);
   for (int32_t r = 0; r < R; ++r) {
-    Dfa d = trim(subsets_.determinize(rule_entry_[r], rule_final_[r]));
+    Dfa d = subsets_.determinize(rule_entry_[r], rule_final_[r]);  // trimmed as it is built
     dfas[r] = r == 0 ? std::move(d) : without_empty_start(d, C);
   }
   // Rules that match nothing: their call edges go; a rule that loses one is trimmed again.

@@ -18,6 +18,38 @@ SubsetConstruction::SubsetConstruction(const RuleNfa& nfa, int32_t max_dfa_state
   bytes_.build(nfa.byte_src, nfa.num_states);
   calls_.build(nfa.call_src, nfa.num_states);
   byte_classes();
+  live_states();
+}
+
+void SubsetConstruction::live_states() {
+  // Backwards from every rule's final state over all edges (rules' NFAs share no edge, so a state that
+  // reaches any final state reaches its own rule's).
+  const int32_t n = nfa_.num_states;
+  std::vector<int32_t> src, dst;
+  src.reserve(nfa_.eps_src.size() + nfa_.byte_src.size() + nfa_.call_src.size()), dst.reserve(src.capacity());
+  for (const auto* edges : {&nfa_.eps_src, &nfa_.byte_src, &nfa_.call_src}) src.insert(src.end(), edges->begin(), edges->end());
+  for (const auto* edges : {&nfa_.eps_dst, &nfa_.byte_dst, &nfa_.call_dst}) dst.insert(dst.end(), edges->begin(), edges->end());
+  Csr into;
+  into.build(dst, n);
+  live_.assign(n, 0);
+  std::vector<int32_t> stack(nfa_.rule_final.begin(), nfa_.rule_final.end());
+  for (int32_t s : stack) live_[s] = 1;
+  while (!stack.empty()) {
+    const int32_t t = stack.back();
+    stack.pop_back();
+    for (int32_t k = into.offsets[t]; k < into.offsets[t + 1]; ++k) {
+      const int32_t s = src[into.order[k]];
+      if (!live_[s]) {
+        live_[s] = 1;
+        stack.push_back(s);
+      }
+    }
+  }
+}
+
+bool SubsetConstruction::any_live(const std::vector<int32_t>& set) const {
+  // A state whose epsilon closure reaches a live state is live itself: the raw targets decide.
+  return std::any_of(set.begin(), set.end(), [&](int32_t s) { return live_[s] != 0; });
 }
 
 void SubsetConstruction::byte_classes() {
@@ -91,6 +123,7 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
     return id;
   };
   std::vector<int32_t> first{entry};
+  if (!any_live(first)) return empty_dfa(C);
   closure(first);
   intern(first);
   std::vector<int32_t> closed;
@@ -154,6 +187,10 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
           const int32_t hit = moved.find(bucket, h);
           if (hit >= 0) {
             target = moved_state[hit];
+          } else if (!any_live(bucket)) {
+            target = -1;
+            moved.insert(bucket, h);
+            moved_state.push_back(target);
           } else {
             closed.assign(bucket.begin(), bucket.end());
             closure(closed);
@@ -175,9 +212,11 @@ Dfa SubsetConstruction::determinize(int32_t entry, int32_t final_state) {
       std::vector<int32_t> targets;
       while (j < calls.size() && calls[j].first == calls[i].first) targets.push_back(calls[j++].second);
       targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
-      closure(targets);
-      const int32_t target = intern(targets);
-      d.calls[state].emplace_back(calls[i].first, target);
+      if (any_live(targets)) {
+        closure(targets);
+        const int32_t target = intern(targets);
+        d.calls[state].emplace_back(calls[i].first, target);
+      }
       i = j;
     }
   }

@@ -29,18 +29,23 @@ class SubsetConstruction {
 
   int32_t num_classes() const { return classes_; }
   const std::vector<int32_t>& byte_class() const { return byte_class_; }  // [256]
-  // The DFA of the rule from `entry` to `final_state` (unminimized, state 0 = start); GrammarBuildError
-  // past max_dfa_states states.
+  // The DFA of the rule from `entry` to `final_state` (unminimized, state 0 = start, states numbered breadth
+  // first), trimmed as it is built: a set of NFA states none of which reaches its rule's final state is
+  // no DFA state, its edge is left out (a call edge counts as a path: empty rules are pruned later).
+  // One state that matches nothing if the start is dead; GrammarBuildError past max_dfa_states states.
   Dfa determinize(int32_t entry, int32_t final_state);
 
  private:
   void byte_classes();
+  void live_states();
+  bool any_live(const std::vector<int32_t>& set) const;
   void closure(std::vector<int32_t>& set);
 
   const RuleNfa& nfa_;
   int32_t max_states_;
   Csr eps_, bytes_, calls_;
   std::vector<uint32_t> stamp_;
+  std::vector<uint8_t> live_;  // [NFA states]: reaches its rule's final state
   uint32_t epoch_ = 0;
   std::vector<int32_t> byte_class_;                  // [256]
   int32_t classes_ = 0;
