@@ -298,7 +298,13 @@ def rule_nfas(grammar: Grammar) -> RuleNFAs:
     grammar.check_references()
     rules = dict(grammar.rules)
     rules[START_RULE] = Ref(grammar.root)
-    full = Grammar(rules, START_RULE)
+    reachable, pending = {START_RULE}, [START_RULE]  # the whole-grammar analyses below skip the others
+    while pending:
+        for name in references(rules[pending.pop()]):
+            if name not in reachable:
+                reachable.add(name)
+                pending.append(name)
+    full = Grammar({name: expr for name, expr in rules.items() if name in reachable}, START_RULE)
     called = recursive_rules(full) | set(grammar.called)
     nullable = nullable_rules(full)
     builder = _Builder(full, called, nullable)

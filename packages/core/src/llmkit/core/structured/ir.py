@@ -66,6 +66,7 @@ class Avoid:
 
 Expr = Bytes | Seq | Alt | Repeat | Ref | Exclude | Avoid
 EMPTY = Seq(())
+_SINGLE_BYTES = tuple(Bytes(1 << b) for b in range(256))  # immutable: every literal shares them
 
 
 def byte_set(*ranges: tuple[int, int]) -> int:
@@ -79,8 +80,8 @@ def byte_set(*ranges: tuple[int, int]) -> int:
 def literal(data: bytes | str) -> Expr:
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) == 1:
-        return Bytes(1 << raw[0])
-    return Seq(tuple(Bytes(1 << b) for b in raw))
+        return _SINGLE_BYTES[raw[0]]
+    return Seq(tuple(map(_SINGLE_BYTES.__getitem__, raw)))
 
 
 def seq(*items: Expr) -> Expr:
