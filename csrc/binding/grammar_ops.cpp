@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -117,6 +119,24 @@ std::vector<T> to_vector(const py::array_t<T, py::array::c_style>& array) {
   return std::vector<T>(array.data(), array.data() + array.size());
 }
 
+// An NFA's edge lists as the Python compiler builds them (lists of ints: read item by item through the C
+// API, about 3x faster than numpy's conversion of a list), or any array of integers.
+std::vector<int32_t> int32_vector(const py::handle& values, const char* name) {
+  if (!PyList_CheckExact(values.ptr())) return to_vector(py::cast<Int32Array>(values));
+  const Py_ssize_t n = PyList_GET_SIZE(values.ptr());
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const long v = PyLong_AsLong(PyList_GET_ITEM(values.ptr(), i));
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (v < INT32_MIN || v > INT32_MAX) {
+      throw py::value_error(std::string(name) + "[" + std::to_string(i) + "] = " + std::to_string(v) +
+                            " does not fit in int32");
+    }
+    out[static_cast<size_t>(i)] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_grammar(py::module_& m) {
@@ -213,17 +233,19 @@ void bind_grammar(py::module_& m) {
 
   m.def(
       "compile_rule_nfas",
-      [](int32_t num_states, const Int32Array& eps_src, const Int32Array& eps_dst, const Int32Array& byte_src,
-         const Int32Array& byte_mask, const Int32Array& byte_dst, const py::array_t<uint64_t, py::array::c_style>& masks,
-         const Int32Array& call_src, const Int32Array& call_rule, const Int32Array& call_dst,
-         const Int32Array& rule_entry, const Int32Array& rule_final, int32_t max_dfa_states) -> py::object {
+      [](int32_t num_states, const py::object& eps_src, const py::object& eps_dst, const py::object& byte_src,
+         const py::object& byte_mask, const py::object& byte_dst, const py::array_t<uint64_t, py::array::c_style>& masks,
+         const py::object& call_src, const py::object& call_rule, const py::object& call_dst,
+         const py::object& rule_entry, const py::object& rule_final, int32_t max_dfa_states) -> py::object {
         grammar::RuleNfa nfa;
         nfa.num_states = num_states;
-        nfa.eps_src = to_vector(eps_src), nfa.eps_dst = to_vector(eps_dst);
-        nfa.byte_src = to_vector(byte_src), nfa.byte_mask = to_vector(byte_mask), nfa.byte_dst = to_vector(byte_dst);
+        nfa.eps_src = int32_vector(eps_src, "eps_src"), nfa.eps_dst = int32_vector(eps_dst, "eps_dst");
+        nfa.byte_src = int32_vector(byte_src, "byte_src"), nfa.byte_mask = int32_vector(byte_mask, "byte_mask");
+        nfa.byte_dst = int32_vector(byte_dst, "byte_dst");
         nfa.masks.assign(masks.data(), masks.data() + masks.size());
-        nfa.call_src = to_vector(call_src), nfa.call_rule = to_vector(call_rule), nfa.call_dst = to_vector(call_dst);
-        nfa.rule_entry = to_vector(rule_entry), nfa.rule_final = to_vector(rule_final);
+        nfa.call_src = int32_vector(call_src, "call_src"), nfa.call_rule = int32_vector(call_rule, "call_rule");
+        nfa.call_dst = int32_vector(call_dst, "call_dst");
+        nfa.rule_entry = int32_vector(rule_entry, "rule_entry"), nfa.rule_final = int32_vector(rule_final, "rule_final");
         grammar::CompiledTables t;
         std::string refused;
         {

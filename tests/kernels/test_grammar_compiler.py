@@ -185,6 +185,14 @@ def test_malformed_nfa_tables_are_rejected():
         (dict(rule_final=ints(5)), "outside the NFA"),
         (dict(call_src=ints(0), call_rule=ints(0), call_dst=ints(1)), "names rule 0"),
         (dict(eps_src=ints(0), eps_dst=none), "differ in length"),
+        (dict(byte_dst=[1 << 40]), r"byte_dst\[0\] = 1099511627776 does not fit in int32"),
     ]:
         with pytest.raises(ValueError, match=message):
             _C.compile_rule_nfas(**(ok | bad))
+    as_lists = {
+        key: value.tolist() if key not in ("masks", "num_states", "max_dfa_states") else value
+        for key, value in ok.items()
+    }
+    assert _C.compile_rule_nfas(**as_lists)[6].tolist() == transitions.tolist()  # lists, as the compiler passes them
+    with pytest.raises(TypeError):
+        _C.compile_rule_nfas(**(as_lists | dict(byte_src=["0"])))

@@ -70,19 +70,19 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
     nfa = nfas.nfa
     masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in nfa.masks), dtype="<u8")
     rule_index = {name: k for k, name in enumerate(nfas.names)}
-    result = _C.compile_rule_nfas(
+    result = _C.compile_rule_nfas(  # the edge lists go as they are: the binding reads lists of ints fastest
         nfa.size,
-        _int32(nfa.eps_src),
-        _int32(nfa.eps_dst),
-        _int32(nfa.byte_src),
-        _int32(nfa.byte_mask),
-        _int32(nfa.byte_dst),
+        nfa.eps_src,
+        nfa.eps_dst,
+        nfa.byte_src,
+        nfa.byte_mask,
+        nfa.byte_dst,
         masks,
-        _int32(nfa.call_src),
-        _int32([rule_index[rule] for rule in nfa.call_rule]),
-        _int32(nfa.call_dst),
-        _int32(nfas.entries),
-        _int32(nfas.finals),
+        nfa.call_src,
+        [rule_index[rule] for rule in nfa.call_rule],
+        nfa.call_dst,
+        nfas.entries,
+        nfas.finals,
         subsets.MAX_DFA_STATES,
     )
     if isinstance(result, str):
@@ -100,10 +100,6 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
         targets,
         description,
     )
-
-
-def _int32(values: list[int]) -> np.ndarray:
-    return np.array(values, dtype=np.int32)
 
 
 class TokenBitmask(_C.TokenBitmask):
