@@ -263,14 +263,21 @@ void bind_grammar(py::module_& m) {
           std::copy(v.begin(), v.end(), out.mutable_data());
           return out;
         };
-        return py::make_tuple(array(t.kept_rules), array(t.rule_start), array(t.state_rule), array(t.accepting),
-                              array(t.byte_class), t.num_classes, array(t.transitions), array(t.call_offsets),
-                              array(t.call_rules), array(t.call_targets));
+        py::tuple arrays = py::make_tuple(array(t.kept_rules), array(t.rule_start), array(t.state_rule),
+                                          array(t.accepting), array(t.byte_class), t.num_classes,
+                                          array(t.transitions), array(t.call_offsets), array(t.call_rules),
+                                          array(t.call_targets));
+        GrammarHandle tables{grammar::adopt_grammar_tables(
+            std::move(t.rule_start), std::move(t.state_rule), std::move(t.accepting), std::move(t.byte_class),
+            std::move(t.transitions), t.num_classes, std::move(t.call_offsets), std::move(t.call_rules),
+            std::move(t.call_targets))};
+        return py::make_tuple(arrays, py::cast(std::move(tables)));
       },
       "num_states"_a, "eps_src"_a, "eps_dst"_a, "byte_src"_a, "byte_mask"_a, "byte_dst"_a, "masks"_a, "call_src"_a,
       "call_rule"_a, "call_dst"_a, "rule_entry"_a, "rule_final"_a, "max_dfa_states"_a,
-      "A grammar's Thompson NFA -> its flat tables (kept rules, rule starts, state rules, accepting, byte classes, "
-      "class count, transitions, call CSR), or the message of why the grammar is refused.");
+      "A grammar's Thompson NFA -> (its flat tables as arrays: kept rules, rule starts, state rules, accepting, "
+      "byte classes, class count, transitions, call CSR; the same tables as a GrammarTables), or the message of "
+      "why the grammar is refused.");
 
   m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
         "Fill one bitmask row per matcher, in parallel, without the GIL.");

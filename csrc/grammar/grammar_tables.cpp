@@ -28,7 +28,6 @@ std::shared_ptr<const GrammarTables> make_grammar_tables(
     std::vector<int32_t> rule_start, std::vector<int32_t> state_rule, std::vector<uint8_t> accepting,
     std::vector<int32_t> byte_class, std::vector<int32_t> transitions, int num_classes,
     std::vector<int32_t> call_offsets, std::vector<int32_t> call_rules, std::vector<int32_t> call_targets) {
-  auto g = std::make_shared<GrammarTables>();
   const int n = static_cast<int>(state_rule.size());
   const int r = static_cast<int>(rule_start.size());
   check(n > 0 && r > 0, "a grammar needs at least one rule and one state");
@@ -57,6 +56,18 @@ std::shared_ptr<const GrammarTables> make_grammar_tables(
     }
   }
   for (int k = 0; k < r; ++k) check(state_rule[rule_start[k]] == k, "a rule starts in another rule's state");
+  return adopt_grammar_tables(std::move(rule_start), std::move(state_rule), std::move(accepting),
+                              std::move(byte_class), std::move(transitions), num_classes, std::move(call_offsets),
+                              std::move(call_rules), std::move(call_targets));
+}
+
+std::shared_ptr<const GrammarTables> adopt_grammar_tables(
+    std::vector<int32_t> rule_start, std::vector<int32_t> state_rule, std::vector<uint8_t> accepting,
+    std::vector<int32_t> byte_class, std::vector<int32_t> transitions, int num_classes,
+    std::vector<int32_t> call_offsets, std::vector<int32_t> call_rules, std::vector<int32_t> call_targets) {
+  auto g = std::make_shared<GrammarTables>();
+  const int n = static_cast<int>(state_rule.size());
+  const int r = static_cast<int>(rule_start.size());
   g->num_states = n;
   g->num_classes = num_classes;
   g->num_rules = r;

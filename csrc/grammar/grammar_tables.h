@@ -37,4 +37,11 @@ std::shared_ptr<const GrammarTables> make_grammar_tables(
     std::vector<int32_t> byte_class, std::vector<int32_t> transitions, int num_classes,
     std::vector<int32_t> call_offsets, std::vector<int32_t> call_rules, std::vector<int32_t> call_targets);
 
+// The same tables without the checks: for tables the native compiler (nfa_compiler.h) built, which are
+// consistent by construction (checking them again took as long as a small grammar's whole compile).
+std::shared_ptr<const GrammarTables> adopt_grammar_tables(
+    std::vector<int32_t> rule_start, std::vector<int32_t> state_rule, std::vector<uint8_t> accepting,
+    std::vector<int32_t> byte_class, std::vector<int32_t> transitions, int num_classes,
+    std::vector<int32_t> call_offsets, std::vector<int32_t> call_rules, std::vector<int32_t> call_targets);
+
 }  // namespace llmkit::grammar

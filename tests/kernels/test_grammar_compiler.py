@@ -56,6 +56,10 @@ def test_native_tables_are_the_reference_dfas(name):
     assert native.rule_names == reference.rule_names
     assert native.num_states >= reference.num_states  # trimmed, not minimized
     assert canonical(native) == canonical(reference)
+    # The compiler hands its tables to the matcher unchecked; they pass the checks of any other tables.
+    arrays = (native.rule_start, native.state_rule, native.accepting, native.byte_class, native.transitions.reshape(-1))
+    checked = _C.GrammarTables(*arrays, native.num_classes, native.call_offsets, native.call_rules, native.call_targets)
+    assert checked.num_states == native.backend_state["native_tables"].num_states == native.num_states
 
 
 @pytest.mark.parametrize("name", list(SPECS))
@@ -174,7 +178,7 @@ def test_malformed_nfa_tables_are_rejected():
     ok = dict(num_states=2, eps_src=none, eps_dst=none, byte_src=ints(0), byte_mask=ints(0), byte_dst=ints(1),
               masks=mask, call_src=none, call_rule=none, call_dst=none, rule_entry=ints(0), rule_final=ints(1),
               max_dfa_states=100)  # fmt: skip
-    kept, _, _, accepting, byte_class, classes, transitions, *_ = _C.compile_rule_nfas(**ok)
+    (kept, _, _, accepting, byte_class, classes, transitions, *_), _ = _C.compile_rule_nfas(**ok)
     assert kept.tolist() == [0] and accepting.tolist() == [0, 1] and classes == 2
     by_byte = transitions.reshape(2, classes)[:, byte_class]
     assert by_byte[0, ord("a")] == 1 and (np.delete(by_byte[0], ord("a")) == -1).all() and (by_byte[1] == -1).all()
@@ -193,6 +197,6 @@ def test_malformed_nfa_tables_are_rejected():
         key: value.tolist() if key not in ("masks", "num_states", "max_dfa_states") else value
         for key, value in ok.items()
     }
-    assert _C.compile_rule_nfas(**as_lists)[6].tolist() == transitions.tolist()  # lists, as the compiler passes them
+    assert _C.compile_rule_nfas(**as_lists)[0][6].tolist() == transitions.tolist()  # lists, as the compiler passes them
     with pytest.raises(TypeError):
         _C.compile_rule_nfas(**(as_lists | dict(byte_src=["0"])))

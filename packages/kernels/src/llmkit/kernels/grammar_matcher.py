@@ -87,8 +87,9 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
     )
     if isinstance(result, str):
         raise GrammarError(result)
-    kept, rule_start, state_rule, accepting, byte_class, classes, transitions, offsets, rules, targets = result
-    return CompiledGrammar(
+    arrays, tables = result
+    kept, rule_start, state_rule, accepting, byte_class, classes, transitions, offsets, rules, targets = arrays
+    grammar = CompiledGrammar(
         [nfas.names[k] for k in kept.tolist()],
         rule_start,
         state_rule,
@@ -100,6 +101,8 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
         targets,
         description,
     )
+    grammar.backend_state["native_tables"] = tables  # built by the compiler: native_index need not check them
+    return grammar
 
 
 class TokenBitmask(_C.TokenBitmask):
