@@ -2,7 +2,14 @@
 benchmarks/structured.py): compile a JSON schema cold and cached, fill a token bitmask, accept a token.
 
 `matcher(compiled)` returns (fill, bitmask, accept): `fill(bitmask)` writes the next-token mask.
-`first_mask(schema)` times what a request with a new schema waits for: compile, a matcher, its first mask."""
+`first_mask(schema)` times what a request with a new schema waits for: compile, a matcher, its first mask.
+
+Whitespace as llmkit's default allows it (`JsonOptions(whitespace="flexible")`: runs of spaces, tabs and
+newlines between JSON tokens, at most 8 per run): each peer gets its flexible whitespace (xgrammar
+`any_whitespace=True`, llguidance `whitespace_flexible`, outlines-core the pattern `[ \t\n]*`), which is
+unbounded — smaller automata than llmkit's bounded runs — and accepts every sequence llmkit's grammar
+does. (Compact peers against llmkit's flexible default compiled different languages and refused the
+default model's outputs, which have newlines.)"""
 
 from __future__ import annotations
 
@@ -32,12 +39,12 @@ class XGrammarPeer:
 
     def compile_cold(self, schema: dict):
         compiler = self.xgr.GrammarCompiler(self.info, cache_enabled=False)
-        return compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+        return compiler.compile_json_schema(json.dumps(schema), any_whitespace=True)
 
     compile_first = compile_cold
 
     def compile_cached(self, schema: dict):
-        return self.cached.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+        return self.cached.compile_json_schema(json.dumps(schema), any_whitespace=True)
 
     def matcher(self, compiled):
         matcher = self.xgr.GrammarMatcher(compiled)
@@ -58,7 +65,7 @@ class LLGuidancePeer:
         self.vocab_size = vocab_size
 
     def compile_cold(self, schema: dict):
-        grammar = self.ll.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+        grammar = self.ll.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": True})
         matcher = self.ll.LLMatcher(self.tokenizer, grammar)
         if matcher.is_error():
             raise ValueError(matcher.get_error())
@@ -66,7 +73,7 @@ class LLGuidancePeer:
 
     def compile_first(self, schema: dict):
         """The grammar only: llguidance compiles it when `matcher` makes the LLMatcher (counted there)."""
-        return self.ll.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+        return self.ll.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": True})
 
     compile_cached = None  # llguidance compiles when a matcher is made; it keeps no schema cache
 
@@ -94,7 +101,7 @@ class OutlinesPeer:
         self.words = (vocab_size + 31) // 32
 
     def compile_cold(self, schema: dict):
-        return self.Index(self.regex(json.dumps(schema)), self.vocabulary)
+        return self.Index(self.regex(json.dumps(schema), whitespace_pattern=r"[ \t\n]*"), self.vocabulary)
 
     compile_first = compile_cold
     compile_cached = None  # outlines-core has no compiled-grammar cache of its own
