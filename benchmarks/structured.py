@@ -6,7 +6,7 @@ same schemas and token sequences, the warm per-call floor of each library's fill
 unconstrained decode tokens/s in the engine.
 
     python benchmarks/structured.py [--batch 6] [--max-tokens 200] [--reference-schemas 3] [--repeats 30]
-    python benchmarks/structured.py --first-mask-only [--passes 5]   # the first table only, in minutes
+    python benchmarks/structured.py --first-mask-only [--passes 5] [--no-peers]   # the first table only, in minutes
 
 `--first-mask-only` times only what a request with a new schema waits for (llmkit and every peer,
 interleaved schema by schema in each pass, so that the machine's load meets them alike; the "fastest pass"
@@ -152,9 +152,14 @@ def main() -> None:
         action="store_true",
         help="with --first-mask-only: compile with the Python reference of op grammar_tables (the compiler before 2026-12-07)",
     )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="with --first-mask-only: llmkit alone, no peer runs between its compiles (its floor on a quiet box)",
+    )
     args = parser.parse_args()
     if args.first_mask_only:
-        first_mask_only(args.passes, args.python_compiler)
+        first_mask_only(args.passes, args.python_compiler, args.no_peers)
         return
     console = Console(width=150)
     torch.set_num_threads(torch.get_num_threads())
@@ -304,7 +309,7 @@ def main() -> None:
     console.print(table)
 
 
-def first_mask_only(passes: int, python_compiler: bool = False) -> None:
+def first_mask_only(passes: int, python_compiler: bool = False, no_peers: bool = False) -> None:
     """Time to the first mask of a new schema for llmkit and the peers, schema by schema in each pass."""
     from llmkit.core.ops.dispatch import implementation
     from llmkit.core.structured import automata
@@ -319,6 +324,8 @@ def first_mask_only(passes: int, python_compiler: bool = False) -> None:
 
     hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend, eos_token=tokenizer.eos_token)
     peers, missing = make_peers(hf, vocab.token_bytes, vocab_size, list(tokenizer.eos_token_ids))
+    if no_peers:
+        peers, missing = [], {}
     build = tables_from_nfas if python_compiler else implementation(TABLES_OP, "cpu")
     times: dict[str, list[float]] = {}
     fastest: dict[str, dict[str, float]] = {}  # library -> schema -> its fastest pass (ms): robust to load

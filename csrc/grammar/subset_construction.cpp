@@ -27,8 +27,14 @@ void SubsetConstruction::live_states() {
   const int32_t n = nfa_.num_states;
   std::vector<int32_t> src, dst;
   src.reserve(nfa_.eps_src.size() + nfa_.byte_src.size() + nfa_.call_src.size()), dst.reserve(src.capacity());
-  for (const auto* edges : {&nfa_.eps_src, &nfa_.byte_src, &nfa_.call_src}) src.insert(src.end(), edges->begin(), edges->end());
-  for (const auto* edges : {&nfa_.eps_dst, &nfa_.byte_dst, &nfa_.call_dst}) dst.insert(dst.end(), edges->begin(), edges->end());
+  for (const auto* edges : {&nfa_.eps_src, &nfa_.call_src}) src.insert(src.end(), edges->begin(), edges->end());
+  for (const auto* edges : {&nfa_.eps_dst, &nfa_.call_dst}) dst.insert(dst.end(), edges->begin(), edges->end());
+  for (size_t e = 0; e < nfa_.byte_src.size(); ++e) {
+    if (!mask_classes_[nfa_.byte_mask[e]].empty()) {  // an edge on no byte is no path
+      src.push_back(nfa_.byte_src[e]);
+      dst.push_back(nfa_.byte_dst[e]);
+    }
+  }
   Csr into;
   into.build(dst, n);
   live_.assign(n, 0);

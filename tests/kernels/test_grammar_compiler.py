@@ -64,11 +64,14 @@ def test_native_tables_are_the_reference_dfas(name):
 
 @pytest.mark.parametrize("name", list(SPECS))
 def test_native_rule_dfas_are_trimmed(name):
+    assert_trimmed(compile_rule_nfas(automata.rule_nfas(to_grammar(SPECS[name]))))
+
+
+def assert_trimmed(grammar: CompiledGrammar) -> None:
     """Every state can still reach an accepting state: the token walk accepts a token whose bytes lead
     into a state, so a dead one would let through tokens that can never complete. (Reachability is not
     asked: a called rule whose language held the empty string keeps its old start beside the fresh one.)"""
-    native = compile_rule_nfas(automata.rule_nfas(to_grammar(SPECS[name])))
-    for rule in rule_dfas(native):
+    for rule in rule_dfas(grammar):
         edges = [
             [t for _, t in rule.byte_edges[s]] + [t for _, t in rule.call_edges[s]] for s in range(rule.num_states)
         ]
@@ -100,9 +103,11 @@ def test_shared_pieces_replayed_as_minimal_dfas_give_the_tables_of_full_emission
 
 def _tables_or_error(nfas):
     try:
-        return canonical(compile_rule_nfas(nfas))
+        grammar = compile_rule_nfas(nfas)
     except GrammarError as err:
         return str(err)
+    assert_trimmed(grammar)
+    return canonical(grammar)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
