@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from core.grammar_tables import canonical, rule_dfas
 from core.random_schemas import schemas as random_schemas
+from core.random_schemas import valid_schemas
 from hypothesis import HealthCheck, given, settings
 
 from llmkit.core.ops import dispatch
@@ -110,8 +111,20 @@ def _tables_or_error(nfas):
     return canonical(grammar)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=valid_schemas)
+def test_random_valid_schemas_compile_to_the_reference_languages(schema):
+    """Native tables against the Python reference on random well-formed schemas (objects, arrays, unions,
+    bounded strings, formats, patterns, numeric bounds, recursion): each rule the same language, every
+    native state able to reach acceptance."""
+    nfas = automata.rule_nfas(to_grammar(StructuredOutput("json_schema", schema)))
+    native = compile_rule_nfas(nfas)
+    assert_trimmed(native)
+    assert canonical(native) == canonical(compiled.tables_from_nfas(nfas))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(schema=random_schemas)
+@given(schema=random_schemas | valid_schemas)
 def test_random_schemas_compile_to_the_tables_of_full_emission(schema):
     """On random schemas, the NFA built with replays (pieces recorded within the compilation, pieces of other
     compilations as their minimized DFA, byte sets interned per NFA) compiles to the tables, or the refusal,
