@@ -324,21 +324,17 @@ def check_storage(kernels, report, device):
                 ):
                     exact = exact and (a is None or torch.equal(a, b))
             report.check("reshape_and_cache", f"{kv_dtype} bit-exact", 0.0 if exact else 1.0, 0.0)
-    with report.attempt("apply_token_bitmask_", "49152 vocab, exact"):
-        logits = torch.randn(16, 49_152, device=device)
-        bitmask = torch.randint(-(2**31), 2**31 - 1, (16, 1536), dtype=torch.int32, device=device)
-        expected, actual = logits.clone(), logits.clone()
-        token_bitmask.apply_token_bitmask_(expected, bitmask)
-        kernels.apply_token_bitmask_(actual, bitmask)
-        report.check("apply_token_bitmask_", "49152 vocab, exact", 0.0 if torch.equal(actual, expected) else 1.0, 0.0)
-    with report.attempt("apply_token_bitmask_", "70000 rows (> 65535 grid rows), exact"):
-        logits = torch.randn(70_000, 64, device=device)
-        bitmask = torch.randint(-(2**31), 2**31 - 1, (70_000, 2), dtype=torch.int32, device=device)
-        expected, actual = logits.clone(), logits.clone()
-        token_bitmask.apply_token_bitmask_(expected, bitmask)
-        kernels.apply_token_bitmask_(actual, bitmask)
-        same = torch.equal(actual, expected)
-        report.check("apply_token_bitmask_", "70000 rows (> 65535 grid rows), exact", 0.0 if same else 1.0, 0.0)
+    for rows, vocab, case in (
+        (16, 49_152, "49152 vocab, exact"),
+        (70_000, 64, "70000 rows (> 65535 grid rows), exact"),
+    ):
+        with report.attempt("apply_token_bitmask_", case):
+            logits = torch.randn(rows, vocab, device=device)
+            bitmask = torch.randint(-(2**31), 2**31 - 1, (rows, vocab // 32), dtype=torch.int32, device=device)
+            expected, actual = logits.clone(), logits.clone()
+            token_bitmask.apply_token_bitmask_(expected, bitmask)
+            kernels.apply_token_bitmask_(actual, bitmask)
+            report.check("apply_token_bitmask_", case, 0.0 if torch.equal(actual, expected) else 1.0, 0.0)
 
     def decode_over(block_tables):
         kernels.paged_attention_decode(
