@@ -6,11 +6,14 @@ same schemas and token sequences, the warm per-call floor of each library's fill
 unconstrained decode tokens/s in the engine.
 
     python benchmarks/structured.py [--batch 6] [--max-tokens 200] [--reference-schemas 3] [--repeats 30]
-    python benchmarks/structured.py --first-mask-only [--passes 5] [--no-peers]   # the first table only, in minutes
+    python benchmarks/structured.py --first-mask-only [--passes 5] [--order rotate|blocks] [--no-peers]   # minutes
 
 `--first-mask-only` times only what a request with a new schema waits for (llmkit and every peer,
-interleaved schema by schema in each pass, so that the machine's load meets them alike; the "fastest pass"
-columns take each schema's fastest pass, which a loaded machine disturbs least) and prints
+interleaved schema by schema in each pass, so that the machine's load meets them alike, with the first
+library rotating so that each one runs after every other alike — a library that always ran right after
+outlines-core's 100+ ms compile would always meet cold caches; `--order blocks` runs each library's whole
+suite back to back instead; the "fastest pass" columns take each schema's fastest pass, which a loaded
+machine disturbs least) and prints
 where llmkit's time goes (IR, NFA, native compile, index, matcher + first fill; medians over passes).
 
 Token sequences are the default model's own constrained outputs at temperature 0. Each library gets a
@@ -27,6 +30,7 @@ no DLPack export; a second row fills a torch tensor), xgrammar a torch tensor, o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -157,9 +161,16 @@ def main() -> None:
         action="store_true",
         help="with --first-mask-only: llmkit alone, no peer runs between its compiles (its floor on a quiet box)",
     )
+    parser.add_argument(
+        "--order",
+        choices=("rotate", "blocks"),
+        default="rotate",
+        help="with --first-mask-only: 'rotate' interleaves the libraries schema by schema, the first one rotating "
+        "(each library follows every other alike); 'blocks' runs each library's whole suite back to back",
+    )
     args = parser.parse_args()
     if args.first_mask_only:
-        first_mask_only(args.passes, args.python_compiler, args.no_peers)
+        first_mask_only(args.passes, args.python_compiler, args.no_peers, args.order)
         return
     console = Console(width=150)
     torch.set_num_threads(torch.get_num_threads())
@@ -309,11 +320,11 @@ def main() -> None:
     console.print(table)
 
 
-def first_mask_only(passes: int, python_compiler: bool = False, no_peers: bool = False) -> None:
+def first_mask_only(passes: int, python_compiler: bool = False, no_peers: bool = False, order: str = "rotate") -> None:
     """Time to the first mask of a new schema for llmkit and the peers, schema by schema in each pass."""
     from llmkit.core.ops.dispatch import implementation
     from llmkit.core.structured import automata
-    from llmkit.core.structured.compiled import TABLES_OP, tables_from_nfas
+    from llmkit.core.structured.compiled import IR_TABLES_OP, tables_from_nfas
     from llmkit.core.structured.compiler import to_grammar
 
     console = Console(width=150)
@@ -326,7 +337,6 @@ def first_mask_only(passes: int, python_compiler: bool = False, no_peers: bool =
     peers, missing = make_peers(hf, vocab.token_bytes, vocab_size, list(tokenizer.eos_token_ids))
     if no_peers:
         peers, missing = [], {}
-    build = tables_from_nfas if python_compiler else implementation(TABLES_OP, "cpu")
     times: dict[str, list[float]] = {}
     fastest: dict[str, dict[str, float]] = {}  # library -> schema -> its fastest pass (ms): robust to load
     parts: dict[str, dict[str, list[float]]] = {}
@@ -335,61 +345,68 @@ def first_mask_only(passes: int, python_compiler: bool = False, no_peers: bool =
         times.setdefault(library, []).append(ms)
         fastest.setdefault(library, {})[name] = min(ms, fastest.get(library, {}).get(name, ms))
 
-    for _ in range(passes):
-        for name, item in SUITE.items():
-            spec = StructuredOutput("json_schema", item["schema"])
-            started = time.perf_counter()  # the same steps as compile_structured + a matcher + its first fill
-            grammar_ir = to_grammar(spec)
-            ir_done = time.perf_counter()
-            nfas = automata.rule_nfas(grammar_ir)
-            nfa_done = time.perf_counter()
-            grammar = build(nfas, name)
-            compiled_done = time.perf_counter()
-            NativeGrammarMatcher.prepare(grammar, vocab, classify=False)
-            index_done = time.perf_counter()
-            NativeGrammarMatcher(grammar, vocab).fill_next_token_bitmask(TokenBitmask(1, vocab_size), 0)
-            done = time.perf_counter()
-            record("llmkit (Python compiler)" if python_compiler else NATIVE, name, (done - started) * 1e3)
-            steps = zip(
-                (
-                    "IR",
-                    "NFA (Python)",
-                    "compile (Python)" if python_compiler else "compile (native)",
-                    "index",
-                    "matcher + first fill",
-                ),
-                (
-                    ir_done - started,
-                    nfa_done - ir_done,
-                    compiled_done - nfa_done,
-                    index_done - compiled_done,
-                    done - index_done,
-                ),
-                strict=True,
-            )
-            for step, seconds in steps:
-                parts.setdefault(name, {}).setdefault(step, []).append(seconds * 1e3)
-            for peer in peers:
-                try:
-                    _, seconds = first_mask(peer, item["schema"])
-                except Exception:
-                    continue
-                record(peer.name, name, seconds * 1e3)
+    def llmkit_first_mask(name: str, item: dict) -> float:
+        spec = StructuredOutput("json_schema", item["schema"])
+        started = time.perf_counter()  # the same steps as compile_structured + a matcher + its first fill
+        grammar_ir = to_grammar(spec)
+        marks = [started, time.perf_counter()]
+        if python_compiler:
+            grammar = tables_from_nfas(automata.rule_nfas(grammar_ir), name)
+        else:
+            grammar = implementation(IR_TABLES_OP, "cpu")(grammar_ir, name)
+        marks.append(time.perf_counter())
+        NativeGrammarMatcher.prepare(grammar, vocab, classify=False)
+        marks.append(time.perf_counter())
+        NativeGrammarMatcher(grammar, vocab).fill_next_token_bitmask(TokenBitmask(1, vocab_size), 0)
+        marks.append(time.perf_counter())
+        for step, (start, end) in zip(step_names, itertools.pairwise(marks), strict=True):
+            parts.setdefault(name, {}).setdefault(step, []).append((end - start) * 1e3)
+        return (marks[-1] - started) * 1e3
+
+    def peer_first_mask(peer):
+        return lambda name, item: first_mask(peer, item["schema"])[1] * 1e3
+
+    step_names = (
+        "IR",
+        "NFA + compile (Python)" if python_compiler else "NFA + compile (native)",
+        "index",
+        "matcher + first fill",
+    )
+    runners = [("llmkit (Python compiler)" if python_compiler else NATIVE, llmkit_first_mask)]
+    runners += [(peer.name, peer_first_mask(peer)) for peer in peers]
+    schemas = list(SUITE.items())
+    if order == "blocks":  # each library compiles the whole suite with no other library in between
+        schedule = [(runner, schema) for _ in range(passes) for runner in runners for schema in schemas]
+    else:  # interleaved schema by schema; the first library rotates, so each follows every other alike
+        schedule = [
+            (runners[(turn + k) % len(runners)], schema)
+            for turn, schema in enumerate(schema for _ in range(passes) for schema in schemas)
+            for k in range(len(runners))
+        ]
+    for (library, run), (name, item) in schedule:
+        try:
+            record(library, name, run(name, item))
+        except Exception:  # a peer that refuses a schema has no time for it
+            if library == runners[0][0]:
+                raise
     console.print(
         f"[bold]time to the first mask of a new schema[/] — {time.strftime('%Y-%m-%d')}, {len(SUITE)} schemas x "
-        f"{passes} passes, vocabulary {vocab.vocab_size} tokens, load average {os.getloadavg()[0]:.1f} at the end"
+        f"{passes} passes, order {order}, vocabulary {vocab.vocab_size} tokens, load average {os.getloadavg()[0]:.1f} at the end"
     )
     table = Table(title="ms per new schema: compile + matcher + first fill")
-    columns = ("library", "compiles", "median", "p90", "max", "median / llguidance's", "fastest pass: median", "max")
+    columns = ("library", "compiles", "median", "p90", "max", "median / llguidance's", "fastest pass: median", "max",
+               "fastest / llguidance's")  # fmt: skip
     for column in columns:
         table.add_column(column)
     reference = statistics.median(times["llguidance"]) if "llguidance" in times else None
+    reference_best = statistics.median(fastest["llguidance"].values()) if "llguidance" in times else None
     for library, values in times.items():
         ratio = f"{statistics.median(values) / reference:.2f}" if reference else "-"
         best = list(fastest[library].values())  # per schema, its fastest pass
+        best_ratio = f"{statistics.median(best) / reference_best:.2f}" if reference_best else "-"
         table.add_row(
             library, str(len(values)), f"{statistics.median(values):.2f}", f"{percentile(values, 0.9):.2f}",
-            f"{max(values):.2f}", ratio, f"{statistics.median(best):.2f}", f"{max(best):.2f}",
+            f"{max(values):.2f}", ratio, f"{statistics.median(best):.2f}", f"{max(best):.2f}", best_ratio,
         )  # fmt: skip
     console.print(table)
     table = Table(title="llmkit: where the time goes (ms, median over passes)")

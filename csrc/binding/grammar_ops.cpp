@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "binding/grammar_ir.h"
 #include "binding/tensor_arg.h"
 #include "cpu/thread_pool.h"
 #include "grammar/grammar_tables.h"
@@ -137,6 +138,38 @@ std::vector<int32_t> int32_vector(const py::handle& values, const char* name) {
   return out;
 }
 
+// The native compiler's answer as the bindings return it: (the flat tables as arrays: kept rules, rule starts,
+// state rules, accepting, byte classes, class count, transitions, call CSR; the same tables as a
+// GrammarTables), or the message of why the grammar is refused.
+py::object compiled_or_refusal(const grammar::RuleNfa& nfa, int32_t max_dfa_states) {
+  grammar::CompiledTables t;
+  std::string refused;
+  {
+    py::gil_scoped_release release;
+    try {
+      t = grammar::compile_rule_nfas(nfa, max_dfa_states);
+    } catch (const grammar::GrammarBuildError& err) {
+      refused = err.what();
+    }
+  }
+  if (!refused.empty()) return py::str(refused);
+  auto array = [](const auto& v) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+  };
+  py::tuple arrays = py::make_tuple(array(t.kept_rules), array(t.rule_start), array(t.state_rule), array(t.accepting),
+                                    array(t.byte_class), t.num_classes, array(t.transitions), array(t.call_offsets),
+                                    array(t.call_rules), array(t.call_targets));
+  GrammarHandle tables{grammar::adopt_grammar_tables(std::move(t.rule_start), std::move(t.state_rule),
+                                                     std::move(t.accepting), std::move(t.byte_class),
+                                                     std::move(t.transitions), t.num_classes,
+                                                     std::move(t.call_offsets), std::move(t.call_rules),
+                                                     std::move(t.call_targets))};
+  return py::make_tuple(arrays, py::cast(std::move(tables)));
+}
+
 }  // namespace
 
 void bind_grammar(py::module_& m) {
@@ -246,38 +279,36 @@ void bind_grammar(py::module_& m) {
         nfa.call_src = int32_vector(call_src, "call_src"), nfa.call_rule = int32_vector(call_rule, "call_rule");
         nfa.call_dst = int32_vector(call_dst, "call_dst");
         nfa.rule_entry = int32_vector(rule_entry, "rule_entry"), nfa.rule_final = int32_vector(rule_final, "rule_final");
-        grammar::CompiledTables t;
-        std::string refused;
-        {
-          py::gil_scoped_release release;
-          try {
-            t = grammar::compile_rule_nfas(nfa, max_dfa_states);
-          } catch (const grammar::GrammarBuildError& err) {
-            refused = err.what();
-          }
-        }
-        if (!refused.empty()) return py::str(refused);
-        auto array = [](const auto& v) {
-          using T = typename std::decay_t<decltype(v)>::value_type;
-          py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
-          std::copy(v.begin(), v.end(), out.mutable_data());
-          return out;
-        };
-        py::tuple arrays = py::make_tuple(array(t.kept_rules), array(t.rule_start), array(t.state_rule),
-                                          array(t.accepting), array(t.byte_class), t.num_classes,
-                                          array(t.transitions), array(t.call_offsets), array(t.call_rules),
-                                          array(t.call_targets));
-        GrammarHandle tables{grammar::adopt_grammar_tables(
-            std::move(t.rule_start), std::move(t.state_rule), std::move(t.accepting), std::move(t.byte_class),
-            std::move(t.transitions), t.num_classes, std::move(t.call_offsets), std::move(t.call_rules),
-            std::move(t.call_targets))};
-        return py::make_tuple(arrays, py::cast(std::move(tables)));
+        return compiled_or_refusal(nfa, max_dfa_states);
       },
       "num_states"_a, "eps_src"_a, "eps_dst"_a, "byte_src"_a, "byte_mask"_a, "byte_dst"_a, "masks"_a, "call_src"_a,
       "call_rule"_a, "call_dst"_a, "rule_entry"_a, "rule_final"_a, "max_dfa_states"_a,
       "A grammar's Thompson NFA -> (its flat tables as arrays: kept rules, rule starts, state rules, accepting, "
       "byte classes, class count, transitions, call CSR; the same tables as a GrammarTables), or the message of "
       "why the grammar is refused.");
+
+  m.def(
+      "compile_grammar_ir",
+      [](const py::dict& rules, const std::string& start_rule, const py::object& called, const py::object& nullable,
+         const py::object& product_fragment, const py::object& minimal_fragment, const py::tuple& types,
+         int32_t max_nfa_states, int32_t max_dfa_states) -> py::object {
+        IrNfaInputs inputs{rules, start_rule, called, nullable, product_fragment, minimal_fragment, types,
+                           max_nfa_states};
+        std::vector<std::string> names;
+        grammar::RuleNfa nfa;
+        try {
+          nfa = rule_nfa_from_ir(inputs, names);
+        } catch (const grammar::GrammarBuildError& err) {
+          return py::str(err.what());
+        }
+        py::object result = compiled_or_refusal(nfa, max_dfa_states);
+        if (py::isinstance<py::str>(result)) return result;
+        return py::make_tuple(py::cast(names), result[py::int_(0)], result[py::int_(1)]);
+      },
+      "rules"_a, "start_rule"_a, "called"_a, "nullable"_a, "product_fragment"_a, "minimal_fragment"_a, "types"_a,
+      "max_nfa_states"_a, "max_dfa_states"_a,
+      "A grammar's IR (automata.NfaPlan's rules, calls and nullable rules; the two Python hooks; the IR classes) "
+      "-> (rule names, the arrays and GrammarTables of compile_rule_nfas), or the message of why it is refused.");
 
   m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
         "Fill one bitmask row per matcher, in parallel, without the GIL.");

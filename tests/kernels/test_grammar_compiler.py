@@ -1,7 +1,9 @@
 """The native grammar compiler (op `grammar_tables`: NFA -> subset construction, trimming, pruning, flat
-tables) against the Python reference `compiled.tables_from_nfas`: every rule matches the same language
-(compared as the canonical form of its minimal DFA), the native DFAs are trimmed, the matchers give the
-same masks on random walks, and the same grammars are refused with the same messages."""
+tables) against the Python reference `compiled.tables_from_nfas`, and the native NFA builder (op
+`grammar_ir_tables`: IR objects -> Thompson NFA in C++ -> the same compiler) against `automata.rule_nfas`:
+every rule matches the same language (compared as the canonical form of its minimal DFA), the native DFAs
+are trimmed, the matchers give the same masks on random walks, and the same grammars are refused with the
+same messages."""
 
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from llmkit.core.structured import (
     dfa,
     subsets,
 )
+from llmkit.core.structured import ir as gir
 from llmkit.core.structured.compiler import to_grammar
 from llmkit.core.structured.vocabulary import vocabulary_index
 from llmkit.kernels import _C
-from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, compile_rule_nfas
+from llmkit.kernels.grammar_matcher import NativeGrammarMatcher, compile_grammar_ir, compile_rule_nfas
 
 SUITE = json.loads((Path(__file__).parents[2] / "benchmarks" / "structured_schemas.json").read_text())
 SPECS = {f"suite/{name}": StructuredOutput("json_schema", item["schema"]) for name, item in SUITE.items()} | {
@@ -143,6 +146,125 @@ def test_random_schemas_compile_to_the_tables_of_full_emission(schema):
 def test_the_dispatcher_compiles_natively():
     assert dispatch.implementation(compiled.TABLES_OP, "cpu") is compile_rule_nfas
     assert dispatch.reference(compiled.TABLES_OP) is compiled.tables_from_nfas
+    assert dispatch.implementation(compiled.IR_TABLES_OP, "cpu") is compile_grammar_ir
+    assert dispatch.reference(compiled.IR_TABLES_OP) is compiled.tables_from_ir
+
+
+# --- the native NFA builder (op grammar_ir_tables) against automata.rule_nfas ----------------------------
+
+
+def _ir_tables_or_error(build, grammar: gir.Grammar):
+    try:
+        tables = build(grammar)
+    except GrammarError as err:
+        return str(err)
+    assert_trimmed(tables)
+    return tables.rule_names, canonical(tables)
+
+
+def _reference_from_ir(grammar: gir.Grammar):
+    return compiled.tables_from_nfas(automata.rule_nfas(grammar))
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_native_nfa_builder_gives_the_reference_languages(name):
+    """Three compilations of the same IR: the first emits every piece, the later ones replay the pieces the
+    native builder recorded (and the shared ones as their minimized DFAs): the same languages each time."""
+    grammar = to_grammar(SPECS[name])
+    expected = _ir_tables_or_error(_reference_from_ir, grammar)
+    for _ in range(3):
+        assert _ir_tables_or_error(compile_grammar_ir, grammar) == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=random_schemas | valid_schemas)
+def test_random_schemas_build_natively_to_the_reference_languages_or_refusals(schema):
+    try:
+        grammar = to_grammar(StructuredOutput("json_schema", schema))
+    except GrammarError:
+        return
+    expected = _ir_tables_or_error(_reference_from_ir, grammar)
+    assert _ir_tables_or_error(compile_grammar_ir, grammar) == expected
+    assert _ir_tables_or_error(compile_grammar_ir, grammar) == expected  # pieces replayed
+
+
+def _letters(text: str) -> gir.Expr:
+    return gir.Bytes(sum(1 << ord(c) for c in text))
+
+
+EDGE_GRAMMARS = {
+    # a called rule that is nullable and recursive, inside a long bounded repetition (copied edges with calls)
+    "calls_in_copies": gir.Grammar(
+        {"root": gir.Repeat(gir.seq(gir.literal("("), gir.Ref("inner"), gir.literal(")")), 2, 9),
+         "inner": gir.alt(gir.EMPTY, gir.seq(gir.literal("<"), gir.Ref("inner"), gir.literal(">")))},
+        "root",
+    ),
+    # exclusions and avoidances (products built in Python), over an item that inlines another rule
+    "products": gir.Grammar(
+        {"root": gir.seq(gir.Exclude(gir.Ref("word"), frozenset({b"ab", b"abc", b""})), gir.literal("="),
+                         gir.Avoid(gir.star(_letters("abc")), b"cab"), gir.literal(";")),
+         "word": gir.Repeat(_letters("abc"), 0, 6)},
+        "root",
+    ),
+    # an empty byte set (matches nothing) beside a live branch; repetitions of a piece that ends at its entry
+    "empty_pieces": gir.Grammar(
+        {"root": gir.seq(gir.alt(gir.Bytes(0), gir.literal("x")), gir.Repeat(gir.star(gir.literal("y")), 3, 7),
+                         gir.Repeat(gir.EMPTY, 5, 40), gir.Repeat(gir.literal("z"), 0, 5))},
+        "root",
+    ),
+    # rules kept as calls though not recursive (Grammar.called), one of them unreachable
+    "asked_calls": gir.Grammar(
+        {"root": gir.seq(gir.Ref("a"), gir.Ref("b"), gir.Ref("a")), "a": gir.literal("aa"), "b": gir.literal("b"),
+         "unused": gir.literal("u")},
+        "root",
+        called={"a"},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(EDGE_GRAMMARS))
+def test_native_nfa_builder_on_edge_grammars(name):
+    grammar = EDGE_GRAMMARS[name]
+    expected = _ir_tables_or_error(_reference_from_ir, grammar)
+    assert not isinstance(expected, str)
+    for _ in range(3):
+        assert _ir_tables_or_error(compile_grammar_ir, grammar) == expected
+
+
+def test_native_nfa_builder_refuses_what_the_reference_refuses(monkeypatch):
+    from llmkit.core.structured import nfa
+
+    monkeypatch.setattr(nfa, "MAX_NFA_STATES", 400)
+    grammar = to_grammar(StructuredOutput("json_schema", {"type": "string", "maxLength": 200}))
+    messages = []
+    for build in (_reference_from_ir, compile_grammar_ir):
+        with pytest.raises(GrammarError, match="its automaton passes 400 states") as refused:
+            build(grammar)
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    nothing = gir.Grammar(
+        {"root": gir.seq(gir.literal("a"), gir.Ref("loop")), "loop": gir.seq(gir.literal("b"), gir.Ref("loop"))}, "root"
+    )
+    with pytest.raises(GrammarError, match="matches no string at all"):
+        compile_grammar_ir(nothing)
+    with pytest.raises(GrammarError, match="undefined rule 'missing'"):
+        compile_grammar_ir(gir.Grammar({"root": gir.Ref("missing")}, "root"))
+
+
+def test_native_nfa_builder_names_what_it_cannot_build():
+    from llmkit.kernels.grammar_matcher import IR_TYPES
+
+    deep: gir.Expr = gir.literal("x")
+    for _ in range(3000):  # deeper than Python's analyses go: the binding itself, called directly
+        deep = gir.Alt((deep, gir.literal("y")))
+    unused = lambda expr: pytest.fail("no hook is needed")  # noqa: E731
+    refused = _C.compile_grammar_ir({"root": deep}, "root", set(), set(), unused, unused, IR_TYPES, 10**6, 10**6)
+    assert refused == "the grammar nests expressions more than 2000 deep"
+    odd = {"root": gir.Seq((gir.literal("a"), "not an expression"))}
+    refused = _C.compile_grammar_ir(odd, "root", set(), set(), unused, unused, IR_TYPES, 10**6, 10**6)
+    assert refused == "unknown grammar expression 'not an expression'"
+    with pytest.raises(OverflowError):
+        compile_grammar_ir(gir.Grammar({"root": gir.Bytes(1 << 300)}, "root"))
 
 
 @pytest.fixture(scope="module")

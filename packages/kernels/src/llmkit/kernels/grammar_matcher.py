@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import torch
 
-from llmkit.core.structured import CompiledGrammar, GrammarError, VocabularyIndex, subsets, words_for
-from llmkit.core.structured.nfa import RuleNFAs
+from llmkit.core.structured import CompiledGrammar, GrammarError, VocabularyIndex, automata, ir, nfa, subsets, words_for
+from llmkit.core.structured.nfa import START_RULE, RuleNFAs
 
 from . import _C
 
@@ -67,30 +67,59 @@ def compile_rule_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
     subset construction, trimming, empty-rule pruning and flattening in C++. The same language for every
     rule as the reference's minimal DFA, not minimized (within a few percent of minimal on the benchmark
     schemas; minimizing cost 40% of the native compile); byte classes merged where the tables agree."""
-    nfa = nfas.nfa
-    masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in nfa.masks), dtype="<u8")
+    thompson = nfas.nfa
+    masks = np.frombuffer(b"".join(mask.to_bytes(32, "little") for mask in thompson.masks), dtype="<u8")
     rule_index = {name: k for k, name in enumerate(nfas.names)}
     result = _C.compile_rule_nfas(  # the edge lists go as they are: the binding reads lists of ints fastest
-        nfa.size,
-        nfa.eps_src,
-        nfa.eps_dst,
-        nfa.byte_src,
-        nfa.byte_mask,
-        nfa.byte_dst,
+        thompson.size,
+        thompson.eps_src,
+        thompson.eps_dst,
+        thompson.byte_src,
+        thompson.byte_mask,
+        thompson.byte_dst,
         masks,
-        nfa.call_src,
-        [rule_index[rule] for rule in nfa.call_rule],
-        nfa.call_dst,
+        thompson.call_src,
+        [rule_index[rule] for rule in thompson.call_rule],
+        thompson.call_dst,
         nfas.entries,
         nfas.finals,
         subsets.MAX_DFA_STATES,
     )
     if isinstance(result, str):
         raise GrammarError(result)
-    arrays, tables = result
+    return _compiled_grammar(nfas.names, *result, description)
+
+
+IR_TYPES = (ir.Bytes, ir.Seq, ir.Alt, ir.Repeat, ir.Ref, ir.Exclude, ir.Avoid)  # in the order the binding reads
+
+
+def compile_grammar_ir(grammar: ir.Grammar, description: str = "") -> CompiledGrammar:
+    """Native op `grammar_ir_tables` (llmkit.core.structured.compiled.tables_from_ir is the reference): the
+    rule NFAs built in C++ from the IR's objects (`automata.rule_nfas`' construction; the analyses of
+    `automata.nfa_plan` and the exclusion products stay in Python), then `compile_rule_nfas`' compiler with
+    no hand-over through Python lists. It keeps its own process-wide record of the shared pieces."""
+    plan = automata.nfa_plan(grammar)
+    result = _C.compile_grammar_ir(
+        plan.grammar.rules,
+        START_RULE,
+        plan.called,
+        plan.nullable,
+        plan.product_fragment,
+        automata.minimal_fragment,
+        IR_TYPES,
+        nfa.MAX_NFA_STATES,
+        subsets.MAX_DFA_STATES,
+    )
+    if isinstance(result, str):
+        raise GrammarError(result)
+    names, arrays, tables = result
+    return _compiled_grammar(names, arrays, tables, description)
+
+
+def _compiled_grammar(names: list[str], arrays: tuple, tables, description: str) -> CompiledGrammar:
     kept, rule_start, state_rule, accepting, byte_class, classes, transitions, offsets, rules, targets = arrays
     grammar = CompiledGrammar(
-        [nfas.names[k] for k in kept.tolist()],
+        [names[k] for k in kept.tolist()],
         rule_start,
         state_rule,
         accepting,

@@ -4,7 +4,7 @@ from llmkit.core import structured  # registers the reference "grammar_matcher" 
 from llmkit.core.hookspecs import hookimpl
 
 from . import _C
-from .grammar_matcher import NativeGrammarMatcher, compile_rule_nfas, refine_dfa_rows
+from .grammar_matcher import NativeGrammarMatcher, compile_grammar_ir, compile_rule_nfas, refine_dfa_rows
 from .ops import NATIVE_OPS
 
 # Row lookups and the fused step forward are CPU kernels; on CUDA the torch references run them.
@@ -24,3 +24,4 @@ def llmkit_register_kernels(register):
     register(structured.MATCHER_OP, "cpu", NativeGrammarMatcher, priority=NATIVE_PRIORITY)
     register(structured.dfa.REFINE_OP, "cpu", refine_dfa_rows, priority=NATIVE_PRIORITY)
     register(structured.compiled.TABLES_OP, "cpu", compile_rule_nfas, priority=NATIVE_PRIORITY)
+    register(structured.compiled.IR_TABLES_OP, "cpu", compile_grammar_ir, priority=NATIVE_PRIORITY)

@@ -69,7 +69,7 @@ class _Builder:
                 _KNOWN.move_to_end(key)
         if known is not None and known.states >= MIN_FRAGMENT_STATES:
             if not known.minimal and known.compilation != self.compilation:
-                known = self._remember(key, dataclasses.replace(known, fragment=_minimal_fragment(expr), minimal=True))
+                known = self._remember(key, dataclasses.replace(known, fragment=minimal_fragment(expr), minimal=True))
             if known.fragment is not None:
                 return known.fragment.replay(nfa, entry)
         start = nfa.mark()
@@ -240,7 +240,7 @@ def _plain_item_dfa(item: Expr) -> RuleDFA:
     return _Builder(Grammar({}, ""), set(), set()).item_dfa(item)
 
 
-def _minimal_fragment(expr: Expr) -> Fragment | None:
+def minimal_fragment(expr: Expr) -> Fragment | None:
     """The fragment of a shared piece's minimized DFA (not cached by content: callers key it by identity);
     None if the piece is too large to determinize alone (it is then emitted as it is)."""
     try:
@@ -293,8 +293,30 @@ def recursive_rules(grammar: Grammar) -> set[str]:
     return result
 
 
-def rule_nfas(grammar: Grammar) -> RuleNFAs:
-    """The NFA of the start rule and of the recursive rules it reaches (non-recursive rules inlined)."""
+@dataclasses.dataclass
+class NfaPlan:
+    """What a grammar's rule NFAs are built from: the rules the start rule reaches (`START_RULE` among them,
+    referring to the root), the rules kept as call edges (recursive, or asked for) and the nullable rules.
+    `rule_nfas` builds from it in Python; the native op `grammar_ir_tables` walks the same rules in C++."""
+
+    grammar: Grammar
+    called: set[str]
+    nullable: set[str]
+
+    def product_fragment(self, expr: Exclude | Avoid) -> Fragment:
+        """An exclusion's or avoidance's product automaton, as a fragment to replay from any entry (the native
+        builder asks Python for these: the products are rare and built from Python's item DFAs)."""
+        nfa = NFA()
+        entry = nfa.new()
+        exit_state = _Builder(self.grammar, self.called, self.nullable).emit_new(nfa, expr, entry)
+        fragment = Fragment.recorded(nfa, (1, 0, 0, 0), entry, exit_state)
+        if fragment is None:  # a product links only its entry and fresh states
+            raise GrammarError(f"the product of {type(expr).__name__} could not be recorded")
+        return fragment
+
+
+def nfa_plan(grammar: Grammar) -> NfaPlan:
+    """The reachable rules of `grammar` under a start rule, with their call and nullability analyses."""
     grammar.check_references()
     rules = dict(grammar.rules)
     rules[START_RULE] = Ref(grammar.root)
@@ -305,9 +327,13 @@ def rule_nfas(grammar: Grammar) -> RuleNFAs:
                 reachable.add(name)
                 pending.append(name)
     full = Grammar({name: expr for name, expr in rules.items() if name in reachable}, START_RULE)
-    called = recursive_rules(full) | set(grammar.called)
-    nullable = nullable_rules(full)
-    builder = _Builder(full, called, nullable)
+    return NfaPlan(full, recursive_rules(full) | set(grammar.called), nullable_rules(full))
+
+
+def rule_nfas(grammar: Grammar) -> RuleNFAs:
+    """The NFA of the start rule and of the recursive rules it reaches (non-recursive rules inlined)."""
+    plan = nfa_plan(grammar)
+    builder = _Builder(plan.grammar, plan.called, plan.nullable)
     nfa = NFA()
     bounds: dict[str, tuple[int, int]] = {}
     pending = [START_RULE]
@@ -318,7 +344,7 @@ def rule_nfas(grammar: Grammar) -> RuleNFAs:
         nfa.base = nfa.size
         calls_before = len(nfa.call_rule)
         start = nfa.new()
-        bounds[name] = (start, builder.emit(nfa, full.rules[name], start))
+        bounds[name] = (start, builder.emit(nfa, plan.grammar.rules[name], start))
         pending.extend(nfa.call_rule[calls_before:])
     names = [START_RULE, *sorted(n for n in bounds if n != START_RULE)]
     return RuleNFAs(names, nfa, [bounds[n][0] for n in names], [bounds[n][1] for n in names])

@@ -18,6 +18,9 @@ from .subsets import dfas_from_nfas
 # NFA -> flat tables: `tables_from_nfas` below is the reference (subset construction, minimization and
 # flattening in Python); llmkit-kernels registers a native one that gives the same rule languages.
 TABLES_OP = "grammar_tables"
+# IR -> flat tables: `tables_from_ir` (the Python NFA builder, then op `grammar_tables`) is the reference;
+# llmkit-kernels registers one that builds the NFA in C++ too, with the same rule languages.
+IR_TABLES_OP = "grammar_ir_tables"
 
 
 @dataclasses.dataclass(eq=False)
@@ -140,6 +143,15 @@ def tables_from_nfas(nfas: RuleNFAs, description: str = "") -> CompiledGrammar:
 register_reference(TABLES_OP, tables_from_nfas)
 
 
-def compile_grammar_ir(grammar: Grammar, description: str = "") -> CompiledGrammar:
-    """IR -> rule NFAs (Python) -> flat tables (op `grammar_tables`: native when llmkit-kernels is installed)."""
+def tables_from_ir(grammar: Grammar, description: str = "") -> CompiledGrammar:
+    """The reference of op `grammar_ir_tables`: IR -> rule NFAs (Python) -> flat tables (op `grammar_tables`)."""
     return implementation(TABLES_OP, "cpu")(rule_nfas(grammar), description)
+
+
+register_reference(IR_TABLES_OP, tables_from_ir)
+
+
+def compile_grammar_ir(grammar: Grammar, description: str = "") -> CompiledGrammar:
+    """IR -> flat tables (op `grammar_ir_tables`: the NFA built and compiled natively when llmkit-kernels is
+    installed)."""
+    return implementation(IR_TABLES_OP, "cpu")(grammar, description)

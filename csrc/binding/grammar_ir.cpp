@@ -1,0 +1,481 @@
+// The Thompson construction of automata.rule_nfas over the IR's Python objects (see grammar_ir.h).
+#include "binding/grammar_ir.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace llmkit {
+
+namespace {
+
+using grammar::GrammarBuildError;
+using grammar::RuleNfa;
+
+constexpr int32_t kMinFragmentStates = 8;  // automata.MIN_FRAGMENT_STATES: smaller pieces are emitted
+constexpr size_t kMaxFragments = 4096;     // automata.MAX_FRAGMENTS: least recently used dropped beyond
+constexpr int kMaxDepth = 2000;            // nesting of expressions (the C stack, not a language limit)
+
+struct Mask256 {
+  uint64_t w[4];
+  bool operator==(const Mask256& o) const { return std::memcmp(w, o.w, sizeof w) == 0; }
+};
+
+struct Mask256Hash {
+  size_t operator()(const Mask256& m) const {
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (uint64_t x : m.w) h = (h ^ x) * 0xff51afd7ed558ccdull;
+    return static_cast<size_t>(h ^ (h >> 32));
+  }
+};
+
+// The edges one emission of a rule-free expression appended: states numbered from 0, the entry as -1,
+// byte edges naming their byte sets by index into `masks` (automata's Fragment, natively).
+struct Fragment {
+  int32_t size = 0, exit_state = -1;
+  std::vector<int32_t> eps_src, eps_dst, byte_src, byte_mask, byte_dst;
+  std::vector<Mask256> masks;
+};
+
+// What the process knows of one rule-free expression (automata._Known): keyed by the object's address,
+// which cannot be reused while the entry holds its reference. Only touched with the GIL held.
+struct Known {
+  PyObject* expr = nullptr;
+  uint64_t compilation = 0;
+  int32_t states = 0;
+  std::shared_ptr<const Fragment> fragment;
+  bool minimal = false;
+  uint64_t last_use = 0;
+};
+
+struct KnownPieces {
+  std::unordered_map<PyObject*, Known> entries;
+  uint64_t clock = 0, compilations = 0;
+};
+
+KnownPieces& known_pieces() {
+  static auto* pieces = new KnownPieces();  // never destroyed: no reference dropped after finalization
+  return *pieces;
+}
+
+void forget_oldest(KnownPieces& pieces) {
+  std::vector<std::pair<uint64_t, PyObject*>> by_age;
+  by_age.reserve(pieces.entries.size());
+  for (const auto& [key, known] : pieces.entries) by_age.emplace_back(known.last_use, key);
+  const size_t drop = by_age.size() - kMaxFragments * 3 / 4;  // a quarter at once: amortized
+  std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(drop), by_age.end());
+  for (size_t k = 0; k < drop; ++k) {
+    PyObject* expr = by_age[k].second;
+    pieces.entries.erase(expr);
+    Py_DECREF(expr);
+  }
+}
+
+PyObject* interned(const char* name) {
+  PyObject* s = PyUnicode_InternFromString(name);
+  if (s == nullptr) throw py::error_already_set();
+  return s;  // immortal for our purposes: kept for the process
+}
+
+py::object attr(PyObject* obj, const char* name, PyObject*& cache) {
+  if (cache == nullptr) cache = interned(name);
+  PyObject* value = PyObject_GetAttr(obj, cache);
+  if (value == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(value);
+}
+
+PyObject* s_items = nullptr;
+PyObject* s_item = nullptr;
+PyObject* s_mask = nullptr;
+PyObject* s_min = nullptr;
+PyObject* s_max = nullptr;
+PyObject* s_rule = nullptr;
+
+Mask256 mask_of(const py::handle& value) {
+  py::bytes raw = value.attr("to_bytes")(32, "little");  // OverflowError for a set beyond 256 bits
+  const std::string data = raw;
+  Mask256 m{};
+  std::memcpy(m.w, data.data(), sizeof m.w);  // little-endian words, as the compiler reads them
+  return m;
+}
+
+int32_t int32_of(PyObject* value, const char* what) {
+  const long v = PyLong_AsLong(value);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (v < INT32_MIN || v > INT32_MAX) throw py::value_error(std::string(what) + " does not fit in int32");
+  return static_cast<int32_t>(v);
+}
+
+std::vector<int32_t> int32_list(const py::handle& values, const char* what) {
+  py::list list = py::reinterpret_borrow<py::list>(values);
+  std::vector<int32_t> out(list.size());
+  for (size_t k = 0; k < out.size(); ++k) out[k] = int32_of(PyList_GET_ITEM(list.ptr(), k), what);
+  return out;
+}
+
+// automata.Fragment (size, exit_state, eps=(src, dst), byte=(src, mask index, dst), masks) -> ours.
+std::shared_ptr<const Fragment> fragment_from_python(const py::handle& f) {
+  if (f.is_none()) return nullptr;
+  auto out = std::make_shared<Fragment>();
+  out->size = f.attr("size").cast<int32_t>();
+  out->exit_state = f.attr("exit_state").cast<int32_t>();
+  py::tuple eps = f.attr("eps"), byte = f.attr("byte");
+  out->eps_src = int32_list(eps[0], "fragment eps"), out->eps_dst = int32_list(eps[1], "fragment eps");
+  out->byte_src = int32_list(byte[0], "fragment byte"), out->byte_mask = int32_list(byte[1], "fragment byte");
+  out->byte_dst = int32_list(byte[2], "fragment byte");
+  for (const py::handle mask : py::tuple(f.attr("masks"))) out->masks.push_back(mask_of(mask));
+  const auto state_ok = [&](int32_t s) { return s >= -1 && s < out->size; };
+  const bool ok = std::all_of(out->eps_src.begin(), out->eps_src.end(), state_ok) &&
+                  std::all_of(out->eps_dst.begin(), out->eps_dst.end(), state_ok) &&
+                  std::all_of(out->byte_src.begin(), out->byte_src.end(), state_ok) &&
+                  std::all_of(out->byte_dst.begin(), out->byte_dst.end(), state_ok) && state_ok(out->exit_state) &&
+                  out->eps_src.size() == out->eps_dst.size() && out->byte_src.size() == out->byte_mask.size() &&
+                  out->byte_src.size() == out->byte_dst.size() &&
+                  std::all_of(out->byte_mask.begin(), out->byte_mask.end(), [&](int32_t m) {
+                    return m >= 0 && static_cast<size_t>(m) < out->masks.size();
+                  });
+  if (!ok) throw py::value_error("a grammar fragment from Python names a state or byte set it does not have");
+  return out;
+}
+
+enum Kind { kBytes, kSeq, kAlt, kRepeat, kRef, kExclude, kAvoid, kKinds };
+
+struct Mark {
+  int32_t states;
+  size_t eps, bytes, calls;
+};
+
+class IrNfaBuilder {
+ public:
+  explicit IrNfaBuilder(const IrNfaInputs& in) : in_(in), compilation_(++known_pieces().compilations) {
+    if (in.types.size() != kKinds) throw py::value_error("types must be (Bytes, Seq, Alt, Repeat, Ref, Exclude, Avoid)");
+    for (int k = 0; k < kKinds; ++k) types_[k] = in.types[static_cast<size_t>(k)].ptr();
+  }
+
+  RuleNfa build(std::vector<std::string>& names) {
+    rule_id(in_.start_rule);
+    std::vector<int32_t> pending{0};
+    while (!pending.empty()) {
+      const int32_t id = pending.back();
+      pending.pop_back();
+      if (bounds_[static_cast<size_t>(id)].first >= 0) continue;
+      base_ = nfa_.num_states;
+      const size_t calls_before = nfa_.call_rule.size();
+      const int32_t start = new_state();
+      const int32_t final_state = emit(rule_expr(rule_names_[static_cast<size_t>(id)]), start);
+      bounds_[static_cast<size_t>(id)] = {start, final_state};
+      for (size_t k = calls_before; k < nfa_.call_rule.size(); ++k) pending.push_back(nfa_.call_rule[k]);
+    }
+    std::vector<int32_t> order(rule_names_.size());  // output position -> discovery id
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin() + 1, order.end(),
+              [&](int32_t a, int32_t b) { return rule_names_[size_t(a)] < rule_names_[size_t(b)]; });
+    std::vector<int32_t> position(order.size());
+    names.clear();
+    for (size_t k = 0; k < order.size(); ++k) {
+      position[size_t(order[k])] = static_cast<int32_t>(k);
+      names.push_back(rule_names_[size_t(order[k])]);
+      nfa_.rule_entry.push_back(bounds_[size_t(order[k])].first);
+      nfa_.rule_final.push_back(bounds_[size_t(order[k])].second);
+    }
+    for (int32_t& rule : nfa_.call_rule) rule = position[size_t(rule)];
+    nfa_.masks.reserve(masks_.size() * 4);
+    for (const Mask256& m : masks_) nfa_.masks.insert(nfa_.masks.end(), m.w, m.w + 4);
+    return std::move(nfa_);
+  }
+
+ private:
+  Kind kind_of(PyObject* expr) const {
+    PyTypeObject* type = Py_TYPE(expr);
+    for (int k = 0; k < kKinds; ++k) {
+      if (reinterpret_cast<PyObject*>(type) == types_[k]) return static_cast<Kind>(k);
+    }
+    for (int k = 0; k < kKinds; ++k) {  // a subclass
+      const int is = PyObject_IsInstance(expr, types_[k]);
+      if (is < 0) throw py::error_already_set();
+      if (is) return static_cast<Kind>(k);
+    }
+    throw GrammarBuildError("unknown grammar expression " + py::repr(expr).cast<std::string>());
+  }
+
+  PyObject* rule_expr(const std::string& name) const {
+    PyObject* expr = PyDict_GetItemString(in_.rules.ptr(), name.c_str());  // borrowed: the dict holds it
+    if (expr == nullptr) throw GrammarBuildError("the grammar refers to undefined rule '" + name + "'");
+    return expr;
+  }
+
+  int32_t rule_id(const std::string& name) {
+    auto [it, added] = rule_ids_.emplace(name, static_cast<int32_t>(rule_names_.size()));
+    if (added) {
+      rule_names_.push_back(name);
+      bounds_.emplace_back(-1, -1);
+    }
+    return it->second;
+  }
+
+  bool in_set(const py::object& set, PyObject* name) const {
+    const int has = PySequence_Contains(set.ptr(), name);
+    if (has < 0) throw py::error_already_set();
+    return has != 0;
+  }
+
+  // --- the NFA ---------------------------------------------------------------------------------------
+  void check_room(int64_t count) const {
+    if (int64_t(nfa_.num_states) + count - base_ > in_.max_nfa_states) {
+      throw GrammarBuildError("the grammar is too large: its automaton passes " + std::to_string(in_.max_nfa_states) +
+                              " states (very long bounded repetitions or deeply duplicated sub-schemas)");
+    }
+  }
+  int32_t new_state() {
+    check_room(1);
+    return nfa_.num_states++;
+  }
+  void eps(int32_t a, int32_t b) { nfa_.eps_src.push_back(a), nfa_.eps_dst.push_back(b); }
+  void byte(int32_t a, int32_t mask, int32_t b) {
+    nfa_.byte_src.push_back(a), nfa_.byte_mask.push_back(mask), nfa_.byte_dst.push_back(b);
+  }
+  Mark mark() const { return {nfa_.num_states, nfa_.eps_src.size(), nfa_.byte_src.size(), nfa_.call_src.size()}; }
+
+  int32_t intern(const Mask256& m) {
+    auto [it, added] = mask_ids_.emplace(m, static_cast<int32_t>(masks_.size()));
+    if (added) masks_.push_back(m);
+    return it->second;
+  }
+
+  // A Bytes object's set as an interned id; -1 for the empty set (which matches nothing).
+  int32_t bytes_id(PyObject* expr) {
+    auto hit = bytes_ids_.find(expr);
+    if (hit != bytes_ids_.end()) return hit->second;
+    const Mask256 m = mask_of(attr(expr, "mask", s_mask));
+    const bool empty = (m.w[0] | m.w[1] | m.w[2] | m.w[3]) == 0;
+    const int32_t id = empty ? -1 : intern(m);
+    bytes_ids_.emplace(expr, id);
+    return id;
+  }
+
+  // --- emission (automata._Builder) ------------------------------------------------------------------
+  bool has_refs(PyObject* expr, Kind kind) {
+    if (kind == kBytes) return false;
+    if (kind == kRef) return true;
+    auto hit = refs_.find(expr);
+    if (hit != refs_.end()) return hit->second;
+    bool found = false;
+    if (kind == kSeq || kind == kAlt) {
+      py::tuple items = attr(expr, "items", s_items);
+      for (const py::handle item : items) {
+        if (has_refs(item.ptr(), kind_of(item.ptr()))) {
+          found = true;
+          break;
+        }
+      }
+    } else {
+      py::object item = attr(expr, "item", s_item);
+      found = has_refs(item.ptr(), kind_of(item.ptr()));
+    }
+    refs_.emplace(expr, found);
+    return found;
+  }
+
+  int32_t emit(PyObject* expr, int32_t entry) {
+    const Kind kind = kind_of(expr);
+    if (kind == kBytes || kind == kRef) return emit_new(expr, kind, entry);
+    KnownPieces& pieces = known_pieces();
+    auto it = pieces.entries.find(expr);
+    if (it == pieces.entries.end() && has_refs(expr, kind)) return emit_new(expr, kind, entry);
+    int32_t known_states = -1;
+    if (it != pieces.entries.end()) {
+      it->second.last_use = ++pieces.clock;
+      known_states = it->second.states;
+      if (known_states >= kMinFragmentStates) {
+        if (!it->second.minimal && it->second.compilation != compilation_) {
+          auto minimal = fragment_from_python(in_.minimal_fragment(py::handle(expr)));
+          it = pieces.entries.find(expr);  // Python ran: look again
+          if (it == pieces.entries.end()) return emit_new(expr, kind, entry);
+          it->second.fragment = std::move(minimal), it->second.minimal = true;
+        }
+        if (it->second.fragment) {
+          std::shared_ptr<const Fragment> fragment = it->second.fragment;
+          return replay(*fragment, entry);
+        }
+      }
+    }
+    const Mark start = mark();
+    const int32_t exit_state = emit_new(expr, kind, entry);
+    it = pieces.entries.find(expr);  // emission may have added pieces (and rehashed)
+    if (it == pieces.entries.end()) {
+      Py_INCREF(expr);
+      pieces.entries.emplace(expr, Known{expr, compilation_, nfa_.num_states - start.states, nullptr, false,
+                                         ++pieces.clock});
+      if (pieces.entries.size() > kMaxFragments) forget_oldest(pieces);
+    } else if (known_states >= kMinFragmentStates) {  // emitted twice in this compilation: replay the third time
+      it->second.fragment = recorded(start, entry, exit_state);
+    }
+    return exit_state;
+  }
+
+  int32_t emit_new(PyObject* expr, Kind kind, int32_t entry) {
+    if (++depth_ > kMaxDepth) {
+      throw GrammarBuildError("the grammar nests expressions more than " + std::to_string(kMaxDepth) + " deep");
+    }
+    const int32_t exit_state = emit_kind(expr, kind, entry);
+    --depth_;
+    return exit_state;
+  }
+
+  int32_t emit_kind(PyObject* expr, Kind kind, int32_t entry) {
+    switch (kind) {
+      case kBytes: {
+        const int32_t mask = bytes_id(expr);
+        const int32_t out = new_state();
+        if (mask >= 0) byte(entry, mask, out);  // an empty set: an unreachable exit
+        return out;
+      }
+      case kSeq: {
+        py::tuple items = attr(expr, "items", s_items);
+        for (const py::handle item : items) entry = emit(item.ptr(), entry);
+        return entry;
+      }
+      case kAlt: {
+        py::tuple items = attr(expr, "items", s_items);
+        const int32_t join = new_state();
+        for (const py::handle item : items) {
+          const int32_t branch = new_state();
+          eps(entry, branch);
+          eps(emit(item.ptr(), branch), join);
+        }
+        return join;
+      }
+      case kRepeat: {
+        py::object item = attr(expr, "item", s_item);
+        const int64_t min_count = attr(expr, "min_count", s_min).cast<int64_t>();
+        py::object max_object = attr(expr, "max_count", s_max);
+        entry = emit_copies(item.ptr(), entry, min_count).back();
+        if (max_object.is_none()) {
+          const int32_t loop = new_state();
+          eps(entry, loop);
+          eps(emit(item.ptr(), loop), loop);
+          return loop;
+        }
+        const std::vector<int32_t> ends = emit_copies(item.ptr(), entry, max_object.cast<int64_t>() - min_count);
+        const int32_t join = new_state();
+        for (int32_t end : ends) eps(end, join);
+        return join;
+      }
+      case kRef: {
+        py::object rule = attr(expr, "rule", s_rule);
+        if (!in_set(in_.called, rule.ptr())) return emit(rule_expr(rule.cast<std::string>()), entry);
+        const int32_t out = new_state();
+        nfa_.call_src.push_back(entry), nfa_.call_rule.push_back(rule_id(rule.cast<std::string>()));
+        nfa_.call_dst.push_back(out);
+        if (in_set(in_.nullable, rule.ptr())) eps(entry, out);
+        return out;
+      }
+      case kExclude:
+      case kAvoid: {
+        auto product = fragment_from_python(in_.product_fragment(py::handle(expr)));
+        if (!product) throw py::value_error("product_fragment returned None");
+        return replay(*product, entry);
+      }
+      default:
+        throw GrammarBuildError("unknown grammar expression");
+    }
+  }
+
+  // `item` `count` times in a row from `entry`: [entry, the end of each copy]. The first copy is emitted,
+  // the others copied from its edges (automata._Builder.emit_copies and NFA.replay_chain).
+  std::vector<int32_t> emit_copies(PyObject* item, int32_t entry, int64_t count) {
+    std::vector<int32_t> ends{entry};
+    if (count <= 0) return ends;
+    const Mark start = mark();
+    ends.push_back(emit(item, entry));
+    const Mark stop = mark();
+    const int32_t first = start.states, size = stop.states - start.states;
+    if (count == 1 || (size == 0 && stop.eps == start.eps && stop.bytes == start.bytes && stop.calls == start.calls)) {
+      return ends;  // nothing appended: every copy is the entry
+    }
+    check_room(int64_t(size) * (count - 1));
+    const bool chained = ends.back() >= first;  // else the piece ends at its entry, and so does every copy
+    for (int64_t k = 1; k < count; ++k) {
+      const int32_t offset = nfa_.num_states - first, copy_entry = chained ? ends.back() : entry;
+      const auto moved = [&](int32_t s) { return s >= first ? s + offset : copy_entry; };
+      for (size_t e = start.eps; e < stop.eps; ++e) eps(moved(nfa_.eps_src[e]), moved(nfa_.eps_dst[e]));
+      for (size_t e = start.bytes; e < stop.bytes; ++e) {
+        byte(moved(nfa_.byte_src[e]), nfa_.byte_mask[e], moved(nfa_.byte_dst[e]));
+      }
+      for (size_t e = start.calls; e < stop.calls; ++e) {
+        nfa_.call_src.push_back(moved(nfa_.call_src[e]));
+        nfa_.call_rule.push_back(nfa_.call_rule[e]);
+        nfa_.call_dst.push_back(moved(nfa_.call_dst[e]));
+      }
+      nfa_.num_states += size;
+      ends.push_back(chained ? ends[1] + offset : entry);
+    }
+    return ends;
+  }
+
+  int32_t replay(const Fragment& f, int32_t entry) {
+    check_room(f.size);
+    const int32_t base = nfa_.num_states;
+    const auto at = [&](int32_t s) { return s < 0 ? entry : s + base; };
+    std::vector<int32_t> ids(f.masks.size());
+    for (size_t k = 0; k < ids.size(); ++k) ids[k] = intern(f.masks[k]);
+    for (size_t e = 0; e < f.eps_src.size(); ++e) eps(at(f.eps_src[e]), at(f.eps_dst[e]));
+    for (size_t e = 0; e < f.byte_src.size(); ++e) byte(at(f.byte_src[e]), ids[size_t(f.byte_mask[e])], at(f.byte_dst[e]));
+    nfa_.num_states += f.size;
+    return f.exit_state < 0 ? entry : f.exit_state + base;
+  }
+
+  // The edges appended since `start` as a fragment; null if they touch an older state other than `entry`
+  // or call a rule (automata.Fragment.recorded).
+  std::shared_ptr<const Fragment> recorded(const Mark& start, int32_t entry, int32_t exit_state) const {
+    const int32_t first = start.states;
+    if (nfa_.call_src.size() != start.calls) return nullptr;
+    const auto local = [&](int32_t s) { return s >= first ? s - first : -1; };
+    const auto foreign = [&](int32_t s) { return s < first && s != entry; };
+    auto out = std::make_shared<Fragment>();
+    out->size = nfa_.num_states - first;
+    out->exit_state = local(exit_state);
+    for (size_t e = start.eps; e < nfa_.eps_src.size(); ++e) {
+      if (foreign(nfa_.eps_src[e]) || foreign(nfa_.eps_dst[e])) return nullptr;
+      out->eps_src.push_back(local(nfa_.eps_src[e])), out->eps_dst.push_back(local(nfa_.eps_dst[e]));
+    }
+    std::unordered_map<int32_t, int32_t> local_mask;
+    for (size_t e = start.bytes; e < nfa_.byte_src.size(); ++e) {
+      if (foreign(nfa_.byte_src[e]) || foreign(nfa_.byte_dst[e])) return nullptr;
+      auto [it, added] = local_mask.emplace(nfa_.byte_mask[e], static_cast<int32_t>(out->masks.size()));
+      if (added) out->masks.push_back(masks_[size_t(nfa_.byte_mask[e])]);
+      out->byte_src.push_back(local(nfa_.byte_src[e])), out->byte_mask.push_back(it->second);
+      out->byte_dst.push_back(local(nfa_.byte_dst[e]));
+    }
+    return out;
+  }
+
+  const IrNfaInputs& in_;
+  const uint64_t compilation_;
+  PyObject* types_[kKinds];
+  RuleNfa nfa_;
+  int32_t base_ = 0;
+  int depth_ = 0;
+  std::vector<Mask256> masks_;
+  std::unordered_map<Mask256, int32_t, Mask256Hash> mask_ids_;
+  std::unordered_map<PyObject*, int32_t> bytes_ids_;  // the grammar holds every object for the whole build
+  std::unordered_map<PyObject*, bool> refs_;
+  std::unordered_map<std::string, int32_t> rule_ids_;
+  std::vector<std::string> rule_names_;
+  std::vector<std::pair<int32_t, int32_t>> bounds_;  // per rule (discovery order): entry, final; -1 = not yet
+};
+
+}  // namespace
+
+grammar::RuleNfa rule_nfa_from_ir(const IrNfaInputs& inputs, std::vector<std::string>& names) {
+  return IrNfaBuilder(inputs).build(names);
+}
+
+}  // namespace llmkit
