@@ -155,7 +155,7 @@ CompiledTables Compiler::run() {
   out.byte_class.resize(256);
   for (int b = 0; b < 256; ++b) out.byte_class[b] = merged[subsets_.byte_class()[b]];
   const int32_t K = out.num_classes;
-  out.transitions.assign(static_cast<size_t>(total) * K, -1);
+  out.transitions.resize(static_cast<size_t>(total) * K);
   out.state_rule.resize(total);
   out.accepting.resize(total);
   out.call_offsets.assign(static_cast<size_t>(total) + 1, 0);
@@ -165,9 +165,12 @@ CompiledTables Compiler::run() {
       const int32_t g = base[r] + s;
       out.state_rule[g] = out_rule[r];
       out.accepting[g] = d.accepting[s];
-      for (int32_t c = 0; c < C; ++c) {
-        const int32_t t = d.next[static_cast<size_t>(s) * C + c];
-        if (t >= 0) out.transitions[static_cast<size_t>(g) * K + merged[c]] = base[r] + t;
+      const int32_t* row = d.next.data() + static_cast<size_t>(s) * C;
+      int32_t* out_row = out.transitions.data() + static_cast<size_t>(g) * K;
+      const int32_t offset = base[r];
+      for (int32_t k = 0; k < K; ++k) {  // a merged class's columns agree: its first one speaks for it
+        const int32_t t = row[representatives[k]];
+        out_row[k] = (offset + t) | (t >> 31);  // -1 stays -1, without a branch (edges are sparse and random)
       }
       for (const auto& [rule, t] : d.calls[s]) {
         out.call_rules.push_back(out_rule[rule]);

@@ -59,32 +59,55 @@ bool SubsetConstruction::any_live(const std::vector<int32_t>& set) const {
 }
 
 void SubsetConstruction::byte_classes() {
-  // The coarsest partition of the bytes that every mask is a union of parts of.
-  byte_class_.assign(256, 0);
-  int32_t count = 1;
+  // The coarsest partition of the bytes that every mask is a union of parts of: each mask splits the
+  // classes it cuts, visiting only the bytes on its smaller side (the same split); classes are numbered
+  // by their first byte at the end.
   const size_t num_masks = nfa_.masks.size() / 4;
-  std::vector<int32_t> remap;
-  for (size_t m = 0; m < num_masks; ++m) {
-    const uint64_t* mask = nfa_.masks.data() + 4 * m;
-    remap.assign(2 * static_cast<size_t>(count), -1);
-    int32_t next = 0;
-    for (int b = 0; b < 256; ++b) {
-      int32_t& slot = remap[2 * byte_class_[b] + has_byte(mask, b)];
-      if (slot < 0) slot = next++;
-      byte_class_[b] = slot;
+  std::vector<int32_t> label(256, 0), size{256}, inside, fresh;
+  std::vector<int32_t> touched;
+  inside.reserve(256), fresh.reserve(256);
+  const auto for_each_byte = [](const uint64_t* words, bool complement, auto&& visit) {
+    for (int w = 0; w < 4; ++w) {
+      for (uint64_t x = complement ? ~words[w] : words[w]; x != 0; x &= x - 1) visit(w * 64 + __builtin_ctzll(x));
     }
-    count = next;
-  }
-  classes_ = count;
-  mask_classes_.assign(num_masks, {});
+  };
   for (size_t m = 0; m < num_masks; ++m) {
     const uint64_t* mask = nfa_.masks.data() + 4 * m;
-    std::vector<uint8_t> seen(classes_, 0);
-    for (int b = 0; b < 256; ++b) {
-      if (has_byte(mask, b) && !seen[byte_class_[b]]) {
-        seen[byte_class_[b]] = 1;
-        mask_classes_[m].push_back(byte_class_[b]);
+    const int bits = __builtin_popcountll(mask[0]) + __builtin_popcountll(mask[1]) + __builtin_popcountll(mask[2]) +
+                     __builtin_popcountll(mask[3]);
+    const bool complement = bits > 128;
+    inside.assign(size.size(), 0), fresh.assign(size.size(), -1);
+    touched.clear();
+    for_each_byte(mask, complement, [&](int byte) {
+      if (inside[label[byte]]++ == 0) touched.push_back(label[byte]);
+    });
+    for (int32_t c : touched) {
+      if (inside[c] < size[c]) {  // the mask cuts class c: its bytes on this side become a new class
+        fresh[c] = static_cast<int32_t>(size.size());
+        size[c] -= inside[c];
+        size.push_back(inside[c]);
       }
+    }
+    for_each_byte(mask, complement, [&](int byte) {
+      if (fresh[label[byte]] >= 0) label[byte] = fresh[label[byte]];
+    });
+  }
+  std::vector<int32_t> number(size.size(), -1);
+  representative_.clear();
+  byte_class_.assign(256, 0);
+  for (int b = 0; b < 256; ++b) {
+    if (number[label[b]] < 0) {
+      number[label[b]] = static_cast<int32_t>(representative_.size());
+      representative_.push_back(b);
+    }
+    byte_class_[b] = number[label[b]];
+  }
+  classes_ = static_cast<int32_t>(representative_.size());
+  mask_classes_.assign(num_masks, {});
+  for (size_t m = 0; m < num_masks; ++m) {  // a mask is a union of classes: each class's first byte decides
+    const uint64_t* mask = nfa_.masks.data() + 4 * m;
+    for (int32_t c = 0; c < classes_; ++c) {
+      if (has_byte(mask, representative_[size_t(c)])) mask_classes_[m].push_back(c);
     }
   }
 }

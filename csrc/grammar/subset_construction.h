@@ -49,6 +49,7 @@ class SubsetConstruction {
   uint32_t epoch_ = 0;
   std::vector<int32_t> byte_class_;                  // [256]
   int32_t classes_ = 0;
+  std::vector<int32_t> representative_;              // per class: its first byte
   std::vector<std::vector<int32_t>> mask_classes_;  // per mask: the classes it is the union of
 };
 
