@@ -7,6 +7,7 @@
 #include <numeric>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -97,6 +98,10 @@ PyObject* s_mask = nullptr;
 PyObject* s_min = nullptr;
 PyObject* s_max = nullptr;
 PyObject* s_rule = nullptr;
+PyObject* s_words = nullptr;
+PyObject* s_word = nullptr;
+
+std::string repr(const std::string& name) { return py::repr(py::str(name)).cast<std::string>(); }
 
 Mask256 mask_of(const py::handle& value) {
   py::bytes raw = value.attr("to_bytes")(32, "little");  // OverflowError for a set beyond 256 bits
@@ -160,6 +165,7 @@ class IrNfaBuilder {
   }
 
   RuleNfa build(std::vector<std::string>& names) {
+    plan();
     rule_id(in_.start_rule);
     std::vector<int32_t> pending{0};
     while (!pending.empty()) {
@@ -206,9 +212,173 @@ class IrNfaBuilder {
   }
 
   PyObject* rule_expr(const std::string& name) const {
-    PyObject* expr = PyDict_GetItemString(in_.rules.ptr(), name.c_str());  // borrowed: the dict holds it
-    if (expr == nullptr) throw GrammarBuildError("the grammar refers to undefined rule '" + name + "'");
-    return expr;
+    auto it = plan_index_.find(name);
+    if (it == plan_index_.end()) throw GrammarBuildError("the grammar refers to undefined rule " + repr(name));
+    return plan_exprs_[size_t(it->second)];  // borrowed: the rules dict (or the start Ref) holds it
+  }
+
+  // --- the plan (automata.nfa_plan) ------------------------------------------------------------------
+  void plan() {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(in_.rules.ptr(), &pos, &key, &value)) {
+      if (!PyUnicode_Check(key)) throw py::type_error("rule names must be str");
+      const std::string name = py::reinterpret_borrow<py::str>(key);
+      if (name == in_.start_rule) continue;  // the start rule below takes its name, as in automata.nfa_plan
+      plan_index_.emplace(name, static_cast<int32_t>(plan_names_.size()));
+      plan_names_.push_back(name), plan_exprs_.push_back(value);
+    }
+    const int32_t start = static_cast<int32_t>(plan_names_.size());
+    plan_index_.emplace(in_.start_rule, start);
+    plan_names_.push_back(in_.start_rule), plan_exprs_.push_back(in_.start_expr.ptr());
+    const size_t n = plan_names_.size();
+    // Each rule's references; an undefined one refused as Grammar.check_references does (the rules, then the root).
+    std::vector<std::vector<int32_t>> graph(n);
+    std::vector<std::string> refs;
+    for (size_t k = 0; k < n; ++k) {
+      refs.clear();
+      collect_refs(plan_exprs_[k], kind_of(plan_exprs_[k]), refs);
+      for (const std::string& ref : refs) {
+        auto it = plan_index_.find(ref);
+        if (it == plan_index_.end() || it->second == start) {
+          if (int32_t(k) == start) throw GrammarBuildError("the grammar has no root rule " + repr(ref));
+          throw GrammarBuildError("rule " + repr(plan_names_[k]) + " refers to undefined rule " + repr(ref));
+        }
+        graph[k].push_back(it->second);
+      }
+    }
+    std::vector<int32_t> reachable{start};  // the rules the start rule reaches: the analyses skip the others
+    std::vector<char> seen(n, 0);
+    seen[size_t(start)] = 1;
+    for (size_t k = 0; k < reachable.size(); ++k) {
+      for (int32_t next : graph[size_t(reachable[k])]) {
+        if (!seen[size_t(next)]) seen[size_t(next)] = 1, reachable.push_back(next);
+      }
+    }
+    for (int32_t r : recursive_rules(graph, reachable)) called_.insert(plan_names_[size_t(r)]);
+    for (const py::handle name : in_.asked_calls) called_.insert(name.cast<std::string>());
+    nullable_.assign(n, 0);  // least fixpoint over the reachable rules (ir.nullable_rules)
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (int32_t r : reachable) {
+        if (!nullable_[size_t(r)] && nullable(plan_exprs_[size_t(r)], kind_of(plan_exprs_[size_t(r)]))) {
+          nullable_[size_t(r)] = 1, changed = true;
+        }
+      }
+    }
+  }
+
+  // The names of the rules `expr` refers to, appended to `out`; whether there are any (remembered for emit).
+  bool collect_refs(PyObject* expr, Kind kind, std::vector<std::string>& out) {
+    if (kind == kBytes) return false;
+    if (kind == kRef) {
+      out.push_back(attr(expr, "rule", s_rule).cast<std::string>());
+      return true;
+    }
+    auto hit = refs_.find(expr);
+    if (hit != refs_.end() && !hit->second) return false;
+    if (known_pieces().entries.count(expr)) return false;  // a recorded piece names no rule
+    if (++depth_ > kMaxDepth) throw GrammarBuildError(too_deep());
+    bool found = false;
+    if (kind == kSeq || kind == kAlt) {
+      py::tuple items = attr(expr, "items", s_items);
+      for (const py::handle item : items) found |= collect_refs(item.ptr(), kind_of(item.ptr()), out);
+    } else {
+      py::object item = attr(expr, "item", s_item);
+      found = collect_refs(item.ptr(), kind_of(item.ptr()), out);
+    }
+    --depth_;
+    refs_[expr] = found;
+    return found;
+  }
+
+  // Rules on a reference cycle among `reachable` (Tarjan's strongly connected components, iteratively).
+  static std::vector<int32_t> recursive_rules(const std::vector<std::vector<int32_t>>& graph,
+                                              const std::vector<int32_t>& reachable) {
+    const size_t n = graph.size();
+    std::vector<int32_t> index(n, -1), low(n, 0), stack, result;
+    std::vector<char> on_stack(n, 0);
+    std::vector<std::pair<int32_t, size_t>> work;
+    int32_t counter = 0;
+    for (int32_t root : reachable) {
+      if (index[size_t(root)] >= 0) continue;
+      work.emplace_back(root, 0);
+      while (!work.empty()) {
+        const int32_t node = work.back().first;
+        const size_t child = work.back().second;
+        if (child == 0) {
+          index[size_t(node)] = low[size_t(node)] = counter++;
+          stack.push_back(node), on_stack[size_t(node)] = 1;
+        }
+        if (child < graph[size_t(node)].size()) {
+          work.back().second = child + 1;
+          const int32_t next = graph[size_t(node)][child];
+          if (index[size_t(next)] < 0) {
+            work.emplace_back(next, 0);
+          } else if (on_stack[size_t(next)]) {
+            low[size_t(node)] = std::min(low[size_t(node)], index[size_t(next)]);
+          }
+          continue;
+        }
+        if (low[size_t(node)] == index[size_t(node)]) {
+          const auto& edges = graph[size_t(node)];
+          size_t first = stack.size();
+          while (stack[--first] != node) {
+          }
+          const bool cycle = stack.size() - first > 1 || std::find(edges.begin(), edges.end(), node) != edges.end();
+          for (size_t k = first; k < stack.size(); ++k) {
+            on_stack[size_t(stack[k])] = 0;
+            if (cycle) result.push_back(stack[k]);
+          }
+          stack.resize(first);
+        }
+        work.pop_back();
+        if (!work.empty()) {
+          const int32_t parent = work.back().first;
+          low[size_t(parent)] = std::min(low[size_t(parent)], low[size_t(node)]);
+        }
+      }
+    }
+    return result;
+  }
+
+  // Whether `expr` matches the empty string, given the rules found nullable so far (ir.nullable_rules).
+  bool nullable(PyObject* expr, Kind kind) {
+    if (kind == kBytes) return false;
+    if (kind == kRef) return nullable_[size_t(plan_index_.at(attr(expr, "rule", s_rule).cast<std::string>()))] != 0;
+    auto hit = refs_.find(expr);
+    const bool fixed = hit != refs_.end() ? !hit->second : known_pieces().entries.count(expr) > 0;
+    if (fixed) {  // a rule-free expression: its answer cannot change between rounds
+      auto known = nullable_memo_.find(expr);
+      if (known != nullable_memo_.end()) return known->second;
+    }
+    bool result;
+    if (kind == kSeq || kind == kAlt) {
+      py::tuple items = attr(expr, "items", s_items);
+      result = kind == kSeq;
+      for (const py::handle item : items) {
+        if (nullable(item.ptr(), kind_of(item.ptr())) != (kind == kSeq)) {
+          result = kind != kSeq;
+          break;
+        }
+      }
+    } else {
+      py::object item = attr(expr, "item", s_item);
+      if (kind == kRepeat && attr(expr, "min_count", s_min).cast<int64_t>() == 0) {
+        result = true;
+      } else {
+        result = nullable(item.ptr(), kind_of(item.ptr()));
+        if (result && kind == kExclude) {
+          const int has_empty = PySequence_Contains(attr(expr, "words", s_words).ptr(), py::bytes("").ptr());
+          if (has_empty < 0) throw py::error_already_set();
+          result = has_empty == 0;
+        } else if (result && kind == kAvoid) {
+          result = py::len(attr(expr, "word", s_word)) != 0;
+        }
+      }
+    }
+    if (fixed) nullable_memo_.emplace(expr, result);
+    return result;
   }
 
   int32_t rule_id(const std::string& name) {
@@ -218,12 +388,6 @@ class IrNfaBuilder {
       bounds_.emplace_back(-1, -1);
     }
     return it->second;
-  }
-
-  bool in_set(const py::object& set, PyObject* name) const {
-    const int has = PySequence_Contains(set.ptr(), name);
-    if (has < 0) throw py::error_already_set();
-    return has != 0;
   }
 
   // --- the NFA ---------------------------------------------------------------------------------------
@@ -320,10 +484,12 @@ class IrNfaBuilder {
     return exit_state;
   }
 
+  static std::string too_deep() {
+    return "the grammar nests expressions more than " + std::to_string(kMaxDepth) + " deep";
+  }
+
   int32_t emit_new(PyObject* expr, Kind kind, int32_t entry) {
-    if (++depth_ > kMaxDepth) {
-      throw GrammarBuildError("the grammar nests expressions more than " + std::to_string(kMaxDepth) + " deep");
-    }
+    if (++depth_ > kMaxDepth) throw GrammarBuildError(too_deep());
     const int32_t exit_state = emit_kind(expr, kind, entry);
     --depth_;
     return exit_state;
@@ -369,12 +535,12 @@ class IrNfaBuilder {
         return join;
       }
       case kRef: {
-        py::object rule = attr(expr, "rule", s_rule);
-        if (!in_set(in_.called, rule.ptr())) return emit(rule_expr(rule.cast<std::string>()), entry);
+        const std::string rule = attr(expr, "rule", s_rule).cast<std::string>();
+        if (!called_.count(rule)) return emit(rule_expr(rule), entry);
         const int32_t out = new_state();
-        nfa_.call_src.push_back(entry), nfa_.call_rule.push_back(rule_id(rule.cast<std::string>()));
+        nfa_.call_src.push_back(entry), nfa_.call_rule.push_back(rule_id(rule));
         nfa_.call_dst.push_back(out);
-        if (in_set(in_.nullable, rule.ptr())) eps(entry, out);
+        if (nullable_[size_t(plan_index_.at(rule))]) eps(entry, out);
         return out;
       }
       case kExclude:
@@ -466,7 +632,13 @@ class IrNfaBuilder {
   std::vector<Mask256> masks_;
   std::unordered_map<Mask256, int32_t, Mask256Hash> mask_ids_;
   std::unordered_map<PyObject*, int32_t> bytes_ids_;  // the grammar holds every object for the whole build
-  std::unordered_map<PyObject*, bool> refs_;
+  std::unordered_map<PyObject*, bool> refs_;  // whether an expression names a rule
+  std::unordered_map<PyObject*, bool> nullable_memo_;  // rule-free expressions only
+  std::vector<std::string> plan_names_;  // the plan's rules: the grammar's, then the start rule
+  std::vector<PyObject*> plan_exprs_;
+  std::unordered_map<std::string, int32_t> plan_index_;
+  std::vector<char> nullable_;  // per plan rule
+  std::unordered_set<std::string> called_;  // recursive, or asked for
   std::unordered_map<std::string, int32_t> rule_ids_;
   std::vector<std::string> rule_names_;
   std::vector<std::pair<int32_t, int32_t>> bounds_;  // per rule (discovery order): entry, final; -1 = not yet

@@ -17,18 +17,21 @@
 namespace llmkit {
 
 struct IrNfaInputs {
-  pybind11::dict rules;              // rule name -> expression: the rules the start rule reaches
-  std::string start_rule;            // its name (a rule that refers to the root)
-  pybind11::object called;           // set of rule names kept as call edges
-  pybind11::object nullable;         // set of rule names matching the empty string
+  pybind11::dict rules;              // rule name -> expression (Grammar.rules)
+  std::string root;                  // Grammar.root
+  pybind11::object asked_calls;      // Grammar.called: rules kept as calls though not recursive
+  std::string start_rule;            // the name given to the start rule (it refers to the root)
+  pybind11::object start_expr;       // Ref(root)
   pybind11::object product_fragment; // expr -> automata Fragment (an Exclude's or Avoid's product)
   pybind11::object minimal_fragment; // expr -> automata Fragment of its minimized DFA, or None
   pybind11::tuple types;             // (Bytes, Seq, Alt, Repeat, Ref, Exclude, Avoid)
   int32_t max_nfa_states = 0;        // per rule, as automata.MAX_NFA_STATES
 };
 
-// The NFA and its rule names in output order (the start rule, then the called rules sorted by name).
-// GrammarBuildError for a grammar that is too large; Python errors (from the hooks or the objects) as
+// The plan first (automata.nfa_plan: undefined references refused as Grammar.check_references does, the
+// rules the start rule reaches, the recursive and the nullable ones), then the NFA and its rule names in
+// output order (the start rule, then the called rules sorted by name). GrammarBuildError for a grammar
+// that refers to an undefined rule or is too large; Python errors (from the hooks or the objects) as
 // pybind11::error_already_set.
 grammar::RuleNfa rule_nfa_from_ir(const IrNfaInputs& inputs, std::vector<std::string>& names);
 

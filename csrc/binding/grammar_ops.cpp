@@ -289,11 +289,11 @@ void bind_grammar(py::module_& m) {
 
   m.def(
       "compile_grammar_ir",
-      [](const py::dict& rules, const std::string& start_rule, const py::object& called, const py::object& nullable,
-         const py::object& product_fragment, const py::object& minimal_fragment, const py::tuple& types,
-         int32_t max_nfa_states, int32_t max_dfa_states) -> py::object {
-        IrNfaInputs inputs{rules, start_rule, called, nullable, product_fragment, minimal_fragment, types,
-                           max_nfa_states};
+      [](const py::dict& rules, const std::string& root, const py::object& asked_calls, const std::string& start_rule,
+         const py::object& start_expr, const py::object& product_fragment, const py::object& minimal_fragment,
+         const py::tuple& types, int32_t max_nfa_states, int32_t max_dfa_states) -> py::object {
+        IrNfaInputs inputs{rules,      root,     asked_calls, start_rule, start_expr, product_fragment, minimal_fragment,
+                           types, max_nfa_states};
         std::vector<std::string> names;
         grammar::RuleNfa nfa;
         try {
@@ -305,10 +305,11 @@ void bind_grammar(py::module_& m) {
         if (py::isinstance<py::str>(result)) return result;
         return py::make_tuple(py::cast(names), result[py::int_(0)], result[py::int_(1)]);
       },
-      "rules"_a, "start_rule"_a, "called"_a, "nullable"_a, "product_fragment"_a, "minimal_fragment"_a, "types"_a,
-      "max_nfa_states"_a, "max_dfa_states"_a,
-      "A grammar's IR (automata.NfaPlan's rules, calls and nullable rules; the two Python hooks; the IR classes) "
-      "-> (rule names, the arrays and GrammarTables of compile_rule_nfas), or the message of why it is refused.");
+      "rules"_a, "root"_a, "asked_calls"_a, "start_rule"_a, "start_expr"_a, "product_fragment"_a,
+      "minimal_fragment"_a, "types"_a, "max_nfa_states"_a, "max_dfa_states"_a,
+      "A grammar's IR (its rules, root and asked-for calls; the start rule's name and its Ref to the root; the two "
+      "Python hooks; the IR classes) -> (rule names, the arrays and GrammarTables of compile_rule_nfas), or the "
+      "message of why it is refused (an undefined rule, too large, matching nothing).");
 
   m.def("fill_grammar_bitmasks", &fill_batch, "matchers"_a, "bitmask"_a, "rows"_a, "num_threads"_a = 1,
         "Fill one bitmask row per matcher, in parallel, without the GIL.");

@@ -254,17 +254,58 @@ def test_native_nfa_builder_refuses_what_the_reference_refuses(monkeypatch):
 def test_native_nfa_builder_names_what_it_cannot_build():
     from llmkit.kernels.grammar_matcher import IR_TYPES
 
+    def build(rules: dict) -> str:  # the binding itself: Python's own analyses would stop first
+        unused = lambda expr: pytest.fail("no hook is needed")  # noqa: E731
+        return _C.compile_grammar_ir(rules, "root", set(), "__start__", gir.Ref("root"), unused, unused, IR_TYPES, 10**6, 10**6)  # fmt: skip
+
     deep: gir.Expr = gir.literal("x")
-    for _ in range(3000):  # deeper than Python's analyses go: the binding itself, called directly
+    for _ in range(3000):  # deeper than Python's recursive analyses go
         deep = gir.Alt((deep, gir.literal("y")))
-    unused = lambda expr: pytest.fail("no hook is needed")  # noqa: E731
-    refused = _C.compile_grammar_ir({"root": deep}, "root", set(), set(), unused, unused, IR_TYPES, 10**6, 10**6)
-    assert refused == "the grammar nests expressions more than 2000 deep"
-    odd = {"root": gir.Seq((gir.literal("a"), "not an expression"))}
-    refused = _C.compile_grammar_ir(odd, "root", set(), set(), unused, unused, IR_TYPES, 10**6, 10**6)
-    assert refused == "unknown grammar expression 'not an expression'"
+    assert build({"root": deep}) == "the grammar nests expressions more than 2000 deep"
+    assert build({"root": gir.Seq((gir.literal("a"), "not an expression"))}) == "unknown grammar expression 'not an expression'"  # fmt: skip
     with pytest.raises(OverflowError):
         compile_grammar_ir(gir.Grammar({"root": gir.Bytes(1 << 300)}, "root"))
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        gir.Grammar(
+            {"root": gir.seq(gir.literal("a"), gir.Ref("b")), "b": gir.alt(gir.Ref("missing"), gir.EMPTY)}, "root"
+        ),
+        gir.Grammar({"root": gir.literal("a"), "unused": gir.Ref("gone")}, "root"),  # unreachable rules are checked too
+        gir.Grammar({"root": gir.literal("a")}, "nowhere"),
+    ],
+    ids=["undefined", "undefined-unreachable", "no-root"],
+)
+def test_native_plan_refuses_undefined_rules_as_the_reference_does(grammar):
+    with pytest.raises(GrammarError) as reference:
+        _reference_from_ir(grammar)
+    with pytest.raises(GrammarError) as native:
+        compile_grammar_ir(grammar)
+    assert str(native.value) == str(reference.value)
+
+
+def test_native_plan_finds_recursion_and_nullability_like_the_reference():
+    """Mutual recursion through a nullable rule, a self-recursive rule, a rule recursive only through an
+    exclusion's item, and a rule reachable only from a recursive one."""
+    grammar = gir.Grammar(
+        {
+            "root": gir.seq(gir.Ref("a"), gir.literal(";"), gir.Ref("self"), gir.literal(";"), gir.Ref("leaf")),
+            "a": gir.alt(gir.EMPTY, gir.seq(gir.literal("["), gir.Ref("b"), gir.literal("]"))),
+            "b": gir.seq(gir.Ref("a"), gir.Ref("tail")),
+            "tail": gir.Repeat(gir.literal("x"), 0, 3),
+            "self": gir.alt(gir.literal("s"), gir.seq(gir.literal("("), gir.Ref("self"), gir.literal(")"))),
+            "leaf": gir.Exclude(gir.Repeat(gir.Bytes(gir.byte_set((ord("a"), ord("c")))), 0, 4), frozenset({b"", b"ab"})),
+        },
+        "root",
+    )  # fmt: skip
+    plan = automata.nfa_plan(grammar)
+    assert plan.called == {"a", "b", "self"} and plan.nullable == {"a", "b", "tail"}
+    expected = _ir_tables_or_error(_reference_from_ir, grammar)
+    native = compile_grammar_ir(grammar)
+    assert native.rule_names == ["__start__", "a", "b", "self"]
+    assert (native.rule_names, canonical(native)) == expected
 
 
 @pytest.fixture(scope="module")

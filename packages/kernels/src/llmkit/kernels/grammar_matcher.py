@@ -95,16 +95,24 @@ IR_TYPES = (ir.Bytes, ir.Seq, ir.Alt, ir.Repeat, ir.Ref, ir.Exclude, ir.Avoid)  
 
 def compile_grammar_ir(grammar: ir.Grammar, description: str = "") -> CompiledGrammar:
     """Native op `grammar_ir_tables` (llmkit.core.structured.compiled.tables_from_ir is the reference): the
-    rule NFAs built in C++ from the IR's objects (`automata.rule_nfas`' construction; the analyses of
-    `automata.nfa_plan` and the exclusion products stay in Python), then `compile_rule_nfas`' compiler with
-    no hand-over through Python lists. It keeps its own process-wide record of the shared pieces."""
-    plan = automata.nfa_plan(grammar)
+    plan (`automata.nfa_plan`: undefined rules refused, reachable, recursive and nullable rules) and the rule
+    NFAs (`automata.rule_nfas`' construction) built in C++ from the IR's objects, then `compile_rule_nfas`'
+    compiler with no hand-over through Python lists. Exclusion and avoidance products and the minimal DFAs
+    of shared pieces come from Python through two hooks. It keeps its own process-wide record of pieces."""
+    plan = None
+
+    def product_fragment(expr: ir.Exclude | ir.Avoid):  # rare: Python's plan only when a product is met
+        nonlocal plan
+        plan = plan or automata.nfa_plan(grammar)
+        return plan.product_fragment(expr)
+
     result = _C.compile_grammar_ir(
-        plan.grammar.rules,
+        grammar.rules,
+        grammar.root,
+        grammar.called,
         START_RULE,
-        plan.called,
-        plan.nullable,
-        plan.product_fragment,
+        ir.Ref(grammar.root),
+        product_fragment,
         automata.minimal_fragment,
         IR_TYPES,
         nfa.MAX_NFA_STATES,
