@@ -221,10 +221,14 @@ class IrNfaBuilder {
   void plan() {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
+    bool named_start = false;  // a rule of the grammar's own has the start rule's name
     while (PyDict_Next(in_.rules.ptr(), &pos, &key, &value)) {
       if (!PyUnicode_Check(key)) throw py::type_error("rule names must be str");
       const std::string name = py::reinterpret_borrow<py::str>(key);
-      if (name == in_.start_rule) continue;  // the start rule below takes its name, as in automata.nfa_plan
+      if (name == in_.start_rule) {  // the start rule below takes its name, as in automata.nfa_plan
+        named_start = true;
+        continue;
+      }
       plan_index_.emplace(name, static_cast<int32_t>(plan_names_.size()));
       plan_names_.push_back(name), plan_exprs_.push_back(value);
     }
@@ -240,7 +244,7 @@ class IrNfaBuilder {
       collect_refs(plan_exprs_[k], kind_of(plan_exprs_[k]), refs);
       for (const std::string& ref : refs) {
         auto it = plan_index_.find(ref);
-        if (it == plan_index_.end() || it->second == start) {
+        if (it == plan_index_.end() || (it->second == start && !named_start)) {  // the grammar's own rules decide
           if (int32_t(k) == start) throw GrammarBuildError("the grammar has no root rule " + repr(ref));
           throw GrammarBuildError("rule " + repr(plan_names_[k]) + " refers to undefined rule " + repr(ref));
         }

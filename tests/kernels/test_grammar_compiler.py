@@ -275,8 +275,9 @@ def test_native_nfa_builder_names_what_it_cannot_build():
         ),
         gir.Grammar({"root": gir.literal("a"), "unused": gir.Ref("gone")}, "root"),  # unreachable rules are checked too
         gir.Grammar({"root": gir.literal("a")}, "nowhere"),
+        gir.Grammar({"root": gir.seq(gir.literal("a"), gir.Ref("__start__"))}, "root"),  # the start rule's name
     ],
-    ids=["undefined", "undefined-unreachable", "no-root"],
+    ids=["undefined", "undefined-unreachable", "no-root", "start-name"],
 )
 def test_native_plan_refuses_undefined_rules_as_the_reference_does(grammar):
     with pytest.raises(GrammarError) as reference:
