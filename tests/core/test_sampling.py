@@ -202,3 +202,24 @@ def test_unknown_plugin_sampler_is_named():
 
     with pytest.raises(PluginError, match="no samplers entry named 'mirostat'"):
         SamplingParams(logits_processors=["mirostat"])
+
+
+def test_argmax_rows_is_torch_argmax_on_every_row():
+    """numpy's argmax stands in for torch's on CPU float32: the first maximum of each row, a NaN counting
+    as the maximum, fully masked rows at 0; other dtypes and devices keep torch's."""
+    from llmkit.core.sampling import argmax_rows
+
+    generator = torch.Generator()
+    generator.seed()  # fresh inputs each run
+    logits = torch.randn(9, 4099, generator=generator)
+    logits[1, [7, 300, 4000]] = logits[1].max() + 1  # ties: the first one
+    logits[2, 123] = float("nan")
+    logits[2, 500] = float("nan")
+    logits[3] = float("-inf")
+    logits[4, :] = 0.0
+    logits[5, -1] = float("inf")
+    for rows in (logits, logits[::2], logits[:, 10:], logits[2:3]):  # strided and offset views too
+        assert argmax_rows(rows).tolist() == rows.argmax(dim=-1).tolist()
+    assert argmax_rows(logits).dtype == torch.int64
+    half = logits.to(torch.float16)
+    assert argmax_rows(half).tolist() == half.argmax(dim=-1).tolist()

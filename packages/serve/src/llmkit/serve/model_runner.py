@@ -17,7 +17,7 @@ from llmkit.core.models.llama import LlamaModel
 from llmkit.core.ops import PagedKVCache, PagedStep
 
 from .runner_output import RunnerOutput
-from .sampling_stage import SamplingStage
+from .sampling_stage import SamplingStage, take_rows
 from .scheduler_output import ScheduledSequence, SchedulerOutput
 from .sequence import Sequence
 from .structured import GrammarManager
@@ -35,11 +35,10 @@ class StepInputs(PagedStep):
 
 
 def _block_tables(tables: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
-    width = max((len(t) for t in tables), default=0)
-    table = torch.zeros(len(tables), max(width, 1), dtype=torch.int32)
-    for row, blocks in enumerate(tables):
-        table[row, : len(blocks)] = torch.tensor(blocks, dtype=torch.int32)
-    return table.to(device)
+    """[len(tables), widest] int32, rows padded with block 0 (past each sequence's length, never read)."""
+    width = max(1, max((len(t) for t in tables), default=0))
+    padded = [blocks if len(blocks) == width else (*blocks, *(0,) * (width - len(blocks))) for blocks in tables]
+    return torch.tensor(padded, dtype=torch.int32, device=device).reshape(len(tables), width)
 
 
 class ModelRunner:
@@ -153,7 +152,7 @@ class ModelRunner:
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor, rows: list[int]) -> torch.Tensor:
         """float32 logits [len(rows), V] of the given rows."""
-        return self.model.compute_logits(hidden[torch.tensor(rows, dtype=torch.int64, device=self.device)])
+        return self.model.compute_logits(take_rows(hidden, rows))
 
     @torch.inference_mode()
     def decode_logits(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from llmkit.core import ops
-from llmkit.core.sampling import SamplingBatch, force_thinking_budgets, plain_argmax, sample
+from llmkit.core.sampling import SamplingBatch, argmax_rows, force_thinking_budgets, plain_argmax, sample
 
 from .runner_output import SampledTokens
 from .scheduler_output import ScheduledSequence
@@ -19,10 +19,19 @@ if TYPE_CHECKING:
     from .structured import GrammarManager
 
 
+def take_rows(tensor: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """`tensor[rows]`: a view when the rows are consecutive (batch 1; a whole batch), else a gathered copy.
+    Callers that write into the result write into `tensor` in the first case: only into these rows."""
+    if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+        return tensor[rows[0] : rows[0] + len(rows)]
+    return tensor[torch.tensor(rows, dtype=torch.int64, device=tensor.device)]
+
+
 class SamplingStage:
     def __init__(self, grammars: GrammarManager | None = None) -> None:
         self.grammars = grammars
 
+    @torch.inference_mode()  # the logits are inference tensors (the runner's), masked in place here
     def run(self, logits: torch.Tensor, needing: list[tuple[ScheduledSequence, list[int]]]) -> dict[int, SampledTokens]:
         """`logits` holds, back to back, the rows each sequence in `needing` asked for (one to sample,
         or one per draft plus one to verify); the new tokens per `seq_id`, in `needing` order."""
@@ -37,7 +46,7 @@ class SamplingStage:
         drafting = [i for i, (s, _) in enumerate(needing) if s.draft_token_ids]
         if plain:
             rows = [spans[i][0] for i in plain]
-            tokens = self._sample(logits[rows], [needing[i][0] for i in plain])
+            tokens = self._sample(take_rows(logits, rows), [needing[i][0] for i in plain])  # masks its rows in place
             for i, row, token in zip(plain, rows, tokens, strict=True):
                 emitted[i] = ([token], [row], None)
         if drafting:
@@ -62,7 +71,7 @@ class SamplingStage:
             self.grammars.apply(logits, seqs)
         force_thinking_budgets(logits, [p.thinking_budget for p in params], [s.output_token_ids for s in seqs])
         if plain_argmax(params):  # most greedy decoding: no per-row tensors to build
-            return logits.argmax(dim=-1).tolist()
+            return argmax_rows(logits).tolist()
         batch = SamplingBatch.build(
             params,
             [s.seed for s in seqs],

@@ -1,7 +1,7 @@
 """Sampling: `SamplingParams`, the batched logits-processor pipeline and the seeded sampler."""
 
 from .params import SamplingParams
-from .sampler import SampleOutput, SamplingBatch, plain_argmax, sample
+from .sampler import SampleOutput, SamplingBatch, argmax_rows, plain_argmax, sample
 from .thinking import ThinkingBudget, force_thinking_budgets
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "SamplingBatch",
     "SamplingParams",
     "ThinkingBudget",
+    "argmax_rows",
     "force_thinking_budgets",
     "plain_argmax",
     "sample",

@@ -176,6 +176,15 @@ def filtered_logits(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
     return scaled
 
 
+def argmax_rows(logits: torch.Tensor) -> torch.Tensor:
+    """`logits.argmax(-1)` of a [B, V] tensor: the same first maximum (a NaN counting as the maximum), by
+    numpy's vectorized argmax for CPU float32 (torch's CPU argmax is a scalar loop: 50 µs for one
+    49,152-wide row against numpy's 4, 490 µs for eight against 37, measured with torch 2.13)."""
+    if logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.dim() == 2 and not logits.requires_grad:
+        return torch.from_numpy(logits.numpy().argmax(-1))
+    return logits.argmax(dim=-1)
+
+
 def plain_argmax(params: Sequence[SamplingParams]) -> bool:
     """True when every row takes the argmax of its raw logits: greedy, no penalties (which greedy rows
     apply; processors and filters they skip), so `sample` would return `logits.argmax(-1)`."""
@@ -187,11 +196,11 @@ def plain_argmax(params: Sequence[SamplingParams]) -> bool:
 def sample(logits: torch.Tensor, batch: SamplingBatch, with_logprobs: bool | None = None) -> SampleOutput:
     """Choose one token per row of float32 `logits` [B, V]."""
     if bool(batch.greedy.all()):
-        tokens = apply_penalties(logits, batch).argmax(dim=-1)
+        tokens = argmax_rows(apply_penalties(logits, batch))
     else:
         drawn = draw(filtered_logits(logits, batch), batch.seeds, batch.steps)
         if bool(batch.greedy.any()):
-            drawn = torch.where(batch.greedy, apply_penalties(logits, batch).argmax(dim=-1), drawn)
+            drawn = torch.where(batch.greedy, argmax_rows(apply_penalties(logits, batch)), drawn)
         tokens = drawn
     if with_logprobs is None:
         with_logprobs = any(p.logprobs or p.top_logprobs for p in batch.params)

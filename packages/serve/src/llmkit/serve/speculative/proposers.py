@@ -11,7 +11,7 @@ import torch
 
 from llmkit.core.sampling import SamplingBatch
 from llmkit.core.sampling.rng import uniform
-from llmkit.core.sampling.sampler import apply_penalties, filtered_logits
+from llmkit.core.sampling.sampler import apply_penalties, argmax_rows, filtered_logits
 
 from ..scheduler_output import ScheduledSequence, SchedulerOutput
 from ..sequence import Sequence
@@ -77,12 +77,12 @@ def sample_drafts(logits: torch.Tensor, sequences: list[Sequence]) -> tuple[list
         logits.device,
     )
     if bool(batch.greedy.all()):
-        return apply_penalties(logits, batch).argmax(-1).tolist(), None
+        return argmax_rows(apply_penalties(logits, batch)).tolist(), None
     probs = filtered_logits(logits, batch).to(torch.float64).softmax(-1)
     cdf = probs.cumsum(-1)
     u = uniform(batch.seeds, batch.steps)[:, None] * cdf[:, -1:]
     drawn = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
-    greedy = apply_penalties(logits, batch).argmax(-1)
+    greedy = argmax_rows(apply_penalties(logits, batch))
     tokens = torch.where(batch.greedy, greedy, drawn)
     one_hot = torch.zeros_like(probs).scatter_(1, greedy[:, None], 1.0)
     probs = torch.where(batch.greedy[:, None], one_hot, probs)
