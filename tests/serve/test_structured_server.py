@@ -169,3 +169,24 @@ def test_openai_client_errors_are_bad_requests(client):
                 "json_schema": {"name": "x", "schema": {"type": "object", "patternProperties": {"a": {}}}},
             },
         )
+
+
+def test_the_server_prewarms_structured_outputs_at_startup(tiny):
+    """`llmkit serve` builds the vocabulary index and the shared JSON pieces while it starts, on the mask
+    worker, so the first structured request does not wait for them; nothing lands in the grammar cache."""
+    engine = Engine(tiny, num_blocks=64, max_num_seqs=4)
+    server = LiveServer(engine)
+    try:
+        assert server.server.prewarmed is not None
+        assert server.server.prewarmed.result(timeout=60) is None
+        assert engine.structured._vocabulary is not None
+        assert engine.structured.compiler.misses == 0 and engine.structured.compiler.hits == 0
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 20,
+                  "response_format": {"type": "json_object"}},
+            timeout=60,
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+    finally:
+        server.stop()

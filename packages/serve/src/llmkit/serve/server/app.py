@@ -408,6 +408,9 @@ def create_app(server: Server, extra_routes: list[Route] | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        structured = getattr(server.engine, "structured", None)
+        if structured is not None:  # the first structured request should not wait for the vocabulary index
+            server.prewarmed = structured.prewarm()
         yield
         server.async_engine.shutdown()
         if server.embeddings is not None:

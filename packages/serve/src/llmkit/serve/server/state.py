@@ -7,6 +7,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import orjson
@@ -67,6 +68,7 @@ class Server:
         self.admission: Admission = None  # a decode worker imports prompts' K/V instead of computing them
         self.guards: ServerGuards | None = None  # input/output guards run per request (server/guards.py)
         self.image_limits = ImageLimits()  # images per chat request, bytes, pixels, remote hosts (image_parts.py)
+        self.prewarmed: Future | None = None  # the structured-output warm-up the app starts (GrammarManager.prewarm)
 
     def check_auth(self, request: Request) -> None:
         if self.api_key is None:
