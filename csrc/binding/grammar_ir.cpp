@@ -119,6 +119,7 @@ int32_t int32_of(PyObject* value, const char* what) {
 }
 
 std::vector<int32_t> int32_list(const py::handle& values, const char* what) {
+  if (!PyList_Check(values.ptr())) throw py::type_error(std::string(what) + " must be a list of ints");
   py::list list = py::reinterpret_borrow<py::list>(values);
   std::vector<int32_t> out(list.size());
   for (size_t k = 0; k < out.size(); ++k) out[k] = int32_of(PyList_GET_ITEM(list.ptr(), k), what);

@@ -265,6 +265,17 @@ def test_native_nfa_builder_names_what_it_cannot_build():
     assert build({"root": gir.Seq((gir.literal("a"), "not an expression"))}) == "unknown grammar expression 'not an expression'"  # fmt: skip
     with pytest.raises(OverflowError):
         compile_grammar_ir(gir.Grammar({"root": gir.Bytes(1 << 300)}, "root"))
+    # A hook's fragment is checked before it is replayed.
+    from llmkit.core.structured.nfa import Fragment
+
+    product = {"root": gir.Exclude(gir.literal("ab"), frozenset({b"a"}))}
+    for fragment, error, message in [
+        (Fragment(1, 0, ((-1,), (0,)), ([], [], []), ()), TypeError, "fragment eps must be a list"),
+        (Fragment(1, 0, ([-1], [5]), ([], [], []), ()), ValueError, "names a state or byte set it does not have"),
+        (Fragment(2, 1, ([], []), ([-1], [3], [0]), (2,)), ValueError, "names a state or byte set it does not have"),
+    ]:
+        with pytest.raises(error, match=message):
+            _C.compile_grammar_ir(product, "root", set(), "__start__", gir.Ref("root"), lambda e, f=fragment: f, lambda e: None, IR_TYPES, 10**6, 10**6)  # fmt: skip
 
 
 @pytest.mark.parametrize(
