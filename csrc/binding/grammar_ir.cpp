@@ -241,7 +241,7 @@ class IrNfaBuilder {
     std::vector<std::vector<int32_t>> graph(n);
     std::vector<std::string> refs;
     for (size_t k = 0; k < n; ++k) {
-      refs.clear();
+      refs.clear(), walked_.clear();
       collect_refs(plan_exprs_[k], kind_of(plan_exprs_[k]), refs);
       for (const std::string& ref : refs) {
         auto it = plan_index_.find(ref);
@@ -283,6 +283,7 @@ class IrNfaBuilder {
     auto hit = refs_.find(expr);
     if (hit != refs_.end() && !hit->second) return false;
     if (known_pieces().entries.count(expr)) return false;  // a recorded piece names no rule
+    if (!walked_.insert(expr).second) return hit != refs_.end() && hit->second;  // its names are in `out` already
     if (++depth_ > kMaxDepth) throw GrammarBuildError(too_deep());
     bool found = false;
     if (kind == kSeq || kind == kAlt) {
@@ -638,6 +639,7 @@ class IrNfaBuilder {
   std::unordered_map<Mask256, int32_t, Mask256Hash> mask_ids_;
   std::unordered_map<PyObject*, int32_t> bytes_ids_;  // the grammar holds every object for the whole build
   std::unordered_map<PyObject*, bool> refs_;  // whether an expression names a rule
+  std::unordered_set<PyObject*> walked_;      // expressions whose names the current rule has collected
   std::unordered_map<PyObject*, bool> nullable_memo_;  // rule-free expressions only
   std::vector<std::string> plan_names_;  // the plan's rules: the grammar's, then the start rule
   std::vector<PyObject*> plan_exprs_;

@@ -298,6 +298,25 @@ def test_native_plan_refuses_undefined_rules_as_the_reference_does(grammar):
     assert str(native.value) == str(reference.value)
 
 
+def test_native_plan_walks_shared_expressions_once_per_rule(monkeypatch):
+    """An expression shared twice at every level of a 40-deep nest (2^40 paths, 41 distinct objects) that
+    names a rule: the plan stays linear in the objects and the grammar is refused as too large, as the
+    reference refuses it."""
+    from llmkit.core.structured import nfa
+
+    monkeypatch.setattr(nfa, "MAX_NFA_STATES", 5_000)
+    shared: gir.Expr = gir.seq(gir.literal("x"), gir.Ref("leaf"))
+    for _ in range(40):
+        shared = gir.Seq((shared, shared))
+    grammar = gir.Grammar({"root": shared, "leaf": gir.literal("y")}, "root")
+    messages = []
+    for build in (_reference_from_ir, compile_grammar_ir):
+        with pytest.raises(GrammarError, match="passes 5000 states") as refused:
+            build(grammar)
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+
+
 def test_native_plan_finds_recursion_and_nullability_like_the_reference():
     """Mutual recursion through a nullable rule, a self-recursive rule, a rule recursive only through an
     exclusion's item, and a rule reachable only from a recursive one."""
