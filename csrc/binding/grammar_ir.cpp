@@ -265,6 +265,7 @@ class IrNfaBuilder {
     nullable_.assign(n, 0);  // least fixpoint over the reachable rules (ir.nullable_rules)
     for (bool changed = true; changed;) {
       changed = false;
+      round_memo_.clear();  // what names a rule may change between rounds
       for (int32_t r : reachable) {
         if (!nullable_[size_t(r)] && nullable(plan_exprs_[size_t(r)], kind_of(plan_exprs_[size_t(r)]))) {
           nullable_[size_t(r)] = 1, changed = true;
@@ -354,10 +355,9 @@ class IrNfaBuilder {
     if (kind == kRef) return nullable_[size_t(plan_index_.at(attr(expr, "rule", s_rule).cast<std::string>()))] != 0;
     auto hit = refs_.find(expr);
     const bool fixed = hit != refs_.end() ? !hit->second : known_pieces().entries.count(expr) > 0;
-    if (fixed) {  // a rule-free expression: its answer cannot change between rounds
-      auto known = nullable_memo_.find(expr);
-      if (known != nullable_memo_.end()) return known->second;
-    }
+    auto& memo = fixed ? nullable_memo_ : round_memo_;  // a rule-free expression's answer never changes
+    auto known = memo.find(expr);
+    if (known != memo.end()) return known->second;
     bool result;
     if (kind == kSeq || kind == kAlt) {
       py::tuple items = attr(expr, "items", s_items);
@@ -383,7 +383,7 @@ class IrNfaBuilder {
         }
       }
     }
-    if (fixed) nullable_memo_.emplace(expr, result);
+    memo.emplace(expr, result);
     return result;
   }
 
@@ -640,7 +640,8 @@ class IrNfaBuilder {
   std::unordered_map<PyObject*, int32_t> bytes_ids_;  // the grammar holds every object for the whole build
   std::unordered_map<PyObject*, bool> refs_;  // whether an expression names a rule
   std::unordered_set<PyObject*> walked_;      // expressions whose names the current rule has collected
-  std::unordered_map<PyObject*, bool> nullable_memo_;  // rule-free expressions only
+  std::unordered_map<PyObject*, bool> nullable_memo_;  // rule-free expressions
+  std::unordered_map<PyObject*, bool> round_memo_;     // the others, within one round of the fixpoint
   std::vector<std::string> plan_names_;  // the plan's rules: the grammar's, then the start rule
   std::vector<PyObject*> plan_exprs_;
   std::unordered_map<std::string, int32_t> plan_index_;

@@ -315,6 +315,12 @@ def test_native_plan_walks_shared_expressions_once_per_rule(monkeypatch):
             build(grammar)
         messages.append(str(refused.value))
     assert messages[0] == messages[1]
+    # As alternatives, the nullability of every branch is asked (the reference's walk is exponential here).
+    branches: gir.Expr = gir.seq(gir.literal("x"), gir.Ref("leaf"))
+    for _ in range(40):
+        branches = gir.Alt((branches, branches))
+    with pytest.raises(GrammarError, match="passes 5000 states"):
+        compile_grammar_ir(gir.Grammar({"root": gir.seq(gir.Ref("leaf"), branches), "leaf": gir.alt(gir.EMPTY, gir.literal("y"))}, "root"))  # fmt: skip
 
 
 def test_native_plan_finds_recursion_and_nullability_like_the_reference():
